@@ -1,0 +1,71 @@
+"""langgraph-rollback: an undo button for what LangGraph agents do to the world.
+
+A drop-in LangGraph checkpointer that stores, beside the graph state, a
+write-ahead ledger of every side effect the agent's declared tools perform,
+so that replays never repeat them and rollbacks can undo them.
+
+```python
+from langgraph_rollback import SqliteRollbackSaver, reversible
+
+@reversible(undo=lambda effect: Path(effect.args["path"]).unlink())
+def create_file(path: str, content: str) -> str:
+    Path(path).write_text(content)
+    return path
+
+with SqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
+    graph = builder.compile(checkpointer=saver)
+    graph.invoke(inputs, config)
+    saver.list_effects(config)
+```
+"""
+
+from langgraph_rollback._context import current_effect
+from langgraph_rollback._declare import irreversible, reversible
+from langgraph_rollback._errors import (
+    DeclarationError,
+    DuplicateToolError,
+    EffectNotFoundError,
+    EffectOutcomeUnknownError,
+    EffectStateError,
+    InvalidConfigError,
+    LedgerSchemaError,
+    ObservationError,
+    ReplayMismatchError,
+    RollbackError,
+    SerializationError,
+    UnregisteredToolError,
+)
+from langgraph_rollback._models import Effect, EffectStatus, Reversibility
+from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
+from langgraph_rollback.backends.base import BaseRollbackSaver
+from langgraph_rollback.backends.memory import InMemoryRollbackSaver
+from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
+
+__all__ = [
+    "BaseRollbackSaver",
+    "DeclarationError",
+    "DuplicateToolError",
+    "Effect",
+    "EffectNotFoundError",
+    "EffectOutcomeUnknownError",
+    "EffectStateError",
+    "EffectStatus",
+    "InMemoryRollbackSaver",
+    "InvalidConfigError",
+    "LedgerSchemaError",
+    "ObservationError",
+    "ReplayMismatchError",
+    "Reversibility",
+    "RollbackError",
+    "SerializationError",
+    "SqliteRollbackSaver",
+    "ToolDefinition",
+    "ToolRegistry",
+    "UnregisteredToolError",
+    "current_effect",
+    "default_registry",
+    "irreversible",
+    "reversible",
+]
+
+__version__ = "0.1.0"

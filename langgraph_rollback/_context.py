@@ -1,0 +1,190 @@
+"""Where a running tool finds its graph run: the one place that reads LangGraph internals.
+
+A tool can reach the checkpointer only through the private config key
+`__pregel_checkpointer` (`Runtime` has no such field), and the per-task
+`__pregel_read` callable is the only object LangGraph creates once per task
+preparation that can be weakly referenced. Both are read here and nowhere
+else; `tests/test_context.py` pins them, so an upstream change breaks one
+place loudly. Facts used (langgraph 1.2, `pregel/_algo.py`
+`prepare_single_task`, `pregel/_retry.py` `run_with_retry`):
+
+- inside a node, `configurable["checkpoint_id"]` is None; the checkpoint the
+  task started from is `Runtime.execution_info.checkpoint_id`, and the root
+  graph's is `configurable["checkpoint_map"][""]`;
+- `task_id` is deterministic: stable across retries, interrupt/resume and
+  failure/resume, new after a fork;
+- a retry patches a new `Runtime` with `node_attempt` + 1 into the same task's
+  config; a resume prepares a new task (new `__pregel_read`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.runnables.config import var_child_runnable_config
+from langgraph._internal._constants import (
+    CONFIG_KEY_CHECKPOINT_MAP,
+    CONFIG_KEY_CHECKPOINTER,
+    CONFIG_KEY_READ,
+    CONFIG_KEY_RUNTIME,
+)
+
+if TYPE_CHECKING:
+    from langgraph_rollback._models import Effect
+    from langgraph_rollback.backends.base import BaseRollbackSaver
+
+__all__ = ["TaskContext", "current_effect", "current_task"]
+
+NS_SEP = "|"
+"""Separates a subgraph task's namespace from its parent's (langgraph NS_SEP)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskContext:
+    """The graph task a declared tool is running in."""
+
+    saver: BaseRollbackSaver
+    thread_id: str
+    task_ns: str
+    checkpoint_ns: str
+    checkpoint_id: str
+    root_checkpoint_id: str
+    task_id: str
+    run_id: str | None
+    attempt: int
+    scope: Any
+    """An object that lives exactly as long as the task's preparation."""
+
+    def next_ordinal(self, key: str) -> int:
+        """Return how many calls with this key this task attempt made before."""
+        with _ORDINALS_LOCK:
+            try:
+                per_attempt = _ORDINALS[self.scope]
+            except KeyError:
+                per_attempt = _ORDINALS[self.scope] = {}
+            counters = per_attempt.setdefault(self.attempt, {})
+            n = counters.get(key, 0)
+            counters[key] = n + 1
+            return n
+
+
+# Per-task-preparation call counters: scope -> attempt -> call key -> count.
+# Weak keys, so a finished task's counters go with it.
+_ORDINALS: weakref.WeakKeyDictionary[Any, dict[int, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+_ORDINALS_LOCK = threading.Lock()
+
+
+def current_task() -> TaskContext | None:
+    """The task this code runs in, if it runs in a graph with a rollback saver.
+
+    Returns None outside any graph run, and inside a run whose checkpointer is
+    not one of this library's savers: declared tools then run unrecorded.
+    """
+    from langgraph_rollback.backends.base import BaseRollbackSaver
+
+    config = var_child_runnable_config.get()
+    if not config:
+        return None
+    conf = config.get("configurable") or {}
+    saver = conf.get(CONFIG_KEY_CHECKPOINTER)
+    if not isinstance(saver, BaseRollbackSaver):
+        return None
+    runtime = conf.get(CONFIG_KEY_RUNTIME)
+    info = getattr(runtime, "execution_info", None)
+    if info is None:
+        return None
+    scope = conf.get(CONFIG_KEY_READ)
+    if scope is None:
+        return None
+    thread_id = info.thread_id or conf.get("thread_id")
+    if thread_id is None:
+        return None
+    task_ns: str = info.checkpoint_ns
+    checkpoint_ns = task_ns.rsplit(NS_SEP, 1)[0] if NS_SEP in task_ns else ""
+    checkpoint_map = conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}
+    return TaskContext(
+        saver=saver,
+        thread_id=str(thread_id),
+        task_ns=task_ns,
+        checkpoint_ns=checkpoint_ns,
+        checkpoint_id=info.checkpoint_id,
+        root_checkpoint_id=checkpoint_map.get("", info.checkpoint_id),
+        task_id=info.task_id,
+        run_id=info.run_id,
+        attempt=info.node_attempt,
+        scope=scope,
+    )
+
+
+# The effect whose forward call is running in this context (None elsewhere).
+_CURRENT_EFFECT: ContextVar[Effect | None] = ContextVar(
+    "langgraph_rollback_current_effect", default=None
+)
+
+# (id of the tool object, tool_call_id) set while a declared LangChain tool runs.
+_TOOL_CALL: ContextVar[tuple[int, str] | None] = ContextVar(
+    "langgraph_rollback_tool_call", default=None
+)
+
+
+def current_effect() -> Effect | None:
+    """The effect being recorded for the running tool call, or None.
+
+    Inside a declared tool running under a rollback saver, this is the effect
+    whose intent was just committed (status `pending`). Pass its
+    `idempotency_key` to external APIs that deduplicate requests, so a retry
+    after a crash cannot act twice:
+
+    ```python
+    @reversible(undo=refund)
+    def charge(customer: str, cents: int) -> str:
+        effect = current_effect()
+        key = effect.idempotency_key if effect else None
+        return payments.charge(customer, cents, idempotency_key=key)
+    ```
+    """
+    return _CURRENT_EFFECT.get()
+
+
+@contextmanager
+def running_effect(effect: Effect) -> Iterator[None]:
+    """Mark `effect` as the one being performed in this context."""
+    token = _CURRENT_EFFECT.set(effect)
+    try:
+        yield
+    finally:
+        _CURRENT_EFFECT.reset(token)
+
+
+def inside_effect() -> bool:
+    """Whether this code runs inside another recorded effect's forward call."""
+    return _CURRENT_EFFECT.get() is not None
+
+
+@contextmanager
+def tool_call(tool: object, tool_call_id: str | None) -> Iterator[None]:
+    """Remember the model's tool call id while a declared tool runs."""
+    if tool_call_id is None:
+        yield
+        return
+    token = _TOOL_CALL.set((id(tool), tool_call_id))
+    try:
+        yield
+    finally:
+        _TOOL_CALL.reset(token)
+
+
+def tool_call_id_for(tool: object) -> str | None:
+    """The tool call id `tool` was invoked with, if any."""
+    value = _TOOL_CALL.get()
+    if value is None or value[0] != id(tool):
+        return None
+    return value[1]

@@ -1,0 +1,255 @@
+"""The exception tree.
+
+Every error the library raises on purpose derives from `RollbackError`, and
+every message says what went wrong, which thing (thread, checkpoint, effect,
+tool) it concerns, why, and how to fix it. The structured attributes carry the
+same facts for code that handles the error.
+
+```
+RollbackError
+├── DeclarationError          bad use of @reversible / @irreversible
+│   └── DuplicateToolError    two different tools under one name
+├── UnregisteredToolError     an effect's tool has no definition in the registry
+├── SerializationError        a value the saver's serde cannot store, or a
+│                             stored payload the ledger refuses to load
+├── ObservationError          a tool's `observe` function raised
+├── EffectOutcomeUnknownError an intent was committed, its outcome never was
+├── ReplayMismatchError       a replay reached a recorded effect of another tool
+├── EffectNotFoundError       no effect with that id on that thread
+├── EffectStateError          an effect is not in the status an operation needs
+├── InvalidConfigError        a config or argument that names nothing usable
+└── LedgerSchemaError         the ledger tables are newer than this library
+```
+
+`GraphInterrupt` and the other `GraphBubbleUp` signals of LangGraph are never
+wrapped or swallowed: they pass through every layer untouched.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DeclarationError",
+    "DuplicateToolError",
+    "EffectNotFoundError",
+    "EffectOutcomeUnknownError",
+    "EffectStateError",
+    "InvalidConfigError",
+    "LedgerSchemaError",
+    "ObservationError",
+    "ReplayMismatchError",
+    "RollbackError",
+    "SerializationError",
+    "UnregisteredToolError",
+]
+
+
+class RollbackError(Exception):
+    """Base class of every error raised by `langgraph_rollback`."""
+
+
+class DeclarationError(RollbackError, TypeError):
+    """A tool was declared wrongly (raised at decoration time).
+
+    Attributes:
+        tool: The name of the tool being declared.
+    """
+
+    def __init__(self, message: str, *, tool: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+
+
+class DuplicateToolError(DeclarationError):
+    """Two different tools were declared under one name in one registry.
+
+    Attributes:
+        tool: The clashing name.
+        existing: `module.qualname` of the tool registered first.
+        new: `module.qualname` of the tool that was refused.
+    """
+
+    def __init__(self, *, tool: str, existing: str, new: str) -> None:
+        super().__init__(
+            f"Tool name {tool!r} is already registered for {existing}; refusing to "
+            f"register {new} under the same name, because a rollback finds inverses "
+            "by tool name and could not tell them apart. Fix: give one of them "
+            "another name (`@tool('other_name')`, or rename the function), or "
+            "declare it in its own `ToolRegistry` with `registry=`.",
+            tool=tool,
+        )
+        self.existing = existing
+        self.new = new
+
+
+class UnregisteredToolError(RollbackError, LookupError):
+    """An effect names a tool that has no definition in the registry in use.
+
+    Attributes:
+        tool: The tool name recorded in the ledger.
+        effect_id: The effect that needs it, when known.
+    """
+
+    def __init__(self, *, tool: str, effect_id: str | None = None) -> None:
+        which = f" (effect {effect_id})" if effect_id else ""
+        super().__init__(
+            f"No tool named {tool!r} is declared in this registry{which}. "
+            "Inverses are found by tool name, so the module that declares it with "
+            "@reversible or @irreversible must be imported before rolling back. "
+            "Fix: import that module, or pass the `registry=` it was declared in."
+        )
+        self.tool = tool
+        self.effect_id = effect_id
+
+
+class SerializationError(RollbackError, TypeError):
+    """A value cannot be written to, or will not be read from, the ledger.
+
+    Attributes:
+        tool: The tool whose effect the value belongs to.
+        field: What the value is (`"args.path"`, `"result"`, `"before"`, ...).
+    """
+
+    def __init__(self, message: str, *, tool: str, field: str) -> None:
+        super().__init__(message)
+        self.tool = tool
+        self.field = field
+
+
+class ObservationError(RollbackError):
+    """A tool's `observe` function raised.
+
+    Before the call, the tool does not run; after the call, the effect is still
+    recorded as applied (without its `after` observation) and this error is not
+    raised.
+
+    Attributes:
+        tool: The tool whose observation failed.
+        phase: `"before"` (or `"current"` at rollback time).
+    """
+
+    def __init__(self, *, tool: str, phase: str, error: BaseException) -> None:
+        super().__init__(
+            f"observe() of tool {tool!r} raised {type(error).__name__}: {error} "
+            f"while taking the {phase!r} observation, so the tool was not run. "
+            "Fix: make observe() return the target's current state (None when "
+            "it does not exist) instead of raising."
+        )
+        self.tool = tool
+        self.phase = phase
+
+
+class EffectOutcomeUnknownError(RollbackError):
+    """A replay reached an effect whose intent was recorded but not its outcome.
+
+    The process most likely died while the tool was running, so nobody knows
+    whether the action reached the outside world. The library does not guess.
+
+    Attributes:
+        effect_id: The effect in question.
+        tool: Its tool.
+        thread_id: Its thread.
+        idempotency_key: The key the forward call could have used.
+    """
+
+    def __init__(
+        self, *, effect_id: str, tool: str, thread_id: str, idempotency_key: str
+    ) -> None:
+        super().__init__(
+            f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) was started but "
+            "its outcome was never recorded: the process probably stopped during "
+            "the call, so it may or may not have reached the outside world. "
+            "Fix: check the target (the call's idempotency key was "
+            f"{idempotency_key!r}), then record what happened with "
+            f"`saver.resolve_effect(config, {effect_id!r}, applied=True)` (it "
+            "landed; it will not run again) or `applied=False` (it did not; it "
+            "will run on the next resume), and resume the graph. Declaring the "
+            "tool with `observe=` lets the library check this itself."
+        )
+        self.effect_id = effect_id
+        self.tool = tool
+        self.thread_id = thread_id
+        self.idempotency_key = idempotency_key
+
+
+class ReplayMismatchError(RollbackError):
+    """A replayed task called a different tool than the one recorded at that spot.
+
+    Attributes:
+        effect_id: The recorded effect.
+        recorded_tool: The tool recorded at this identity.
+        called_tool: The tool the replay called.
+    """
+
+    def __init__(self, *, effect_id: str, recorded_tool: str, called_tool: str) -> None:
+        super().__init__(
+            f"Replay mismatch at effect {effect_id}: the ledger recorded tool "
+            f"{recorded_tool!r} here, but the replayed task called "
+            f"{called_tool!r}. A node must make the same tool calls, in the same "
+            "order, each time it runs for one task. Fix: make the node's calls "
+            "depend only on its input state (not on time or randomness), or run "
+            "the tools through a ToolNode, where each call is keyed by its "
+            "tool_call_id."
+        )
+        self.effect_id = effect_id
+        self.recorded_tool = recorded_tool
+        self.called_tool = called_tool
+
+
+class EffectNotFoundError(RollbackError, LookupError):
+    """No effect with the given id exists on the given thread.
+
+    Attributes:
+        effect_id: The id looked up.
+        thread_id: The thread searched.
+    """
+
+    def __init__(self, *, effect_id: str, thread_id: str) -> None:
+        super().__init__(
+            f"No effect {effect_id!r} on thread {thread_id!r}. Fix: take the id "
+            "from `saver.list_effects(config)` for that same thread."
+        )
+        self.effect_id = effect_id
+        self.thread_id = thread_id
+
+
+class LedgerSchemaError(RollbackError):
+    """The ledger tables were written by a newer version of this library.
+
+    Attributes:
+        found: The schema version in the database.
+        supported: The newest version this library knows.
+    """
+
+    def __init__(self, *, found: int, supported: int) -> None:
+        super().__init__(
+            f"The ledger in this database is at schema version {found}, newer than "
+            f"the {supported} this version of langgraph-rollback knows. Reading or "
+            "writing it could lose undo information. Fix: upgrade "
+            "langgraph-rollback (`pip install -U langgraph-rollback`)."
+        )
+        self.found = found
+        self.supported = supported
+
+
+class EffectStateError(RollbackError):
+    """An effect is not in the status the requested operation needs.
+
+    Attributes:
+        effect_id: The effect.
+        status: Its current status.
+        expected: The status the operation needed.
+    """
+
+    def __init__(self, *, effect_id: str, status: str, expected: str) -> None:
+        super().__init__(
+            f"Effect {effect_id} is {status!r}, not {expected!r}, so it cannot be "
+            "changed this way. Fix: read its current state with "
+            "`saver.get_effect(config, effect_id)` and act on that."
+        )
+        self.effect_id = effect_id
+        self.status = status
+        self.expected = expected
+
+
+class InvalidConfigError(RollbackError, ValueError):
+    """A config or argument names nothing usable (no thread id, a bad filter)."""

@@ -1,0 +1,123 @@
+"""Public data models: the ledger's `Effect` and its enums."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Effect", "EffectStatus", "Reversibility"]
+
+
+class Reversibility(str, Enum):
+    """How an effect can be undone."""
+
+    REVERSIBLE = "reversible"
+    """The inverse restores the prior state exactly (delete a created file)."""
+    COMPENSABLE = "compensable"
+    """A semantic counter-action exists (refund a charge, close a ticket)."""
+    IRREVERSIBLE = "irreversible"
+    """Cannot be undone (a sent e-mail, a posted message)."""
+    UNKNOWN = "unknown"
+    """Nobody declared the tool."""
+
+
+class EffectStatus(str, Enum):
+    """Where an effect is in its life.
+
+    ```
+    pending ──> applied ──> compensating ──> compensated
+       │  └───> failed          └──────────> compensation_failed
+       └──────> interrupted
+    blocked   (refused by the guard policy before the call)
+    ```
+    """
+
+    PENDING = "pending"
+    """Intent committed, the call is running (or the process died during it)."""
+    APPLIED = "applied"
+    """The call returned; its result is recorded."""
+    FAILED = "failed"
+    """The call raised; a replay runs it again."""
+    INTERRUPTED = "interrupted"
+    """The call raised a LangGraph interrupt; a resume runs it again."""
+    BLOCKED = "blocked"
+    """The guard policy refused the call; it never ran."""
+    COMPENSATING = "compensating"
+    """A rollback claimed it and is running its inverse."""
+    COMPENSATED = "compensated"
+    """Its inverse ran; the outside world no longer holds it."""
+    COMPENSATION_FAILED = "compensation_failed"
+    """Its inverse raised; a rerun of the rollback tries again."""
+
+
+class Effect(BaseModel):
+    """One side effect of one tool call, as recorded in the ledger.
+
+    Identity is host-derived and stable across retries and resumes: the thread,
+    the task's namespace and id, and within the task either the model's
+    `tool_call_id` (calls made through a `ToolNode`) or a call key built from
+    the tool, its arguments and an ordinal (calls made directly in a node).
+    `seq` is the ledger's own monotonic order; "newest first" always means by
+    `seq`.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    id: str
+    """Deterministic id derived from the effect's identity."""
+    seq: int
+    """The ledger's own monotonic sequence number."""
+    thread_id: str
+    checkpoint_ns: str
+    """Namespace of the graph the task belongs to (`""` for the root graph)."""
+    task_ns: str
+    """The task's own namespace (`node:task_id`, nested for subgraphs)."""
+    checkpoint_id: str
+    """The checkpoint the task started from (in `checkpoint_ns`)."""
+    root_checkpoint_id: str
+    """The root graph's checkpoint the outermost task started from."""
+    base_checkpoint_id: str | None
+    """The thread's newest persisted root checkpoint when the intent was written.
+
+    Equal to (or an ancestor of) `root_checkpoint_id` when checkpoints are
+    written as the graph runs; under `durability="exit"` it is the checkpoint
+    the run started from.
+    """
+    task_id: str
+    call_key: str
+    """The identity of the call within its task."""
+    tool_call_id: str | None
+    """The model's tool call id, when the call came through a `ToolNode`."""
+    ordinal: int | None
+    """Position among identical direct calls (same tool, same arguments)."""
+    tool: str
+    """The tool's name (a plain function's `__name__`)."""
+    kind: Reversibility
+    status: EffectStatus
+    args: dict[str, Any]
+    """The call's arguments by parameter name (injected arguments left out)."""
+    result: Any = None
+    error: str | None = None
+    """`"ExceptionType: message"` when the call raised."""
+    before: Any = None
+    """What `observe` returned before the call (None without `observe`)."""
+    after: Any = None
+    """What `observe` returned after the call (None without `observe`)."""
+    idempotency_key: str
+    """A key for external APIs that deduplicate requests; stable per effect."""
+    attempt: int
+    """How many times the forward call started (retries of failed calls)."""
+    run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    """When the forward call's outcome was recorded."""
+
+    @property
+    def node(self) -> str:
+        """The name of the node whose task made the call."""
+        last = self.task_ns.rsplit("|", 1)[-1]
+        return last.split(":", 1)[0]

@@ -1,0 +1,125 @@
+"""Tool definitions and the registry a rollback finds inverses in.
+
+A rollback may run in another process, after a restart, or from a CLI, so it
+finds each effect's inverse by the tool name recorded in the ledger. Declaring
+a tool with `@reversible` or `@irreversible` registers its definition: in the
+process-wide `default_registry` unless `registry=` names another.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph_rollback._errors import DuplicateToolError, UnregisteredToolError
+from langgraph_rollback._models import Reversibility
+
+__all__ = ["ToolDefinition", "ToolRegistry", "default_registry"]
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """What the library knows about one declared tool.
+
+    Attributes:
+        name: The tool name effects are recorded under.
+        kind: Its reversibility.
+        origin: `module.qualname` of the declared function or tool class,
+            used to tell a re-declaration of the same tool (a reloaded module,
+            a re-run notebook cell) from a different tool under the same name.
+        undo: The inverse; receives the recorded `Effect`. None for
+            irreversible tools.
+        observe: Reads the target's current state; receives the tool's
+            arguments by keyword. None when not declared.
+        is_async: Whether the forward call is a coroutine function.
+        reason: Why an irreversible tool cannot be undone (for reports).
+    """
+
+    name: str
+    kind: Reversibility
+    origin: str
+    undo: Callable[..., Any] | None = None
+    observe: Callable[..., Any] | None = None
+    is_async: bool = False
+    reason: str | None = None
+    params: tuple[str, ...] = field(default=())
+    """The names of the tool's recorded parameters, in order."""
+
+
+class ToolRegistry:
+    """A name -> `ToolDefinition` map, validated as tools are declared.
+
+    Use one per graph (or per test) for isolation; the decorators fill the
+    process-wide `default_registry` otherwise.
+
+    Example:
+        ```python
+        registry = ToolRegistry()
+
+        @reversible(undo=lambda effect: ..., registry=registry)
+        def create_ticket(title: str) -> str: ...
+
+        assert "create_ticket" in registry
+        ```
+    """
+
+    def __init__(self) -> None:
+        self._defs: dict[str, ToolDefinition] = {}
+        self._lock = threading.Lock()
+
+    def register(self, definition: ToolDefinition) -> None:
+        """Add a definition.
+
+        Re-registering the same tool (same `origin`) replaces the old
+        definition, so re-running a notebook cell or reloading a module works.
+
+        Raises:
+            DuplicateToolError: Another tool is registered under that name.
+        """
+        with self._lock:
+            existing = self._defs.get(definition.name)
+            if existing is not None and existing.origin != definition.origin:
+                raise DuplicateToolError(
+                    tool=definition.name,
+                    existing=existing.origin,
+                    new=definition.origin,
+                )
+            self._defs[definition.name] = definition
+
+    def get(self, name: str) -> ToolDefinition | None:
+        """The definition registered under `name`, or None."""
+        return self._defs.get(name)
+
+    def require(self, name: str, *, effect_id: str | None = None) -> ToolDefinition:
+        """The definition registered under `name`.
+
+        Raises:
+            UnregisteredToolError: No tool of that name is registered.
+        """
+        definition = self._defs.get(name)
+        if definition is None:
+            raise UnregisteredToolError(tool=name, effect_id=effect_id)
+        return definition
+
+    def unregister(self, name: str) -> None:
+        """Remove the definition registered under `name`, if any."""
+        with self._lock:
+            self._defs.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._defs
+
+    def __iter__(self) -> Iterator[ToolDefinition]:
+        return iter(list(self._defs.values()))
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+    def __repr__(self) -> str:
+        return f"ToolRegistry({sorted(self._defs)!r})"
+
+
+default_registry = ToolRegistry()
+"""The registry `@reversible` and `@irreversible` fill unless given `registry=`."""

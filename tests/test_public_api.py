@@ -1,0 +1,52 @@
+"""The public surface is pinned: adding or removing a name is a decision."""
+
+from __future__ import annotations
+
+import langgraph_rollback
+
+EXPECTED = [
+    "BaseRollbackSaver",
+    "DeclarationError",
+    "DuplicateToolError",
+    "Effect",
+    "EffectNotFoundError",
+    "EffectOutcomeUnknownError",
+    "EffectStateError",
+    "EffectStatus",
+    "InMemoryRollbackSaver",
+    "InvalidConfigError",
+    "LedgerSchemaError",
+    "ObservationError",
+    "ReplayMismatchError",
+    "Reversibility",
+    "RollbackError",
+    "SerializationError",
+    "SqliteRollbackSaver",
+    "ToolDefinition",
+    "ToolRegistry",
+    "UnregisteredToolError",
+    "current_effect",
+    "default_registry",
+    "irreversible",
+    "reversible",
+]
+
+
+def test_all_is_sorted_and_pinned() -> None:
+    assert langgraph_rollback.__all__ == sorted(langgraph_rollback.__all__)
+    assert langgraph_rollback.__all__ == EXPECTED
+
+
+def test_every_exported_name_exists_and_is_documented() -> None:
+    for name in langgraph_rollback.__all__:
+        obj = getattr(langgraph_rollback, name)
+        if isinstance(obj, langgraph_rollback.ToolRegistry):
+            continue
+        assert obj.__doc__, f"{name} has no docstring"
+
+
+def test_errors_form_one_tree() -> None:
+    for name in langgraph_rollback.__all__:
+        obj = getattr(langgraph_rollback, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, langgraph_rollback.RollbackError), name

@@ -1,0 +1,188 @@
+"""SQLite-only behaviour: durability, crashes, migrations, the sync API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.graph import END, START, StateGraph
+
+from langgraph_rollback import (
+    EffectOutcomeUnknownError,
+    EffectStatus,
+    LedgerSchemaError,
+    SqliteRollbackSaver,
+    ToolRegistry,
+)
+from langgraph_rollback.backends import sqlite_schema
+from tests import crash_graph
+from tests.tools import build_tools
+from tests.world import World
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cfg(thread: str = "t1") -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}}
+
+
+def test_ledger_survives_close_and_reopen(tmp_path: Path, world: World) -> None:
+    db = str(tmp_path / "agent.sqlite")
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+    builder = StateGraph(crash_graph.State)
+    builder.add_node("act", lambda s: {"done": [tools.write_file("a.txt", "x")]})
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    with SqliteRollbackSaver.from_conn_string(db, registry=registry) as saver:
+        builder.compile(checkpointer=saver).invoke({"done": []}, cfg())
+        before = saver.list_effects(cfg())
+    with SqliteRollbackSaver.from_conn_string(db, registry=registry) as saver:
+        after = saver.list_effects(cfg())
+        assert after == before
+        assert after[0].status is EffectStatus.APPLIED
+        assert after[0].result == "wrote a.txt"
+        assert saver.get_tuple(cfg()) is not None
+
+
+def test_crash_between_intent_and_outcome_is_reported(tmp_path: Path) -> None:
+    db = str(tmp_path / "crash.sqlite")
+    root = tmp_path / "world"
+    env = {**os.environ, "CRASH_DURING_CHARGE": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.crash_graph", db, str(root)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    world = World(root)
+    assert [c["tool"] for c in world.calls()] == ["prepare", "charge"]
+
+    with SqliteRollbackSaver.from_conn_string(db) as saver:
+        charge, prepare = saver.list_effects({"configurable": {"thread_id": "crash"}})
+        assert (prepare.tool, prepare.status) == ("prepare", EffectStatus.APPLIED)
+        assert (charge.tool, charge.status) == ("charge", EffectStatus.PENDING)
+        assert charge.args == {"order": "o-1", "cents": 4200}
+        assert charge.completed_at is None
+
+        graph = crash_graph.build(saver, world, ToolRegistry())
+        config = {"configurable": {"thread_id": "crash"}}
+        with pytest.raises(EffectOutcomeUnknownError) as info:
+            graph.invoke(None, config)
+        assert info.value.effect_id == charge.id
+        assert info.value.thread_id == "crash"
+        assert charge.idempotency_key in str(info.value)
+        # Neither call ran again: prepare came from the ledger, charge is unknown.
+        assert [c["tool"] for c in world.calls()] == ["prepare", "charge"]
+
+        saver.resolve_effect(
+            config, charge.id, applied=True, result="charged (verified)"
+        )
+        out = graph.invoke(None, config)
+        assert out["done"] == ["prepared o-1", "charged (verified)"]
+        assert [c["tool"] for c in world.calls()] == ["prepare", "charge"]
+
+
+def test_tables_are_prefixed_and_versioned(tmp_path: Path) -> None:
+    db = tmp_path / "v.sqlite"
+    with SqliteRollbackSaver.from_conn_string(str(db)) as saver:
+        saver.setup()
+        saver.setup()  # idempotent
+    conn = sqlite3.connect(db)
+    tables = {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+    }
+    ours = {t for t in tables if t not in {"checkpoints", "writes", "sqlite_sequence"}}
+    assert ours == {"lgrb_effects", "lgrb_migrations"}
+    versions = [r[0] for r in conn.execute("SELECT v FROM lgrb_migrations ORDER BY v")]
+    assert versions == list(range(len(sqlite_schema.MIGRATIONS)))
+    conn.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "future.sqlite"
+    with SqliteRollbackSaver.from_conn_string(str(db)) as saver:
+        saver.setup()
+    conn = sqlite3.connect(db)
+    future = len(sqlite_schema.MIGRATIONS) + 3
+    conn.execute("INSERT INTO lgrb_migrations (v) VALUES (?)", (future,))
+    conn.commit()
+    conn.close()
+    with SqliteRollbackSaver.from_conn_string(str(db)) as saver:
+        with pytest.raises(LedgerSchemaError) as info:
+            saver.list_effects(cfg())
+        assert info.value.found == future
+        assert "upgrade" in str(info.value)
+
+
+def test_sync_checkpoint_api(tmp_path: Path) -> None:
+    with SqliteRollbackSaver.from_conn_string(str(tmp_path / "s.sqlite")) as saver:
+        config = {"configurable": {"thread_id": "s", "checkpoint_ns": ""}}
+        saved = []
+        for i in range(3):
+            checkpoint = empty_checkpoint()
+            parent = saved[-1] if saved else config
+            saved.append(
+                saver.put(parent, checkpoint, {"source": "loop", "step": i}, {})
+            )
+        saver.put_writes(saved[-1], [("ch", "v")], task_id="task-1")
+        latest = saver.get_tuple(cfg("s"))
+        assert latest is not None
+        assert (
+            latest.config["configurable"]["checkpoint_id"]
+            == saved[-1]["configurable"]["checkpoint_id"]
+        )
+        assert latest.pending_writes == [("task-1", "ch", "v")]
+        assert latest.parent_config is not None
+        listed = list(saver.list(cfg("s")))
+        assert [t.metadata["step"] for t in listed] == [2, 1, 0]
+        assert [t.metadata["step"] for t in saver.list(cfg("s"), limit=1)] == [2]
+        saver.delete_thread("s")
+        assert saver.get_tuple(cfg("s")) is None
+
+
+async def test_async_api_streams_in_batches(tmp_path: Path) -> None:
+    with SqliteRollbackSaver.from_conn_string(str(tmp_path / "a.sqlite")) as saver:
+        parent: Any = {"configurable": {"thread_id": "a", "checkpoint_ns": ""}}
+        for i in range(150):
+            parent = await saver.aput(parent, empty_checkpoint(), {"step": i}, {})
+        steps = [t.metadata["step"] async for t in saver.alist(cfg("a"))]
+        assert steps == list(range(149, -1, -1))
+        limited = [t async for t in saver.alist(cfg("a"), limit=70)]
+        assert len(limited) == 70
+        # Leaving the iteration early releases the saver's lock.
+        async for _ in saver.alist(cfg("a")):
+            break
+        await asyncio.wait_for(
+            saver.aput(parent, empty_checkpoint(), {"step": 150}, {}), 5
+        )
+        assert (await saver.aget_tuple(cfg("a"))).metadata["step"] == 150  # type: ignore[union-attr]
+        await saver.adelete_thread("a")
+        assert await saver.aget_tuple(cfg("a")) is None
+
+
+def test_ledger_rows_are_indexed_by_thread(tmp_path: Path) -> None:
+    db = tmp_path / "i.sqlite"
+    with SqliteRollbackSaver.from_conn_string(str(db)) as saver:
+        saver.setup()
+    conn = sqlite3.connect(db)
+    plan = " ".join(
+        str(r)
+        for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM lgrb_effects WHERE thread_id = ? ORDER BY seq DESC",
+            ("x",),
+        )
+    )
+    conn.close()
+    assert "lgrb_effects_thread_seq" in plan
