@@ -22,50 +22,96 @@ with SqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
 from langgraph_rollback._context import current_effect
 from langgraph_rollback._declare import irreversible, reversible
 from langgraph_rollback._errors import (
+    CheckpointNotFoundError,
     DeclarationError,
     DuplicateToolError,
+    DurabilityError,
     EffectNotFoundError,
     EffectOutcomeUnknownError,
     EffectStateError,
     InvalidConfigError,
+    IrreversibleToolBlockedError,
     LedgerSchemaError,
+    NotAnAncestorError,
     ObservationError,
     ReplayMismatchError,
     RollbackError,
+    RollbackFailedError,
+    RollbackInProgressError,
     SerializationError,
     UnregisteredToolError,
 )
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
+from langgraph_rollback._node import (
+    RollbackNode,
+    TargetSelector,
+    before_node,
+    run_start,
+)
+from langgraph_rollback._plan import Decision, PlannedStep, RollbackPlan
 from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
+from langgraph_rollback._report import (
+    FailedStep,
+    RollbackReport,
+    SkippedStep,
+    UndoneStep,
+)
+from langgraph_rollback._rollback import (
+    aplan_rollback,
+    arollback,
+    plan_rollback,
+    rollback,
+)
 from langgraph_rollback.backends.base import BaseRollbackSaver
 from langgraph_rollback.backends.memory import InMemoryRollbackSaver
 from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
 
 __all__ = [
     "BaseRollbackSaver",
+    "CheckpointNotFoundError",
+    "Decision",
     "DeclarationError",
     "DuplicateToolError",
+    "DurabilityError",
     "Effect",
     "EffectNotFoundError",
     "EffectOutcomeUnknownError",
     "EffectStateError",
     "EffectStatus",
+    "FailedStep",
     "InMemoryRollbackSaver",
     "InvalidConfigError",
+    "IrreversibleToolBlockedError",
     "LedgerSchemaError",
+    "NotAnAncestorError",
     "ObservationError",
+    "PlannedStep",
     "ReplayMismatchError",
     "Reversibility",
     "RollbackError",
+    "RollbackFailedError",
+    "RollbackInProgressError",
+    "RollbackNode",
+    "RollbackPlan",
+    "RollbackReport",
     "SerializationError",
+    "SkippedStep",
     "SqliteRollbackSaver",
+    "TargetSelector",
     "ToolDefinition",
     "ToolRegistry",
+    "UndoneStep",
     "UnregisteredToolError",
+    "aplan_rollback",
+    "arollback",
+    "before_node",
     "current_effect",
     "default_registry",
     "irreversible",
+    "plan_rollback",
     "reversible",
+    "rollback",
+    "run_start",
 ]
 
 __version__ = "0.1.0"

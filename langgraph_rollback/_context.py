@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -31,15 +31,28 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langgraph._internal._constants import (
     CONFIG_KEY_CHECKPOINT_MAP,
     CONFIG_KEY_CHECKPOINTER,
+    CONFIG_KEY_DURABILITY,
     CONFIG_KEY_READ,
     CONFIG_KEY_RUNTIME,
 )
+
+from langgraph_rollback._errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from langgraph_rollback._models import Effect
     from langgraph_rollback.backends.base import BaseRollbackSaver
 
-__all__ = ["TaskContext", "current_effect", "current_task"]
+__all__ = [
+    "GUARD_CONFIG_KEY",
+    "TaskContext",
+    "current_channels",
+    "current_durability",
+    "current_effect",
+    "current_task",
+]
+
+GUARD_CONFIG_KEY = "rollback_guard"
+"""`configurable` key that sets the guard policy for one graph or run."""
 
 NS_SEP = "|"
 """Separates a subgraph task's namespace from its parent's (langgraph NS_SEP)."""
@@ -60,6 +73,8 @@ class TaskContext:
     attempt: int
     scope: Any
     """An object that lives exactly as long as the task's preparation."""
+    guard: Any = "allow"
+    """The guard policy for irreversible tools: "allow", "ask" or "block"."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""
@@ -110,6 +125,12 @@ def current_task() -> TaskContext | None:
     task_ns: str = info.checkpoint_ns
     checkpoint_ns = task_ns.rsplit(NS_SEP, 1)[0] if NS_SEP in task_ns else ""
     checkpoint_map = conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}
+    guard = conf.get(GUARD_CONFIG_KEY) or getattr(saver, "guard", "allow")
+    if guard not in ("allow", "ask", "block"):
+        raise InvalidConfigError(
+            f"configurable.{GUARD_CONFIG_KEY}={guard!r} is not a guard policy. "
+            'Fix: use "allow", "ask" or "block".'
+        )
     return TaskContext(
         saver=saver,
         thread_id=str(thread_id),
@@ -121,7 +142,37 @@ def current_task() -> TaskContext | None:
         run_id=info.run_id,
         attempt=info.node_attempt,
         scope=scope,
+        guard=guard,
     )
+
+
+def current_channels() -> Mapping[str, Any] | None:
+    """The running graph's channels (name -> `BaseChannel`), or None.
+
+    LangGraph binds them as the second argument of the per-task
+    `__pregel_read` partial (`pregel/_algo.py` `local_read`).
+    """
+    from langgraph.channels.base import BaseChannel
+
+    config = var_child_runnable_config.get()
+    if not config:
+        return None
+    read = (config.get("configurable") or {}).get(CONFIG_KEY_READ)
+    args: tuple[Any, ...] = tuple(getattr(read, "args", ()))
+    if len(args) >= 2 and isinstance(args[1], Mapping):
+        channels = args[1]
+        if all(isinstance(c, BaseChannel) for c in channels.values()):
+            return channels
+    return None
+
+
+def current_durability() -> str | None:
+    """The durability mode of the running graph ("sync", "async", "exit")."""
+    config = var_child_runnable_config.get()
+    if not config:
+        return None
+    value = (config.get("configurable") or {}).get(CONFIG_KEY_DURABILITY)
+    return None if value is None else str(value)
 
 
 # The effect whose forward call is running in this context (None elsewhere).
@@ -188,3 +239,25 @@ def tool_call_id_for(tool: object) -> str | None:
     if value is None or value[0] != id(tool):
         return None
     return value[1]
+
+
+# Set while a rollback writes its restored head, so the saver's `put` can mark
+# the new checkpoint as a copy (see `backends.base.mark_restored_copy`).
+_RESTORE_MARK: ContextVar[Mapping[str, Any] | None] = ContextVar(
+    "langgraph_rollback_restore_mark", default=None
+)
+
+
+@contextmanager
+def restoring(mark: Mapping[str, Any]) -> Iterator[None]:
+    """Mark checkpoints written in this context as a rollback's restored head."""
+    token = _RESTORE_MARK.set(mark)
+    try:
+        yield
+    finally:
+        _RESTORE_MARK.reset(token)
+
+
+def restore_mark() -> Mapping[str, Any] | None:
+    """The mark set by `restoring`, if a restore is being written."""
+    return _RESTORE_MARK.get()

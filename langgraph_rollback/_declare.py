@@ -29,8 +29,8 @@ from langgraph_rollback._context import (
 )
 from langgraph_rollback._drivers import run_async, run_sync
 from langgraph_rollback._errors import DeclarationError
-from langgraph_rollback._ledger import record_flow
-from langgraph_rollback._models import Reversibility
+from langgraph_rollback._models import Effect, Reversibility
+from langgraph_rollback._record import record_flow
 from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
 
 __all__ = ["definition_of", "irreversible", "reversible"]
@@ -48,7 +48,8 @@ def definition_of(target: object) -> ToolDefinition | None:
 
 def reversible(
     *,
-    undo: Callable[..., Any],
+    undo: Callable[..., Any] | BaseTool,
+    undo_args: Callable[[Effect], dict[str, Any]] | None = None,
     observe: Callable[..., Any] | None = None,
     kind: Reversibility | str = Reversibility.REVERSIBLE,
     registry: ToolRegistry | None = None,
@@ -63,7 +64,10 @@ def reversible(
     Args:
         undo: The inverse, sync or async. Called at rollback time with the
             recorded `Effect` (its `args`, `result`, `before`, `after`,
-            `idempotency_key`).
+            `idempotency_key`, `undo_idempotency_key`). May also be a
+            LangChain tool, invoked with `undo_args(effect)`.
+        undo_args: With a LangChain-tool `undo`: builds the tool's arguments
+            from the recorded `Effect`.
         observe: Optional. Reads the target's current state; called with the
             tool's arguments by keyword before the call (`before`), after it
             (`after`) and again at rollback time, to detect drift.
@@ -104,13 +108,31 @@ def reversible(
 
     def decorate(target: T) -> T:
         name = _tool_name(target)
-        _check_callable(undo, role="undo", tool=name, arity=1)
+        if isinstance(undo, BaseTool):
+            if undo_args is None:
+                raise DeclarationError(
+                    f"undo= of tool {name!r} is the LangChain tool {undo.name!r}, "
+                    "which needs its arguments. Fix: pass undo_args=, a function "
+                    "from the recorded Effect to the tool's arguments, e.g. "
+                    "`undo_args=lambda effect: {'id': effect.result}`.",
+                    tool=name,
+                )
+            _check_callable(undo_args, role="undo_args", tool=name, arity=1)
+        else:
+            _check_callable(undo, role="undo", tool=name, arity=1)
+            if undo_args is not None:
+                raise DeclarationError(
+                    f"undo_args= of tool {name!r} is only used when undo= is a "
+                    "LangChain tool. Fix: remove undo_args, or pass the tool.",
+                    tool=name,
+                )
         if observe is not None:
             _check_callable(observe, role="observe", tool=name, arity=None)
         return _declare(
             target,
             kind=reversibility,
             undo=undo,
+            undo_args=undo_args,
             observe=observe,
             reason=None,
             registry=registry,
@@ -159,6 +181,7 @@ def irreversible(
             t,
             kind=Reversibility.IRREVERSIBLE,
             undo=None,
+            undo_args=None,
             observe=None,
             reason=reason,
             registry=registry,
@@ -234,7 +257,8 @@ def _declare(
     target: T,
     *,
     kind: Reversibility,
-    undo: Callable[..., Any] | None,
+    undo: Callable[..., Any] | BaseTool | None,
+    undo_args: Callable[[Effect], dict[str, Any]] | None,
     observe: Callable[..., Any] | None,
     reason: str | None,
     registry: ToolRegistry | None,
@@ -275,6 +299,7 @@ def _declare(
         kind=kind,
         origin=origin,
         undo=undo,
+        undo_args=undo_args,
         observe=observe,
         is_async=is_async,
         reason=reason,
@@ -358,7 +383,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
                 tool_call_id=None,
                 serde=ctx.saver.serde,
             )
-            return await run_async(flow, ctx.saver, lambda: fn(*args, **kwargs))
+            return await run_async(flow, ctx.saver, perform=lambda: fn(*args, **kwargs))
 
         setattr(async_wrapper, _DEFINITION_ATTR, definition)
         return async_wrapper
@@ -375,7 +400,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
             tool_call_id=None,
             serde=ctx.saver.serde,
         )
-        return run_sync(flow, ctx.saver, lambda: fn(*args, **kwargs))
+        return run_sync(flow, ctx.saver, perform=lambda: fn(*args, **kwargs))
 
     setattr(wrapper, _DEFINITION_ATTR, definition)
     return wrapper
@@ -425,7 +450,9 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             tool_call_id=tool_call_id_for(self),
             serde=ctx.saver.serde,
         )
-        return run_sync(flow, ctx.saver, lambda: parent__run(self, *args, **kwargs))
+        return run_sync(
+            flow, ctx.saver, perform=lambda: parent__run(self, *args, **kwargs)
+        )
 
     @functools.wraps(parent__arun)
     async def _arun(self: BaseTool, *args: Any, **kwargs: Any) -> Any:
@@ -440,7 +467,7 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             serde=ctx.saver.serde,
         )
         return await run_async(
-            flow, ctx.saver, lambda: parent__arun(self, *args, **kwargs)
+            flow, ctx.saver, perform=lambda: parent__arun(self, *args, **kwargs)
         )
 
     namespace = {

@@ -18,7 +18,13 @@ RollbackError
 ├── EffectNotFoundError       no effect with that id on that thread
 ├── EffectStateError          an effect is not in the status an operation needs
 ├── InvalidConfigError        a config or argument that names nothing usable
-└── LedgerSchemaError         the ledger tables are newer than this library
+├── LedgerSchemaError         the ledger tables are newer than this library
+├── IrreversibleToolBlockedError  the guard policy refused an irreversible call
+├── CheckpointNotFoundError   a rollback target that is not in the thread
+│   └── NotAnAncestorError    a target that exists but is not behind the head
+├── RollbackInProgressError   another rollback holds the thread
+├── DurabilityError           a rollback needs checkpoints the run does not keep
+└── RollbackFailedError       `report.raise_for_status()` on an unfinished rollback
 ```
 
 `GraphInterrupt` and the other `GraphBubbleUp` signals of LangGraph are never
@@ -28,16 +34,22 @@ wrapped or swallowed: they pass through every layer untouched.
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointNotFoundError",
     "DeclarationError",
     "DuplicateToolError",
+    "DurabilityError",
     "EffectNotFoundError",
     "EffectOutcomeUnknownError",
     "EffectStateError",
     "InvalidConfigError",
+    "IrreversibleToolBlockedError",
     "LedgerSchemaError",
+    "NotAnAncestorError",
     "ObservationError",
     "ReplayMismatchError",
     "RollbackError",
+    "RollbackFailedError",
+    "RollbackInProgressError",
     "SerializationError",
     "UnregisteredToolError",
 ]
@@ -253,3 +265,141 @@ class EffectStateError(RollbackError):
 
 class InvalidConfigError(RollbackError, ValueError):
     """A config or argument names nothing usable (no thread id, a bad filter)."""
+
+
+class IrreversibleToolBlockedError(RollbackError):
+    """The guard policy refused to run an irreversible (or undeclared) tool.
+
+    The refusal is recorded in the ledger with status `blocked`.
+
+    Attributes:
+        tool: The refused tool.
+        effect_id: The ledger row recording the refusal.
+        thread_id: The thread.
+    """
+
+    def __init__(self, *, tool: str, effect_id: str, thread_id: str) -> None:
+        super().__init__(
+            f"Blocked the call of {tool!r} on thread {thread_id!r} (effect "
+            f"{effect_id}): it cannot be undone, and the guard policy is "
+            "'block'. Fix: run it under guard='ask' to approve it with a human "
+            "in the loop, or guard='allow' where irreversible actions are "
+            "acceptable (`configurable.rollback_guard`, or the saver's `guard=`)."
+        )
+        self.tool = tool
+        self.effect_id = effect_id
+        self.thread_id = thread_id
+
+
+class CheckpointNotFoundError(RollbackError, LookupError):
+    """A rollback target that does not exist in the thread.
+
+    Attributes:
+        checkpoint_id: The requested target.
+        thread_id: The thread being rolled back.
+        found_in: Other threads that hold a checkpoint with this id.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        checkpoint_id: str,
+        thread_id: str,
+        found_in: list[str] | None = None,
+    ) -> None:
+        found_in = found_in or []
+        if message is None:
+            if found_in:
+                message = (
+                    f"Checkpoint {checkpoint_id!r} belongs to thread "
+                    f"{found_in[0]!r}, not to thread {thread_id!r}; a rollback "
+                    "undoes one thread's effects. Fix: pass that thread's config, "
+                    "or a checkpoint of this thread (see "
+                    "`graph.get_state_history(config)`)."
+                )
+            else:
+                message = (
+                    f"Thread {thread_id!r} has no checkpoint {checkpoint_id!r} "
+                    "(no thread has). Fix: pick one from "
+                    "`graph.get_state_history(config)`; runs with "
+                    "durability='exit' keep only each run's last checkpoint."
+                )
+        super().__init__(message)
+        self.checkpoint_id = checkpoint_id
+        self.thread_id = thread_id
+        self.found_in = found_in
+
+
+class NotAnAncestorError(CheckpointNotFoundError):
+    """The target exists in the thread but is not on the path behind its head.
+
+    It lies on another branch (a fork), so rolling back to it would not be
+    undoing what led to the current state.
+
+    Attributes:
+        head_checkpoint_id: The thread's current head.
+    """
+
+    def __init__(
+        self, *, checkpoint_id: str, thread_id: str, head_checkpoint_id: str
+    ) -> None:
+        super().__init__(
+            f"Checkpoint {checkpoint_id!r} is in thread {thread_id!r} but is not "
+            f"an ancestor of its head {head_checkpoint_id!r}: it lies on another "
+            "branch (a fork or an earlier rollback left it behind). Fix: roll "
+            "back to a checkpoint on the current path, e.g. from "
+            "`graph.get_state_history(config)` following `parent_config` from "
+            "the head.",
+            checkpoint_id=checkpoint_id,
+            thread_id=thread_id,
+        )
+        self.head_checkpoint_id = head_checkpoint_id
+
+
+class RollbackInProgressError(RollbackError):
+    """Another rollback of the same thread is running.
+
+    Attributes:
+        thread_id: The thread.
+        holder: Who holds it (`host:pid:token`).
+    """
+
+    def __init__(self, *, thread_id: str, holder: str) -> None:
+        super().__init__(
+            f"Thread {thread_id!r} is being rolled back by {holder}; two "
+            "rollbacks of one thread never run at once, so no inverse can run "
+            "twice. Fix: wait for it to finish and retry (a rerun continues "
+            "where an interrupted rollback stopped)."
+        )
+        self.thread_id = thread_id
+        self.holder = holder
+
+
+class DurabilityError(RollbackError):
+    """A rollback needs checkpoints that the run's durability mode does not keep.
+
+    Attributes:
+        durability: The run's durability mode.
+    """
+
+    def __init__(self, *, durability: str, what: str) -> None:
+        super().__init__(
+            f"{what} needs every checkpoint of the run to be stored, but the run "
+            f"uses durability={durability!r}, which does not store them as the "
+            "graph runs. Fix: invoke the graph with durability='sync' "
+            "(`graph.invoke(inputs, config, durability='sync')`)."
+        )
+        self.durability = durability
+
+
+class RollbackFailedError(RollbackError):
+    """Raised by `RollbackReport.raise_for_status()` when a rollback did not complete.
+
+    Attributes:
+        report: The `RollbackReport`.
+    """
+
+    def __init__(self, report: object, message: str) -> None:
+        super().__init__(message)
+        self.report = report

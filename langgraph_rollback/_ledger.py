@@ -1,23 +1,9 @@
-"""The ledger's I/O-free core: rows, identity, payloads and the recording flow.
+"""The ledger's I/O-free core: rows, queries, payloads and effect identity.
 
-Nothing here touches a database or calls a tool. `record_flow` is a generator
-that *yields* each step it needs (an observation, a ledger write, the forward
-call) and receives the step's result, in the manner of httpx's
-`Auth.auth_flow`; `langgraph_rollback._drivers` runs it synchronously or
-asynchronously, so the recording protocol exists once.
-
-Recording protocol ("check existing, run, record"):
-
-1. arguments are serialised first, so a value the saver cannot store fails
-   before anything happens;
-2. `observe` (if declared) takes the `before` observation;
-3. the intent row is inserted unless a row with the same identity exists, and
-   committed before the forward call starts (write-ahead);
-4. an existing row is a replay: an applied effect returns its recorded result
-   without running; a failed or interrupted one runs again; a pending one has
-   an unknown outcome and raises `EffectOutcomeUnknownError`;
-5. the forward call runs, `observe` takes the `after` observation, and the
-   outcome (result or error) is committed.
+Nothing here touches a database or calls user code. Backends store
+`LedgerRow`s as they are; `effect_from_row` turns one into the public
+`Effect`. The flows that write rows live in `_record` (recording a tool call)
+and `_rollback` (undoing effects).
 """
 
 from __future__ import annotations
@@ -25,55 +11,35 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-from langgraph.errors import GraphBubbleUp
 
 from langgraph_rollback._context import TaskContext
-from langgraph_rollback._errors import (
-    EffectOutcomeUnknownError,
-    ObservationError,
-    ReplayMismatchError,
-    SerializationError,
-)
+from langgraph_rollback._errors import SerializationError
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback._registry import ToolDefinition
 
 __all__ = [
     "COLUMNS",
-    "Begin",
     "EffectQuery",
     "LedgerRow",
-    "Observe",
-    "Op",
-    "Outcome",
-    "Perform",
-    "Update",
+    "args_digest",
+    "call_key_for",
     "decode_payload",
     "effect_from_row",
+    "effect_id_for",
     "encode_payload",
-    "record_flow",
+    "row_from_mapping",
+    "row_from_tuple",
+    "utcnow",
 ]
 
 _EFFECT_NAMESPACE = uuid.UUID("5b0a8a53-3c52-4a36-9c39-1d3c2a7f0e11")
 _DIGEST_SERDE = JsonPlusSerializer()
-
-_REPLAY_RETURNS = frozenset(
-    {
-        EffectStatus.APPLIED,
-        EffectStatus.COMPENSATING,
-        EffectStatus.COMPENSATED,
-        EffectStatus.COMPENSATION_FAILED,
-    }
-)
-_REPLAY_RERUNS = frozenset(
-    {EffectStatus.FAILED, EffectStatus.INTERRUPTED, EffectStatus.BLOCKED}
-)
 
 
 def utcnow() -> str:
@@ -109,6 +75,11 @@ class LedgerRow:
     updated_at: str
     completed_at: str | None
     base_checkpoint_id: str | None = None
+    undo_type: str | None = None
+    undo: bytes | None = None
+    undo_attempts: int = 0
+    rollback_id: str | None = None
+    compensated_at: str | None = None
     seq: int = 0
     """Assigned by the backend on insert; 0 until then."""
 
@@ -139,20 +110,19 @@ COLUMNS: tuple[str, ...] = (
     "created_at",
     "updated_at",
     "completed_at",
+    "undo_type",
+    "undo",
+    "undo_attempts",
+    "rollback_id",
+    "compensated_at",
 )
 """The ledger's columns, in the order backends select them."""
-
-UPDATABLE = frozenset(
-    {"status", "attempt", "intent_type", "intent", "outcome_type", "outcome"}
-    | {"updated_at", "completed_at"}
-)
-"""Columns `Update` may change; anything else is refused (never user input)."""
 
 
 def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:
     """Build a row from a backend's column -> value mapping."""
     data = {name: values[name] for name in COLUMNS}
-    for name in ("intent", "outcome"):
+    for name in ("intent", "outcome", "undo"):
         if data[name] is not None:
             data[name] = bytes(data[name])
     return LedgerRow(**data)
@@ -178,11 +148,17 @@ class EffectQuery:
     tool: str | None = None
     before_seq: int | None = None
     limit: int | None = None
+    anchors: tuple[str, ...] | None = None
+    """Only effects whose root or base checkpoint is one of these."""
 
-    def sql_where(self, mark: str = "?") -> tuple[str, list[Any]]:
+    def sql_where(
+        self, mark: str = "?", *, dialect: str = "sqlite"
+    ) -> tuple[str, list[Any]]:
         """A `WHERE` clause with `mark` placeholders, and its parameters.
 
         Only column names are written into the text; every value is bound.
+        Lists are bound as one JSON array (`json_each`) on SQLite and as one
+        array (`= ANY`) on PostgreSQL.
         """
         clauses = [f"thread_id = {mark}"]
         params: list[Any] = [self.thread_id]
@@ -205,6 +181,17 @@ class EffectQuery:
         if self.before_seq is not None:
             clauses.append(f"seq < {mark}")
             params.append(self.before_seq)
+        if self.anchors is not None:
+            if dialect == "sqlite":
+                within = f"IN (SELECT value FROM json_each({mark}))"
+                anchors: Any = json.dumps(list(self.anchors))
+            else:
+                within = f"= ANY({mark})"
+                anchors = list(self.anchors)
+            clauses.append(
+                f"(root_checkpoint_id {within} OR base_checkpoint_id {within})"
+            )
+            params += [anchors, anchors]
         return " AND ".join(clauses), params
 
     def matches(self, row: LedgerRow) -> bool:
@@ -225,6 +212,11 @@ class EffectQuery:
         if self.statuses and row.status not in self.statuses:
             return False
         if self.tool is not None and row.tool != self.tool:
+            return False
+        if self.anchors is not None and not (
+            row.root_checkpoint_id in self.anchors
+            or row.base_checkpoint_id in self.anchors
+        ):
             return False
         return self.before_seq is None or row.seq < self.before_seq
 
@@ -330,6 +322,7 @@ def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
     outcome = decode_payload(
         serde, row.outcome_type, row.outcome, tool=row.tool, field="outcome"
     )
+    undo = decode_payload(serde, row.undo_type, row.undo, tool=row.tool, field="undo")
     return Effect(
         id=row.effect_id,
         seq=row.seq,
@@ -356,10 +349,17 @@ def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
         run_id=row.run_id,
         created_at=datetime.fromisoformat(row.created_at),
         updated_at=datetime.fromisoformat(row.updated_at),
-        completed_at=(
-            datetime.fromisoformat(row.completed_at) if row.completed_at else None
-        ),
+        completed_at=_time(row.completed_at),
+        undo_result=undo.get("result"),
+        undo_error=undo.get("error"),
+        undo_attempts=row.undo_attempts,
+        rollback_id=row.rollback_id,
+        compensated_at=_time(row.compensated_at),
     )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 # --- identity ---------------------------------------------------------------
@@ -398,302 +398,3 @@ def call_key_for(
     key = f"{tool}:{args_digest(tool, args)}"
     ordinal = ctx.next_ordinal(key)
     return f"{key}#{ordinal}", ordinal
-
-
-# --- the recording flow -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a call returned or raised."""
-
-    value: Any = None
-    error: BaseException | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Observe:
-    """Call `fn(**kwargs)`; the driver sends back an `Outcome`."""
-
-    fn: Callable[..., Any]
-    kwargs: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Begin:
-    """Insert `row` unless its effect id exists, and commit.
-
-    The backend assigns `seq` and `base_checkpoint_id` (the thread's newest
-    persisted root checkpoint) in the same statement. The driver sends back
-    `(stored_row, inserted)`: the new row as stored, or the existing one.
-    """
-
-    row: LedgerRow
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """Change `changes` on one effect if its status is in `expect`, and commit.
-
-    The driver sends back whether a row was changed.
-    """
-
-    effect_id: str
-    changes: Mapping[str, Any] = field(default_factory=dict)
-    expect: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        unknown = set(self.changes) - UPDATABLE
-        if unknown:
-            raise ValueError(f"not updatable ledger columns: {sorted(unknown)}")
-
-
-@dataclass(frozen=True, slots=True)
-class Perform:
-    """Run the forward call with `effect` as the current effect.
-
-    The driver sends back an `Outcome`.
-    """
-
-    effect: Effect
-
-
-Op = Observe | Begin | Update | Perform
-Flow = Generator[Op, Any, Any]
-
-
-def record_flow(
-    ctx: TaskContext,
-    definition: ToolDefinition,
-    args: dict[str, Any],
-    *,
-    tool_call_id: str | None,
-    serde: SerializerProtocol,
-) -> Flow:
-    """Record one forward call of a declared tool; return (or raise) its outcome."""
-    tool = definition.name
-    call_key, ordinal = call_key_for(ctx, tool, args, tool_call_id)
-    # Serialise before anything else: unstorable arguments fail before the call.
-    intent = encode_payload(serde, {"args": args, "before": None}, tool=tool)
-    before = None
-    if definition.observe is not None:
-        observed = yield Observe(definition.observe, args)
-        if observed.error is not None:
-            raise ObservationError(
-                tool=tool, phase="before", error=observed.error
-            ) from observed.error
-        before = observed.value
-        intent = encode_payload(serde, {"args": args, "before": before}, tool=tool)
-    effect_id = effect_id_for(ctx.thread_id, ctx.task_ns, ctx.task_id, call_key)
-    now = utcnow()
-    row = LedgerRow(
-        effect_id=effect_id,
-        thread_id=ctx.thread_id,
-        checkpoint_ns=ctx.checkpoint_ns,
-        task_ns=ctx.task_ns,
-        checkpoint_id=ctx.checkpoint_id,
-        root_checkpoint_id=ctx.root_checkpoint_id,
-        task_id=ctx.task_id,
-        call_key=call_key,
-        tool_call_id=tool_call_id,
-        ordinal=ordinal,
-        tool=tool,
-        kind=definition.kind.value,
-        status=EffectStatus.PENDING.value,
-        attempt=1,
-        idempotency_key=f"lgrb-{effect_id}",
-        run_id=ctx.run_id,
-        intent_type=intent[0],
-        intent=intent[1],
-        outcome_type=None,
-        outcome=None,
-        created_at=now,
-        updated_at=now,
-        completed_at=None,
-    )
-    stored, inserted = yield Begin(row)
-    if not inserted:
-        existing: LedgerRow = stored
-        if existing.tool != tool:
-            raise ReplayMismatchError(
-                effect_id=effect_id, recorded_tool=existing.tool, called_tool=tool
-            )
-        status = EffectStatus(existing.status)
-        if status in _REPLAY_RETURNS:
-            return _recorded_result(existing, serde)
-        if status is EffectStatus.PENDING:
-            raise EffectOutcomeUnknownError(
-                effect_id=effect_id,
-                tool=tool,
-                thread_id=ctx.thread_id,
-                idempotency_key=existing.idempotency_key,
-            )
-        assert status in _REPLAY_RERUNS
-        row = replace(
-            existing,
-            status=EffectStatus.PENDING.value,
-            attempt=existing.attempt + 1,
-            intent_type=row.intent_type,
-            intent=row.intent,
-            updated_at=now,
-        )
-        restarted = yield Update(
-            effect_id,
-            {
-                "status": row.status,
-                "attempt": row.attempt,
-                "intent_type": row.intent_type,
-                "intent": row.intent,
-                "updated_at": now,
-            },
-            expect=(status.value,),
-        )
-        if not restarted:
-            # Another worker restarted the same call first.
-            raise EffectOutcomeUnknownError(
-                effect_id=effect_id,
-                tool=tool,
-                thread_id=ctx.thread_id,
-                idempotency_key=existing.idempotency_key,
-            )
-    else:
-        row = stored
-    return (yield from _perform(row, definition, args, before, serde))
-
-
-def _perform(
-    row: LedgerRow,
-    definition: ToolDefinition,
-    args: dict[str, Any],
-    before: Any,
-    serde: SerializerProtocol,
-) -> Flow:
-    tool = definition.name
-    effect = _live_effect(row, definition, args, before)
-    outcome: Outcome = yield Perform(effect)
-    if outcome.error is not None:
-        error = outcome.error
-        if isinstance(error, GraphBubbleUp):
-            # interrupt() (or a Command to a parent graph) inside the tool: the
-            # node re-runs from the top on resume, and so will this call.
-            yield Update(
-                row.effect_id,
-                {"status": EffectStatus.INTERRUPTED.value, "updated_at": utcnow()},
-                expect=(EffectStatus.PENDING.value,),
-            )
-        elif isinstance(error, Exception):
-            now = utcnow()
-            payload = encode_payload(
-                serde, {"error": f"{type(error).__name__}: {error}"}, tool=tool
-            )
-            yield Update(
-                row.effect_id,
-                {
-                    "status": EffectStatus.FAILED.value,
-                    "outcome_type": payload[0],
-                    "outcome": payload[1],
-                    "updated_at": now,
-                    "completed_at": now,
-                },
-                expect=(EffectStatus.PENDING.value,),
-            )
-        # Cancellation, KeyboardInterrupt, SystemExit: nobody knows whether the
-        # call landed, so the intent stays pending and a replay says so.
-        raise error
-    after = None
-    notes: list[str] = []
-    if definition.observe is not None:
-        observed = yield Observe(definition.observe, args)
-        if observed.error is None:
-            after = observed.value
-        else:
-            notes.append(
-                f"observe() raised {type(observed.error).__name__}: "
-                f"{observed.error} after the call"
-            )
-    content: dict[str, Any] = {"result": outcome.value, "after": after}
-    if notes:
-        content["notes"] = notes
-    unrecordable: SerializationError | None = None
-    try:
-        payload = encode_payload(serde, content, tool=tool)
-    except SerializationError as exc:
-        unrecordable = exc
-        content = {
-            "result": None,
-            "unrecordable": str(exc),
-            "after": _storable_or_none(serde, after),
-            "notes": notes,
-        }
-        payload = encode_payload(serde, content, tool=tool)
-    now = utcnow()
-    yield Update(
-        row.effect_id,
-        {
-            "status": EffectStatus.APPLIED.value,
-            "outcome_type": payload[0],
-            "outcome": payload[1],
-            "updated_at": now,
-            "completed_at": now,
-        },
-        expect=(EffectStatus.PENDING.value,),
-    )
-    if unrecordable is not None:
-        # The action happened and is recorded as applied (so it can be undone),
-        # but a replay could not return its result: fail loudly now.
-        raise unrecordable
-    return outcome.value
-
-
-def _storable_or_none(serde: SerializerProtocol, value: Any) -> Any:
-    try:
-        serde.dumps_typed(value)
-    except Exception:
-        return None
-    return value
-
-
-def _recorded_result(row: LedgerRow, serde: SerializerProtocol) -> Any:
-    outcome = decode_payload(
-        serde, row.outcome_type, row.outcome, tool=row.tool, field="outcome"
-    )
-    if "unrecordable" in outcome:
-        raise SerializationError(
-            f"Effect {row.effect_id} ({row.tool!r}) was applied, but its result "
-            f"could not be recorded: {outcome['unrecordable']}",
-            tool=row.tool,
-            field="result",
-        )
-    return outcome.get("result")
-
-
-def _live_effect(
-    row: LedgerRow, definition: ToolDefinition, args: dict[str, Any], before: Any
-) -> Effect:
-    """The `Effect` of a row being performed, built without decoding payloads."""
-    created = datetime.fromisoformat(row.created_at)
-    return Effect(
-        id=row.effect_id,
-        seq=row.seq,
-        thread_id=row.thread_id,
-        checkpoint_ns=row.checkpoint_ns,
-        task_ns=row.task_ns,
-        checkpoint_id=row.checkpoint_id,
-        root_checkpoint_id=row.root_checkpoint_id,
-        base_checkpoint_id=row.base_checkpoint_id,
-        task_id=row.task_id,
-        call_key=row.call_key,
-        tool_call_id=row.tool_call_id,
-        ordinal=row.ordinal,
-        tool=row.tool,
-        kind=definition.kind,
-        status=EffectStatus.PENDING,
-        args=args,
-        before=before,
-        idempotency_key=row.idempotency_key,
-        attempt=row.attempt,
-        run_id=row.run_id,
-        created_at=created,
-        updated_at=datetime.fromisoformat(row.updated_at),
-        completed_at=None,
-    )

@@ -115,6 +115,20 @@ class Effect(BaseModel):
     updated_at: datetime
     completed_at: datetime | None
     """When the forward call's outcome was recorded."""
+    undo_result: Any = None
+    """What the inverse returned, once it ran."""
+    undo_error: str | None = None
+    """`"ExceptionType: message"` when the inverse raised."""
+    undo_attempts: int = 0
+    """How many times a rollback started this effect's inverse."""
+    rollback_id: str | None = None
+    """The rollback that last claimed this effect."""
+    compensated_at: datetime | None = None
+
+    @property
+    def undo_idempotency_key(self) -> str:
+        """The inverse's own idempotency key (stable per effect)."""
+        return f"{self.idempotency_key}:undo"
 
     @property
     def node(self) -> str:

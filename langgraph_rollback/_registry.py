@@ -29,8 +29,9 @@ class ToolDefinition:
         origin: `module.qualname` of the declared function or tool class,
             used to tell a re-declaration of the same tool (a reloaded module,
             a re-run notebook cell) from a different tool under the same name.
-        undo: The inverse; receives the recorded `Effect`. None for
-            irreversible tools.
+        undo: The inverse; receives the recorded `Effect` (or, for a
+            LangChain tool, `undo_args(effect)`). None for irreversible tools.
+        undo_args: Builds a LangChain-tool inverse's arguments from the effect.
         observe: Reads the target's current state; receives the tool's
             arguments by keyword. None when not declared.
         is_async: Whether the forward call is a coroutine function.
@@ -40,7 +41,8 @@ class ToolDefinition:
     name: str
     kind: Reversibility
     origin: str
-    undo: Callable[..., Any] | None = None
+    undo: Any = None
+    undo_args: Callable[..., dict[str, Any]] | None = None
     observe: Callable[..., Any] | None = None
     is_async: bool = False
     reason: str | None = None

@@ -499,8 +499,9 @@ def test_replay_with_another_tool_at_the_same_spot_is_refused(
     from dataclasses import replace
 
     from langgraph_rollback._ledger import EffectQuery
+    from langgraph_rollback._ops import Select
 
-    (row,) = saver._ledger_select(EffectQuery(thread_id="t1"))
+    (row,) = saver._ledger_select(Select(EffectQuery(thread_id="t1")))
     if isinstance(saver, __import__("langgraph_rollback").InMemoryRollbackSaver):
         saver._effects[row.effect_id] = replace(row, tool="other")
     else:

@@ -3,26 +3,28 @@
 `BaseRollbackSaver` is mixed into a subclass of one of LangGraph's own savers
 (`InMemorySaver`, `SqliteSaver`, ...). Checkpoint storage stays upstream's;
 the mixin adds the side-effect ledger's public API (`list_effects`,
-`resolve_effect` and their async twins) on top of a handful of storage
-primitives that each backend implements with its own I/O:
-
-- `_ledger_begin(row)`: insert an intent unless its effect id exists, commit,
-  return `(stored_row, inserted)`;
-- `_ledger_update(update)`: compare-and-set one row's status and payloads,
-  commit, return whether it changed;
-- `_ledger_select(query)`: rows matching an `EffectQuery`, newest first;
-
-each with an `_a`-prefixed async twin.
+`resolve_effect` and their async twins) on top of storage primitives that
+each backend implements with its own I/O, one per storage operation in
+`_ops` (`_ledger_begin`, `_ledger_update`, `_ledger_select`, `_ledger_head`,
+`_ledger_find_checkpoint`, `_ledger_ancestry`, `_ledger_subtree`,
+`_ledger_existing`, `_ledger_save_rollback`), plus the per-thread rollback
+lock (`_lock_thread`, `_unlock_thread`). Each has an `_a`-prefixed async twin.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from langgraph_rollback._context import restore_mark
 from langgraph_rollback._errors import (
     EffectNotFoundError,
     EffectStateError,
@@ -31,15 +33,76 @@ from langgraph_rollback._errors import (
 from langgraph_rollback._ledger import (
     EffectQuery,
     LedgerRow,
-    Update,
     effect_from_row,
     encode_payload,
     utcnow,
 )
 from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadCheckpoint,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
+    Update,
+)
+from langgraph_rollback._record import GUARD_MODES, GuardMode
 from langgraph_rollback._registry import ToolRegistry, default_registry
 
-__all__ = ["BaseRollbackSaver"]
+__all__ = ["BaseRollbackSaver", "LockHolder", "mark_restored_copy"]
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a thread's rollback lock: this process, and a token per rollback."""
+
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token[:8]}"
+
+
+def holder_alive(host: str, pid: int) -> bool:
+    """Whether a lock holder's process may still be running.
+
+    A holder on this host whose process is gone is stale. Holders on other
+    hosts are assumed alive: only their own host can tell.
+    """
+    if host != socket.gethostname():
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:
+    """Tag a checkpoint written by a rollback's restore as a copy of its target.
+
+    LangGraph's `update_state(..., as_node="__copy__")` writes the copy with
+    `source="fork"` and the target's *parent* as parent, so the target is no
+    longer on the new head's ancestry; the tag (`lgrb_restore.copy_of`) lets
+    later rollbacks treat the copy as the target. It is written in the same
+    `put` as the checkpoint itself, so a crash cannot separate them.
+    """
+    mark = restore_mark()
+    if mark is None or metadata.get("source") != "fork":
+        return metadata
+    tagged = dict(metadata)
+    tagged["lgrb_restore"] = dict(mark)
+    return tagged  # type: ignore[return-value]
 
 
 class BaseRollbackSaver(ABC):
@@ -48,26 +111,98 @@ class BaseRollbackSaver(ABC):
     serde: SerializerProtocol
     registry: ToolRegistry = default_registry
     """Where rollbacks through this saver find inverses by tool name."""
+    guard: GuardMode = "allow"
+    """What happens when an irreversible tool is called: "allow" it, "ask" a
+    human first (`interrupt()`), or "block" it. A graph or run can override
+    it with `configurable.rollback_guard`."""
+
+    def _init_rollback(
+        self, registry: ToolRegistry | None, guard: GuardMode | None
+    ) -> None:
+        if registry is not None:
+            self.registry = registry
+        if guard is not None:
+            if guard not in GUARD_MODES:
+                raise InvalidConfigError(
+                    f"guard={guard!r} is not a guard policy. Fix: use "
+                    '"allow", "ask" or "block".'
+                )
+            self.guard = guard
 
     # --- storage primitives, one set per backend ------------------------------
 
     @abstractmethod
-    def _ledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]: ...
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]: ...
 
     @abstractmethod
-    def _ledger_update(self, update: Update) -> bool: ...
+    def _ledger_update(self, op: Update) -> bool: ...
 
     @abstractmethod
-    def _ledger_select(self, query: EffectQuery) -> list[LedgerRow]: ...
+    def _ledger_select(self, op: Select) -> list[LedgerRow]: ...
 
     @abstractmethod
-    async def _aledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]: ...
+    def _ledger_head(self, op: ReadHead) -> str | None: ...
 
     @abstractmethod
-    async def _aledger_update(self, update: Update) -> bool: ...
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]: ...
 
     @abstractmethod
-    async def _aledger_select(self, query: EffectQuery) -> list[LedgerRow]: ...
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]: ...
+
+    @abstractmethod
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]: ...
+
+    @abstractmethod
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]: ...
+
+    @abstractmethod
+    def _ledger_save_rollback(self, op: SaveRollback) -> None: ...
+
+    @abstractmethod
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        """Take the thread's rollback lock or raise `RollbackInProgressError`."""
+
+    @abstractmethod
+    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
+
+    @abstractmethod
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]: ...
+
+    @abstractmethod
+    async def _aledger_update(self, op: Update) -> bool: ...
+
+    @abstractmethod
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]: ...
+
+    @abstractmethod
+    async def _aledger_head(self, op: ReadHead) -> str | None: ...
+
+    @abstractmethod
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]: ...
+
+    @abstractmethod
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]: ...
+
+    @abstractmethod
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]: ...
+
+    @abstractmethod
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]: ...
+
+    @abstractmethod
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None: ...
+
+    @abstractmethod
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
+
+    @abstractmethod
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
+
+    def _ledger_checkpoint(self, op: ReadCheckpoint) -> CheckpointTuple | None:
+        return self.get_tuple(op.config)  # type: ignore[attr-defined,no-any-return]
+
+    async def _aledger_checkpoint(self, op: ReadCheckpoint) -> CheckpointTuple | None:
+        return await self.aget_tuple(op.config)  # type: ignore[attr-defined,no-any-return]
 
     # --- public API -----------------------------------------------------------
 
@@ -99,7 +234,8 @@ class BaseRollbackSaver(ABC):
             ```
         """
         query = _query(config, status=status, tool=tool, before=before, limit=limit)
-        return [effect_from_row(row, self.serde) for row in self._ledger_select(query)]
+        rows = self._ledger_select(Select(query))
+        return [effect_from_row(row, self.serde) for row in rows]
 
     async def alist_effects(
         self,
@@ -112,7 +248,7 @@ class BaseRollbackSaver(ABC):
     ) -> list[Effect]:
         """Async `list_effects`."""
         query = _query(config, status=status, tool=tool, before=before, limit=limit)
-        rows = await self._aledger_select(query)
+        rows = await self._aledger_select(Select(query))
         return [effect_from_row(row, self.serde) for row in rows]
 
     def get_effect(self, config: RunnableConfig, effect_id: str) -> Effect:
@@ -122,7 +258,7 @@ class BaseRollbackSaver(ABC):
             EffectNotFoundError: No such effect on that thread.
         """
         query = EffectQuery(thread_id=_thread_id(config), effect_id=effect_id)
-        rows = self._ledger_select(query)
+        rows = self._ledger_select(Select(query))
         if not rows:
             raise EffectNotFoundError(effect_id=effect_id, thread_id=query.thread_id)
         return effect_from_row(rows[0], self.serde)
@@ -130,7 +266,7 @@ class BaseRollbackSaver(ABC):
     async def aget_effect(self, config: RunnableConfig, effect_id: str) -> Effect:
         """Async `get_effect`."""
         query = EffectQuery(thread_id=_thread_id(config), effect_id=effect_id)
-        rows = await self._aledger_select(query)
+        rows = await self._aledger_select(Select(query))
         if not rows:
             raise EffectNotFoundError(effect_id=effect_id, thread_id=query.thread_id)
         return effect_from_row(rows[0], self.serde)
@@ -182,6 +318,15 @@ class BaseRollbackSaver(ABC):
                 effect_id=effect_id, status=current.status.value, expected="pending"
             )
         return await self.aget_effect(config, effect_id)
+
+
+def thread_id_of(config: RunnableConfig) -> str:
+    """The thread a config names.
+
+    Raises:
+        InvalidConfigError: It names none.
+    """
+    return _thread_id(config)
 
 
 def _thread_id(config: RunnableConfig) -> str:

@@ -8,12 +8,32 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from langgraph_rollback._ledger import EffectQuery, LedgerRow, Update
+from langgraph_rollback._errors import RollbackInProgressError
+from langgraph_rollback._ledger import LedgerRow
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
+    Update,
+)
+from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
-from langgraph_rollback.backends.base import BaseRollbackSaver
+from langgraph_rollback.backends.base import (
+    BaseRollbackSaver,
+    LockHolder,
+    mark_restored_copy,
+)
 
 __all__ = ["InMemoryRollbackSaver"]
 
@@ -24,7 +44,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     For tests, notebooks and demos: everything is lost when the process ends.
     Sync and async APIs both work (the async methods do no I/O). Ledger
     payloads still go through `serde`, so what cannot be stored in a durable
-    saver is refused here too.
+    saver is refused here too. The rollback lock is per process.
 
     `delete_thread` removes the thread's checkpoints and writes but keeps its
     ledger: effects the agent made are still in the world.
@@ -33,6 +53,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         serde: Serializer for checkpoints and ledger payloads.
         registry: Where rollbacks through this saver find inverses. Defaults
             to the process-wide `default_registry`.
+        guard: What happens when an irreversible tool is called: "allow"
+            (the default), "ask" (an `interrupt()` first) or "block".
 
     Example:
         ```python
@@ -48,41 +70,105 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         *,
         serde: SerializerProtocol | None = None,
         registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        if registry is not None:
-            self.registry = registry
+        self._init_rollback(registry, guard)
         self._effects: dict[str, LedgerRow] = {}
         self._thread_effects: defaultdict[str, list[str]] = defaultdict(list)
+        self._rollbacks: dict[str, dict[str, Any]] = {}
+        self._locks: dict[str, LockHolder] = {}
         self._seq = itertools.count(1)
         self._ledger_lock = threading.Lock()
 
-    def _head(self, thread_id: str) -> str | None:
-        checkpoints = self.storage.get(thread_id, {}).get("", {})
-        return max(list(checkpoints), default=None)
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `put`; a rollback's restored head is tagged as a copy."""
+        return super().put(
+            config, checkpoint, mark_restored_copy(metadata), new_versions
+        )
 
-    def _ledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]:
+    # --- checkpoint graph ---------------------------------------------------------
+
+    def _root(self, thread_id: str) -> dict[str, Any]:
+        return dict(self.storage.get(thread_id, {}).get("", {}))
+
+    def _link(self, checkpoint_id: str, entry: Any) -> CheckpointLink:
+        _, metadata, parent = entry
+        restore = self.serde.loads_typed(metadata).get("lgrb_restore") or {}
+        return CheckpointLink(checkpoint_id, parent, restore.get("copy_of"))
+
+    def _ledger_head(self, op: ReadHead) -> str | None:
+        return max(self._root(op.thread_id), default=None)
+
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return sorted(
+            thread
+            for thread, namespaces in list(self.storage.items())
+            if op.checkpoint_id in namespaces.get("", {})
+        )
+
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        root = self._root(op.thread_id)
+        links: list[CheckpointLink] = []
+        current: str | None = op.start
+        while current is not None and current in root:
+            link = self._link(current, root[current])
+            links.append(link)
+            if op.stop in (link.checkpoint_id, link.copy_of):
+                break
+            current = link.parent_id
+        return links
+
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        root = self._root(op.thread_id)
+        if op.root not in root:
+            return []
+        children: defaultdict[str, list[str]] = defaultdict(list)
+        for checkpoint_id, (_, _, parent) in root.items():
+            if parent is not None:
+                children[parent].append(checkpoint_id)
+        found, todo = [], [op.root]
+        while todo:
+            current = todo.pop()
+            found.append(self._link(current, root[current]))
+            todo.extend(children.get(current, ()))
+        return found
+
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        root = self._root(op.thread_id)
+        return {c for c in op.checkpoint_ids if c in root}
+
+    # --- ledger -----------------------------------------------------------------
+
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        row = op.row
         with self._ledger_lock:
             existing = self._effects.get(row.effect_id)
             if existing is not None:
                 return existing, False
-            stored = replace(
-                row, seq=next(self._seq), base_checkpoint_id=self._head(row.thread_id)
-            )
+            head = self._ledger_head(ReadHead(row.thread_id))
+            stored = replace(row, seq=next(self._seq), base_checkpoint_id=head)
             self._effects[row.effect_id] = stored
             self._thread_effects[row.thread_id].append(row.effect_id)
             return stored, True
 
-    def _ledger_update(self, update: Update) -> bool:
+    def _ledger_update(self, op: Update) -> bool:
         with self._ledger_lock:
-            row = self._effects.get(update.effect_id)
-            if row is None or (update.expect and row.status not in update.expect):
+            row = self._effects.get(op.effect_id)
+            if row is None or (op.expect and row.status not in op.expect):
                 return False
-            changes: dict[str, Any] = dict(update.changes)
-            self._effects[update.effect_id] = replace(row, **changes)
+            changes: dict[str, Any] = dict(op.changes)
+            self._effects[op.effect_id] = replace(row, **changes)
             return True
 
-    def _ledger_select(self, query: EffectQuery) -> list[LedgerRow]:
+    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+        query = op.query
         with self._ledger_lock:
             ids = list(self._thread_effects.get(query.thread_id, ()))
             rows = [self._effects[i] for i in reversed(ids)]
@@ -91,11 +177,55 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             selected = selected[: query.limit]
         return selected
 
-    async def _aledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]:
-        return self._ledger_begin(row)
+    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+        with self._ledger_lock:
+            record = dict(op.record)
+            self._rollbacks.setdefault(record["rollback_id"], {}).update(record)
 
-    async def _aledger_update(self, update: Update) -> bool:
-        return self._ledger_update(update)
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        with self._ledger_lock:
+            current = self._locks.get(thread_id)
+            if current is not None and current.token != holder.token:
+                raise RollbackInProgressError(thread_id=thread_id, holder=str(current))
+            self._locks[thread_id] = holder
 
-    async def _aledger_select(self, query: EffectQuery) -> list[LedgerRow]:
-        return self._ledger_select(query)
+    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        with self._ledger_lock:
+            current = self._locks.get(thread_id)
+            if current is not None and current.token == holder.token:
+                del self._locks[thread_id]
+
+    # The async twins do no I/O: they call the sync primitives directly.
+
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        return self._ledger_begin(op)
+
+    async def _aledger_update(self, op: Update) -> bool:
+        return self._ledger_update(op)
+
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
+        return self._ledger_select(op)
+
+    async def _aledger_head(self, op: ReadHead) -> str | None:
+        return self._ledger_head(op)
+
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return self._ledger_find_checkpoint(op)
+
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        return self._ledger_ancestry(op)
+
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        return self._ledger_subtree(op)
+
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        return self._ledger_existing(op)
+
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
+        self._ledger_save_rollback(op)
+
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        self._lock_thread(thread_id, holder)
+
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        self._unlock_thread(thread_id, holder)

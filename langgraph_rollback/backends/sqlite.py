@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
@@ -20,16 +21,29 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from langgraph_rollback._errors import LedgerSchemaError
-from langgraph_rollback._ledger import (
-    EffectQuery,
-    LedgerRow,
+from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._ledger import LedgerRow, row_from_tuple, utcnow
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
     Update,
-    row_from_tuple,
 )
+from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import sqlite_schema as sql
-from langgraph_rollback.backends.base import BaseRollbackSaver
+from langgraph_rollback.backends.base import (
+    BaseRollbackSaver,
+    LockHolder,
+    holder_alive,
+    mark_restored_copy,
+)
 
 __all__ = ["SqliteRollbackSaver"]
 
@@ -64,6 +78,8 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             results, observations). Defaults to LangGraph's `JsonPlusSerializer`.
         registry: Where rollbacks through this saver find inverses. Defaults
             to the process-wide `default_registry`.
+        guard: What happens when an irreversible tool is called: "allow"
+            (the default), "ask" (an `interrupt()` first) or "block".
 
     Example:
         ```python
@@ -82,10 +98,10 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
         *,
         serde: SerializerProtocol | None = None,
         registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
     ) -> None:
         super().__init__(conn, serde=serde)
-        if registry is not None:
-            self.registry = registry
+        self._init_rollback(registry, guard)
 
     @classmethod
     @contextmanager
@@ -95,6 +111,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
         *,
         serde: SerializerProtocol | None = None,
         registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
     ) -> Iterator[SqliteRollbackSaver]:
         """Open a database (a path, or `":memory:"`) and close it on exit.
 
@@ -105,7 +122,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             ```
         """
         with closing(sqlite3.connect(conn_string, check_same_thread=False)) as conn:
-            yield cls(conn, serde=serde, registry=registry)
+            yield cls(conn, serde=serde, registry=registry, guard=guard)
 
     def setup(self) -> None:
         """Create LangGraph's tables and migrate the ledger's.
@@ -124,9 +141,22 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             self.is_setup = False
             raise
 
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `put`; a rollback's restored head is tagged as a copy."""
+        return super().put(
+            config, checkpoint, mark_restored_copy(metadata), new_versions
+        )
+
     # --- ledger primitives ----------------------------------------------------
 
-    def _ledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]:
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        row = op.row
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params.append(row.thread_id)
         with self.cursor() as cur:
@@ -138,30 +168,117 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             cur.execute(sql.SELECT_BY_ID, (row.effect_id,))
             return row_from_tuple(cur.fetchone()), False
 
-    def _ledger_update(self, update: Update) -> bool:
-        text, params = _update_sql(update)
+    def _ledger_update(self, op: Update) -> bool:
+        text, params = update_sql(op)
         with self.cursor() as cur:
             cur.execute(text, params)
             return cur.rowcount > 0
 
-    def _ledger_select(self, query: EffectQuery) -> list[LedgerRow]:
-        where, params = query.sql_where("?")
-        text = f"SELECT {sql.SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
-        if query.limit is not None:
-            text += " LIMIT ?"
-            params.append(query.limit)
+    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+        text, params = select_sql(op)
         with self.cursor(transaction=False) as cur:
             cur.execute(text, params)
             return [row_from_tuple(r) for r in cur.fetchall()]
 
-    async def _aledger_begin(self, row: LedgerRow) -> tuple[LedgerRow, bool]:
-        return await asyncio.to_thread(self._ledger_begin, row)
+    def _ledger_head(self, op: ReadHead) -> str | None:
+        with self.cursor(transaction=False) as cur:
+            cur.execute(sql.SELECT_HEAD, (op.thread_id,))
+            found = cur.fetchone()
+        return None if found is None else str(found[0])
 
-    async def _aledger_update(self, update: Update) -> bool:
-        return await asyncio.to_thread(self._ledger_update, update)
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        with self.cursor(transaction=False) as cur:
+            cur.execute(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
+            return [str(r[0]) for r in cur.fetchall()]
 
-    async def _aledger_select(self, query: EffectQuery) -> list[LedgerRow]:
-        return await asyncio.to_thread(self._ledger_select, query)
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
+        with self.cursor(transaction=False) as cur:
+            cur.execute(sql.ANCESTRY, params)
+            return [CheckpointLink(*r) for r in cur.fetchall()]
+
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        with self.cursor(transaction=False) as cur:
+            cur.execute(sql.SUBTREE, {"thread": op.thread_id, "root": op.root})
+            return [CheckpointLink(*r) for r in cur.fetchall()]
+
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        ids = json.dumps(list(op.checkpoint_ids))
+        with self.cursor(transaction=False) as cur:
+            cur.execute(sql.EXISTING, (op.thread_id, ids))
+            return {str(r[0]) for r in cur.fetchall()}
+
+    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+        with self.cursor() as cur:
+            cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
+
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        # One write transaction from the check to the insert, so two processes
+        # sharing the file cannot both see the lock free.
+        with self.cursor() as cur:
+            if not self.conn.in_transaction:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(
+                "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?",
+                (thread_id,),
+            )
+            current = cur.fetchone()
+            if current is not None and current[0] != holder.token:
+                if holder_alive(current[1], int(current[2])):
+                    raise RollbackInProgressError(
+                        thread_id=thread_id,
+                        holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
+                    )
+                # The holder's process is gone: its rollback can be resumed.
+                cur.execute(
+                    "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?",
+                    (thread_id, current[0]),
+                )
+            cur.execute(
+                "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, "
+                "acquired_at) VALUES (?, ?, ?, ?, ?)",
+                (thread_id, holder.token, holder.host, holder.pid, utcnow()),
+            )
+
+    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        with self.cursor() as cur:
+            cur.execute(
+                "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?",
+                (thread_id, holder.token),
+            )
+
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        return await asyncio.to_thread(self._ledger_begin, op)
+
+    async def _aledger_update(self, op: Update) -> bool:
+        return await asyncio.to_thread(self._ledger_update, op)
+
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
+        return await asyncio.to_thread(self._ledger_select, op)
+
+    async def _aledger_head(self, op: ReadHead) -> str | None:
+        return await asyncio.to_thread(self._ledger_head, op)
+
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return await asyncio.to_thread(self._ledger_find_checkpoint, op)
+
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        return await asyncio.to_thread(self._ledger_ancestry, op)
+
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        return await asyncio.to_thread(self._ledger_subtree, op)
+
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        return await asyncio.to_thread(self._ledger_existing, op)
+
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
+        await asyncio.to_thread(self._ledger_save_rollback, op)
+
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        await asyncio.to_thread(self._lock_thread, thread_id, holder)
+
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        await asyncio.to_thread(self._unlock_thread, thread_id, holder)
 
     # --- async checkpoint API, served by the sync methods off the loop -------
 
@@ -223,8 +340,23 @@ def _take(iterator: Iterator[CheckpointTuple], n: int) -> list[CheckpointTuple]:
     return list(islice(iterator, n))
 
 
-def _update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
-    # Column names come from `Update`, which admits only `_ledger.UPDATABLE`.
+def select_sql(
+    op: Select, mark: str = "?", dialect: str = "sqlite"
+) -> tuple[str, list[Any]]:
+    """The SELECT text and parameters for a `Select` operation."""
+    where, params = op.query.sql_where(mark, dialect=dialect)
+    text = (
+        f"SELECT {sql.SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
+    )
+    if op.query.limit is not None:
+        text += f" LIMIT {mark}"
+        params.append(op.query.limit)
+    return text, params
+
+
+def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
+    """The UPDATE text and parameters for an `Update` operation."""
+    # Column names come from `Update`, which admits only `_ops.UPDATABLE`.
     sets = ", ".join(f"{column} = {mark}" for column in update.changes)
     params: list[Any] = list(update.changes.values())
     text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"

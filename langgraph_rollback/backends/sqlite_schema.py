@@ -57,12 +57,44 @@ MIGRATIONS: list[str] = [
         outcome BLOB,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
-        completed_at TEXT
+        completed_at TEXT,
+        undo_type TEXT,
+        undo BLOB,
+        undo_attempts INTEGER NOT NULL DEFAULT 0,
+        rollback_id TEXT,
+        compensated_at TEXT
     );
     CREATE INDEX IF NOT EXISTS lgrb_effects_thread_seq
         ON lgrb_effects (thread_id, seq);
     CREATE INDEX IF NOT EXISTS lgrb_effects_thread_root
         ON lgrb_effects (thread_id, root_checkpoint_id);
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_base
+        ON lgrb_effects (thread_id, base_checkpoint_id);
+    -- Planning walks checkpoints from a target down to its descendants.
+    CREATE INDEX IF NOT EXISTS lgrb_checkpoints_parent
+        ON checkpoints (thread_id, checkpoint_ns, parent_checkpoint_id);
+    CREATE TABLE IF NOT EXISTS lgrb_rollbacks (
+        rollback_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        target_checkpoint_id TEXT NOT NULL,
+        head_checkpoint_id TEXT,
+        restored_checkpoint_id TEXT,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        report_type TEXT,
+        report BLOB
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_rollbacks_thread
+        ON lgrb_rollbacks (thread_id, started_at);
+    -- One rollback per thread at a time (see `SqliteRollbackSaver._thread_lock`).
+    CREATE TABLE IF NOT EXISTS lgrb_locks (
+        thread_id TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        acquired_at TEXT NOT NULL
+    );
     """,
 ]
 
@@ -87,3 +119,70 @@ thread id again."""
 INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
+
+_COPY_OF = "json_extract(CAST({t}metadata AS TEXT), '$.lgrb_restore.copy_of')"
+
+SELECT_HEAD = """
+SELECT checkpoint_id FROM checkpoints
+WHERE thread_id = ? AND checkpoint_ns = ''
+ORDER BY checkpoint_id DESC LIMIT 1
+"""
+
+FIND_CHECKPOINT = """
+SELECT DISTINCT thread_id FROM checkpoints
+WHERE checkpoint_ns = '' AND checkpoint_id = ? LIMIT 10
+"""
+
+ANCESTRY = f"""
+WITH RECURSIVE chain (checkpoint_id, parent_id, copy_of, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPY_OF.format(t="")}, 0
+    FROM checkpoints
+    WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :start
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPY_OF.format(t="c.")},
+           chain.depth + 1
+    FROM checkpoints AS c JOIN chain ON c.checkpoint_id = chain.parent_id
+    WHERE c.thread_id = :thread AND c.checkpoint_ns = ''
+      AND chain.checkpoint_id != :stop
+      AND (chain.copy_of IS NULL OR chain.copy_of != :stop)
+)
+SELECT checkpoint_id, parent_id, copy_of FROM chain ORDER BY depth
+"""
+"""Walk up from `:start`; the row for `:stop` (or a copy of it) is the last."""
+
+SUBTREE = f"""
+WITH RECURSIVE sub (checkpoint_id, parent_id, copy_of) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPY_OF.format(t="")}
+    FROM checkpoints
+    WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :root
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPY_OF.format(t="c.")}
+    FROM checkpoints AS c JOIN sub ON c.parent_checkpoint_id = sub.checkpoint_id
+    WHERE c.thread_id = :thread AND c.checkpoint_ns = ''
+)
+SELECT checkpoint_id, parent_id, copy_of FROM sub
+"""
+
+EXISTING = """
+SELECT checkpoint_id FROM checkpoints
+WHERE thread_id = ? AND checkpoint_ns = ''
+  AND checkpoint_id IN (SELECT value FROM json_each(?))
+"""
+
+SAVE_ROLLBACK = """
+INSERT INTO lgrb_rollbacks (
+    rollback_id, thread_id, target_checkpoint_id, head_checkpoint_id,
+    restored_checkpoint_id, status, started_at, finished_at, report_type, report
+) VALUES (
+    :rollback_id, :thread_id, :target_checkpoint_id, :head_checkpoint_id,
+    :restored_checkpoint_id, :status, :started_at, :finished_at, :report_type,
+    :report
+)
+ON CONFLICT (rollback_id) DO UPDATE SET
+    head_checkpoint_id = excluded.head_checkpoint_id,
+    restored_checkpoint_id = excluded.restored_checkpoint_id,
+    status = excluded.status,
+    finished_at = excluded.finished_at,
+    report_type = excluded.report_type,
+    report = excluded.report
+"""

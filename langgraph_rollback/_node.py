@@ -1,0 +1,428 @@
+"""`RollbackNode`: undo inside a running graph, then route on to replan.
+
+Out of the graph, `rollback()` restores the state by writing a new head
+checkpoint. Inside a running graph that is not possible (the run owns the
+head), so the node undoes the effects, then *returns* the target's values as
+its update: reducer channels wrapped in `langgraph.types.Overwrite`, plain
+values for last-value channels, `None` for keys that were empty at the target
+(a node's update cannot unset a channel), plus the report, and routes on with
+`Command(goto=...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.channels.base import BaseChannel
+from langgraph.channels.binop import BinaryOperatorAggregate
+from langgraph.constants import END
+from langgraph.errors import EmptyChannelError
+from langgraph.types import Command, Overwrite, StateSnapshot, interrupt
+
+from langgraph_rollback._context import (
+    current_channels,
+    current_durability,
+    current_task,
+)
+from langgraph_rollback._drivers import run_async, run_sync
+from langgraph_rollback._errors import (
+    CheckpointNotFoundError,
+    DurabilityError,
+    InvalidConfigError,
+)
+from langgraph_rollback._ops import ReadCheckpoint
+from langgraph_rollback._plan import RollbackPlan, plan_flow
+from langgraph_rollback._record import approved
+from langgraph_rollback._registry import ToolRegistry
+from langgraph_rollback._report import RollbackReport
+from langgraph_rollback._rollback import (
+    CheckpointRef,
+    OnConflict,
+    OnFailure,
+    OnIrreversible,
+    Policies,
+    checkpoint_config,
+    execute_flow,
+    new_rollback_id,
+    rejected_report,
+)
+from langgraph_rollback.backends.base import BaseRollbackSaver, LockHolder
+
+__all__ = ["RollbackNode", "TargetSelector", "before_node", "run_start"]
+
+
+@dataclass(frozen=True)
+class TargetSelector:
+    """Picks a `RollbackNode`'s target by walking back from where the node runs.
+
+    Use `before_node(name)` or `run_start()` to make one.
+    """
+
+    kind: Literal["before_node", "run_start"]
+    node: str | None = None
+
+
+def before_node(name: str) -> TargetSelector:
+    """Target the checkpoint from which node `name` last ran.
+
+    Walking back from the checkpoint the rollback node started from, this is
+    the nearest checkpoint whose next step ran `name`: in a loop, the start
+    of `name`'s most recent run on the current path. The state there is the
+    state `name` received. Works for nodes reached by edges (including
+    conditional edges), not for tasks started with `Send`.
+    """
+    return TargetSelector("before_node", name)
+
+
+def run_start() -> TargetSelector:
+    """Target the start of the current run.
+
+    That is the first checkpoint after the thread's most recent input was
+    applied (step 0 of the latest `invoke(inputs)`): the state holds the new
+    input and no node of the run has acted yet. Resuming with `invoke(None)`
+    or `Command(resume=...)` continues the same run, so it does not move this
+    point.
+    """
+    return TargetSelector("run_start")
+
+
+TargetFn = Callable[[Any, RunnableConfig], CheckpointRef]
+
+
+class RollbackNode(RunnableLambda[Any, Command[Any]]):
+    """A prebuilt node that undoes effects and hands the report to a replanner.
+
+    ```python
+    builder.add_node("undo", RollbackNode(to=run_start(), goto="planner"))
+    ```
+
+    On each run the node (1) picks its target, (2) plans the rollback from the
+    checkpoint it started from back to the target, (3) optionally asks a
+    human to approve the plan with `interrupt()`, (4) runs the inverses
+    newest-first under the thread's rollback lock, and (5) returns the
+    target's values, the report in `report_key`, and the report as a message
+    in `messages_key` when the state has that channel, routing to `goto`.
+
+    When the rollback does not complete (aborted, failed, rejected), the state
+    is left as it is apart from the report and message: the world is not
+    back at the target, so the state must not claim it is.
+
+    The graph must run with `durability="sync"`, so that every checkpoint the
+    node walks back through is stored; otherwise the node raises
+    `DurabilityError`.
+
+    Args:
+        to: The target: `run_start()` (the default), `before_node(name)`, or
+            a callable `(state, thread_config) -> checkpoint id | config |
+            StateSnapshot`, where `thread_config` names the thread's root
+            namespace (pass it to `saver.list` or `graph.get_state_history`).
+        goto: Where to route after the rollback: a node name (default
+            `END`), or a callable `(report) -> node name`.
+        approval: Ask a human first: the node calls `interrupt()` with the
+            plan; resume with `True`/"approve", `False`/"reject", or
+            `{"approve": True, "skip": [effect ids]}` to leave some effects.
+        report_key: State key for the report summary (a plain dict), or None.
+        messages_key: State key of the message list the report message is
+            appended to, when the state has it; None to not add one.
+        on_irreversible, on_conflict, on_failure, inverse_timeout: Policies,
+            as for `rollback()`.
+        registry: Where to find inverses; defaults to the saver's.
+    """
+
+    def __init__(
+        self,
+        *,
+        to: TargetSelector | TargetFn | None = None,
+        goto: str | Callable[[RollbackReport], str] = END,
+        approval: bool = False,
+        report_key: str | None = "rollback_report",
+        messages_key: str | None = "messages",
+        on_irreversible: OnIrreversible = "skip",
+        on_conflict: OnConflict = "abort",
+        on_failure: OnFailure = "stop",
+        inverse_timeout: float | None = None,
+        registry: ToolRegistry | None = None,
+        name: str = "rollback",
+    ) -> None:
+        self.to: TargetSelector | TargetFn = to if to is not None else run_start()
+        if not isinstance(self.to, TargetSelector) and not callable(self.to):
+            raise InvalidConfigError(
+                f"RollbackNode(to={to!r}): not a target. Fix: pass run_start(), "
+                "before_node('name'), or a function (state, config) -> checkpoint."
+            )
+        self.goto = goto
+        self.approval = approval
+        self.report_key = report_key
+        self.messages_key = messages_key
+        self.policies = Policies(
+            on_irreversible=on_irreversible,
+            on_conflict=on_conflict,
+            on_failure=on_failure,
+            inverse_timeout=inverse_timeout,
+        )
+        self.registry = registry
+        super().__init__(self._node_sync, afunc=self._node_async, name=name)
+
+    # --- sync and async drivers ---------------------------------------------------
+
+    def _node_sync(self, state: Any, config: RunnableConfig) -> Command[Any]:
+        saver, thread_id, head = _where()
+        started = datetime.now(timezone.utc)
+        target = run_sync(
+            self._target_flow(saver, thread_id, head, state, config), saver
+        )
+        registry = self.registry if self.registry is not None else saver.registry
+        plan_of = plan_flow(
+            thread_id, target, registry=registry, serde=saver.serde, head=head
+        )
+        plan: RollbackPlan = run_sync(plan_of, saver)
+        policies = self._approve(plan)
+        rollback_id = new_rollback_id()
+        if policies is None:
+            report = rejected_report(
+                plan, rollback_id, started, "A human rejected the plan."
+            )
+            return self._command(state, report, None)
+        holder = LockHolder()
+        saver._lock_thread(thread_id, holder)
+        try:
+            report = run_sync(
+                execute_flow(
+                    plan,
+                    policies=policies,
+                    registry=registry,
+                    serde=saver.serde,
+                    rollback_id=rollback_id,
+                    restore=None,
+                    started_at=started,
+                ),
+                saver,
+            )
+        finally:
+            saver._unlock_thread(thread_id, holder)
+        values = None
+        if report.ok:
+            values = run_sync(self._values_flow(thread_id, target), saver)
+        return self._command(state, report, values)
+
+    async def _node_async(self, state: Any, config: RunnableConfig) -> Command[Any]:
+        saver, thread_id, head = _where()
+        started = datetime.now(timezone.utc)
+        target = await run_async(
+            self._target_flow(saver, thread_id, head, state, config), saver
+        )
+        registry = self.registry if self.registry is not None else saver.registry
+        plan_of = plan_flow(
+            thread_id, target, registry=registry, serde=saver.serde, head=head
+        )
+        plan: RollbackPlan = await run_async(plan_of, saver)
+        policies = self._approve(plan)
+        rollback_id = new_rollback_id()
+        if policies is None:
+            report = rejected_report(
+                plan, rollback_id, started, "A human rejected the plan."
+            )
+            return self._command(state, report, None)
+        holder = LockHolder()
+        await saver._alock_thread(thread_id, holder)
+        try:
+            report = await run_async(
+                execute_flow(
+                    plan,
+                    policies=policies,
+                    registry=registry,
+                    serde=saver.serde,
+                    rollback_id=rollback_id,
+                    restore=None,
+                    started_at=started,
+                ),
+                saver,
+            )
+        finally:
+            await saver._aunlock_thread(thread_id, holder)
+        values = None
+        if report.ok:
+            values = await run_async(self._values_flow(thread_id, target), saver)
+        return self._command(state, report, values)
+
+    # --- I/O-free parts ----------------------------------------------------------
+
+    def _target_flow(
+        self,
+        saver: BaseRollbackSaver,
+        thread_id: str,
+        head: str,
+        state: Any,
+        config: RunnableConfig,
+    ) -> Generator[Any, Any, str]:
+        if not isinstance(self.to, TargetSelector):
+            thread_config: RunnableConfig = {
+                "configurable": {"thread_id": thread_id, "checkpoint_ns": ""}
+            }
+            ref: Any = self.to(state, thread_config)
+            if isinstance(ref, StateSnapshot):
+                ref = ref.config
+            if isinstance(ref, Mapping):
+                ref = (ref.get("configurable") or {}).get("checkpoint_id")
+            if not isinstance(ref, str) or not ref:
+                raise InvalidConfigError(
+                    f"RollbackNode's target function returned {ref!r}. Fix: return "
+                    "a checkpoint id, a checkpoint's config, or a StateSnapshot."
+                )
+            return ref
+        selector = self.to
+        child: Any = None
+        current: RunnableConfig | None = checkpoint_config(thread_id, head)
+        while current is not None:
+            found = yield ReadCheckpoint(current)
+            if found is None:
+                break
+            checkpoint_id = str(found.config["configurable"]["checkpoint_id"])
+            if selector.kind == "run_start":
+                if found.metadata.get("source") == "input" and child is not None:
+                    return str(child.config["configurable"]["checkpoint_id"])
+            elif child is not None:
+                seen_here = found.checkpoint["versions_seen"].get(selector.node)
+                seen_after = child.checkpoint["versions_seen"].get(selector.node)
+                if seen_after is not None and seen_after != seen_here:
+                    return checkpoint_id
+            child = found
+            current = found.parent_config
+        what = (
+            "the start of the current run (no input checkpoint on the path)"
+            if selector.kind == "run_start"
+            else f"a checkpoint from which node {selector.node!r} ran"
+        )
+        raise CheckpointNotFoundError(
+            f"RollbackNode found no target: walking back from checkpoint {head!r} "
+            f"of thread {thread_id!r}, there is no {what}. Fix: check the node "
+            "name, or give RollbackNode(to=...) a function that picks the target.",
+            checkpoint_id=head,
+            thread_id=thread_id,
+        )
+
+    def _values_flow(
+        self, thread_id: str, target: str
+    ) -> Generator[Any, Any, dict[str, Any]]:
+        found = yield ReadCheckpoint(checkpoint_config(thread_id, target))
+        if found is None:  # pragma: no cover - planning checked it exists
+            raise CheckpointNotFoundError(checkpoint_id=target, thread_id=thread_id)
+        values: dict[str, Any] = dict(found.checkpoint["channel_values"])
+        return values
+
+    def _approve(self, plan: RollbackPlan) -> Policies | None:
+        """The policies to execute with, or None when a human rejected the plan."""
+        if not self.approval:
+            return self.policies
+        answer = interrupt(
+            {
+                "type": "rollback_approval",
+                "question": "Approve this rollback?",
+                "plan": str(plan),
+                "target_checkpoint_id": plan.target_checkpoint_id,
+                "effects": [
+                    {
+                        "id": step.effect.id,
+                        "seq": step.effect.seq,
+                        "tool": step.effect.tool,
+                        "args": step.effect.args,
+                        "decision": step.decision.value,
+                        "reason": step.reason,
+                    }
+                    for step in plan.steps
+                ],
+            }
+        )
+        if not approved(answer):
+            return None
+        skip: Sequence[str] = answer.get("skip", ()) if isinstance(answer, dict) else ()
+        return Policies(
+            on_irreversible=self.policies.on_irreversible,
+            on_conflict=self.policies.on_conflict,
+            on_failure=self.policies.on_failure,
+            inverse_timeout=self.policies.inverse_timeout,
+            skip=frozenset(str(s) for s in skip),
+        )
+
+    def _command(
+        self, state: Any, report: RollbackReport, values: dict[str, Any] | None
+    ) -> Command[Any]:
+        channels = current_channels() or {}
+        update: dict[str, Any] = {}
+        if values is not None:
+            update = restore_update(channels, state, values)
+        if self.report_key is not None and self.report_key in channels:
+            update[self.report_key] = report.summary()
+        if self.messages_key is not None and self.messages_key in channels:
+            message = report.to_message()
+            base = update.get(self.messages_key)
+            if isinstance(base, Overwrite):
+                update[self.messages_key] = Overwrite([*(base.value or []), message])
+            else:
+                update[self.messages_key] = [message]
+        goto = self.goto(report) if callable(self.goto) else self.goto
+        return Command(update=update, goto=goto)
+
+
+def _where() -> tuple[BaseRollbackSaver, str, str]:
+    ctx = current_task()
+    if ctx is None:
+        raise InvalidConfigError(
+            "RollbackNode runs only as a node of a graph compiled with a rollback "
+            "saver. Fix: `builder.compile(checkpointer=SqliteRollbackSaver(...))`, "
+            "and invoke with a `thread_id`."
+        )
+    durability = current_durability()
+    if durability is not None and durability != "sync":
+        raise DurabilityError(durability=durability, what="RollbackNode")
+    if ctx.checkpoint_ns:
+        raise InvalidConfigError(
+            "RollbackNode runs in a subgraph; it undoes and restores the root "
+            "graph's state. Fix: add it to the root graph."
+        )
+    return ctx.saver, ctx.thread_id, ctx.checkpoint_id
+
+
+def restore_update(
+    channels: Mapping[str, BaseChannel[Any, Any, Any]],
+    state: Any,
+    values: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The update that sets each state key back to its value at the target.
+
+    Reducer channels get `Overwrite(value)`; last-value channels the value;
+    keys empty at the target but set now get `None` (or an empty `Overwrite`
+    for reducers), because an update cannot unset a channel.
+    """
+    keys = set(values)
+    if isinstance(state, Mapping):
+        keys |= set(state)
+    update: dict[str, Any] = {}
+    for key in sorted(keys):
+        channel = channels.get(key)
+        if channel is None or key.startswith(("branch:", "__")):
+            continue
+        reducer = isinstance(channel, BinaryOperatorAggregate) or (
+            type(channel).__name__ == "DeltaChannel"
+        )
+        if key in values:
+            update[key] = Overwrite(values[key]) if reducer else values[key]
+        elif reducer:
+            update[key] = Overwrite(_empty(channel))
+        else:
+            update[key] = None
+    return update
+
+
+def _empty(channel: BaseChannel[Any, Any, Any]) -> Any:
+    """A reducer channel's value when nothing was written to it (e.g. `[]`)."""
+    from langgraph._internal._typing import MISSING
+
+    try:
+        return channel.from_checkpoint(MISSING).get()
+    except EmptyChannelError:
+        return None

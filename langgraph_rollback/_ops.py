@@ -1,0 +1,250 @@
+"""The operations the I/O-free flows yield, and the drivers perform.
+
+Storage operations name the saver primitive that performs them (`method`;
+the async driver calls `_a` + the same name), so a backend is exactly the set
+of primitives below, each in a sync and an async flavour. The other
+operations run user code (tools, observations, inverses) or LangGraph calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from langchain_core.runnables import RunnableConfig
+
+    from langgraph_rollback._ledger import EffectQuery, LedgerRow
+    from langgraph_rollback._models import Effect
+
+__all__ = [
+    "UPDATABLE",
+    "Ask",
+    "Begin",
+    "CheckpointLink",
+    "ExistingCheckpoints",
+    "FindCheckpoint",
+    "Observe",
+    "Outcome",
+    "Perform",
+    "ReadAncestry",
+    "ReadCheckpoint",
+    "ReadHead",
+    "ReadSubtree",
+    "Restore",
+    "SaveRollback",
+    "Select",
+    "StorageOp",
+    "Undo",
+    "Update",
+]
+
+UPDATABLE = frozenset(
+    {
+        "status",
+        "attempt",
+        "intent_type",
+        "intent",
+        "outcome_type",
+        "outcome",
+        "updated_at",
+        "completed_at",
+        "undo_type",
+        "undo",
+        "undo_attempts",
+        "rollback_id",
+        "compensated_at",
+    }
+)
+"""Ledger columns `Update` may change; anything else is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a call returned or raised."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointLink:
+    """A root-namespace checkpoint, its parent, and what it is a restored copy of."""
+
+    checkpoint_id: str
+    parent_id: str | None
+    copy_of: str | None = None
+
+
+class StorageOp:
+    """A ledger or checkpoint read/write performed by a saver primitive."""
+
+    __slots__ = ()
+    method: ClassVar[str]
+
+
+# --- ledger writes and reads ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Begin(StorageOp):
+    """Insert `row` unless its effect id exists, and commit.
+
+    The backend assigns `seq` and `base_checkpoint_id` (the thread's newest
+    persisted root checkpoint) in the same statement. Result:
+    `(stored_row, inserted)`, the new row as stored or the existing one.
+    """
+
+    method: ClassVar[str] = "_ledger_begin"
+    row: LedgerRow
+
+
+@dataclass(frozen=True, slots=True)
+class Update(StorageOp):
+    """Set `changes` on one effect if its status is in `expect`; commit.
+
+    Result: whether a row changed.
+    """
+
+    method: ClassVar[str] = "_ledger_update"
+    effect_id: str
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    expect: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.changes) - UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable ledger columns: {sorted(unknown)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Select(StorageOp):
+    """Rows matching `query`, newest first. Result: `list[LedgerRow]`."""
+
+    method: ClassVar[str] = "_ledger_select"
+    query: EffectQuery
+
+
+@dataclass(frozen=True, slots=True)
+class SaveRollback(StorageOp):
+    """Insert or update the record of one rollback. Result: None."""
+
+    method: ClassVar[str] = "_ledger_save_rollback"
+    record: Mapping[str, Any]
+
+
+# --- checkpoint graph reads ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReadHead(StorageOp):
+    """The thread's newest root checkpoint id, or None. Result: `str | None`."""
+
+    method: ClassVar[str] = "_ledger_head"
+    thread_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindCheckpoint(StorageOp):
+    """The threads holding a root checkpoint with this id. Result: `list[str]`."""
+
+    method: ClassVar[str] = "_ledger_find_checkpoint"
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAncestry(StorageOp):
+    """Links from `start` up its parents, stopping after `stop` or a copy of it.
+
+    Result: `list[CheckpointLink]`, `start` first; it ends at the root when
+    `stop` is not an ancestor.
+    """
+
+    method: ClassVar[str] = "_ledger_ancestry"
+    thread_id: str
+    start: str
+    stop: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSubtree(StorageOp):
+    """`root` and every root-namespace checkpoint descending from it.
+
+    Result: `list[CheckpointLink]`.
+    """
+
+    method: ClassVar[str] = "_ledger_subtree"
+    thread_id: str
+    root: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCheckpoint(StorageOp):
+    """A whole checkpoint tuple (`get_tuple`). Result: `CheckpointTuple | None`."""
+
+    method: ClassVar[str] = "_ledger_checkpoint"
+    config: RunnableConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingCheckpoints(StorageOp):
+    """Which of `checkpoint_ids` exist in the thread's root namespace.
+
+    Result: `set[str]`.
+    """
+
+    method: ClassVar[str] = "_ledger_existing"
+    thread_id: str
+    checkpoint_ids: Sequence[str]
+
+
+# --- user code and LangGraph -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Observe:
+    """Call `fn(**kwargs)`. Result: an `Outcome`."""
+
+    fn: Callable[..., Any]
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Perform:
+    """Run the forward call with `effect` as the current effect. Result: `Outcome`."""
+
+    effect: Effect
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """Ask a human through LangGraph's `interrupt(payload)`. Result: the answer."""
+
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Undo:
+    """Run an effect's inverse. Result: an `Outcome`.
+
+    `fn` is a callable taking the `Effect`, or a LangChain tool invoked with
+    `args`.
+    """
+
+    effect: Effect
+    fn: Any
+    args: Mapping[str, Any] | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Write a new head checkpoint that copies `config`'s checkpoint.
+
+    Result: the new checkpoint's config. `mark` is stored in the new
+    checkpoint's metadata so the copy is recognised later.
+    """
+
+    config: RunnableConfig
+    mark: Mapping[str, Any]

@@ -1,0 +1,421 @@
+"""The rollback plan: which effects lie after a checkpoint, and what to do with each.
+
+`plan_flow` is I/O-free: it yields storage reads and observations (see
+`_ops`) and returns a `RollbackPlan`. Planning has no side effects: it reads
+checkpoint ids and parent ids (never whole checkpoints), the ledger rows in
+the target's subtree, and calls `observe` functions, which only read.
+
+What "after checkpoint X" means (DESIGN 3.4):
+
+- walk `parent` links from the head up to X (or to a checkpoint a previous
+  rollback restored as a copy of X); that walk is the *path*;
+- an effect belongs to the checkpoint its outermost task started from (its
+  `root_checkpoint_id`, so subgraph effects count), or, when that checkpoint
+  was never persisted (durability "async" or "exit"), to the newest persisted
+  checkpoint when its intent was written (`base_checkpoint_id`);
+- effects belonging to a checkpoint on the path (X's own tasks included) are
+  undone, newest first by `seq`;
+- effects belonging to X's other descendants lie on abandoned branches: they
+  are listed as orphans and left alone.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Generator
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from pydantic import BaseModel, ConfigDict
+
+from langgraph_rollback._errors import CheckpointNotFoundError, NotAnAncestorError
+from langgraph_rollback._ledger import EffectQuery, LedgerRow, effect_from_row
+from langgraph_rollback._models import Effect, EffectStatus, Reversibility
+from langgraph_rollback._ops import (
+    ExistingCheckpoints,
+    FindCheckpoint,
+    Observe,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    Select,
+)
+from langgraph_rollback._registry import ToolDefinition, ToolRegistry
+
+__all__ = ["Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
+
+_LIVE = frozenset(
+    {
+        EffectStatus.PENDING,
+        EffectStatus.APPLIED,
+        EffectStatus.COMPENSATING,
+        EffectStatus.COMPENSATION_FAILED,
+    }
+)
+
+
+class Decision(str, Enum):
+    """What a rollback will do with one effect."""
+
+    UNDO = "undo"
+    """Run its inverse."""
+    SKIP = "skip"
+    """Leave it: irreversible, undeclared, never applied, or outcome unknown."""
+    CONFLICT = "conflict"
+    """Its `observe` says the target changed since the agent touched it."""
+    ALREADY_COMPENSATED = "already_compensated"
+    """An earlier rollback undid it."""
+    MISSING_INVERSE = "missing_inverse"
+    """Its tool is not declared in the registry in use."""
+
+
+class PlannedStep(BaseModel):
+    """One effect in a plan, with its decision and why."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    effect: Effect
+    decision: Decision
+    reason: str
+    current: Any = None
+    """The target's state now, when the tool declares `observe`."""
+    skip_kind: str | None = None
+    """For `skip`: "irreversible", "unknown", "not_applied" or "unresolved"."""
+
+
+class RollbackPlan(BaseModel):
+    """What a rollback to `target_checkpoint_id` would do, computed without acting."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    thread_id: str
+    target_checkpoint_id: str
+    head_checkpoint_id: str
+    path: list[str]
+    """Checkpoint ids from the head back to the target (or its restored copy)."""
+    reached_copy: str | None = None
+    """The checkpoint on the path that a previous rollback restored as a copy
+    of the target, when the walk met it instead of the target itself."""
+    steps: list[PlannedStep]
+    """Every effect after the target on the path, newest first."""
+    orphans: list[Effect]
+    """Live effects on abandoned branches after the target, left alone."""
+    created_at: datetime
+
+    @property
+    def to_undo(self) -> list[PlannedStep]:
+        """Steps whose inverse will run."""
+        return [s for s in self.steps if s.decision is Decision.UNDO]
+
+    @property
+    def conflicts(self) -> list[PlannedStep]:
+        """Steps whose target changed since the agent touched it."""
+        return [s for s in self.steps if s.decision is Decision.CONFLICT]
+
+    @property
+    def skipped(self) -> list[PlannedStep]:
+        """Steps left as they are."""
+        return [s for s in self.steps if s.decision is Decision.SKIP]
+
+    @property
+    def already_compensated(self) -> list[PlannedStep]:
+        """Steps an earlier rollback undid."""
+        return [s for s in self.steps if s.decision is Decision.ALREADY_COMPENSATED]
+
+    @property
+    def at_target(self) -> bool:
+        """Whether the head already is the target (or a restored copy of it)."""
+        return self.head_checkpoint_id in (
+            self.target_checkpoint_id,
+            self.reached_copy,
+        )
+
+    def __str__(self) -> str:
+        lines = [
+            f"Rollback plan for thread {self.thread_id!r}: back to checkpoint "
+            f"{self.target_checkpoint_id} ({len(self.path)} checkpoint(s) on the "
+            f"path, {len(self.steps)} effect(s) after it)."
+        ]
+        if self.reached_copy:
+            lines.append(
+                f"  (the path reaches {self.reached_copy}, an earlier rollback's "
+                "copy of the target)"
+            )
+        for step in self.steps:
+            lines.append(
+                f"  {step.decision.value:<19} #{step.effect.seq} "
+                f"{_call(step.effect)}: {step.reason}"
+            )
+        if not self.steps:
+            lines.append("  nothing to undo")
+        for effect in self.orphans:
+            lines.append(
+                f"  orphan              #{effect.seq} {_call(effect)}: on an "
+                "abandoned branch, left as it is"
+            )
+        return "\n".join(lines)
+
+
+def _call(effect: Effect, width: int = 60) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
+    if len(args) > width:
+        args = args[: width - 3] + "..."
+    return f"{effect.tool}({args})"
+
+
+def plan_flow(
+    thread_id: str,
+    target: str,
+    *,
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+    head: str | None = None,
+) -> Generator[Any, Any, RollbackPlan]:
+    """Compute the plan to roll `thread_id` back to checkpoint `target`.
+
+    Args:
+        head: Where the walk starts; defaults to the thread's newest
+            checkpoint. A rollback node passes the checkpoint its own task
+            started from.
+
+    Raises:
+        CheckpointNotFoundError: `target` is not a root checkpoint of the
+            thread (the error says which thread holds it, if any).
+        NotAnAncestorError: `target` is in the thread but not on the head's path.
+    """
+    if head is None:
+        head = yield ReadHead(thread_id)
+        if head is None:
+            owners = yield FindCheckpoint(target)
+            raise CheckpointNotFoundError(
+                checkpoint_id=target, thread_id=thread_id, found_in=owners
+            )
+    chain = yield ReadAncestry(thread_id, head, target)
+    if not chain:
+        raise CheckpointNotFoundError(
+            f"Thread {thread_id!r} has no checkpoint {head!r} to start the walk "
+            "from. Fix: run the graph with durability='sync' so each step's "
+            "checkpoint is stored before the next one runs.",
+            checkpoint_id=head,
+            thread_id=thread_id,
+        )
+    last = chain[-1]
+    if target not in (last.checkpoint_id, last.copy_of):
+        owners = yield FindCheckpoint(target)
+        if thread_id in owners:
+            raise NotAnAncestorError(
+                checkpoint_id=target, thread_id=thread_id, head_checkpoint_id=head
+            )
+        raise CheckpointNotFoundError(
+            checkpoint_id=target,
+            thread_id=thread_id,
+            found_in=[o for o in owners if o != thread_id],
+        )
+    path = [link.checkpoint_id for link in chain]
+    on_path = set(path)
+    region = {link.checkpoint_id for link in (yield ReadSubtree(thread_id, path[-1]))}
+    region |= on_path
+
+    rows: list[LedgerRow] = yield Select(
+        EffectQuery(thread_id=thread_id, anchors=tuple(sorted(region)))
+    )
+    # An effect whose root checkpoint lies outside the region belongs to it
+    # only when that checkpoint was never persisted (then its base counts).
+    outside = sorted({r.root_checkpoint_id for r in rows} - region)
+    persisted: set[str] = set()
+    if outside:
+        persisted = yield ExistingCheckpoints(thread_id, outside)
+
+    mine: list[LedgerRow] = []
+    orphans: list[Effect] = []
+    for row in rows:
+        if row.root_checkpoint_id in region:
+            anchor: str | None = row.root_checkpoint_id
+        elif row.root_checkpoint_id in persisted:
+            continue
+        else:
+            anchor = row.base_checkpoint_id
+        if anchor in on_path:
+            mine.append(row)
+        elif EffectStatus(row.status) in _LIVE:
+            orphans.append(effect_from_row(row, serde))
+
+    steps: list[PlannedStep] = []
+    predicted: dict[Any, Any] = {}
+    for row in mine:
+        effect = effect_from_row(row, serde)
+        step = yield from _decide(effect, registry.get(effect.tool), serde, predicted)
+        steps.append(step)
+    return RollbackPlan(
+        thread_id=thread_id,
+        target_checkpoint_id=target,
+        head_checkpoint_id=head,
+        path=path,
+        reached_copy=last.checkpoint_id if last.checkpoint_id != target else None,
+        steps=steps,
+        orphans=orphans,
+        created_at=datetime.now(timezone.utc),
+    )
+
+
+def _decide(
+    effect: Effect,
+    definition: ToolDefinition | None,
+    serde: SerializerProtocol,
+    predicted: dict[Any, Any],
+) -> Generator[Any, Any, PlannedStep]:
+    status = effect.status
+    if status is EffectStatus.COMPENSATED:
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.ALREADY_COMPENSATED,
+            reason="already undone by an earlier rollback",
+        )
+    if status in (EffectStatus.BLOCKED, EffectStatus.INTERRUPTED, EffectStatus.FAILED):
+        why = {
+            EffectStatus.BLOCKED: "blocked by the guard policy; it never ran",
+            EffectStatus.INTERRUPTED: "interrupted before it acted",
+            EffectStatus.FAILED: f"the call failed ({effect.error}); nothing was applied",
+        }[status]
+        return _skip(effect, why, "not_applied")
+    kind = definition.kind if definition is not None else effect.kind
+    if kind is Reversibility.IRREVERSIBLE:
+        reason = (definition.reason if definition else None) or "cannot be undone"
+        return _skip(effect, f"irreversible: {reason}", "irreversible")
+    if kind is Reversibility.UNKNOWN:
+        return _skip(
+            effect, "undeclared tool: it is not known how to undo it", "unknown"
+        )
+    if definition is None or definition.undo is None:
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.MISSING_INVERSE,
+            reason=(
+                f"tool {effect.tool!r} is not declared in this registry; import "
+                "the module that declares it (or pass its registry=)"
+            ),
+        )
+
+    current: Any = None
+    if definition.observe is not None:
+        observed = yield Observe(definition.observe, effect.args)
+        if observed.error is not None:
+            return PlannedStep(
+                effect=effect,
+                decision=Decision.CONFLICT,
+                reason=(
+                    f"observe() raised {type(observed.error).__name__}: "
+                    f"{observed.error}; cannot tell whether the target changed"
+                ),
+            )
+        current = normalize(serde, observed.value)
+        key = target_key(definition, effect.args)
+        expected_now = predicted.get(key, current)
+        if status is EffectStatus.PENDING:
+            # Intent without outcome: the observation tells whether it landed.
+            if expected_now == effect.before:
+                return _skip(
+                    effect,
+                    "its outcome was never recorded and the target is unchanged "
+                    "since before the call: it did not land",
+                    "not_applied",
+                    current,
+                )
+        elif status is EffectStatus.COMPENSATING and expected_now == effect.before:
+            return PlannedStep(
+                effect=effect,
+                decision=Decision.ALREADY_COMPENSATED,
+                reason="an interrupted rollback's inverse already restored it",
+                current=current,
+            )
+        if expected_now != effect.after and status is not EffectStatus.PENDING:
+            return PlannedStep(
+                effect=effect,
+                decision=Decision.CONFLICT,
+                reason=(
+                    "the target changed since the agent touched it (expected "
+                    f"{_short(effect.after)}, found {_short(expected_now)})"
+                ),
+                current=current,
+            )
+        predicted[key] = effect.before
+        note = ""
+        if status is EffectStatus.PENDING:
+            note = (
+                " (its outcome was never recorded, but the target changed: it landed)"
+            )
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.UNDO,
+            reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}{note}",
+            current=current,
+        )
+    if status is EffectStatus.PENDING:
+        return _skip(
+            effect,
+            "its outcome was never recorded and the tool has no observe= to "
+            "check it; resolve it with saver.resolve_effect() first",
+            "unresolved",
+        )
+    if status is EffectStatus.COMPENSATING:
+        return _skip(
+            effect,
+            "an interrupted rollback claimed it; whether its inverse ran is "
+            "unknown without observe= (check the target, then resolve it)",
+            "unresolved",
+        )
+    return PlannedStep(
+        effect=effect,
+        decision=Decision.UNDO,
+        reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}",
+    )
+
+
+def _skip(effect: Effect, reason: str, kind: str, current: Any = None) -> PlannedStep:
+    return PlannedStep(
+        effect=effect,
+        decision=Decision.SKIP,
+        reason=reason,
+        current=current,
+        skip_kind=kind,
+    )
+
+
+def normalize(serde: SerializerProtocol, value: Any) -> Any:
+    """`value` as it reads back from the ledger (tuples become lists, ...)."""
+    try:
+        return serde.loads_typed(serde.dumps_typed(value))
+    except Exception:
+        return value
+
+
+def target_key(definition: ToolDefinition, args: dict[str, Any]) -> Any:
+    """Which target an effect touches, for chaining effects on one target.
+
+    The parameters `observe` names in its signature identify the target
+    (`def observe(path, **_)` makes `path` the target); with only `**kwargs`,
+    all arguments do.
+    """
+    assert definition.observe is not None
+    try:
+        params = inspect.signature(definition.observe).parameters.values()
+        named = [
+            p.name
+            for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in args
+        ]
+    except (TypeError, ValueError):
+        named = []
+    names = named or sorted(args)
+    return (id(definition.observe), tuple((n, repr(args.get(n))) for n in names))
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _fn_name(fn: Any) -> str:
+    return str(getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn))
