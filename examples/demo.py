@@ -1,11 +1,11 @@
-"""Demo: an agent-like graph acts on real files; the ledger records every action.
+"""Demo: an agent finishes "successfully" and leaves the world wrong; roll it back.
 
 Run with `make demo`. No LLM and no network: a scripted "model" node emits
-tool calls, a `ToolNode` runs declared tools that write real files in a
-temporary directory, and a `SqliteRollbackSaver` stores the checkpoints and
-the ledger in one SQLite file there. The demo then prints the ledger, and
-shows that resuming a failed step does not repeat the actions that already
-happened.
+tool calls, a `ToolNode` runs declared tools that change real files in a
+temporary directory, and a `SqliteRollbackSaver` keeps the checkpoints and the
+ledger of side effects in one SQLite file there. After the run, a check finds
+the config broken; the demo prints the ledger, plans a rollback to before the
+agent acted, runs it, and prints the report and the workspace.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
@@ -25,14 +25,14 @@ from langgraph_rollback import (
     SqliteRollbackSaver,
     ToolRegistry,
     irreversible,
+    plan_rollback,
     reversible,
+    rollback,
 )
 
 
 def build_graph(workdir: Path, registry: ToolRegistry) -> StateGraph[Any]:
-    """Two planned steps: write notes and a config file, then notify someone."""
-    outbox = workdir / "outbox.txt"
-    attempts = {"notify": 0}
+    """An agent that writes notes, edits the service config, then notifies."""
 
     def read_file(path: str, **_: Any) -> str | None:
         target = workdir / path
@@ -57,19 +57,16 @@ def build_graph(workdir: Path, registry: ToolRegistry) -> StateGraph[Any]:
     @tool
     def notify(to: str, text: str) -> str:
         """Send a message (appends to the outbox)."""
-        attempts["notify"] += 1
-        if attempts["notify"] == 1:
-            raise ConnectionError("mail server unavailable")
-        with outbox.open("a") as fh:
+        with (workdir / "outbox.txt").open("a") as fh:
             fh.write(f"to {to}: {text}\n")
         return f"sent to {to}"
 
     script = [
         [
-            ("write_file", {"path": "notes.md", "content": "# Notes\nship v2"}),
-            ("write_file", {"path": "config.toml", "content": "version = 2\n"}),
+            ("write_file", {"path": "notes.md", "content": "# Release\nport moved"}),
+            ("write_file", {"path": "service.toml", "content": "port = 0\n"}),
         ],
-        [("notify", {"to": "team@example.com", "text": "v2 config is live"})],
+        [("notify", {"to": "team@example.com", "text": "service.toml updated"})],
     ]
 
     def model(state: MessagesState) -> dict[str, Any]:
@@ -96,42 +93,69 @@ def build_graph(workdir: Path, registry: ToolRegistry) -> StateGraph[Any]:
 
 
 def print_ledger(effects: list[Effect]) -> None:
-    print(f"{'seq':>3}  {'tool':<10} {'kind':<12} {'status':<9} {'att':>3}  args")
+    print(f"  {'seq':>3}  {'tool':<10} {'kind':<12} {'status':<11} args")
     for effect in reversed(effects):
         args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
         print(
-            f"{effect.seq:>3}  {effect.tool:<10} {effect.kind.value:<12} "
-            f"{effect.status.value:<9} {effect.attempt:>3}  {args[:60]}"
+            f"  {effect.seq:>3}  {effect.tool:<10} {effect.kind.value:<12} "
+            f"{effect.status.value:<11} {args[:56]}"
         )
+
+
+def show_workspace(workdir: Path) -> dict[str, str]:
+    files = {
+        p.name: p.read_text()
+        for p in sorted(workdir.iterdir())
+        if p.is_file() and "sqlite" not in p.name
+    }
+    for name, content in files.items():
+        print(f"  {name:<13} {content.strip()!r}")
+    return files
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lgrb-demo-") as tmp:
         workdir = Path(tmp)
+        (workdir / "service.toml").write_text("port = 8080\n")
         registry = ToolRegistry()
-        db = workdir / "agent.sqlite"
         config: Any = {"configurable": {"thread_id": "demo"}}
-        with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as saver:
+        with SqliteRollbackSaver.from_conn_string(
+            str(workdir / "agent.sqlite"), registry=registry
+        ) as saver:
             graph = build_graph(workdir, registry).compile(checkpointer=saver)
-            print("== run 1: the agent writes two files, then notify fails")
-            try:
-                graph.invoke({"messages": []}, config)
-            except ConnectionError as exc:
-                print(f"   run failed: {exc}")
+
+            print("== The agent runs, and reports success")
+            result = graph.invoke(
+                {"messages": [HumanMessage("Move the service to the new port.")]},
+                config,
+                durability="sync",
+            )
+            print(f"  agent: {result['messages'][-1].content}")
+            print("\n== But the world is wrong: port = 0 takes the service down")
+            show_workspace(workdir)
+
+            print("\n== The ledger: every side effect, recorded before it happened")
             print_ledger(saver.list_effects(config))
 
-            print("\n== run 2: resume; done steps come from the ledger, not again")
-            graph.invoke(None, config)
-            effects = saver.list_effects(config)
-            print_ledger(effects)
+            history = list(graph.get_state_history(config))
+            start = history[-2]  # the input applied, before the agent's first step
+            print("\n== Plan (no side effects)")
+            print(plan_rollback(graph, config, to=start))
 
-        files = sorted(p.name for p in workdir.iterdir() if p.suffix != ".sqlite")
-        print(f"\nworkspace: {', '.join(f for f in files if 'sqlite' not in f)}")
-        print(f"outbox:    {(workdir / 'outbox.txt').read_text().strip()}")
-        writes = [e for e in effects if e.tool == "write_file"]
-        assert len(writes) == 2 and all(e.attempt == 1 for e in writes)
-        assert (workdir / "outbox.txt").read_text().count("\n") == 1
-        print("\nOK: each action ran exactly once and is in the ledger.")
+            print("\n== Roll back")
+            report = rollback(graph, config, to=start)
+            print(report)
+
+            print("\n== The world after the rollback")
+            files = show_workspace(workdir)
+            state = graph.get_state(config)
+            print(f"  graph state: {[m.content for m in state.values['messages']]}")
+
+        assert report.ok
+        assert files["service.toml"] == "port = 8080\n"
+        assert "notes.md" not in files
+        assert files["outbox.txt"].count("\n") == 1  # sent, and reported as such
+        print("\nOK: undone what could be undone; the report names what could not.")
     return 0
 
 
