@@ -62,11 +62,13 @@ from langgraph_rollback._rollback import (
     plan_rollback,
     rollback,
 )
+from langgraph_rollback.backends.aio_sqlite import AsyncSqliteRollbackSaver
 from langgraph_rollback.backends.base import BaseRollbackSaver
 from langgraph_rollback.backends.memory import InMemoryRollbackSaver
 from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
 
 __all__ = [
+    "AsyncSqliteRollbackSaver",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
     "Decision",

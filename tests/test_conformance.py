@@ -7,8 +7,13 @@ from collections.abc import AsyncIterator
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import BASE_CAPABILITIES
+from langgraph.checkpoint.conformance.initializer import RegisteredCheckpointer
 
-from langgraph_rollback import InMemoryRollbackSaver, SqliteRollbackSaver
+from langgraph_rollback import (
+    AsyncSqliteRollbackSaver,
+    InMemoryRollbackSaver,
+    SqliteRollbackSaver,
+)
 
 
 @checkpointer_test(name="InMemoryRollbackSaver")
@@ -22,10 +27,20 @@ async def sqlite_saver() -> AsyncIterator[SqliteRollbackSaver]:
         yield saver
 
 
+@checkpointer_test(name="AsyncSqliteRollbackSaver")
+async def aio_sqlite_saver() -> AsyncIterator[AsyncSqliteRollbackSaver]:
+    async with AsyncSqliteRollbackSaver.from_conn_string(":memory:") as saver:
+        yield saver
+
+
 @pytest.mark.parametrize(
-    "registered", [memory_saver, sqlite_saver], ids=lambda r: r.name
+    "registered",
+    [memory_saver, sqlite_saver, aio_sqlite_saver],
+    ids=lambda r: r.name,
 )
-async def test_base_conformance(registered, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+async def test_base_conformance(
+    registered: RegisteredCheckpointer, capsys: pytest.CaptureFixture[str]
+) -> None:
     report = await validate(registered)
     base = {cap.value for cap in BASE_CAPABILITIES}
     results = {name: r for name, r in report.results.items() if name in base}

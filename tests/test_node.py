@@ -135,7 +135,7 @@ def test_custom_target_function(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     def after_round_one(state: Loop, config: Any) -> Any:
-        history = saver.list(config)
+        history = list(saver.list(config))  # collect before other saver calls
         return next(
             t for t in history if t.checkpoint["channel_values"].get("round") == 1
         ).config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import langgraph_rollback
 
 EXPECTED = [
+    "AsyncSqliteRollbackSaver",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
     "Decision",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import operator
+import sqlite3
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -464,7 +466,7 @@ def test_non_serializable_result_is_recorded_as_applied_and_raised(
 
 
 def test_replay_with_another_tool_at_the_same_spot_is_refused(
-    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry, tmp_path: Path
 ) -> None:
     @reversible(undo=lambda effect: None, registry=registry)
     def step(name: str) -> str:
@@ -505,8 +507,8 @@ def test_replay_with_another_tool_at_the_same_spot_is_refused(
     if isinstance(saver, __import__("langgraph_rollback").InMemoryRollbackSaver):
         saver._effects[row.effect_id] = replace(row, tool="other")
     else:
-        with saver.cursor() as cur:  # type: ignore[attr-defined]
-            cur.execute(
+        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
+            db.execute(
                 "UPDATE lgrb_effects SET tool = 'other' WHERE effect_id = ?",
                 (row.effect_id,),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -613,7 +614,9 @@ async def test_async_tools_and_inverses(
     async def act(state: Log) -> Log:
         await acreate("async.txt")
         await tools.awrite_file("awrite.txt", "a")
-        tools.write_file("sync.txt", "s")
+        # A sync tool from an async node: off the loop (required by the async
+        # SQLite saver, whose sync calls must come from another thread).
+        await asyncio.to_thread(tools.write_file, "sync.txt", "s")
         return {"log": ["act"]}
 
     builder = StateGraph(Log)
@@ -712,3 +715,27 @@ def test_durability_async_and_exit(
     assert report.ok
     assert len(report.undone) == 4  # the second run's writes, not the first run's
     assert world.listing() == {"x.txt": "between runs", "y.txt": "y", "z.txt": "z"}
+
+
+async def test_sync_tool_on_the_loop_of_the_async_saver_says_what_to_do(
+    world: World, registry: ToolRegistry, tmp_path: Any
+) -> None:
+    from langgraph_rollback import AsyncSqliteRollbackSaver
+
+    tools = build_tools(world, registry)
+
+    async def act(state: Log) -> Log:
+        tools.write_file("blocked.txt", "s")
+        return {"log": ["act"]}
+
+    builder = StateGraph(Log)
+    builder.add_node(act)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    async with AsyncSqliteRollbackSaver.from_conn_string(
+        str(tmp_path / "a.sqlite"), registry=registry
+    ) as saver:
+        graph = builder.compile(checkpointer=saver)
+        with pytest.raises(asyncio.InvalidStateError, match="async def"):
+            await graph.ainvoke({"log": []}, cfg())
+    assert world.count() == 0

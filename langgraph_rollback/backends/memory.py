@@ -89,9 +89,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Upstream `put`; a rollback's restored head is tagged as a copy."""
-        return super().put(
-            config, checkpoint, mark_restored_copy(metadata), new_versions
-        )
+        tagged = mark_restored_copy(metadata)
+        saved = super().put(config, checkpoint, tagged, new_versions)
+        restore = tagged.get("lgrb_restore")
+        if isinstance(restore, dict):
+            with self._ledger_lock:
+                record = self._rollbacks.setdefault(restore["rollback_id"], {})
+                record.update(
+                    restored_checkpoint_id=checkpoint["id"], status="restored"
+                )
+        return saved
 
     # --- checkpoint graph ---------------------------------------------------------
 

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import closing, contextmanager
+from contextvars import ContextVar
 from dataclasses import replace
 from itertools import islice
 from typing import Any, cast
@@ -49,6 +50,10 @@ __all__ = ["SqliteRollbackSaver"]
 
 _LIST_BATCH = 64
 """Checkpoints fetched per thread hop by `alist`."""
+
+_SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
+    "langgraph_rollback_sqlite_same_transaction", default=()
+)
 
 
 class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
@@ -141,6 +146,31 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             self.is_setup = False
             raise
 
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """Upstream's cursor, but a failed write rolls back instead of committing.
+
+        Statements queued by `put` for the same transaction (the restored
+        head's rollback record) run before the commit, so both or neither land.
+        """
+        with self.lock:
+            self.setup()
+            cur = self.conn.cursor()
+            try:
+                yield cur
+                if transaction:
+                    for text, params in _SAME_TRANSACTION.get():
+                        cur.execute(text, params)
+            except BaseException:
+                if transaction and self.conn.in_transaction:
+                    self.conn.rollback()
+                raise
+            else:
+                if transaction:
+                    self.conn.commit()
+            finally:
+                cur.close()
+
     def put(
         self,
         config: RunnableConfig,
@@ -148,10 +178,21 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Upstream `put`; a rollback's restored head is tagged as a copy."""
-        return super().put(
-            config, checkpoint, mark_restored_copy(metadata), new_versions
+        """Upstream `put`; a rollback's restored head is tagged as a copy.
+
+        The restored head and its rollback record commit in one transaction.
+        """
+        tagged = mark_restored_copy(metadata)
+        restore = tagged.get("lgrb_restore")
+        if not isinstance(restore, dict):
+            return super().put(config, checkpoint, tagged, new_versions)
+        token = _SAME_TRANSACTION.set(
+            ((sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])),)
         )
+        try:
+            return super().put(config, checkpoint, tagged, new_versions)
+        finally:
+            _SAME_TRANSACTION.reset(token)
 
     # --- ledger primitives ----------------------------------------------------
 
@@ -169,13 +210,13 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             return row_from_tuple(cur.fetchone()), False
 
     def _ledger_update(self, op: Update) -> bool:
-        text, params = update_sql(op)
+        text, params = sql.update_sql(op)
         with self.cursor() as cur:
             cur.execute(text, params)
             return cur.rowcount > 0
 
     def _ledger_select(self, op: Select) -> list[LedgerRow]:
-        text, params = select_sql(op)
+        text, params = sql.select_sql(op)
         with self.cursor(transaction=False) as cur:
             cur.execute(text, params)
             return [row_from_tuple(r) for r in cur.fetchall()]
@@ -218,10 +259,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
         with self.cursor() as cur:
             if not self.conn.in_transaction:
                 cur.execute("BEGIN IMMEDIATE")
-            cur.execute(
-                "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?",
-                (thread_id,),
-            )
+            cur.execute(sql.LOCK_HOLDER, (thread_id,))
             current = cur.fetchone()
             if current is not None and current[0] != holder.token:
                 if holder_alive(current[1], int(current[2])):
@@ -230,22 +268,15 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
                         holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
                     )
                 # The holder's process is gone: its rollback can be resumed.
-                cur.execute(
-                    "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?",
-                    (thread_id, current[0]),
-                )
+                cur.execute(sql.LOCK_RELEASE, (thread_id, current[0]))
             cur.execute(
-                "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, "
-                "acquired_at) VALUES (?, ?, ?, ?, ?)",
+                sql.LOCK_TAKE,
                 (thread_id, holder.token, holder.host, holder.pid, utcnow()),
             )
 
     def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
         with self.cursor() as cur:
-            cur.execute(
-                "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?",
-                (thread_id, holder.token),
-            )
+            cur.execute(sql.LOCK_RELEASE, (thread_id, holder.token))
 
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         return await asyncio.to_thread(self._ledger_begin, op)
@@ -340,33 +371,6 @@ def _take(iterator: Iterator[CheckpointTuple], n: int) -> list[CheckpointTuple]:
     return list(islice(iterator, n))
 
 
-def select_sql(
-    op: Select, mark: str = "?", dialect: str = "sqlite"
-) -> tuple[str, list[Any]]:
-    """The SELECT text and parameters for a `Select` operation."""
-    where, params = op.query.sql_where(mark, dialect=dialect)
-    text = (
-        f"SELECT {sql.SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
-    )
-    if op.query.limit is not None:
-        text += f" LIMIT {mark}"
-        params.append(op.query.limit)
-    return text, params
-
-
-def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
-    """The UPDATE text and parameters for an `Update` operation."""
-    # Column names come from `Update`, which admits only `_ops.UPDATABLE`.
-    sets = ", ".join(f"{column} = {mark}" for column in update.changes)
-    params: list[Any] = list(update.changes.values())
-    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
-    params.append(update.effect_id)
-    if update.expect:
-        text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
-        params.extend(update.expect)
-    return text, params
-
-
 def _migrate(conn: sqlite3.Connection) -> None:
     """Apply the ledger migrations this database has not seen, each atomically."""
     conn.executescript(sql.VERSION_TABLE)
@@ -376,8 +380,4 @@ def _migrate(conn: sqlite3.Connection) -> None:
     if current > latest:
         raise LedgerSchemaError(found=current, supported=latest)
     for version in range(current + 1, latest + 1):
-        conn.executescript(
-            "BEGIN;\n"
-            + sql.MIGRATIONS[version]
-            + f"\nINSERT INTO lgrb_migrations (v) VALUES ({int(version)});\nCOMMIT;"
-        )
+        conn.executescript(sql.migration_script(version))

@@ -12,7 +12,10 @@ checkpoint never is.
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph_rollback._ledger import COLUMNS
+from langgraph_rollback._ops import Select, Update
 
 __all__ = [
     "INSERT_INTENT",
@@ -20,6 +23,9 @@ __all__ = [
     "SELECT_BY_ID",
     "SELECT_COLUMNS",
     "VERSION_TABLE",
+    "migration_script",
+    "select_sql",
+    "update_sql",
 ]
 
 VERSION_TABLE = """
@@ -169,6 +175,25 @@ WHERE thread_id = ? AND checkpoint_ns = ''
   AND checkpoint_id IN (SELECT value FROM json_each(?))
 """
 
+MARK_RESTORED = """
+UPDATE lgrb_rollbacks SET restored_checkpoint_id = ?, status = 'restored'
+WHERE rollback_id = ?
+"""
+"""Runs in the same transaction as the restored head's checkpoint insert."""
+
+INSERT_CHECKPOINT = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+"""Upstream's checkpoint insert (langgraph checkpoint-sqlite 3.1 `put`)."""
+
+LOCK_HOLDER = "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?"
+LOCK_RELEASE = "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?"
+LOCK_TAKE = (
+    "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, acquired_at) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+
 SAVE_ROLLBACK = """
 INSERT INTO lgrb_rollbacks (
     rollback_id, thread_id, target_checkpoint_id, head_checkpoint_id,
@@ -186,3 +211,37 @@ ON CONFLICT (rollback_id) DO UPDATE SET
     report_type = excluded.report_type,
     report = excluded.report
 """
+
+
+def select_sql(
+    op: Select, mark: str = "?", dialect: str = "sqlite"
+) -> tuple[str, list[Any]]:
+    """The SELECT text and parameters for a `Select` operation."""
+    where, params = op.query.sql_where(mark, dialect=dialect)
+    text = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
+    if op.query.limit is not None:
+        text += f" LIMIT {mark}"
+        params.append(op.query.limit)
+    return text, params
+
+
+def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
+    """The UPDATE text and parameters for an `Update` operation."""
+    # Column names come from `Update`, which admits only `_ops.UPDATABLE`.
+    sets = ", ".join(f"{column} = {mark}" for column in update.changes)
+    params: list[Any] = list(update.changes.values())
+    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
+    params.append(update.effect_id)
+    if update.expect:
+        text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
+        params.extend(update.expect)
+    return text, params
+
+
+def migration_script(version: int) -> str:
+    """Migration `version` and its version row, as one atomic script."""
+    return (
+        "BEGIN;\n"
+        + MIGRATIONS[version]
+        + f"\nINSERT INTO lgrb_migrations (v) VALUES ({int(version)});\nCOMMIT;"
+    )

@@ -1,0 +1,350 @@
+"""`AsyncSqliteRollbackSaver`: LangGraph's `AsyncSqliteSaver` plus the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import aiosqlite
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    get_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._ledger import LedgerRow, row_from_tuple, utcnow
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
+    Update,
+)
+from langgraph_rollback._record import GuardMode
+from langgraph_rollback._registry import ToolRegistry
+from langgraph_rollback.backends import sqlite_schema as sql
+from langgraph_rollback.backends.base import (
+    BaseRollbackSaver,
+    LockHolder,
+    holder_alive,
+    mark_restored_copy,
+)
+
+__all__ = ["AsyncSqliteRollbackSaver"]
+
+T = TypeVar("T")
+
+
+class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
+    """An `AsyncSqliteSaver` (on `aiosqlite`) that also keeps the ledger.
+
+    For `ainvoke`/`astream` with async tools and async inverses. The ledger
+    lives in `lgrb_*` tables of the same database; the restored head of a
+    rollback and its rollback record commit in one transaction.
+
+    As upstream, it must be created inside a running event loop, and its sync
+    methods (`get_tuple`, `list_effects`, ...) work from *other* threads by
+    running on that loop; called on the loop's own thread they raise, naming
+    the `a*` method to await instead. A sync declared tool therefore records
+    from a sync node (LangGraph runs those in worker threads), not when called
+    directly inside an `async def` node: make such tools `async`.
+
+    Args:
+        conn: The `aiosqlite` connection. It belongs to the caller.
+        serde: Serializer for checkpoints and ledger payloads.
+        registry: Where rollbacks through this saver find inverses. Defaults
+            to the process-wide `default_registry`.
+        guard: What happens when an irreversible tool is called: "allow"
+            (the default), "ask" (an `interrupt()` first) or "block".
+
+    Example:
+        ```python
+        async with AsyncSqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
+            graph = builder.compile(checkpointer=saver)
+            await graph.ainvoke(inputs, config)
+            print(await saver.alist_effects(config))
+        ```
+    """
+
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        *,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> None:
+        super().__init__(conn, serde=serde)
+        self._init_rollback(registry, guard)
+        self._ledger_ready = False
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> AsyncIterator[AsyncSqliteRollbackSaver]:
+        """Open a database (a path, or `":memory:"`) and close it on exit.
+
+        Example:
+            ```python
+            async with AsyncSqliteRollbackSaver.from_conn_string("a.sqlite") as saver:
+                ...
+            ```
+        """
+        async with aiosqlite.connect(conn_string) as conn:
+            yield cls(conn, serde=serde, registry=registry, guard=guard)
+
+    async def setup(self) -> None:
+        """Create LangGraph's tables and migrate the ledger's.
+
+        Called lazily on first use, as upstream does; safe to call again.
+
+        Raises:
+            LedgerSchemaError: The ledger was written by a newer version.
+        """
+        await super().setup()
+        if self._ledger_ready:
+            return
+        async with self.lock:
+            if self._ledger_ready:
+                return
+            await self.conn.executescript(sql.VERSION_TABLE)
+            async with self.conn.execute("SELECT max(v) FROM lgrb_migrations") as cur:
+                row = await cur.fetchone()
+            current = -1 if row is None or row[0] is None else int(row[0])
+            latest = len(sql.MIGRATIONS) - 1
+            if current > latest:
+                raise LedgerSchemaError(found=current, supported=latest)
+            for version in range(current + 1, latest + 1):
+                await self.conn.executescript(sql.migration_script(version))
+            self._ledger_ready = True
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `aput`; a rollback's restored head is tagged as a copy.
+
+        The restored head and its rollback record commit in one transaction
+        (upstream's statement, plus the record's update before the commit).
+        """
+        tagged = mark_restored_copy(metadata)
+        restore = tagged.get("lgrb_restore")
+        if not isinstance(restore, dict):
+            return await super().aput(config, checkpoint, tagged, new_versions)
+        await self.setup()
+        thread_id = str(config["configurable"]["thread_id"])
+        checkpoint_ns = config["configurable"]["checkpoint_ns"]
+        type_, blob = self.serde.dumps_typed(checkpoint)
+        meta = json.dumps(
+            get_checkpoint_metadata(config, tagged), ensure_ascii=False
+        ).encode("utf-8", "ignore")
+        async with self.lock:
+            try:
+                await self.conn.execute(
+                    sql.INSERT_CHECKPOINT,
+                    (
+                        thread_id,
+                        checkpoint_ns,
+                        checkpoint["id"],
+                        config["configurable"].get("checkpoint_id"),
+                        type_,
+                        blob,
+                        meta,
+                    ),
+                )
+                await self.conn.execute(
+                    sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])
+                )
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    # --- async ledger primitives -------------------------------------------------
+
+    async def _write(self, text: str, params: Any) -> int:
+        """Run one write and commit; roll back if it fails. Returns rowcount."""
+        await self.setup()
+        async with self.lock:
+            try:
+                async with self.conn.execute(text, params) as cur:
+                    count = cur.rowcount
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+            return count
+
+    async def _read(self, text: str, params: Any) -> list[Any]:
+        await self.setup()
+        async with self.lock, self.conn.execute(text, params) as cur:
+            return list(await cur.fetchall())
+
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        row = op.row
+        params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
+        params.append(row.thread_id)
+        await self.setup()
+        async with self.lock:
+            try:
+                async with self.conn.execute(sql.INSERT_INTENT, params) as cur:
+                    inserted = list(await cur.fetchall())
+                if not inserted:
+                    async with self.conn.execute(
+                        sql.SELECT_BY_ID, (row.effect_id,)
+                    ) as cur:
+                        found = await cur.fetchone()
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+        if inserted:
+            seq, base = inserted[0]
+            return replace(row, seq=seq, base_checkpoint_id=base), True
+        assert found is not None
+        return row_from_tuple(tuple(found)), False
+
+    async def _aledger_update(self, op: Update) -> bool:
+        text, params = sql.update_sql(op)
+        return await self._write(text, params) > 0
+
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
+        text, params = sql.select_sql(op)
+        return [row_from_tuple(tuple(r)) for r in await self._read(text, params)]
+
+    async def _aledger_head(self, op: ReadHead) -> str | None:
+        rows = await self._read(sql.SELECT_HEAD, (op.thread_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return [
+            str(r[0])
+            for r in await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
+        ]
+
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
+        return [CheckpointLink(*r) for r in await self._read(sql.ANCESTRY, params)]
+
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "root": op.root}
+        return [CheckpointLink(*r) for r in await self._read(sql.SUBTREE, params)]
+
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        params = (op.thread_id, json.dumps(list(op.checkpoint_ids)))
+        return {str(r[0]) for r in await self._read(sql.EXISTING, params)}
+
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
+        await self._write(sql.SAVE_ROLLBACK, dict(op.record))
+
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        await self.setup()
+        async with self.lock:
+            try:
+                # One write transaction from the check to the insert, so two
+                # processes sharing the file cannot both see the lock free.
+                if not self.conn.in_transaction:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
+                    current = await cur.fetchone()
+                if current is not None and current[0] != holder.token:
+                    if holder_alive(current[1], int(current[2])):
+                        raise RollbackInProgressError(
+                            thread_id=thread_id,
+                            holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
+                        )
+                    await self.conn.execute(sql.LOCK_RELEASE, (thread_id, current[0]))
+                await self.conn.execute(
+                    sql.LOCK_TAKE,
+                    (thread_id, holder.token, holder.host, holder.pid, utcnow()),
+                )
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        await self._write(sql.LOCK_RELEASE, (thread_id, holder.token))
+
+    # --- sync primitives: run on the saver's loop, from other threads ---------------
+
+    def _on_loop(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            if asyncio.get_running_loop() is self.loop:
+                raise asyncio.InvalidStateError(
+                    "Synchronous calls to AsyncSqliteRollbackSaver are only allowed "
+                    "from a different thread. On the event loop's thread, await the "
+                    "async twin (e.g. `await saver.alist_effects(...)`, `await "
+                    "arollback(...)`, `await graph.ainvoke(...)`), and make declared "
+                    "tools called inside async nodes `async def`."
+                )
+        except RuntimeError:
+            pass
+
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        return self._on_loop(lambda: self._aledger_begin(op))
+
+    def _ledger_update(self, op: Update) -> bool:
+        return self._on_loop(lambda: self._aledger_update(op))
+
+    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+        return self._on_loop(lambda: self._aledger_select(op))
+
+    def _ledger_head(self, op: ReadHead) -> str | None:
+        return self._on_loop(lambda: self._aledger_head(op))
+
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return self._on_loop(lambda: self._aledger_find_checkpoint(op))
+
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        return self._on_loop(lambda: self._aledger_ancestry(op))
+
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        return self._on_loop(lambda: self._aledger_subtree(op))
+
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        return self._on_loop(lambda: self._aledger_existing(op))
+
+    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+        self._on_loop(lambda: self._aledger_save_rollback(op))
+
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        self._on_loop(lambda: self._alock_thread(thread_id, holder))
+
+    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        self._on_loop(lambda: self._aunlock_thread(thread_id, holder))
