@@ -75,6 +75,9 @@ class TaskContext:
     """An object that lives exactly as long as the task's preparation."""
     guard: Any = "allow"
     """The guard policy for irreversible tools: "allow", "ask" or "block"."""
+    run_checkpoint_id: str | None = None
+    """The root checkpoint the run was started from, when the caller named one
+    (`invoke(..., config_with_checkpoint_id)`: a fork or an explicit resume)."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""
@@ -126,6 +129,13 @@ def current_task() -> TaskContext | None:
     checkpoint_ns = task_ns.rsplit(NS_SEP, 1)[0] if NS_SEP in task_ns else ""
     checkpoint_map = conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}
     guard = conf.get(GUARD_CONFIG_KEY) or getattr(saver, "guard", "allow")
+    # LangChain copies the run's `configurable` values into `metadata` when the
+    # run starts (`ensure_config`); the task's own `checkpoint_id` is reset to
+    # None, but the metadata keeps the checkpoint the caller started from.
+    metadata = config.get("metadata") or {}
+    run_checkpoint = metadata.get("checkpoint_id")
+    if metadata.get("checkpoint_ns") or not isinstance(run_checkpoint, str):
+        run_checkpoint = None
     if guard not in ("allow", "ask", "block"):
         raise InvalidConfigError(
             f"configurable.{GUARD_CONFIG_KEY}={guard!r} is not a guard policy. "
@@ -143,6 +153,7 @@ def current_task() -> TaskContext | None:
         attempt=info.node_attempt,
         scope=scope,
         guard=guard,
+        run_checkpoint_id=run_checkpoint,
     )
 
 

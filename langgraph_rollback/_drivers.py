@@ -9,9 +9,11 @@ the flow and whatever the backend.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.tools import BaseTool
@@ -30,9 +32,10 @@ from langgraph_rollback._ops import (
 if TYPE_CHECKING:
     from collections.abc import Generator
 
+    from langgraph_rollback._models import Effect
     from langgraph_rollback.backends.base import BaseRollbackSaver
 
-__all__ = ["run_async", "run_sync"]
+__all__ = ["InverseTimeoutError", "run_async", "run_sync"]
 
 
 def run_sync(
@@ -58,10 +61,11 @@ def _step_sync(
     if isinstance(op, StorageOp):
         return getattr(saver, op.method)(op)
     if isinstance(op, Observe):
-        try:
-            return Outcome(value=op.fn(**op.kwargs))
-        except Exception as exc:
-            return Outcome(error=exc)
+        with _as_current(op.effect):
+            try:
+                return Outcome(value=op.fn(**op.kwargs))
+            except Exception as exc:
+                return Outcome(error=exc)
     if isinstance(op, Perform):
         assert perform is not None
         with running_effect(op.effect):
@@ -81,6 +85,14 @@ def _step_sync(
     raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
 
 
+def _as_current(effect: Effect | None) -> AbstractContextManager[None]:
+    return running_effect(effect) if effect is not None else nullcontext()
+
+
+class InverseTimeoutError(TimeoutError):
+    """An inverse did not finish within `inverse_timeout`; it may still land."""
+
+
 def _undo_sync(op: Undo) -> Outcome:
     def call() -> Any:
         if isinstance(op.fn, BaseTool):
@@ -90,12 +102,13 @@ def _undo_sync(op: Undo) -> Outcome:
             return _run_coroutine(value)
         return value
 
-    if op.timeout is None:
-        try:
-            return Outcome(value=call())
-        except Exception as exc:
-            return Outcome(error=exc)
-    return _with_thread_timeout(call, op.timeout)
+    with running_effect(op.effect):
+        if op.timeout is None:
+            try:
+                return Outcome(value=call())
+            except Exception as exc:
+                return Outcome(error=exc)
+        return _with_thread_timeout(call, op.timeout)
 
 
 def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
@@ -127,11 +140,16 @@ def _with_thread_timeout(call: Callable[[], Any], timeout: float) -> Outcome:
         except Exception as exc:
             box.append(Outcome(error=exc))
 
-    thread = threading.Thread(target=target, name="lgrb-inverse", daemon=True)
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(target,), name="lgrb-inverse", daemon=True
+    )
     thread.start()
     thread.join(timeout)
     if not box:
-        return Outcome(error=TimeoutError(f"inverse did not finish in {timeout}s"))
+        return Outcome(
+            error=InverseTimeoutError(f"inverse did not finish in {timeout}s")
+        )
     return box[0]
 
 
@@ -161,13 +179,14 @@ async def _step_async(
     if isinstance(op, StorageOp):
         return await getattr(saver, "_a" + op.method.lstrip("_"))(op)
     if isinstance(op, Observe):
-        try:
-            value = op.fn(**op.kwargs)
-            if inspect.isawaitable(value):
-                value = await value
-            return Outcome(value=value)
-        except Exception as exc:
-            return Outcome(error=exc)
+        with _as_current(op.effect):
+            try:
+                value = op.fn(**op.kwargs)
+                if inspect.isawaitable(value):
+                    value = await value
+                return Outcome(value=value)
+            except Exception as exc:
+                return Outcome(error=exc)
     if isinstance(op, Perform):
         assert perform is not None
         with running_effect(op.effect):
@@ -198,11 +217,13 @@ async def _undo_async(op: Undo) -> Outcome:
             value = await value
         return value
 
-    try:
-        if op.timeout is None:
-            return Outcome(value=await call())
-        return Outcome(value=await asyncio.wait_for(call(), op.timeout))
-    except asyncio.TimeoutError:
-        return Outcome(error=TimeoutError(f"inverse did not finish in {op.timeout}s"))
-    except Exception as exc:
-        return Outcome(error=exc)
+    with running_effect(op.effect):
+        try:
+            if op.timeout is None:
+                return Outcome(value=await call())
+            return Outcome(value=await asyncio.wait_for(call(), op.timeout))
+        except asyncio.TimeoutError:
+            error = InverseTimeoutError(f"inverse did not finish in {op.timeout}s")
+            return Outcome(error=error)
+        except Exception as exc:
+            return Outcome(error=exc)

@@ -33,6 +33,7 @@ __all__ = [
     "effect_from_row",
     "effect_id_for",
     "encode_payload",
+    "normalize",
     "row_from_mapping",
     "row_from_tuple",
     "utcnow",
@@ -150,6 +151,9 @@ class EffectQuery:
     limit: int | None = None
     anchors: tuple[str, ...] | None = None
     """Only effects whose root or base checkpoint is one of these."""
+    unanchored: bool = False
+    """With `anchors`: also effects recorded before any checkpoint existed
+    (no base)."""
 
     def sql_where(
         self, mark: str = "?", *, dialect: str = "sqlite"
@@ -188,9 +192,10 @@ class EffectQuery:
             else:
                 within = f"= ANY({mark})"
                 anchors = list(self.anchors)
-            clauses.append(
-                f"(root_checkpoint_id {within} OR base_checkpoint_id {within})"
-            )
+            either = f"root_checkpoint_id {within} OR base_checkpoint_id {within}"
+            if self.unanchored:
+                either += " OR base_checkpoint_id IS NULL"
+            clauses.append(f"({either})")
             params += [anchors, anchors]
         return " AND ".join(clauses), params
 
@@ -216,6 +221,7 @@ class EffectQuery:
         if self.anchors is not None and not (
             row.root_checkpoint_id in self.anchors
             or row.base_checkpoint_id in self.anchors
+            or (self.unanchored and row.base_checkpoint_id is None)
         ):
             return False
         return self.before_seq is None or row.seq < self.before_seq
@@ -344,6 +350,7 @@ def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
         error=outcome.get("error"),
         before=intent.get("before"),
         after=outcome.get("after"),
+        after_observed=bool(outcome.get("observed", False)),
         idempotency_key=row.idempotency_key,
         attempt=row.attempt,
         run_id=row.run_id,
@@ -356,6 +363,14 @@ def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
         rollback_id=row.rollback_id,
         compensated_at=_time(row.compensated_at),
     )
+
+
+def normalize(serde: SerializerProtocol, value: Any) -> Any:
+    """`value` as it reads back from the ledger (tuples become lists, ...)."""
+    try:
+        return serde.loads_typed(serde.dumps_typed(value))
+    except Exception:
+        return value
 
 
 def _time(value: str | None) -> datetime | None:

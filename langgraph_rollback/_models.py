@@ -106,6 +106,9 @@ class Effect(BaseModel):
     """What `observe` returned before the call (None without `observe`)."""
     after: Any = None
     """What `observe` returned after the call (None without `observe`)."""
+    after_observed: bool = False
+    """Whether `after` was observed (False without `observe`, when it raised,
+    or when an operator resolved the outcome without observing)."""
     idempotency_key: str
     """A key for external APIs that deduplicate requests; stable per effect."""
     attempt: int

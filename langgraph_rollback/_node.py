@@ -102,10 +102,12 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
 
     On each run the node (1) picks its target, (2) plans the rollback from the
     checkpoint it started from back to the target, (3) optionally asks a
-    human to approve the plan with `interrupt()`, (4) runs the inverses
-    newest-first under the thread's rollback lock, and (5) returns the
-    target's values, the report in `report_key`, and the report as a message
-    in `messages_key` when the state has that channel, routing to `goto`.
+    human to approve the plan with `interrupt()` (planning and asking happen
+    before the thread's rollback lock is taken; the ledger's claims keep any
+    effect from being undone twice), (4) takes the lock and runs the inverses
+    newest-first, and (5) returns the target's values, the report in
+    `report_key`, and the report as a message in `messages_key` when the
+    state has that channel, routing to `goto`.
 
     When the rollback does not complete (aborted, failed, rejected), the state
     is left as it is apart from the report and message: the world is not
@@ -376,8 +378,9 @@ def _where() -> tuple[BaseRollbackSaver, str, str]:
             "saver. Fix: `builder.compile(checkpointer=SqliteRollbackSaver(...))`, "
             "and invoke with a `thread_id`."
         )
-    durability = current_durability()
-    if durability is not None and durability != "sync":
+    # LangGraph's default when the run names none is "async".
+    durability = current_durability() or "async"
+    if durability != "sync":
         raise DurabilityError(durability=durability, what="RollbackNode")
     if ctx.checkpoint_ns:
         raise InvalidConfigError(

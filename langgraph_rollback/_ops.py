@@ -8,6 +8,7 @@ operations run user code (tools, observations, inverses) or LangGraph calls.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -70,11 +71,28 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class CheckpointLink:
-    """A root-namespace checkpoint, its parent, and what it is a restored copy of."""
+    """A root-namespace checkpoint, its parent, and what it is a restored copy of.
+
+    `copies` lists every checkpoint this one stands for: the target a rollback
+    restored it from, and (transitively) whatever that target was a copy of.
+    """
 
     checkpoint_id: str
     parent_id: str | None
-    copy_of: str | None = None
+    copies: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(
+        cls, checkpoint_id: str, parent_id: str | None, copies: Any
+    ) -> CheckpointLink:
+        """From a row whose `copies` is a JSON array (text), a list, or None."""
+        if isinstance(copies, str):
+            copies = json.loads(copies)
+        return cls(checkpoint_id, parent_id, tuple(str(c) for c in copies or ()))
+
+    def stands_for(self, checkpoint_id: str) -> bool:
+        """Whether this checkpoint is `checkpoint_id` or a restored copy of it."""
+        return checkpoint_id == self.checkpoint_id or checkpoint_id in self.copies
 
 
 class StorageOp:
@@ -111,6 +129,8 @@ class Update(StorageOp):
     effect_id: str
     changes: Mapping[str, Any] = field(default_factory=dict)
     expect: tuple[str, ...] = ()
+    expect_attempt: int | None = None
+    """Also require this `attempt` (so two resumers cannot both restart a call)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.changes) - UPDATABLE
@@ -156,6 +176,8 @@ class FindCheckpoint(StorageOp):
 @dataclass(frozen=True, slots=True)
 class ReadAncestry(StorageOp):
     """Links from `start` up its parents, stopping after `stop` or a copy of it.
+
+    A checkpoint counts as a copy of `stop` when `stop` is in its `copies`.
 
     Result: `list[CheckpointLink]`, `start` first; it ends at the root when
     `stop` is not an ancestor.
@@ -204,10 +226,11 @@ class ExistingCheckpoints(StorageOp):
 
 @dataclass(frozen=True, slots=True)
 class Observe:
-    """Call `fn(**kwargs)`. Result: an `Outcome`."""
+    """Call `fn(**kwargs)`, with `effect` as the current effect. Result: `Outcome`."""
 
     fn: Callable[..., Any]
     kwargs: Mapping[str, Any]
+    effect: Effect | None = None
 
 
 @dataclass(frozen=True, slots=True)

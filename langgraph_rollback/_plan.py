@@ -31,7 +31,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._errors import CheckpointNotFoundError, NotAnAncestorError
-from langgraph_rollback._ledger import EffectQuery, LedgerRow, effect_from_row
+from langgraph_rollback._ledger import (
+    EffectQuery,
+    LedgerRow,
+    effect_from_row,
+    normalize,
+)
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
 from langgraph_rollback._ops import (
     ExistingCheckpoints,
@@ -98,6 +103,9 @@ class RollbackPlan(BaseModel):
     reached_copy: str | None = None
     """The checkpoint on the path that a previous rollback restored as a copy
     of the target, when the walk met it instead of the target itself."""
+    target_copies: list[str] = []
+    """What a new copy of the target stands for: the target, and whatever it
+    is itself a copy of."""
     steps: list[PlannedStep]
     """Every effect after the target on the path, newest first."""
     orphans: list[Effect]
@@ -123,6 +131,11 @@ class RollbackPlan(BaseModel):
     def already_compensated(self) -> list[PlannedStep]:
         """Steps an earlier rollback undid."""
         return [s for s in self.steps if s.decision is Decision.ALREADY_COMPENSATED]
+
+    @property
+    def unresolved(self) -> list[PlannedStep]:
+        """Steps whose outcome (of the call, or of an earlier inverse) is unknown."""
+        return [s for s in self.steps if s.skip_kind == "unresolved"]
 
     @property
     def at_target(self) -> bool:
@@ -202,7 +215,7 @@ def plan_flow(
             thread_id=thread_id,
         )
     last = chain[-1]
-    if target not in (last.checkpoint_id, last.copy_of):
+    if not last.stands_for(target):
         owners = yield FindCheckpoint(target)
         if thread_id in owners:
             raise NotAnAncestorError(
@@ -218,8 +231,15 @@ def plan_flow(
     region = {link.checkpoint_id for link in (yield ReadSubtree(thread_id, path[-1]))}
     region |= on_path
 
+    # The thread's first checkpoint is in the region: effects recorded before
+    # any checkpoint was stored (no base) belong to it.
+    from_start = any(link.parent_id is None for link in chain)
     rows: list[LedgerRow] = yield Select(
-        EffectQuery(thread_id=thread_id, anchors=tuple(sorted(region)))
+        EffectQuery(
+            thread_id=thread_id,
+            anchors=tuple(sorted(region)),
+            unanchored=from_start,
+        )
     )
     # An effect whose root checkpoint lies outside the region belongs to it
     # only when that checkpoint was never persisted (then its base counts).
@@ -235,6 +255,14 @@ def plan_flow(
             anchor: str | None = row.root_checkpoint_id
         elif row.root_checkpoint_id in persisted:
             continue
+        elif row.base_checkpoint_id is None:
+            # Recorded before any checkpoint of the thread was stored, in the
+            # thread's first run, whose checkpoint ids come from one process
+            # and sort by time (uuid6): it lies after the first stored
+            # checkpoint unless it is older than it (durability "exit" stores
+            # only the run's end).
+            after_first = row.root_checkpoint_id > path[-1]
+            anchor = path[-1] if from_start and after_first else None
         else:
             anchor = row.base_checkpoint_id
         if anchor in on_path:
@@ -248,12 +276,15 @@ def plan_flow(
         effect = effect_from_row(row, serde)
         step = yield from _decide(effect, registry.get(effect.tool), serde, predicted)
         steps.append(step)
+    reached_copy = last.checkpoint_id if last.checkpoint_id != target else None
+    copies = [c for c in last.copies if c != target]
     return RollbackPlan(
         thread_id=thread_id,
         target_checkpoint_id=target,
         head_checkpoint_id=head,
         path=path,
-        reached_copy=last.checkpoint_id if last.checkpoint_id != target else None,
+        reached_copy=reached_copy,
+        target_copies=[target, *copies],
         steps=steps,
         orphans=orphans,
         created_at=datetime.now(timezone.utc),
@@ -299,8 +330,9 @@ def _decide(
         )
 
     current: Any = None
+    undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
     if definition.observe is not None:
-        observed = yield Observe(definition.observe, effect.args)
+        observed = yield Observe(definition.observe, effect.args, effect)
         if observed.error is not None:
             return PlannedStep(
                 effect=effect,
@@ -313,24 +345,29 @@ def _decide(
         current = normalize(serde, observed.value)
         key = target_key(definition, effect.args)
         expected_now = predicted.get(key, current)
-        if status is EffectStatus.PENDING:
-            # Intent without outcome: the observation tells whether it landed.
-            if expected_now == effect.before:
-                return _skip(
-                    effect,
-                    "its outcome was never recorded and the target is unchanged "
-                    "since before the call: it did not land",
-                    "not_applied",
-                    current,
-                )
-        elif status is EffectStatus.COMPENSATING and expected_now == effect.before:
+        if status is EffectStatus.PENDING and expected_now == effect.before:
+            # Intent without outcome, target unchanged: it never landed.
+            return _skip(
+                effect,
+                "its outcome was never recorded and the target is unchanged "
+                "since before the call: it did not land",
+                "not_applied",
+                current,
+            )
+        if undoing and expected_now == effect.before and expected_now != effect.after:
+            # An earlier rollback's inverse took effect before it stopped.
+            predicted[key] = effect.before
             return PlannedStep(
                 effect=effect,
                 decision=Decision.ALREADY_COMPENSATED,
-                reason="an interrupted rollback's inverse already restored it",
+                reason="an earlier rollback's inverse already restored it",
                 current=current,
             )
-        if expected_now != effect.after and status is not EffectStatus.PENDING:
+        if (
+            status is not EffectStatus.PENDING
+            and effect.after_observed
+            and expected_now != effect.after
+        ):
             return PlannedStep(
                 effect=effect,
                 decision=Decision.CONFLICT,
@@ -356,14 +393,16 @@ def _decide(
         return _skip(
             effect,
             "its outcome was never recorded and the tool has no observe= to "
-            "check it; resolve it with saver.resolve_effect() first",
+            "check it: check the target, then saver.resolve_effect(config, "
+            f"{effect.id!r}, applied=True|False)",
             "unresolved",
         )
     if status is EffectStatus.COMPENSATING:
         return _skip(
             effect,
-            "an interrupted rollback claimed it; whether its inverse ran is "
-            "unknown without observe= (check the target, then resolve it)",
+            "an earlier rollback started its inverse and stopped; whether the "
+            "inverse took effect is unknown without observe=: check the target, "
+            f"then saver.resolve_effect(config, {effect.id!r}, compensated=True|False)",
             "unresolved",
         )
     return PlannedStep(
@@ -381,14 +420,6 @@ def _skip(effect: Effect, reason: str, kind: str, current: Any = None) -> Planne
         current=current,
         skip_kind=kind,
     )
-
-
-def normalize(serde: SerializerProtocol, value: Any) -> Any:
-    """`value` as it reads back from the ledger (tuples become lists, ...)."""
-    try:
-        return serde.loads_typed(serde.dumps_typed(value))
-    except Exception:
-        return value
 
 
 def target_key(definition: ToolDefinition, args: dict[str, Any]) -> Any:

@@ -15,8 +15,11 @@ once:
 4. the intent row is inserted unless a row with the same identity exists, and
    committed before the forward call starts (write-ahead);
 5. an existing row is a replay: an applied effect returns its recorded result
-   without running; a failed, interrupted or blocked one runs again; a
-   pending one has an unknown outcome and raises `EffectOutcomeUnknownError`;
+   without running; a failed, interrupted, blocked or compensated (undone by
+   a rollback) one runs again; a pending one has an unknown outcome: with
+   `observe`, the observation decides (unchanged since `before`: it never
+   landed, run it; changed: it landed, record it as applied and return
+   None, its result being lost), without, `EffectOutcomeUnknownError`;
 6. the forward call runs, `observe` takes the `after` observation, and the
    outcome (result or error) is committed.
 """
@@ -33,25 +36,39 @@ from langgraph.errors import GraphBubbleUp
 
 from langgraph_rollback._context import TaskContext
 from langgraph_rollback._errors import (
+    EffectNotFoundError,
     EffectOutcomeUnknownError,
+    EffectStateError,
+    InvalidConfigError,
     IrreversibleToolBlockedError,
     ObservationError,
     ReplayMismatchError,
     SerializationError,
 )
 from langgraph_rollback._ledger import (
+    EffectQuery,
     LedgerRow,
     call_key_for,
     decode_payload,
+    effect_from_row,
     effect_id_for,
     encode_payload,
+    normalize,
     utcnow,
 )
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback._ops import Ask, Begin, Observe, Outcome, Perform, Update
-from langgraph_rollback._registry import ToolDefinition
+from langgraph_rollback._ops import (
+    Ask,
+    Begin,
+    Observe,
+    Outcome,
+    Perform,
+    Select,
+    Update,
+)
+from langgraph_rollback._registry import ToolDefinition, ToolRegistry
 
-__all__ = ["GUARD_MODES", "GuardMode", "record_flow"]
+__all__ = ["GUARD_MODES", "GuardMode", "record_flow", "resolve_flow"]
 
 GuardMode = Literal["allow", "ask", "block"]
 GUARD_MODES: tuple[GuardMode, ...] = ("allow", "ask", "block")
@@ -61,12 +78,8 @@ _REPLAY_RETURNS = frozenset(
     {
         EffectStatus.APPLIED,
         EffectStatus.COMPENSATING,
-        EffectStatus.COMPENSATED,
         EffectStatus.COMPENSATION_FAILED,
     }
-)
-_REPLAY_RERUNS = frozenset(
-    {EffectStatus.FAILED, EffectStatus.INTERRUPTED, EffectStatus.BLOCKED}
 )
 
 Flow = Generator[Any, Any, Any]
@@ -102,16 +115,6 @@ def record_flow(
         )
         mode = "allow" if approved(answer) else "block"
 
-    before = None
-    if mode == "allow" and definition.observe is not None:
-        observed = yield Observe(definition.observe, args)
-        if observed.error is not None:
-            raise ObservationError(
-                tool=tool, phase="before", error=observed.error
-            ) from observed.error
-        before = observed.value
-        intent = encode_payload(serde, {"args": args, "before": before}, tool=tool)
-
     now = utcnow()
     status = EffectStatus.BLOCKED if mode == "block" else EffectStatus.PENDING
     row = LedgerRow(
@@ -138,7 +141,21 @@ def record_flow(
         created_at=now,
         updated_at=now,
         completed_at=None,
+        base_checkpoint_id=ctx.run_checkpoint_id,
     )
+    before = None
+    if mode == "allow" and definition.observe is not None:
+        observed = yield Observe(
+            definition.observe, args, _live_effect(row, definition, args, None)
+        )
+        if observed.error is not None:
+            raise ObservationError(
+                tool=tool, phase="before", error=observed.error
+            ) from observed.error
+        before = normalize(serde, observed.value)
+        intent = encode_payload(serde, {"args": args, "before": before}, tool=tool)
+        row = replace(row, intent_type=intent[0], intent=intent[1])
+
     stored, inserted = yield Begin(row)
     if inserted:
         row = stored
@@ -157,41 +174,69 @@ def record_flow(
     if recorded in _REPLAY_RETURNS:
         return _recorded_result(existing, serde)
     if recorded is EffectStatus.PENDING:
-        raise EffectOutcomeUnknownError(
+        unknown = EffectOutcomeUnknownError(
             effect_id=effect_id,
             tool=tool,
             thread_id=ctx.thread_id,
             idempotency_key=existing.idempotency_key,
         )
-    assert recorded in _REPLAY_RERUNS
+        if definition.observe is None or mode != "allow":
+            raise unknown
+        # Reconcile: the observation just taken against the recorded `before`.
+        intent_then = decode_payload(
+            serde, existing.intent_type, existing.intent, tool=tool, field="intent"
+        )
+        if before != intent_then.get("before"):
+            landed = yield Update(
+                effect_id,
+                _applied(
+                    serde,
+                    tool,
+                    result=None,
+                    after=before,
+                    notes=[
+                        "reconciled: the outcome was never recorded, and observe() "
+                        "showed the target changed, so the call landed (its "
+                        "result was lost)"
+                    ],
+                ),
+                expect=(EffectStatus.PENDING.value,),
+                expect_attempt=existing.attempt,
+            )
+            if not landed:
+                raise unknown
+            return None
+        # Unchanged since before the call: it never landed; run it again.
     if mode == "block":
         if recorded is not EffectStatus.BLOCKED:
             yield Update(
                 effect_id,
                 {"status": EffectStatus.BLOCKED.value, "updated_at": now},
                 expect=(recorded.value,),
+                expect_attempt=existing.attempt,
             )
         raise IrreversibleToolBlockedError(
             tool=tool, effect_id=effect_id, thread_id=ctx.thread_id
         )
-    row = replace(
-        existing,
-        status=EffectStatus.PENDING.value,
-        attempt=existing.attempt + 1,
-        intent_type=row.intent_type,
-        intent=row.intent,
-        updated_at=now,
-    )
+    changes: dict[str, Any] = {
+        "status": EffectStatus.PENDING.value,
+        "attempt": existing.attempt + 1,
+        "intent_type": row.intent_type,
+        "intent": row.intent,
+        "outcome_type": None,
+        "outcome": None,
+        "updated_at": now,
+        "completed_at": None,
+    }
+    if recorded is EffectStatus.COMPENSATED:
+        # A rollback undid it; this task runs again, so the call acts again.
+        changes.update(undo_type=None, undo=None, compensated_at=None)
+    row = replace(existing, **changes)
     restarted = yield Update(
         effect_id,
-        {
-            "status": row.status,
-            "attempt": row.attempt,
-            "intent_type": row.intent_type,
-            "intent": row.intent,
-            "updated_at": now,
-        },
+        changes,
         expect=(recorded.value,),
+        expect_attempt=existing.attempt,
     )
     if not restarted:
         # Another worker restarted the same call first.
@@ -202,6 +247,30 @@ def record_flow(
             idempotency_key=existing.idempotency_key,
         )
     return (yield from _perform(row, definition, args, before, serde))
+
+
+def _applied(
+    serde: SerializerProtocol,
+    tool: str,
+    *,
+    result: Any,
+    after: Any,
+    observed: bool = True,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    """The `Update` changes that record an applied outcome."""
+    content: dict[str, Any] = {"result": result, "after": after, "observed": observed}
+    if notes:
+        content["notes"] = notes
+    payload = encode_payload(serde, content, tool=tool)
+    now = utcnow()
+    return {
+        "status": EffectStatus.APPLIED.value,
+        "outcome_type": payload[0],
+        "outcome": payload[1],
+        "updated_at": now,
+        "completed_at": now,
+    }
 
 
 def approved(answer: Any) -> bool:
@@ -253,17 +322,23 @@ def _perform(
         # call landed, so the intent stays pending and a replay says so.
         raise error
     after = None
+    after_observed = False
     notes: list[str] = []
     if definition.observe is not None:
-        observed = yield Observe(definition.observe, args)
+        observed = yield Observe(definition.observe, args, effect)
         if observed.error is None:
-            after = observed.value
+            after = normalize(serde, observed.value)
+            after_observed = True
         else:
             notes.append(
                 f"observe() raised {type(observed.error).__name__}: "
                 f"{observed.error} after the call"
             )
-    content: dict[str, Any] = {"result": outcome.value, "after": after}
+    content: dict[str, Any] = {
+        "result": outcome.value,
+        "after": after,
+        "observed": after_observed,
+    }
     if notes:
         content["notes"] = notes
     unrecordable: SerializationError | None = None
@@ -275,6 +350,7 @@ def _perform(
             "result": None,
             "unrecordable": str(exc),
             "after": _storable_or_none(serde, after),
+            "observed": after_observed,
             "notes": notes,
         }
         payload = encode_payload(serde, content, tool=tool)
@@ -348,3 +424,111 @@ def _live_effect(
         updated_at=datetime.fromisoformat(row.updated_at),
         completed_at=None,
     )
+
+
+def resolve_flow(
+    thread_id: str,
+    effect_id: str,
+    *,
+    applied: bool | None,
+    compensated: bool | None,
+    result: Any,
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+) -> Generator[Any, Any, Effect]:
+    """Record what an operator found out about an effect whose outcome is unknown.
+
+    A `pending` effect (the process died during the call) takes `applied=`; a
+    `compensating` one (a rollback died, or timed out, during its inverse)
+    takes `compensated=`. An applied resolution takes the `after` observation
+    when the tool declares `observe`, so later drift checks stay meaningful.
+    """
+    query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
+    rows = yield Select(query)
+    if not rows:
+        raise EffectNotFoundError(effect_id=effect_id, thread_id=thread_id)
+    row: LedgerRow = rows[0]
+    effect = effect_from_row(row, serde)
+    now = utcnow()
+    if effect.status is EffectStatus.PENDING:
+        if applied is None or compensated is not None:
+            raise InvalidConfigError(
+                f"Effect {effect_id} is 'pending' (the call's outcome is unknown). "
+                "Fix: pass applied=True (it landed) or applied=False (it did not)."
+            )
+        if applied:
+            notes = ["outcome resolved by an operator: applied"]
+            after, observed = None, False
+            definition = registry.get(effect.tool)
+            if definition is not None and definition.observe is not None:
+                seen = yield Observe(definition.observe, effect.args, effect)
+                if seen.error is None:
+                    after, observed = normalize(serde, seen.value), True
+                else:
+                    notes.append(f"observe() raised {seen.error!r}")
+            changes = _applied(
+                serde,
+                effect.tool,
+                result=result,
+                after=after,
+                observed=observed,
+                notes=notes,
+            )
+        else:
+            payload = encode_payload(
+                serde,
+                {
+                    "error": "resolved by an operator: not applied",
+                    "notes": ["outcome resolved by an operator: not applied"],
+                },
+                tool=effect.tool,
+            )
+            changes = {
+                "status": EffectStatus.FAILED.value,
+                "outcome_type": payload[0],
+                "outcome": payload[1],
+                "updated_at": now,
+                "completed_at": now,
+            }
+    elif effect.status is EffectStatus.COMPENSATING:
+        if compensated is None or applied is not None:
+            raise InvalidConfigError(
+                f"Effect {effect_id} is 'compensating' (an inverse was cut off). "
+                "Fix: pass compensated=True (the inverse took effect) or "
+                "compensated=False (it did not; a rollback will run it again)."
+            )
+        if compensated:
+            note = "inverse outcome resolved by an operator: took effect"
+            status = EffectStatus.COMPENSATED
+        else:
+            note = "inverse outcome resolved by an operator: did not take effect"
+            status = EffectStatus.COMPENSATION_FAILED
+        payload = encode_payload(
+            serde, {"result": result, "notes": [note]}, tool=effect.tool
+        )
+        changes = {
+            "status": status.value,
+            "undo_type": payload[0],
+            "undo": payload[1],
+            "updated_at": now,
+        }
+        if compensated:
+            changes["compensated_at"] = now
+    else:
+        raise EffectStateError(
+            effect_id=effect_id,
+            status=effect.status.value,
+            expected="pending' or 'compensating",
+        )
+    changed = yield Update(
+        effect_id, changes, expect=(effect.status.value,), expect_attempt=row.attempt
+    )
+    rows = yield Select(query)
+    resolved = effect_from_row(rows[0], serde)
+    if not changed:
+        raise EffectStateError(
+            effect_id=effect_id,
+            status=resolved.status.value,
+            expected=effect.status.value,
+        )
+    return resolved

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 RollbackStatus = Literal[
-    "completed", "nothing_to_undo", "aborted", "failed", "rejected"
+    "completed", "nothing_to_undo", "aborted", "failed", "incomplete", "rejected"
 ]
 
 
@@ -63,8 +63,12 @@ class RollbackReport(BaseModel):
       restored to the target (irreversible effects are listed in `skipped`);
     - `"nothing_to_undo"`: no effect needed undoing; the state is at the target;
     - `"aborted"`: a policy refused before any inverse ran (see `message`);
-    - `"failed"`: an inverse raised; the state was not restored and the
-      ledger is resumable: rolling back again continues where this stopped;
+    - `"failed"`: an inverse raised (or timed out); the state was not
+      restored and the ledger is resumable: rolling back again continues
+      where this stopped;
+    - `"incomplete"`: some effects' outcomes are unknown (a call or an
+      inverse was cut off); the others were undone, the state was not
+      restored; resolve them (`saver.resolve_effect`) and roll back again;
     - `"rejected"`: a human rejected the plan; nothing was done.
 
     `str(report)` is a short text naming each action; `to_message()` turns it
@@ -117,6 +121,7 @@ class RollbackReport(BaseModel):
             "nothing_to_undo": "Nothing to undo; rolled back",
             "aborted": "Did not roll back",
             "failed": "Rollback stopped part-way for",
+            "incomplete": "Rollback incomplete for",
             "rejected": "Rollback rejected for",
         }[self.status]
         lines = [
@@ -151,7 +156,7 @@ class RollbackReport(BaseModel):
         if self.orphans:
             lines.append("Left alone on abandoned branches:")
             lines += [f"  - {_call(effect)}" for effect in self.orphans]
-        if self.status == "failed":
+        if self.status in ("failed", "incomplete"):
             lines.append("Rolling back to the same checkpoint again resumes from here.")
         return "\n".join(lines)
 

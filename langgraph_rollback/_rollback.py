@@ -29,13 +29,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.types import StateSnapshot
 
-from langgraph_rollback._drivers import run_async, run_sync
+from langgraph_rollback._drivers import InverseTimeoutError, run_async, run_sync
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
     InvalidConfigError,
     UnregisteredToolError,
 )
-from langgraph_rollback._ledger import encode_payload, utcnow
+from langgraph_rollback._ledger import encode_payload, normalize, utcnow
 from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback._ops import (
     Observe,
@@ -49,7 +49,6 @@ from langgraph_rollback._plan import (
     Decision,
     PlannedStep,
     RollbackPlan,
-    normalize,
     plan_flow,
 )
 from langgraph_rollback._registry import ToolRegistry
@@ -166,18 +165,20 @@ def execute_flow(
             and step.decision is Decision.SKIP
             and step.skip_kind in ("irreversible", "unknown")
         ):
-            return report.finish(
+            aborted = report.finish(
                 "aborted",
                 f"Refused: {step.effect.tool} (#{step.effect.seq}) cannot be undone "
                 "and on_irreversible='abort'. Nothing was undone.",
             )
+            return (yield from _save(aborted, serde))
         if policies.on_conflict == "abort" and step.decision is Decision.CONFLICT:
-            return report.finish(
+            aborted = report.finish(
                 "aborted",
                 f"Refused: {step.effect.tool} (#{step.effect.seq}): {step.reason}; "
                 "on_conflict='abort'. Nothing was undone. Roll back with "
                 "on_conflict='skip' to leave it, or 'force' to undo it anyway.",
             )
+            return (yield from _save(aborted, serde))
 
     yield SaveRollback(report.record("running"))
     stopped = False
@@ -190,8 +191,16 @@ def execute_flow(
             continue
         decision = step.decision
         if decision is Decision.ALREADY_COMPENSATED:
-            if effect.status is EffectStatus.COMPENSATING:
-                yield _mark(effect, EffectStatus.COMPENSATED, serde, rollback_id, {})
+            if effect.status is not EffectStatus.COMPENSATED:
+                # An earlier inverse took effect before its rollback stopped.
+                yield _mark(
+                    effect,
+                    EffectStatus.COMPENSATED,
+                    serde,
+                    rollback_id,
+                    {"current": step.current, "notes": [step.reason]},
+                    expect=(effect.status.value,),
+                )
             report.already_compensated.append(effect)
             continue
         if decision is Decision.SKIP:
@@ -212,11 +221,28 @@ def execute_flow(
             stopped = True
 
     if report.failures:
-        return (
-            yield from _save(report.finish("failed", _failure_message(report)), serde)
+        failed = report.finish("failed", _failure_message(report))
+        return (yield from _save(failed, serde))
+    unresolved = [s for s in plan.unresolved if s.effect.id not in policies.skip]
+    if unresolved:
+        message = (
+            f"{len(unresolved)} effect(s) have an unknown outcome, so the world may "
+            "not be back at the target and the state was not restored. Resolve "
+            "them (see their reasons), then roll back again."
         )
-    if restore is not None and not plan.at_target:
-        mark = {"copy_of": plan.target_checkpoint_id, "rollback_id": rollback_id}
+        return (yield from _save(report.finish("incomplete", message), serde))
+    # Restore unless the head already is a restored copy of the target, or is
+    # the target itself with nothing undone (nothing would change).
+    already_copy = plan.head_checkpoint_id == plan.reached_copy
+    untouched = plan.head_checkpoint_id == plan.target_checkpoint_id and not (
+        report.undone or report.already_compensated
+    )
+    if restore is not None and not (already_copy or untouched):
+        mark = {
+            "copy_of": plan.target_checkpoint_id,
+            "copies": list(plan.target_copies),
+            "rollback_id": rollback_id,
+        }
         new_config: RunnableConfig = yield Restore(restore, mark)
         report.restored = str(new_config["configurable"]["checkpoint_id"])
     status: RollbackStatus = "completed" if report.undone else "nothing_to_undo"
@@ -285,6 +311,23 @@ def _undo_one(
     outcome: Outcome = yield Undo(
         claimed_effect, definition.undo, args, timeout=policies.inverse_timeout
     )
+    if isinstance(outcome.error, InverseTimeoutError):
+        # It may still take effect: keep the claim (`compensating`), so no
+        # rerun starts it again unless `observe` or an operator settles it.
+        error = (
+            f"{outcome.error}; it may still take effect, so the effect stays "
+            "'compensating': check the target, then saver.resolve_effect(config, "
+            f"{effect.id!r}, compensated=True|False)"
+        )
+        yield _mark(
+            effect,
+            EffectStatus.COMPENSATING,
+            serde,
+            rollback_id,
+            {"error": error, "timed_out": True},
+        )
+        report.failures.append(FailedStep(effect=claimed_effect, error=error))
+        return False
     if outcome.error is not None:
         error = f"{type(outcome.error).__name__}: {outcome.error}"
         yield _mark(
@@ -319,6 +362,8 @@ def _mark(
     serde: SerializerProtocol,
     rollback_id: str,
     content: Mapping[str, Any],
+    *,
+    expect: tuple[str, ...] = (EffectStatus.COMPENSATING.value,),
 ) -> Update:
     payload = encode_payload(serde, dict(content), tool=effect.tool)
     now = utcnow()
@@ -331,7 +376,7 @@ def _mark(
     }
     if status is EffectStatus.COMPENSATED:
         changes["compensated_at"] = now
-    return Update(effect.id, changes, expect=(EffectStatus.COMPENSATING.value,))
+    return Update(effect.id, changes, expect=expect)
 
 
 def _storable(serde: SerializerProtocol, value: Any) -> Any:

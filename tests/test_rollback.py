@@ -712,7 +712,7 @@ def test_durability_async_and_exit(
     assert len(history) == 2
     assert history[0].parent_config == first_run_end.config
     report = rollback(graph, cfg("exit"), to=first_run_end)
-    assert report.ok
+    assert report.ok, str(report)
     assert len(report.undone) == 4  # the second run's writes, not the first run's
     assert world.listing() == {"x.txt": "between runs", "y.txt": "y", "z.txt": "z"}
 
@@ -739,3 +739,44 @@ async def test_sync_tool_on_the_loop_of_the_async_saver_says_what_to_do(
         with pytest.raises(asyncio.InvalidStateError, match="async def"):
             await graph.ainvoke({"log": []}, cfg())
     assert world.count() == 0
+
+
+async def test_langchain_tool_inverse_async_and_current_effect(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    from langchain_core.tools import tool
+
+    from langgraph_rollback import current_effect
+
+    seen: list[Any] = []
+
+    @tool
+    async def adelete(name: str) -> str:
+        """Delete a file."""
+        effect = current_effect()
+        seen.append((effect.status, effect.undo_idempotency_key) if effect else None)
+        world.path(name).unlink()
+        return f"deleted {name}"
+
+    @reversible(
+        undo=adelete, undo_args=lambda e: {"name": e.args["name"]}, registry=registry
+    )
+    async def acreate(name: str) -> str:
+        world.path(name).write_text("x")
+        return name
+
+    async def act(state: Log) -> Log:
+        return {"log": [await acreate("t.txt")]}
+
+    builder = StateGraph(Log)
+    builder.add_node("act", act)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    graph = builder.compile(checkpointer=saver)
+    await graph.ainvoke({"log": []}, cfg(), durability="sync")
+    target = [s async for s in graph.aget_state_history(cfg())][-1]
+    report = await arollback(graph, cfg(), to=target)
+    assert [s.description for s in report.undone] == ["deleted t.txt (undo of acreate)"]
+    (effect,) = await saver.alist_effects(cfg())
+    assert seen == [(EffectStatus.COMPENSATING, f"{effect.idempotency_key}:undo")]
+    assert world.listing() == {}

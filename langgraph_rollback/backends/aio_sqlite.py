@@ -213,7 +213,7 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
-        params.append(row.thread_id)
+        params += [row.base_checkpoint_id, row.thread_id]
         await self.setup()
         async with self.lock:
             try:
@@ -254,11 +254,15 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
 
     async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
         params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
-        return [CheckpointLink(*r) for r in await self._read(sql.ANCESTRY, params)]
+        return [
+            CheckpointLink.from_row(*r) for r in await self._read(sql.ANCESTRY, params)
+        ]
 
     async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
         params = {"thread": op.thread_id, "root": op.root}
-        return [CheckpointLink(*r) for r in await self._read(sql.SUBTREE, params)]
+        return [
+            CheckpointLink.from_row(*r) for r in await self._read(sql.SUBTREE, params)
+        ]
 
     async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
         params = (op.thread_id, json.dumps(list(op.checkpoint_ids)))
@@ -278,7 +282,7 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
                 async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
                     current = await cur.fetchone()
                 if current is not None and current[0] != holder.token:
-                    if holder_alive(current[1], int(current[2])):
+                    if holder_alive(current[1], int(current[2]), current[0]):
                         raise RollbackInProgressError(
                             thread_id=thread_id,
                             holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
@@ -292,9 +296,14 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
                 await self.conn.rollback()
                 raise
             await self.conn.commit()
+        holder.held()
 
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        if holder is None:
+            await self._write(sql.LOCK_BREAK, (thread_id,))
+            return
         await self._write(sql.LOCK_RELEASE, (thread_id, holder.token))
+        holder.released()
 
     # --- sync primitives: run on the saver's loop, from other threads ---------------
 
@@ -346,5 +355,5 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
     def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
         self._on_loop(lambda: self._alock_thread(thread_id, holder))
 
-    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         self._on_loop(lambda: self._aunlock_thread(thread_id, holder))

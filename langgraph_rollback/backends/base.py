@@ -25,17 +25,15 @@ from langgraph.checkpoint.base import CheckpointMetadata, CheckpointTuple
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._context import restore_mark
+from langgraph_rollback._drivers import run_async, run_sync
 from langgraph_rollback._errors import (
     EffectNotFoundError,
-    EffectStateError,
     InvalidConfigError,
 )
 from langgraph_rollback._ledger import (
     EffectQuery,
     LedgerRow,
     effect_from_row,
-    encode_payload,
-    utcnow,
 )
 from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback._ops import (
@@ -51,10 +49,34 @@ from langgraph_rollback._ops import (
     Select,
     Update,
 )
-from langgraph_rollback._record import GUARD_MODES, GuardMode
+from langgraph_rollback._record import GUARD_MODES, GuardMode, resolve_flow
 from langgraph_rollback._registry import ToolRegistry, default_registry
 
 __all__ = ["BaseRollbackSaver", "LockHolder", "mark_restored_copy"]
+
+
+def host_id() -> str:
+    """This process's host, as far as process ids are comparable.
+
+    Hostname plus the pid namespace and boot id: two containers sharing a
+    hostname (host networking) but not a pid namespace count as two hosts.
+    """
+    parts = [socket.gethostname()]
+    try:
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        parts.append("")
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
+            parts.append(fh.read().strip()[:8])
+    except OSError:
+        parts.append("")
+    return "|".join(parts)
+
+
+_HOST = host_id()
+_LIVE_TOKENS: set[str] = set()
+"""Tokens of the rollbacks that hold a lock in this process right now."""
 
 
 @dataclass(frozen=True)
@@ -62,23 +84,34 @@ class LockHolder:
     """Who holds a thread's rollback lock: this process, and a token per rollback."""
 
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default=_HOST)
     pid: int = field(default_factory=os.getpid)
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.token[:8]}"
+        return f"{self.host.split('|')[0]}:{self.pid}:{self.token[:8]}"
+
+    def held(self) -> None:
+        """Note that this process now holds the lock."""
+        _LIVE_TOKENS.add(self.token)
+
+    def released(self) -> None:
+        """Note that this process no longer holds the lock."""
+        _LIVE_TOKENS.discard(self.token)
 
 
-def holder_alive(host: str, pid: int) -> bool:
-    """Whether a lock holder's process may still be running.
+def holder_alive(host: str, pid: int, token: str) -> bool:
+    """Whether a lock holder may still be running its rollback.
 
-    A holder on this host whose process is gone is stale. Holders on other
-    hosts are assumed alive: only their own host can tell.
+    On this host (same pid namespace): a holder with this process's pid is
+    alive only if its token is one this process holds (a restarted process
+    can reuse a pid, e.g. PID 1 in a container); another pid is alive while
+    that process exists. Holders on other hosts are assumed alive, since only
+    their host can tell: `release_rollback_lock` clears one that died.
     """
-    if host != socket.gethostname():
+    if host != _HOST:
         return True
     if pid == os.getpid():
-        return True
+        return token in _LIVE_TOKENS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -163,7 +196,8 @@ class BaseRollbackSaver(ABC):
         """Take the thread's rollback lock or raise `RollbackInProgressError`."""
 
     @abstractmethod
-    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        """Release the lock `holder` holds; with None, whoever holds it."""
 
     @abstractmethod
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]: ...
@@ -196,7 +230,9 @@ class BaseRollbackSaver(ABC):
     async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
 
     @abstractmethod
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None: ...
+    async def _aunlock_thread(
+        self, thread_id: str, holder: LockHolder | None
+    ) -> None: ...
 
     def _ledger_checkpoint(self, op: ReadCheckpoint) -> CheckpointTuple | None:
         return self.get_tuple(op.config)  # type: ignore[attr-defined,no-any-return]
@@ -271,53 +307,78 @@ class BaseRollbackSaver(ABC):
             raise EffectNotFoundError(effect_id=effect_id, thread_id=query.thread_id)
         return effect_from_row(rows[0], self.serde)
 
+    def release_rollback_lock(self, config: RunnableConfig) -> None:
+        """Clear the thread's rollback lock, whoever holds it.
+
+        For a rollback whose process died on another host (locks held by a
+        dead process on this host are cleared automatically). The effects it
+        claimed stay `compensating` until the next rollback settles them.
+        """
+        self._unlock_thread(thread_id_of(config), None)
+
+    async def arelease_rollback_lock(self, config: RunnableConfig) -> None:
+        """Async `release_rollback_lock`."""
+        await self._aunlock_thread(thread_id_of(config), None)
+
     def resolve_effect(
         self,
         config: RunnableConfig,
         effect_id: str,
         *,
-        applied: bool,
+        applied: bool | None = None,
+        compensated: bool | None = None,
         result: Any = None,
     ) -> Effect:
-        """Record the outcome of an effect whose outcome is unknown.
+        """Record what you found out about an effect whose outcome is unknown.
 
-        After a crash during a tool call, the intent stays `pending` and a
-        replay raises `EffectOutcomeUnknownError`. Check the outside world,
-        then call this: `applied=True` records the call as done (a replay
-        returns `result` and does not run it; a rollback undoes it);
-        `applied=False` records it as not done (a replay runs it).
+        - A `pending` effect: the process died during the call, and a replay
+          raises `EffectOutcomeUnknownError`. Check the outside world, then
+          pass `applied=True` (it landed: a replay returns `result` instead
+          of running it, a rollback undoes it) or `applied=False` (it did
+          not: a replay runs it).
+        - A `compensating` effect: a rollback died, or its inverse timed out,
+          and the next rollback reports it as unresolved. Pass
+          `compensated=True` (the inverse took effect) or `False` (it did
+          not: the next rollback runs it again).
 
         Raises:
             EffectNotFoundError: No such effect on that thread.
-            EffectStateError: The effect is not `pending`.
+            EffectStateError: The effect is in neither status.
+            InvalidConfigError: The wrong keyword for its status.
         """
-        effect = self.get_effect(config, effect_id)
-        update = _resolution(self.serde, effect, applied=applied, result=result)
-        if not self._ledger_update(update):
-            raise EffectStateError(
-                effect_id=effect_id,
-                status=self.get_effect(config, effect_id).status.value,
-                expected="pending",
-            )
-        return self.get_effect(config, effect_id)
+        flow = resolve_flow(
+            thread_id_of(config),
+            effect_id,
+            applied=applied,
+            compensated=compensated,
+            result=result,
+            registry=self.registry,
+            serde=self.serde,
+        )
+        resolved: Effect = run_sync(flow, self)
+        return resolved
 
     async def aresolve_effect(
         self,
         config: RunnableConfig,
         effect_id: str,
         *,
-        applied: bool,
+        applied: bool | None = None,
+        compensated: bool | None = None,
         result: Any = None,
     ) -> Effect:
         """Async `resolve_effect`."""
-        effect = await self.aget_effect(config, effect_id)
-        update = _resolution(self.serde, effect, applied=applied, result=result)
-        if not await self._aledger_update(update):
-            current = await self.aget_effect(config, effect_id)
-            raise EffectStateError(
-                effect_id=effect_id, status=current.status.value, expected="pending"
-            )
-        return await self.aget_effect(config, effect_id)
+        flow = resolve_flow(
+            thread_id_of(config),
+            effect_id,
+            applied=applied,
+            compensated=compensated,
+            result=result,
+            registry=self.registry,
+            serde=self.serde,
+        )
+        resolved: Effect = await run_async(flow, self)
+        return resolved
 
 
 def thread_id_of(config: RunnableConfig) -> str:
@@ -379,34 +440,3 @@ def _status(value: EffectStatus | str) -> str:
         raise InvalidConfigError(
             f"Unknown effect status {value!r}. Fix: use one of {allowed}."
         ) from None
-
-
-def _resolution(
-    serde: SerializerProtocol, effect: Effect, *, applied: bool, result: Any
-) -> Update:
-    now = utcnow()
-    if applied:
-        content: dict[str, Any] = {
-            "result": result,
-            "after": None,
-            "notes": ["outcome resolved by an operator: applied"],
-        }
-        status = EffectStatus.APPLIED
-    else:
-        content = {
-            "error": "resolved by an operator: not applied",
-            "notes": ["outcome resolved by an operator: not applied"],
-        }
-        status = EffectStatus.FAILED
-    payload = encode_payload(serde, content, tool=effect.tool)
-    return Update(
-        effect.id,
-        {
-            "status": status.value,
-            "outcome_type": payload[0],
-            "outcome": payload[1],
-            "updated_at": now,
-            "completed_at": now,
-        },
-        expect=(EffectStatus.PENDING.value,),
-    )

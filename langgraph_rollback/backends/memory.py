@@ -108,7 +108,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def _link(self, checkpoint_id: str, entry: Any) -> CheckpointLink:
         _, metadata, parent = entry
         restore = self.serde.loads_typed(metadata).get("lgrb_restore") or {}
-        return CheckpointLink(checkpoint_id, parent, restore.get("copy_of"))
+        return CheckpointLink.from_row(checkpoint_id, parent, restore.get("copies"))
 
     def _ledger_head(self, op: ReadHead) -> str | None:
         return max(self._root(op.thread_id), default=None)
@@ -127,7 +127,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         while current is not None and current in root:
             link = self._link(current, root[current])
             links.append(link)
-            if op.stop in (link.checkpoint_id, link.copy_of):
+            if link.stands_for(op.stop):
                 break
             current = link.parent_id
         return links
@@ -159,8 +159,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             existing = self._effects.get(row.effect_id)
             if existing is not None:
                 return existing, False
-            head = self._ledger_head(ReadHead(row.thread_id))
-            stored = replace(row, seq=next(self._seq), base_checkpoint_id=head)
+            base = row.base_checkpoint_id or self._ledger_head(ReadHead(row.thread_id))
+            stored = replace(row, seq=next(self._seq), base_checkpoint_id=base)
             self._effects[row.effect_id] = stored
             self._thread_effects[row.thread_id].append(row.effect_id)
             return stored, True
@@ -169,6 +169,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         with self._ledger_lock:
             row = self._effects.get(op.effect_id)
             if row is None or (op.expect and row.status not in op.expect):
+                return False
+            if op.expect_attempt is not None and row.attempt != op.expect_attempt:
                 return False
             changes: dict[str, Any] = dict(op.changes)
             self._effects[op.effect_id] = replace(row, **changes)
@@ -195,12 +197,17 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             if current is not None and current.token != holder.token:
                 raise RollbackInProgressError(thread_id=thread_id, holder=str(current))
             self._locks[thread_id] = holder
+        holder.held()
 
-    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         with self._ledger_lock:
             current = self._locks.get(thread_id)
-            if current is not None and current.token == holder.token:
+            if current is not None and (
+                holder is None or current.token == holder.token
+            ):
                 del self._locks[thread_id]
+        if holder is not None:
+            holder.released()
 
     # The async twins do no I/O: they call the sync primitives directly.
 
@@ -234,5 +241,5 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
         self._lock_thread(thread_id, holder)
 
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         self._unlock_thread(thread_id, holder)

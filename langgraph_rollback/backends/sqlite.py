@@ -199,7 +199,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
     def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
-        params.append(row.thread_id)
+        params += [row.base_checkpoint_id, row.thread_id]
         with self.cursor() as cur:
             cur.execute(sql.INSERT_INTENT, params)
             inserted = cur.fetchall()
@@ -236,12 +236,12 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
         params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
         with self.cursor(transaction=False) as cur:
             cur.execute(sql.ANCESTRY, params)
-            return [CheckpointLink(*r) for r in cur.fetchall()]
+            return [CheckpointLink.from_row(*r) for r in cur.fetchall()]
 
     def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
         with self.cursor(transaction=False) as cur:
             cur.execute(sql.SUBTREE, {"thread": op.thread_id, "root": op.root})
-            return [CheckpointLink(*r) for r in cur.fetchall()]
+            return [CheckpointLink.from_row(*r) for r in cur.fetchall()]
 
     def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
         ids = json.dumps(list(op.checkpoint_ids))
@@ -262,7 +262,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
             cur.execute(sql.LOCK_HOLDER, (thread_id,))
             current = cur.fetchone()
             if current is not None and current[0] != holder.token:
-                if holder_alive(current[1], int(current[2])):
+                if holder_alive(current[1], int(current[2]), current[0]):
                     raise RollbackInProgressError(
                         thread_id=thread_id,
                         holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
@@ -273,10 +273,16 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
                 sql.LOCK_TAKE,
                 (thread_id, holder.token, holder.host, holder.pid, utcnow()),
             )
+        holder.held()
 
-    def _unlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         with self.cursor() as cur:
-            cur.execute(sql.LOCK_RELEASE, (thread_id, holder.token))
+            if holder is None:
+                cur.execute(sql.LOCK_BREAK, (thread_id,))
+            else:
+                cur.execute(sql.LOCK_RELEASE, (thread_id, holder.token))
+        if holder is not None:
+            holder.released()
 
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         return await asyncio.to_thread(self._ledger_begin, op)
@@ -308,7 +314,7 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
     async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
         await asyncio.to_thread(self._lock_thread, thread_id, holder)
 
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         await asyncio.to_thread(self._unlock_thread, thread_id, holder)
 
     # --- async checkpoint API, served by the sync methods off the loop -------

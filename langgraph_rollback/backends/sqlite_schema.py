@@ -93,7 +93,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS lgrb_rollbacks_thread
         ON lgrb_rollbacks (thread_id, started_at);
-    -- One rollback per thread at a time (see `SqliteRollbackSaver._thread_lock`).
+    -- One rollback per thread at a time (see `SqliteRollbackSaver._lock_thread`).
     CREATE TABLE IF NOT EXISTS lgrb_locks (
         thread_id TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
@@ -110,23 +110,24 @@ _INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
 
 INSERT_INTENT = f"""
 INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
-VALUES ({", ".join("?" for _ in _INSERT_COLUMNS)}, (
+VALUES ({", ".join("?" for _ in _INSERT_COLUMNS)}, COALESCE(?, (
     SELECT checkpoint_id FROM checkpoints
     WHERE thread_id = ? AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1
-))
+)))
 ON CONFLICT (effect_id) DO NOTHING
 RETURNING seq, base_checkpoint_id
 """
-"""Insert an intent; the newest persisted root checkpoint of the thread is
-read in the same statement. Parameters: `_INSERT_COLUMNS` values, then the
-thread id again."""
+"""Insert an intent. Its base is the checkpoint the run was started from when
+the run named one (a fork), else the thread's newest stored root checkpoint,
+read in the same statement. Parameters: `_INSERT_COLUMNS` values, the row's
+`base_checkpoint_id` (or None), then the thread id."""
 
 INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 
-_COPY_OF = "json_extract(CAST({t}metadata AS TEXT), '$.lgrb_restore.copy_of')"
+_COPIES = "json_extract(CAST({t}metadata AS TEXT), '$.lgrb_restore.copies')"
 
 SELECT_HEAD = """
 SELECT checkpoint_id FROM checkpoints
@@ -140,33 +141,36 @@ WHERE checkpoint_ns = '' AND checkpoint_id = ? LIMIT 10
 """
 
 ANCESTRY = f"""
-WITH RECURSIVE chain (checkpoint_id, parent_id, copy_of, depth) AS (
-    SELECT checkpoint_id, parent_checkpoint_id, {_COPY_OF.format(t="")}, 0
+WITH RECURSIVE chain (checkpoint_id, parent_id, copies, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}, 0
     FROM checkpoints
     WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :start
     UNION ALL
-    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPY_OF.format(t="c.")},
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")},
            chain.depth + 1
     FROM checkpoints AS c JOIN chain ON c.checkpoint_id = chain.parent_id
     WHERE c.thread_id = :thread AND c.checkpoint_ns = ''
       AND chain.checkpoint_id != :stop
-      AND (chain.copy_of IS NULL OR chain.copy_of != :stop)
+      AND (
+        chain.copies IS NULL
+        OR NOT EXISTS (SELECT 1 FROM json_each(chain.copies) WHERE value = :stop)
+      )
 )
-SELECT checkpoint_id, parent_id, copy_of FROM chain ORDER BY depth
+SELECT checkpoint_id, parent_id, copies FROM chain ORDER BY depth
 """
 """Walk up from `:start`; the row for `:stop` (or a copy of it) is the last."""
 
 SUBTREE = f"""
-WITH RECURSIVE sub (checkpoint_id, parent_id, copy_of) AS (
-    SELECT checkpoint_id, parent_checkpoint_id, {_COPY_OF.format(t="")}
+WITH RECURSIVE sub (checkpoint_id, parent_id, copies) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}
     FROM checkpoints
     WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :root
     UNION ALL
-    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPY_OF.format(t="c.")}
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")}
     FROM checkpoints AS c JOIN sub ON c.parent_checkpoint_id = sub.checkpoint_id
     WHERE c.thread_id = :thread AND c.checkpoint_ns = ''
 )
-SELECT checkpoint_id, parent_id, copy_of FROM sub
+SELECT checkpoint_id, parent_id, copies FROM sub
 """
 
 EXISTING = """
@@ -189,6 +193,7 @@ INSERT_CHECKPOINT = (
 
 LOCK_HOLDER = "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?"
 LOCK_RELEASE = "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?"
+LOCK_BREAK = "DELETE FROM lgrb_locks WHERE thread_id = ?"
 LOCK_TAKE = (
     "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, acquired_at) "
     "VALUES (?, ?, ?, ?, ?)"
@@ -235,6 +240,9 @@ def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
     if update.expect:
         text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
         params.extend(update.expect)
+    if update.expect_attempt is not None:
+        text += f" AND attempt = {mark}"
+        params.append(update.expect_attempt)
     return text, params
 
 
