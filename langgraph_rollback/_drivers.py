@@ -222,7 +222,7 @@ async def _undo_async(op: Undo) -> Outcome:
             if op.timeout is None:
                 return Outcome(value=await call())
             return Outcome(value=await asyncio.wait_for(call(), op.timeout))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = InverseTimeoutError(f"inverse did not finish in {op.timeout}s")
             return Outcome(error=error)
         except Exception as exc:

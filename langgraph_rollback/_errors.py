@@ -254,7 +254,7 @@ class EffectStateError(RollbackError):
 
     def __init__(self, *, effect_id: str, status: str, expected: str) -> None:
         super().__init__(
-            f"Effect {effect_id} is {status!r}, not {expected!r}, so it cannot be "
+            f"Effect {effect_id} is {status}, not {expected}, so it cannot be "
             "changed this way. Fix: read its current state with "
             "`saver.get_effect(config, effect_id)` and act on that."
         )
@@ -278,13 +278,22 @@ class IrreversibleToolBlockedError(RollbackError):
         thread_id: The thread.
     """
 
-    def __init__(self, *, tool: str, effect_id: str, thread_id: str) -> None:
+    def __init__(
+        self, *, tool: str, effect_id: str, thread_id: str, refused_by: str = "policy"
+    ) -> None:
+        why = (
+            "a human refused it when asked"
+            if refused_by == "human"
+            else "the guard policy is 'block'"
+        )
         super().__init__(
             f"Blocked the call of {tool!r} on thread {thread_id!r} (effect "
-            f"{effect_id}): it cannot be undone, and the guard policy is "
-            "'block'. Fix: run it under guard='ask' to approve it with a human "
-            "in the loop, or guard='allow' where irreversible actions are "
-            "acceptable (`configurable.rollback_guard`, or the saver's `guard=`)."
+            f"{effect_id}): it cannot be undone, and {why}. The run stops here; "
+            "the refusal is in the ledger as 'blocked'. Fix: replan without "
+            "this action, or allow it (guard='ask' to approve it with a human "
+            "in the loop, guard='allow' where irreversible actions are "
+            "acceptable: `configurable.rollback_guard`, or the saver's "
+            "`guard=`), then resume."
         )
         self.tool = tool
         self.effect_id = effect_id

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -45,7 +45,7 @@ _DIGEST_SERDE = JsonPlusSerializer()
 
 def utcnow() -> str:
     """The current time as the ISO-8601 UTC text the ledger stores."""
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 __all__ = ["Effect", "EffectStatus", "Reversibility"]
 
 
-class Reversibility(str, Enum):
+class Reversibility(StrEnum):
     """How an effect can be undone."""
 
     REVERSIBLE = "reversible"
@@ -24,7 +24,7 @@ class Reversibility(str, Enum):
     """Nobody declared the tool."""
 
 
-class EffectStatus(str, Enum):
+class EffectStatus(StrEnum):
     """Where an effect is in its life.
 
     ```

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
@@ -173,7 +173,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
 
     def _node_sync(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         target = run_sync(
             self._target_flow(saver, thread_id, head, state, config), saver
         )
@@ -213,7 +213,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
 
     async def _node_async(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         target = await run_async(
             self._target_flow(saver, thread_id, head, state, config), saver
         )

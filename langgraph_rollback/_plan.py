@@ -5,7 +5,7 @@
 checkpoint ids and parent ids (never whole checkpoints), the ledger rows in
 the target's subtree, and calls `observe` functions, which only read.
 
-What "after checkpoint X" means (DESIGN 3.4):
+What "after checkpoint X" means:
 
 - walk `parent` links from the head up to X (or to a checkpoint a previous
   rollback restored as a copy of X); that walk is the *path*;
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Generator
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
@@ -61,7 +61,7 @@ _LIVE = frozenset(
 )
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     """What a rollback will do with one effect."""
 
     UNDO = "undo"
@@ -287,7 +287,7 @@ def plan_flow(
         target_copies=[target, *copies],
         steps=steps,
         orphans=orphans,
-        created_at=datetime.now(timezone.utc),
+        created_at=datetime.now(UTC),
     )
 
 

@@ -114,6 +114,9 @@ def record_flow(
             }
         )
         mode = "allow" if approved(answer) else "block"
+        refused_by = "human"
+    else:
+        refused_by = "policy"
 
     now = utcnow()
     status = EffectStatus.BLOCKED if mode == "block" else EffectStatus.PENDING
@@ -161,7 +164,10 @@ def record_flow(
         row = stored
         if mode == "block":
             raise IrreversibleToolBlockedError(
-                tool=tool, effect_id=effect_id, thread_id=ctx.thread_id
+                tool=tool,
+                effect_id=effect_id,
+                thread_id=ctx.thread_id,
+                refused_by=refused_by,
             )
         return (yield from _perform(row, definition, args, before, serde))
 
@@ -216,7 +222,10 @@ def record_flow(
                 expect_attempt=existing.attempt,
             )
         raise IrreversibleToolBlockedError(
-            tool=tool, effect_id=effect_id, thread_id=ctx.thread_id
+            tool=tool,
+            effect_id=effect_id,
+            thread_id=ctx.thread_id,
+            refused_by=refused_by,
         )
     changes: dict[str, Any] = {
         "status": EffectStatus.PENDING.value,
@@ -518,7 +527,7 @@ def resolve_flow(
         raise EffectStateError(
             effect_id=effect_id,
             status=effect.status.value,
-            expected="pending' or 'compensating",
+            expected="pending or compensating",
         )
     changed = yield Update(
         effect_id, changes, expect=(effect.status.value,), expect_attempt=row.attempt

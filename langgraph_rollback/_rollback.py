@@ -3,7 +3,7 @@
 `execute_flow` is I/O-free like the other flows; `rollback`/`arollback` and
 `plan_rollback`/`aplan_rollback` are the public entry points that drive it.
 
-Execution contract (DESIGN 3.5-3.7):
+Execution contract:
 
 - one rollback per thread at a time: the drivers hold the saver's per-thread
   lock for the whole plan-and-execute; a second one gets
@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -469,7 +469,7 @@ class _ReportBuilder:
             already_compensated=self.already_compensated,
             orphans=list(self.plan.orphans),
             started_at=self.started_at,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=datetime.now(UTC),
         )
 
 
@@ -608,7 +608,7 @@ def rollback(
     saver, thread_id, target = resolve(graph, config, to)
     registry = registry if registry is not None else saver.registry
     holder = LockHolder()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     saver._lock_thread(thread_id, holder)
     try:
         plan: RollbackPlan = run_sync(
@@ -652,7 +652,7 @@ async def arollback(
     saver, thread_id, target = resolve(graph, config, to)
     registry = registry if registry is not None else saver.registry
     holder = LockHolder()
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     await saver._alock_thread(thread_id, holder)
     try:
         plan: RollbackPlan = await run_async(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
@@ -39,6 +40,43 @@ async def aio_sqlite_saver() -> AsyncIterator[AsyncSqliteRollbackSaver]:
     ids=lambda r: r.name,
 )
 async def test_base_conformance(
+    registered: RegisteredCheckpointer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await _check(registered, capsys)
+
+
+@pytest.mark.parametrize(
+    "kind", ["PostgresRollbackSaver", "AsyncPostgresRollbackSaver"]
+)
+async def test_base_conformance_postgres(
+    kind: str, pg_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from langgraph_rollback.postgres import (
+        AsyncPostgresRollbackSaver,
+        PostgresRollbackSaver,
+    )
+    from tests.pg_server import create_database, drop_database
+
+    async def saver() -> AsyncIterator[Any]:
+        url = create_database(pg_server)
+        try:
+            if kind == "PostgresRollbackSaver":
+                with PostgresRollbackSaver.from_conn_string(url) as sync_saver:
+                    sync_saver.setup()
+                    yield sync_saver
+            else:
+                async with AsyncPostgresRollbackSaver.from_conn_string(
+                    url
+                ) as async_saver:
+                    await async_saver.setup()
+                    yield async_saver
+        finally:
+            drop_database(pg_server, url)
+
+    await _check(checkpointer_test(name=kind)(saver), capsys)
+
+
+async def _check(
     registered: RegisteredCheckpointer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = await validate(registered)

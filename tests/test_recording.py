@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import operator
-import sqlite3
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -466,7 +464,7 @@ def test_non_serializable_result_is_recorded_as_applied_and_raised(
 
 
 def test_replay_with_another_tool_at_the_same_spot_is_refused(
-    saver: BaseRollbackSaver, world: World, registry: ToolRegistry, tmp_path: Path
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry, raw_sql: Any
 ) -> None:
     @reversible(undo=lambda effect: None, registry=registry)
     def step(name: str) -> str:
@@ -504,14 +502,13 @@ def test_replay_with_another_tool_at_the_same_spot_is_refused(
     from langgraph_rollback._ops import Select
 
     (row,) = saver._ledger_select(Select(EffectQuery(thread_id="t1")))
-    if isinstance(saver, __import__("langgraph_rollback").InMemoryRollbackSaver):
-        saver._effects[row.effect_id] = replace(row, tool="other")
+    if raw_sql is None:
+        saver._effects[row.effect_id] = replace(row, tool="other")  # type: ignore[attr-defined]
     else:
-        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
-            db.execute(
-                "UPDATE lgrb_effects SET tool = 'other' WHERE effect_id = ?",
-                (row.effect_id,),
-            )
+        raw_sql(
+            "UPDATE lgrb_effects SET tool = 'other' WHERE effect_id = ?",
+            (row.effect_id,),
+        )
     with pytest.raises(ReplayMismatchError) as info:
         graph.invoke(None, cfg())
     assert (info.value.recorded_tool, info.value.called_tool) == ("other", "step")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import operator
-import sqlite3
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -356,29 +354,48 @@ def test_fork_run_with_exit_durability_is_placed_after_its_start(
     assert world.listing() == {"x.txt": "main", "y.txt": "main"}
 
 
-def test_stale_lock_of_a_restarted_process_is_cleared(
-    saver: BaseRollbackSaver, world: World, registry: ToolRegistry, tmp_path: Path
+def test_stale_lock_of_a_dead_holder_is_cleared(
+    saver: BaseRollbackSaver,
+    world: World,
+    registry: ToolRegistry,
+    raw_sql: Any,
+    saver_kind: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     tools = build_tools(world, registry)
     graph = one_node(saver, lambda s: {"log": [tools.write_file("a.txt", "1")]})
     graph.invoke({"log": []}, cfg(), durability="sync")
+    target = before(graph, "act")
+    if saver_kind in ("postgres", "aio_postgres"):
+        # An advisory lock lives as long as its holder's session.
+        import psycopg
+
+        from langgraph_rollback.backends import postgres_schema as pg
+
+        url = request.getfixturevalue("pg_url")
+        other = psycopg.connect(url, autocommit=True)
+        key = pg.LOCK_KEY.format(thread_id="t1")
+        assert other.execute(pg.LOCK_TRY, (key,)).fetchone() == (True,)
+        with pytest.raises(RollbackInProgressError, match="backend pid"):
+            rollback(graph, cfg(), to=target)
+        other.close()  # the holder's process died
+        assert rollback(graph, cfg(), to=target).ok
+        return
     dead = LockHolder()  # same host and pid, but this process no longer holds it
     saver._lock_thread("t1", dead)
     dead.released()
     if isinstance(saver, InMemoryRollbackSaver):
         # A per-process lock dies with its process; only the token check applies.
         with pytest.raises(RollbackInProgressError):
-            rollback(graph, cfg(), to=before(graph, "act"))
+            rollback(graph, cfg(), to=target)
         saver.release_rollback_lock(cfg())
-    assert rollback(graph, cfg(), to=before(graph, "act")).ok
-
-    if not isinstance(saver, InMemoryRollbackSaver):
+    assert rollback(graph, cfg(), to=target).ok
+    if raw_sql is not None:
         # A holder on another host is assumed alive until released by hand.
-        with sqlite3.connect(tmp_path / "ledger.sqlite") as db:
-            db.execute(
-                "INSERT INTO lgrb_locks VALUES ('t1', 'tok', 'elsewhere|x|y', 7, 'now')"
-            )
+        raw_sql(
+            "INSERT INTO lgrb_locks VALUES ('t1', 'tok', 'elsewhere|x|y', 7, 'now')"
+        )
         with pytest.raises(RollbackInProgressError):
-            rollback(graph, cfg(), to=before(graph, "act"))
+            rollback(graph, cfg(), to=target)
         saver.release_rollback_lock(cfg())
-        assert rollback(graph, cfg(), to=before(graph, "act")).ok
+        assert rollback(graph, cfg(), to=target).ok

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 import aiosqlite
 from langchain_core.runnables import RunnableConfig
@@ -38,18 +37,16 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import sqlite_schema as sql
 from langgraph_rollback.backends.base import (
-    BaseRollbackSaver,
     LockHolder,
+    SyncOverAsync,
     holder_alive,
     mark_restored_copy,
 )
 
 __all__ = ["AsyncSqliteRollbackSaver"]
 
-T = TypeVar("T")
 
-
-class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
+class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
     """An `AsyncSqliteSaver` (on `aiosqlite`) that also keeps the ledger.
 
     For `ainvoke`/`astream` with async tools and async inverses. The ledger
@@ -304,56 +301,3 @@ class AsyncSqliteRollbackSaver(BaseRollbackSaver, AsyncSqliteSaver):
             return
         await self._write(sql.LOCK_RELEASE, (thread_id, holder.token))
         holder.released()
-
-    # --- sync primitives: run on the saver's loop, from other threads ---------------
-
-    def _on_loop(self, make: Callable[[], Awaitable[T]]) -> T:
-        try:
-            if asyncio.get_running_loop() is self.loop:
-                raise asyncio.InvalidStateError(
-                    "Synchronous calls to AsyncSqliteRollbackSaver are only allowed "
-                    "from a different thread. On the event loop's thread, await the "
-                    "async twin (e.g. `await saver.alist_effects(...)`, `await "
-                    "arollback(...)`, `await graph.ainvoke(...)`), and make declared "
-                    "tools called inside async nodes `async def`."
-                )
-        except RuntimeError:
-            pass
-
-        async def run() -> T:
-            return await make()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
-
-    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        return self._on_loop(lambda: self._aledger_begin(op))
-
-    def _ledger_update(self, op: Update) -> bool:
-        return self._on_loop(lambda: self._aledger_update(op))
-
-    def _ledger_select(self, op: Select) -> list[LedgerRow]:
-        return self._on_loop(lambda: self._aledger_select(op))
-
-    def _ledger_head(self, op: ReadHead) -> str | None:
-        return self._on_loop(lambda: self._aledger_head(op))
-
-    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
-        return self._on_loop(lambda: self._aledger_find_checkpoint(op))
-
-    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        return self._on_loop(lambda: self._aledger_ancestry(op))
-
-    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
-        return self._on_loop(lambda: self._aledger_subtree(op))
-
-    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
-        return self._on_loop(lambda: self._aledger_existing(op))
-
-    def _ledger_save_rollback(self, op: SaveRollback) -> None:
-        self._on_loop(lambda: self._aledger_save_rollback(op))
-
-    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
-        self._on_loop(lambda: self._alock_thread(thread_id, holder))
-
-    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
-        self._on_loop(lambda: self._aunlock_thread(thread_id, holder))

@@ -13,15 +13,30 @@ lock (`_lock_thread`, `_unlock_thread`). Each has an `_a`-prefixed async twin.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._context import restore_mark
@@ -52,7 +67,15 @@ from langgraph_rollback._ops import (
 from langgraph_rollback._record import GUARD_MODES, GuardMode, resolve_flow
 from langgraph_rollback._registry import ToolRegistry, default_registry
 
-__all__ = ["BaseRollbackSaver", "LockHolder", "mark_restored_copy"]
+__all__ = [
+    "BaseRollbackSaver",
+    "LockHolder",
+    "SyncBackedAsync",
+    "SyncOverAsync",
+    "mark_restored_copy",
+]
+
+T = TypeVar("T")
 
 
 def host_id() -> str:
@@ -440,3 +463,184 @@ def _status(value: EffectStatus | str) -> str:
         raise InvalidConfigError(
             f"Unknown effect status {value!r}. Fix: use one of {allowed}."
         ) from None
+
+
+class SyncOverAsync(BaseRollbackSaver):
+    """The sync primitives of a saver bound to one event loop (`self.loop`).
+
+    As upstream's async savers do, each runs its async twin on that loop and
+    waits, so it works from any other thread; on the loop's own thread it
+    raises, naming the `a*` method to await instead.
+    """
+
+    loop: asyncio.AbstractEventLoop
+
+    def _on_loop(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            if asyncio.get_running_loop() is self.loop:
+                raise asyncio.InvalidStateError(
+                    f"Synchronous calls to {type(self).__name__} are only allowed "
+                    "from a different thread. On the event loop's thread, await the "
+                    "async twin (e.g. `await saver.alist_effects(...)`, `await "
+                    "arollback(...)`, `await graph.ainvoke(...)`), and make declared "
+                    "tools called inside async nodes `async def`."
+                )
+        except RuntimeError:
+            pass
+
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result()
+
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        return self._on_loop(lambda: self._aledger_begin(op))
+
+    def _ledger_update(self, op: Update) -> bool:
+        return self._on_loop(lambda: self._aledger_update(op))
+
+    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+        return self._on_loop(lambda: self._aledger_select(op))
+
+    def _ledger_head(self, op: ReadHead) -> str | None:
+        return self._on_loop(lambda: self._aledger_head(op))
+
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return self._on_loop(lambda: self._aledger_find_checkpoint(op))
+
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        return self._on_loop(lambda: self._aledger_ancestry(op))
+
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        return self._on_loop(lambda: self._aledger_subtree(op))
+
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        return self._on_loop(lambda: self._aledger_existing(op))
+
+    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+        self._on_loop(lambda: self._aledger_save_rollback(op))
+
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        self._on_loop(lambda: self._alock_thread(thread_id, holder))
+
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        self._on_loop(lambda: self._aunlock_thread(thread_id, holder))
+
+
+_LIST_BATCH = 64
+"""Checkpoints fetched per thread hop by `SyncBackedAsync.alist`."""
+
+
+class SyncBackedAsync(BaseRollbackSaver):
+    """Async checkpoint methods and ledger primitives that run the sync ones
+    in a worker thread (`asyncio.to_thread`), for savers whose upstream class
+    is sync-only (`SqliteSaver`, `PostgresSaver`).
+
+    As upstream's sync `list()` does, `alist()` holds the saver's lock between
+    its batches: collect the results before writing to the saver.
+    """
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Async `get_tuple`, run in a worker thread."""
+        result: CheckpointTuple | None = await asyncio.to_thread(
+            self.get_tuple,  # type: ignore[attr-defined]
+            config,
+        )
+        return result
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Async `list`: streams from a worker thread, a batch per hop."""
+        iterator = cast(
+            Generator[CheckpointTuple, None, None],
+            self.list(config, filter=filter, before=before, limit=limit),  # type: ignore[attr-defined]
+        )
+        try:
+            while True:
+                batch = await asyncio.to_thread(_take, iterator, _LIST_BATCH)
+                for item in batch:
+                    yield item
+                if len(batch) < _LIST_BATCH:
+                    return
+        finally:
+            await asyncio.to_thread(iterator.close)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Async `put`, run in a worker thread."""
+        saved: RunnableConfig = await asyncio.to_thread(
+            self.put,  # type: ignore[attr-defined]
+            config,
+            checkpoint,
+            metadata,
+            new_versions,
+        )
+        return saved
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Async `put_writes`, run in a worker thread."""
+        await asyncio.to_thread(
+            self.put_writes,  # type: ignore[attr-defined]
+            config,
+            writes,
+            task_id,
+            task_path,
+        )
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async `delete_thread`, run in a worker thread."""
+        await asyncio.to_thread(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        return await asyncio.to_thread(self._ledger_begin, op)
+
+    async def _aledger_update(self, op: Update) -> bool:
+        return await asyncio.to_thread(self._ledger_update, op)
+
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
+        return await asyncio.to_thread(self._ledger_select, op)
+
+    async def _aledger_head(self, op: ReadHead) -> str | None:
+        return await asyncio.to_thread(self._ledger_head, op)
+
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return await asyncio.to_thread(self._ledger_find_checkpoint, op)
+
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        return await asyncio.to_thread(self._ledger_ancestry, op)
+
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        return await asyncio.to_thread(self._ledger_subtree, op)
+
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        return await asyncio.to_thread(self._ledger_existing, op)
+
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
+        await asyncio.to_thread(self._ledger_save_rollback, op)
+
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        await asyncio.to_thread(self._lock_thread, thread_id, holder)
+
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        await asyncio.to_thread(self._unlock_thread, thread_id, holder)
+
+
+def _take(iterator: Iterator[CheckpointTuple], n: int) -> list[CheckpointTuple]:
+    return list(islice(iterator, n))

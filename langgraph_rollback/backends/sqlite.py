@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
-from itertools import islice
-from typing import Any, cast
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
-    CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
@@ -40,23 +37,20 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import sqlite_schema as sql
 from langgraph_rollback.backends.base import (
-    BaseRollbackSaver,
     LockHolder,
+    SyncBackedAsync,
     holder_alive,
     mark_restored_copy,
 )
 
 __all__ = ["SqliteRollbackSaver"]
 
-_LIST_BATCH = 64
-"""Checkpoints fetched per thread hop by `alist`."""
-
 _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
     "langgraph_rollback_sqlite_same_transaction", default=()
 )
 
 
-class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
+class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     """A `SqliteSaver` that also keeps the ledger of tool side effects.
 
     Checkpoints are stored exactly as upstream stores them; the ledger lives in
@@ -283,98 +277,6 @@ class SqliteRollbackSaver(BaseRollbackSaver, SqliteSaver):
                 cur.execute(sql.LOCK_RELEASE, (thread_id, holder.token))
         if holder is not None:
             holder.released()
-
-    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        return await asyncio.to_thread(self._ledger_begin, op)
-
-    async def _aledger_update(self, op: Update) -> bool:
-        return await asyncio.to_thread(self._ledger_update, op)
-
-    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
-        return await asyncio.to_thread(self._ledger_select, op)
-
-    async def _aledger_head(self, op: ReadHead) -> str | None:
-        return await asyncio.to_thread(self._ledger_head, op)
-
-    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
-        return await asyncio.to_thread(self._ledger_find_checkpoint, op)
-
-    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        return await asyncio.to_thread(self._ledger_ancestry, op)
-
-    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
-        return await asyncio.to_thread(self._ledger_subtree, op)
-
-    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
-        return await asyncio.to_thread(self._ledger_existing, op)
-
-    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
-        await asyncio.to_thread(self._ledger_save_rollback, op)
-
-    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
-        await asyncio.to_thread(self._lock_thread, thread_id, holder)
-
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
-        await asyncio.to_thread(self._unlock_thread, thread_id, holder)
-
-    # --- async checkpoint API, served by the sync methods off the loop -------
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Async `get_tuple`, run in a worker thread."""
-        return await asyncio.to_thread(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """Async `list`: streams from a worker thread, a batch per hop."""
-        iterator = cast(
-            Generator[CheckpointTuple, None, None],
-            self.list(config, filter=filter, before=before, limit=limit),
-        )
-        try:
-            while True:
-                batch = await asyncio.to_thread(_take, iterator, _LIST_BATCH)
-                for item in batch:
-                    yield item
-                if len(batch) < _LIST_BATCH:
-                    return
-        finally:
-            await asyncio.to_thread(iterator.close)
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Async `put`, run in a worker thread."""
-        return await asyncio.to_thread(
-            self.put, config, checkpoint, metadata, new_versions
-        )
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Async `put_writes`, run in a worker thread."""
-        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """Async `delete_thread`, run in a worker thread."""
-        await asyncio.to_thread(self.delete_thread, thread_id)
-
-
-def _take(iterator: Iterator[CheckpointTuple], n: int) -> list[CheckpointTuple]:
-    return list(islice(iterator, n))
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

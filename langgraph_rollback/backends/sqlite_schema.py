@@ -12,10 +12,7 @@ checkpoint never is.
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph_rollback._ledger import COLUMNS
-from langgraph_rollback._ops import Select, Update
 
 __all__ = [
     "INSERT_INTENT",
@@ -27,6 +24,8 @@ __all__ = [
     "select_sql",
     "update_sql",
 ]
+
+from langgraph_rollback.backends.sql_common import select_sql, update_sql
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS lgrb_migrations (
@@ -216,34 +215,6 @@ ON CONFLICT (rollback_id) DO UPDATE SET
     report_type = excluded.report_type,
     report = excluded.report
 """
-
-
-def select_sql(
-    op: Select, mark: str = "?", dialect: str = "sqlite"
-) -> tuple[str, list[Any]]:
-    """The SELECT text and parameters for a `Select` operation."""
-    where, params = op.query.sql_where(mark, dialect=dialect)
-    text = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
-    if op.query.limit is not None:
-        text += f" LIMIT {mark}"
-        params.append(op.query.limit)
-    return text, params
-
-
-def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
-    """The UPDATE text and parameters for an `Update` operation."""
-    # Column names come from `Update`, which admits only `_ops.UPDATABLE`.
-    sets = ", ".join(f"{column} = {mark}" for column in update.changes)
-    params: list[Any] = list(update.changes.values())
-    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
-    params.append(update.effect_id)
-    if update.expect:
-        text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
-        params.extend(update.expect)
-    if update.expect_attempt is not None:
-        text += f" AND attempt = {mark}"
-        params.append(update.expect_attempt)
-    return text, params
 
 
 def migration_script(version: int) -> str:

@@ -1,0 +1,311 @@
+"""`AsyncPostgresRollbackSaver`: LangGraph's `AsyncPostgresSaver` plus the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.postgres import _ainternal
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
+from psycopg_pool import AsyncConnectionPool
+
+from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._ledger import LedgerRow, row_from_tuple
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
+    Update,
+)
+from langgraph_rollback._record import GuardMode
+from langgraph_rollback._registry import ToolRegistry
+from langgraph_rollback.backends import postgres_schema as sql
+from langgraph_rollback.backends.base import (
+    LockHolder,
+    SyncOverAsync,
+    mark_restored_copy,
+)
+from langgraph_rollback.backends.sql_common import select_sql, update_sql
+
+__all__ = ["AsyncPostgresRollbackSaver"]
+
+_SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
+    "langgraph_rollback_apg_same_transaction", default=()
+)
+
+
+class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
+    """An `AsyncPostgresSaver` that also keeps the ledger of tool side effects.
+
+    The async twin of `PostgresRollbackSaver`, with the same ledger, the same
+    advisory lock per thread and the same `setup()`. As upstream, it must be
+    created inside a running event loop; its sync methods work from other
+    threads and raise on the loop's own thread.
+
+    Args:
+        conn: A `psycopg.AsyncConnection` or `psycopg_pool.AsyncConnectionPool`
+            (`autocommit=True`, `row_factory=dict_row`). With a pool, a
+            rollback holds one extra connection for its lock.
+        pipe: An optional pipeline, as upstream (single connections only).
+        serde: Serializer for checkpoints and ledger payloads.
+        registry: Where rollbacks through this saver find inverses.
+        guard: The guard policy for irreversible tools.
+
+    Example:
+        ```python
+        from langgraph_rollback.postgres import AsyncPostgresRollbackSaver
+
+        async with AsyncPostgresRollbackSaver.from_conn_string(DB_URI) as saver:
+            await saver.setup()
+            graph = builder.compile(checkpointer=saver)
+        ```
+    """
+
+    def __init__(
+        self,
+        conn: _ainternal.Conn,
+        pipe: Any = None,
+        serde: SerializerProtocol | None = None,
+        *,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> None:
+        super().__init__(conn, pipe, serde)
+        self._init_rollback(registry, guard)
+        self._lock_conns: dict[str, AsyncConnection[DictRow]] = {}
+        self._held: dict[str, str] = {}
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        pipeline: bool = False,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> AsyncIterator[AsyncPostgresRollbackSaver]:
+        """Connect to `conn_string` and close the connection on exit."""
+        async with await AsyncConnection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        ) as conn:
+            if pipeline:
+                async with conn.pipeline() as pipe:
+                    yield cls(conn, pipe, serde, registry=registry, guard=guard)
+            else:
+                yield cls(conn, None, serde, registry=registry, guard=guard)
+
+    async def setup(self) -> None:
+        """Run LangGraph's migrations, then the ledger's (each once).
+
+        Raises:
+            LedgerSchemaError: The ledger was written by a newer version.
+        """
+        await super().setup()
+        async with self._tx() as cur:
+            await cur.execute(sql.MIGRATION_LOCK)
+            await cur.execute(sql.VERSION_TABLE)
+            await cur.execute("SELECT max(v) FROM lgrb_migrations")
+            found = await cur.fetchone()
+            current = -1 if found is None or found[0] is None else int(found[0])
+            latest = len(sql.MIGRATIONS) - 1
+            if current > latest:
+                raise LedgerSchemaError(found=current, supported=latest)
+            for version in range(current + 1, latest + 1):
+                for statement in sql.statements(sql.MIGRATIONS[version]):
+                    await cur.execute(statement)
+                await cur.execute(
+                    "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
+                )
+
+    # --- checkpoint writes that carry a ledger write ---------------------------------
+
+    @asynccontextmanager
+    async def _cursor(
+        self, *, pipeline: bool = False
+    ) -> AsyncIterator[AsyncCursor[DictRow]]:
+        """Upstream's cursor; when `aput` queued ledger statements, one transaction."""
+        extra = _SAME_TRANSACTION.get()
+        if not extra:
+            async with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        async with (
+            self.lock,
+            _ainternal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            yield cur
+            for text, params in extra:
+                await cur.execute(text, params)
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `aput`; a rollback's restored head is tagged as a copy, and
+        it commits in one transaction with its rollback record."""
+        tagged = mark_restored_copy(metadata)
+        restore = tagged.get("lgrb_restore")
+        if not isinstance(restore, dict):
+            return await super().aput(config, checkpoint, tagged, new_versions)
+        token = _SAME_TRANSACTION.set(
+            ((sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])),)
+        )
+        try:
+            return await super().aput(config, checkpoint, tagged, new_versions)
+        finally:
+            _SAME_TRANSACTION.reset(token)
+
+    # --- ledger primitives --------------------------------------------------------
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
+        async with (
+            self.lock,
+            _ainternal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            yield cur
+
+    async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
+        async with self._tx() as cur:
+            await cur.execute(text, params)
+            return list(await cur.fetchall())
+
+    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        row = op.row
+        params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
+        params += [row.base_checkpoint_id, row.thread_id]
+        async with self._tx() as cur:
+            await cur.execute(sql.INSERT_INTENT, params)
+            inserted = await cur.fetchall()
+            if inserted:
+                seq, base = inserted[0]
+                return replace(row, seq=int(seq), base_checkpoint_id=base), True
+            await cur.execute(sql.SELECT_BY_ID, (row.effect_id,))
+            found = await cur.fetchone()
+        assert found is not None
+        return row_from_tuple(tuple(found)), False
+
+    async def _aledger_update(self, op: Update) -> bool:
+        text, params = update_sql(op, "%s")
+        async with self._tx() as cur:
+            await cur.execute(text, params)
+            return cur.rowcount > 0
+
+    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
+        text, params = select_sql(op, "%s", dialect="postgres")
+        return [row_from_tuple(r) for r in await self._read(text, params)]
+
+    async def _aledger_head(self, op: ReadHead) -> str | None:
+        rows = await self._read(sql.SELECT_HEAD, (op.thread_id,))
+        return str(rows[0][0]) if rows else None
+
+    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
+        return [str(r[0]) for r in rows]
+
+    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
+        rows = await self._read(sql.ANCESTRY, params)
+        return [CheckpointLink.from_row(*r) for r in rows]
+
+    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "root": op.root}
+        rows = await self._read(sql.SUBTREE, params)
+        return [CheckpointLink.from_row(*r) for r in rows]
+
+    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        rows = await self._read(sql.EXISTING, (op.thread_id, list(op.checkpoint_ids)))
+        return {str(r[0]) for r in rows}
+
+    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
+        async with self._tx() as cur:
+            await cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
+
+    # --- the per-thread rollback lock ---------------------------------------------
+
+    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        key = sql.LOCK_KEY.format(thread_id=thread_id)
+        if thread_id in self._held:
+            raise RollbackInProgressError(
+                thread_id=thread_id, holder=f"this process ({holder.host})"
+            )
+        self._held[thread_id] = holder.token
+        try:
+            conn = await self._lock_connection()
+            try:
+                got = (await self._on(conn, sql.LOCK_TRY, (key,)))[0][0]
+                if not got:
+                    who = await self._on(conn, sql.LOCK_HOLDER, (key,))
+                    raise RollbackInProgressError(
+                        thread_id=thread_id,
+                        holder=(
+                            f"PostgreSQL backend pid {who[0][0]}"
+                            if who
+                            else "another session"
+                        ),
+                    )
+            except BaseException:
+                await self._release_connection(conn)
+                raise
+            self._lock_conns[holder.token] = conn
+            holder.held()
+        except BaseException:
+            self._held.pop(thread_id, None)
+            raise
+
+    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        if holder is None:
+            return  # PostgreSQL releases a dead session's advisory locks itself.
+        conn = self._lock_conns.pop(holder.token, None)
+        try:
+            if conn is not None:
+                key = sql.LOCK_KEY.format(thread_id=thread_id)
+                await self._on(conn, sql.LOCK_UNLOCK, (key,))
+        finally:
+            if conn is not None:
+                await self._release_connection(conn)
+            if self._held.get(thread_id) == holder.token:
+                del self._held[thread_id]
+            holder.released()
+
+    async def _lock_connection(self) -> AsyncConnection[DictRow]:
+        if isinstance(self.conn, AsyncConnectionPool):
+            return await self.conn.getconn()
+        return self.conn
+
+    async def _release_connection(self, conn: AsyncConnection[DictRow]) -> None:
+        if isinstance(self.conn, AsyncConnectionPool):
+            await self.conn.putconn(conn)
+
+    async def _on(
+        self, conn: AsyncConnection[DictRow], text: str, params: Any
+    ) -> list[tuple[Any, ...]]:
+        shared = conn is self.conn
+        lock = self.lock if shared else asyncio.Lock()
+        async with lock, conn.cursor(row_factory=tuple_row) as cur:
+            await cur.execute(text, params)
+            return list(await cur.fetchall())

@@ -1,0 +1,332 @@
+"""`PostgresRollbackSaver`: LangGraph's `PostgresSaver` plus the ledger."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.postgres import PostgresSaver, _internal
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from psycopg import Connection, Cursor
+from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
+from psycopg_pool import ConnectionPool
+
+from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._ledger import LedgerRow, row_from_tuple
+from langgraph_rollback._ops import (
+    Begin,
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
+    SaveRollback,
+    Select,
+    Update,
+)
+from langgraph_rollback._record import GuardMode
+from langgraph_rollback._registry import ToolRegistry
+from langgraph_rollback.backends import postgres_schema as sql
+from langgraph_rollback.backends.base import (
+    LockHolder,
+    SyncBackedAsync,
+    mark_restored_copy,
+)
+from langgraph_rollback.backends.sql_common import select_sql, update_sql
+
+__all__ = ["PostgresRollbackSaver"]
+
+_SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
+    "langgraph_rollback_pg_same_transaction", default=()
+)
+
+
+class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
+    """A `PostgresSaver` that also keeps the ledger of tool side effects.
+
+    Like `SqliteRollbackSaver`, its async API runs the sync methods in a
+    worker thread; for a natively async saver use `AsyncPostgresRollbackSaver`.
+
+    For deployments with many workers: every worker records into the same
+    database, and rollbacks of one thread from several processes are
+    serialised by a session-level advisory lock (a loser gets
+    `RollbackInProgressError`; a lock dies with its holder's connection).
+
+    Accepts a connection or a `ConnectionPool`, like upstream; connections
+    need `autocommit=True` and `row_factory=dict_row` (as upstream). With a
+    pool, a rollback holds one extra connection for its lock, so give the
+    pool at least two. Call `setup()` once before first use: it runs
+    LangGraph's migrations, then the ledger's (`lgrb_migrations`).
+
+    `release_rollback_lock` does nothing here: PostgreSQL releases a dead
+    holder's advisory lock itself.
+
+    Args:
+        conn: A `psycopg.Connection` or `psycopg_pool.ConnectionPool`.
+        pipe: An optional pipeline, as upstream (single connections only).
+        serde: Serializer for checkpoints and ledger payloads.
+        registry: Where rollbacks through this saver find inverses.
+        guard: The guard policy for irreversible tools.
+
+    Example:
+        ```python
+        from langgraph_rollback.postgres import PostgresRollbackSaver
+
+        with PostgresRollbackSaver.from_conn_string(DB_URI) as saver:
+            saver.setup()
+            graph = builder.compile(checkpointer=saver)
+        ```
+    """
+
+    def __init__(
+        self,
+        conn: _internal.Conn,
+        pipe: Any = None,
+        serde: SerializerProtocol | None = None,
+        *,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> None:
+        super().__init__(conn, pipe, serde)
+        self._init_rollback(registry, guard)
+        self._lock_conns: dict[str, Connection[DictRow]] = {}
+        self._held: dict[str, str] = {}
+        self._held_lock = threading.Lock()
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        pipeline: bool = False,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> Iterator[PostgresRollbackSaver]:
+        """Connect to `conn_string` and close the connection on exit.
+
+        Example:
+            ```python
+            with PostgresRollbackSaver.from_conn_string("postgresql://...") as saver:
+                saver.setup()
+            ```
+        """
+        with Connection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        ) as conn:
+            if pipeline:
+                with conn.pipeline() as pipe:
+                    yield cls(conn, pipe, serde, registry=registry, guard=guard)
+            else:
+                yield cls(conn, None, serde, registry=registry, guard=guard)
+
+    def setup(self) -> None:
+        """Run LangGraph's migrations, then the ledger's (each once).
+
+        Safe to call from several workers at once: the ledger's migrations
+        run under a transaction-level advisory lock.
+
+        Raises:
+            LedgerSchemaError: The ledger was written by a newer version.
+        """
+        super().setup()
+        with self._tx() as cur:
+            cur.execute(sql.MIGRATION_LOCK)
+            cur.execute(sql.VERSION_TABLE)
+            cur.execute("SELECT max(v) FROM lgrb_migrations")
+            found = cur.fetchone()
+            current = -1 if found is None or found[0] is None else int(found[0])
+            latest = len(sql.MIGRATIONS) - 1
+            if current > latest:
+                raise LedgerSchemaError(found=current, supported=latest)
+            for version in range(current + 1, latest + 1):
+                for statement in sql.statements(sql.MIGRATIONS[version]):
+                    cur.execute(statement)
+                cur.execute("INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,))
+
+    # --- checkpoint writes that carry a ledger write ---------------------------------
+
+    @contextmanager
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+        """Upstream's cursor; when `put` queued ledger statements, one transaction."""
+        extra = _SAME_TRANSACTION.get()
+        if not extra:
+            with super()._cursor(pipeline=pipeline) as cur:
+                yield cur
+            return
+        with (
+            self.lock,
+            _internal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            yield cur
+            for text, params in extra:
+                cur.execute(text, params)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `put`; a rollback's restored head is tagged as a copy, and it
+        commits in one transaction with its rollback record."""
+        tagged = mark_restored_copy(metadata)
+        restore = tagged.get("lgrb_restore")
+        if not isinstance(restore, dict):
+            return super().put(config, checkpoint, tagged, new_versions)
+        token = _SAME_TRANSACTION.set(
+            ((sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])),)
+        )
+        try:
+            return super().put(config, checkpoint, tagged, new_versions)
+        finally:
+            _SAME_TRANSACTION.reset(token)
+
+    # --- ledger primitives --------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[Cursor[TupleRow]]:
+        """One transaction on a (pooled) connection, rows as tuples."""
+        with (
+            self.lock,
+            _internal.get_connection(self.conn) as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            yield cur
+
+    def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
+        with self._tx() as cur:
+            cur.execute(text, params)
+            return list(cur.fetchall())
+
+    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+        row = op.row
+        params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
+        params += [row.base_checkpoint_id, row.thread_id]
+        with self._tx() as cur:
+            cur.execute(sql.INSERT_INTENT, params)
+            inserted = cur.fetchall()
+            if inserted:
+                seq, base = inserted[0]
+                return replace(row, seq=int(seq), base_checkpoint_id=base), True
+            cur.execute(sql.SELECT_BY_ID, (row.effect_id,))
+            found = cur.fetchone()
+        assert found is not None
+        return row_from_tuple(tuple(found)), False
+
+    def _ledger_update(self, op: Update) -> bool:
+        text, params = update_sql(op, "%s")
+        with self._tx() as cur:
+            cur.execute(text, params)
+            return cur.rowcount > 0
+
+    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+        text, params = select_sql(op, "%s", dialect="postgres")
+        return [row_from_tuple(r) for r in self._read(text, params)]
+
+    def _ledger_head(self, op: ReadHead) -> str | None:
+        rows = self._read(sql.SELECT_HEAD, (op.thread_id,))
+        return str(rows[0][0]) if rows else None
+
+    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+        return [str(r[0]) for r in self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))]
+
+    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
+        return [CheckpointLink.from_row(*r) for r in self._read(sql.ANCESTRY, params)]
+
+    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+        params = {"thread": op.thread_id, "root": op.root}
+        return [CheckpointLink.from_row(*r) for r in self._read(sql.SUBTREE, params)]
+
+    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+        rows = self._read(sql.EXISTING, (op.thread_id, list(op.checkpoint_ids)))
+        return {str(r[0]) for r in rows}
+
+    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+        with self._tx() as cur:
+            cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
+
+    # --- the per-thread rollback lock ---------------------------------------------
+
+    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+        key = sql.LOCK_KEY.format(thread_id=thread_id)
+        with self._held_lock:
+            if thread_id in self._held:
+                raise RollbackInProgressError(
+                    thread_id=thread_id, holder=f"this process ({holder.host})"
+                )
+            self._held[thread_id] = holder.token
+        try:
+            conn = self._lock_connection()
+            try:
+                got = self._on(conn, sql.LOCK_TRY, (key,))[0][0]
+                if not got:
+                    who = self._on(conn, sql.LOCK_HOLDER, (key,))
+                    raise RollbackInProgressError(
+                        thread_id=thread_id,
+                        holder=f"PostgreSQL backend pid {who[0][0]}"
+                        if who
+                        else "another session",
+                    )
+            except BaseException:
+                self._release_connection(conn)
+                raise
+            self._lock_conns[holder.token] = conn
+            holder.held()
+        except BaseException:
+            with self._held_lock:
+                self._held.pop(thread_id, None)
+            raise
+
+    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+        if holder is None:
+            return  # PostgreSQL releases a dead session's advisory locks itself.
+        conn = self._lock_conns.pop(holder.token, None)
+        try:
+            if conn is not None:
+                key = sql.LOCK_KEY.format(thread_id=thread_id)
+                self._on(conn, sql.LOCK_UNLOCK, (key,))
+        finally:
+            if conn is not None:
+                self._release_connection(conn)
+            with self._held_lock:
+                if self._held.get(thread_id) == holder.token:
+                    del self._held[thread_id]
+            holder.released()
+
+    def _lock_connection(self) -> Connection[DictRow]:
+        if isinstance(self.conn, ConnectionPool):
+            return self.conn.getconn()
+        return self.conn
+
+    def _release_connection(self, conn: Connection[DictRow]) -> None:
+        if isinstance(self.conn, ConnectionPool):
+            self.conn.putconn(conn)
+
+    def _on(
+        self, conn: Connection[DictRow], text: str, params: Any
+    ) -> list[tuple[Any, ...]]:
+        """Run one statement on `conn` (taking the saver's lock if it is shared)."""
+        shared = conn is self.conn
+        if shared:
+            self.lock.acquire()
+        try:
+            with conn.cursor(row_factory=tuple_row) as cur:
+                cur.execute(text, params)
+                return list(cur.fetchall())
+        finally:
+            if shared:
+                self.lock.release()

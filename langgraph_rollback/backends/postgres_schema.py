@@ -1,0 +1,215 @@
+"""SQL text of the PostgreSQL ledger: its migrations and statements.
+
+The ledger lives in the same database as LangGraph's `checkpoints`,
+`checkpoint_blobs` and `checkpoint_writes` tables, in tables prefixed `lgrb_`.
+As in SQLite there is no foreign key to `checkpoints` (an effect is recorded
+before its checkpoint is written, or without one under durability "exit").
+
+`MIGRATIONS` is append-only: its index is the schema version, recorded in
+`lgrb_migrations`. Never edit a released entry; add a new one.
+
+The per-thread rollback lock is a session-level advisory lock
+(`pg_try_advisory_lock`) held on a dedicated connection for the rollback's
+duration, so it is released by PostgreSQL itself if the holder's process dies.
+"""
+
+from __future__ import annotations
+
+from langgraph_rollback._ledger import COLUMNS
+from langgraph_rollback.backends.sql_common import SELECT_COLUMNS
+
+__all__ = [
+    "ANCESTRY",
+    "EXISTING",
+    "FIND_CHECKPOINT",
+    "INSERT_INTENT",
+    "LOCK_HOLDER",
+    "LOCK_KEY",
+    "LOCK_TRY",
+    "LOCK_UNLOCK",
+    "MARK_RESTORED",
+    "MIGRATIONS",
+    "SAVE_ROLLBACK",
+    "SELECT_BY_ID",
+    "SELECT_HEAD",
+    "SUBTREE",
+    "VERSION_TABLE",
+    "statements",
+]
+
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS lgrb_migrations (
+    v INTEGER PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+MIGRATIONS: list[str] = [
+    # v0: the effects ledger, rollback records, and an index for planning.
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_effects (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        effect_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        checkpoint_ns TEXT NOT NULL DEFAULT '',
+        task_ns TEXT NOT NULL,
+        checkpoint_id TEXT NOT NULL,
+        root_checkpoint_id TEXT NOT NULL,
+        base_checkpoint_id TEXT,
+        task_id TEXT NOT NULL,
+        call_key TEXT NOT NULL,
+        tool_call_id TEXT,
+        ordinal INTEGER,
+        tool TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 1,
+        idempotency_key TEXT NOT NULL,
+        run_id TEXT,
+        intent_type TEXT,
+        intent BYTEA,
+        outcome_type TEXT,
+        outcome BYTEA,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        completed_at TEXT,
+        undo_type TEXT,
+        undo BYTEA,
+        undo_attempts INTEGER NOT NULL DEFAULT 0,
+        rollback_id TEXT,
+        compensated_at TEXT
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_seq
+        ON lgrb_effects (thread_id, seq);
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_root
+        ON lgrb_effects (thread_id, root_checkpoint_id);
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_base
+        ON lgrb_effects (thread_id, base_checkpoint_id);
+    CREATE INDEX IF NOT EXISTS lgrb_checkpoints_parent
+        ON checkpoints (thread_id, checkpoint_ns, parent_checkpoint_id);
+    CREATE TABLE IF NOT EXISTS lgrb_rollbacks (
+        rollback_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        target_checkpoint_id TEXT NOT NULL,
+        head_checkpoint_id TEXT,
+        restored_checkpoint_id TEXT,
+        status TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        report_type TEXT,
+        report BYTEA
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_rollbacks_thread
+        ON lgrb_rollbacks (thread_id, started_at);
+    """,
+]
+
+
+def statements(migration: str) -> list[str]:
+    """A migration's statements, one per `execute` (psycopg prepares each).
+
+    Migrations contain no string literals with semicolons, so a plain split
+    is exact.
+    """
+    return [part.strip() for part in migration.split(";") if part.strip()]
+
+
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('lgrb:migrations', 0))"
+"""Serialises concurrent `setup()` calls from several workers."""
+
+_INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
+INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
+
+INSERT_INTENT = f"""
+INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
+VALUES ({", ".join("%s" for _ in _INSERT_COLUMNS)}, COALESCE(%s, (
+    SELECT checkpoint_id FROM checkpoints
+    WHERE thread_id = %s AND checkpoint_ns = ''
+    ORDER BY checkpoint_id DESC LIMIT 1
+)))
+ON CONFLICT (effect_id) DO NOTHING
+RETURNING seq, base_checkpoint_id
+"""
+
+SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = %s"
+
+SELECT_HEAD = """
+SELECT checkpoint_id FROM checkpoints
+WHERE thread_id = %s AND checkpoint_ns = ''
+ORDER BY checkpoint_id DESC LIMIT 1
+"""
+
+FIND_CHECKPOINT = """
+SELECT DISTINCT thread_id FROM checkpoints
+WHERE checkpoint_ns = '' AND checkpoint_id = %s LIMIT 10
+"""
+
+_COPIES = "{t}metadata -> 'lgrb_restore' -> 'copies'"
+
+ANCESTRY = f"""
+WITH RECURSIVE chain (checkpoint_id, parent_id, copies, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}, 0
+    FROM checkpoints
+    WHERE thread_id = %(thread)s AND checkpoint_ns = '' AND checkpoint_id = %(start)s
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")},
+           chain.depth + 1
+    FROM checkpoints AS c JOIN chain ON c.checkpoint_id = chain.parent_id
+    WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = ''
+      AND chain.checkpoint_id != %(stop)s
+      AND NOT COALESCE(chain.copies ? %(stop)s, false)
+)
+SELECT checkpoint_id, parent_id, copies FROM chain ORDER BY depth
+"""
+
+SUBTREE = f"""
+WITH RECURSIVE sub (checkpoint_id, parent_id, copies) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}
+    FROM checkpoints
+    WHERE thread_id = %(thread)s AND checkpoint_ns = '' AND checkpoint_id = %(root)s
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")}
+    FROM checkpoints AS c JOIN sub ON c.parent_checkpoint_id = sub.checkpoint_id
+    WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = ''
+)
+SELECT checkpoint_id, parent_id, copies FROM sub
+"""
+
+EXISTING = """
+SELECT checkpoint_id FROM checkpoints
+WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id = ANY(%s)
+"""
+
+MARK_RESTORED = """
+UPDATE lgrb_rollbacks SET restored_checkpoint_id = %s, status = 'restored'
+WHERE rollback_id = %s
+"""
+
+SAVE_ROLLBACK = """
+INSERT INTO lgrb_rollbacks (
+    rollback_id, thread_id, target_checkpoint_id, head_checkpoint_id,
+    restored_checkpoint_id, status, started_at, finished_at, report_type, report
+) VALUES (
+    %(rollback_id)s, %(thread_id)s, %(target_checkpoint_id)s,
+    %(head_checkpoint_id)s, %(restored_checkpoint_id)s, %(status)s,
+    %(started_at)s, %(finished_at)s, %(report_type)s, %(report)s
+)
+ON CONFLICT (rollback_id) DO UPDATE SET
+    head_checkpoint_id = excluded.head_checkpoint_id,
+    restored_checkpoint_id = excluded.restored_checkpoint_id,
+    status = excluded.status,
+    finished_at = excluded.finished_at,
+    report_type = excluded.report_type,
+    report = excluded.report
+"""
+
+LOCK_KEY = "lgrb:thread:{thread_id}"
+LOCK_TRY = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+LOCK_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+LOCK_HOLDER = """
+SELECT a.pid, a.client_addr, a.application_name
+FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%s, 0)
+LIMIT 1
+"""

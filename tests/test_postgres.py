@@ -1,0 +1,181 @@
+"""PostgreSQL-only behaviour: many worker processes, the optional dependency."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+
+from tests import pg_workers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.pg_workers", *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait(procs: list[subprocess.Popen[str]]) -> None:
+    failures = []
+    for proc in procs:
+        _out, err = proc.communicate(timeout=240)
+        if proc.returncode != 0:
+            failures.append(err[-3000:])
+    assert failures == []
+
+
+def test_many_workers_record_and_roll_back_exactly_once(pg_url: str) -> None:
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
+        saver.setup()
+    pg_workers.world_setup(pg_url)
+    threads = [f"w{i}" for i in range(4)]
+    # 4 worker processes record 200 effects concurrently, 50 per thread.
+    _wait([_spawn("record", pg_url, thread, "50") for thread in threads])
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM world_items").fetchone() == (200,)
+        assert conn.execute("SELECT count(*) FROM lgrb_effects").fetchone() == (200,)
+
+    # 8 processes roll back all four threads at once, in different orders.
+    start_at = f"{time.time() + 4:.3f}"
+    rollers = []
+    for seed in range(8):
+        order = threads[:]
+        random.Random(seed).shuffle(order)
+        rollers.append(_spawn("rollback", pg_url, start_at, *order))
+    _wait(rollers)
+
+    with psycopg.connect(pg_url) as conn:
+        forward = conn.execute(
+            "SELECT effect_id FROM world_log WHERE kind = 'forward'"
+        ).fetchall()
+        inverse = conn.execute(
+            "SELECT effect_id FROM world_log WHERE kind = 'inverse'"
+        ).fetchall()
+        reports = conn.execute(
+            "SELECT name, detail FROM world_log WHERE kind = 'report'"
+        ).fetchall()
+        contended = conn.execute(
+            "SELECT count(*) FROM world_log WHERE kind = 'contended'"
+        ).fetchone()
+        left = conn.execute("SELECT count(*) FROM world_items").fetchone()
+        statuses = Counter(
+            r[0] for r in conn.execute("SELECT status FROM lgrb_effects").fetchall()
+        )
+    assert len(forward) == 200
+    counts = Counter(r[0] for r in inverse)
+    assert set(counts) == {r[0] for r in forward}
+    assert set(counts.values()) == {1}, "an inverse ran more than once"
+    assert left == (0,)
+    assert statuses == {"compensated": 200}
+    assert len(reports) == 32  # 8 processes x 4 threads, each got a report
+    undone = Counter()
+    for thread, detail in reports:
+        undone[thread] += int(detail.split(":")[1])
+    assert undone == {thread: 50 for thread in threads}
+    print(
+        f"\n[many workers] 200 effects, 32 rollbacks, {contended[0]} contended attempts"
+    )
+
+
+def test_import_without_psycopg_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "try:\n"
+        "    import langgraph_rollback.postgres\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert "pip install 'langgraph-rollback[postgres]'" in out.stdout
+    # The rest of the package does not need it.
+    code = "import sys; sys.modules['psycopg'] = None\nimport langgraph_rollback; print('ok')"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_connection_pools(pg_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    from langgraph_rollback import ToolRegistry, arollback, rollback
+    from langgraph_rollback.postgres import (
+        AsyncPostgresRollbackSaver,
+        PostgresRollbackSaver,
+    )
+    from tests.crash_graph import State
+    from tests.world import World
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    world = World(tmp_path / "world")
+    registry = ToolRegistry()
+
+    from langgraph.graph import END, START, StateGraph
+
+    from langgraph_rollback import reversible
+
+    @reversible(undo=lambda e: world.path(e.args["name"]).unlink(), registry=registry)
+    def make(name: str) -> str:
+        world.path(name).write_text("x")
+        return name
+
+    builder = StateGraph(State)
+    builder.add_node("act", lambda s: {"done": [make("a"), make("b")]})
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+
+    with ConnectionPool(
+        pg_url, min_size=1, max_size=3, kwargs=kwargs, open=True
+    ) as pool:
+        saver = PostgresRollbackSaver(pool, registry=registry)
+        saver.setup()
+        graph = builder.compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "pool"}}
+        graph.invoke({"done": []}, config, durability="sync")
+        assert sorted(world.listing()) == ["a", "b"]
+        assert rollback(graph, config, to=list(graph.get_state_history(config))[-1]).ok
+        assert world.listing() == {}
+
+    async def run_async() -> None:
+        async with AsyncConnectionPool(
+            pg_url, min_size=1, max_size=3, kwargs=kwargs, open=False
+        ) as pool:
+            saver = AsyncPostgresRollbackSaver(pool, registry=registry)
+            await saver.setup()
+            graph = builder.compile(checkpointer=saver)
+            config = {"configurable": {"thread_id": "apool"}}
+            await graph.ainvoke({"done": []}, config, durability="sync")
+            assert sorted(world.listing()) == ["a", "b"]
+            first = [s async for s in graph.aget_state_history(config)][-1]
+            assert (await arollback(graph, config, to=first)).ok
+            assert world.listing() == {}
+
+    asyncio.run(run_async())
