@@ -7,7 +7,10 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
-from langgraph.checkpoint.conformance.capabilities import BASE_CAPABILITIES
+from langgraph.checkpoint.conformance.capabilities import (
+    BASE_CAPABILITIES,
+    EXTENDED_CAPABILITIES,
+)
 from langgraph.checkpoint.conformance.initializer import RegisteredCheckpointer
 
 from langgraph_rollback import (
@@ -80,12 +83,23 @@ async def _check(
     registered: RegisteredCheckpointer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = await validate(registered)
-    base = {cap.value for cap in BASE_CAPABILITIES}
-    results = {name: r for name, r in report.results.items() if name in base}
-    passed = sum(r.tests_passed for r in results.values())
-    failed = sum(r.tests_failed for r in results.values())
-    failures = [f for r in results.values() for f in (r.failures or [])]
+    counts = {}
+    for group, caps in (
+        ("base", BASE_CAPABILITIES),
+        ("extended", EXTENDED_CAPABILITIES),
+    ):
+        results = [report.results[cap.value] for cap in caps]
+        assert all(r.detected for r in results), f"{group}: not all detected"
+        failures = [f for r in results for f in (r.failures or [])]
+        assert failures == []
+        counts[group] = (
+            sum(r.tests_passed for r in results),
+            sum(r.tests_passed + r.tests_failed for r in results),
+        )
     with capsys.disabled():
-        print(f"\n[conformance] {registered.name}: base {passed}/{passed + failed}")
-    assert failures == []
-    assert (passed, failed) == (58, 0)
+        print(
+            f"\n[conformance] {registered.name}: base {counts['base'][0]}/"
+            f"{counts['base'][1]}, extended {counts['extended'][0]}/"
+            f"{counts['extended'][1]} (delete_for_runs, copy_thread, prune)"
+        )
+    assert counts["base"] == (58, 58)

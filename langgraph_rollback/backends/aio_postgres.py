@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -39,6 +39,8 @@ from langgraph_rollback.backends.base import (
     LockHolder,
     SyncOverAsync,
     mark_restored_copy,
+    prune_args,
+    reanchor,
 )
 from langgraph_rollback.backends.sql_common import select_sql, update_sql
 
@@ -176,6 +178,37 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             return await super().aput(config, checkpoint, tagged, new_versions)
         finally:
             _SAME_TRANSACTION.reset(token)
+
+    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        runs = [str(r) for r in run_ids]
+        if not runs:
+            return
+        async with self._tx() as cur:
+            await cur.execute(sql.RUN_ROOT_CHECKPOINTS, (runs,))
+            deleted = {(t, c): p for t, c, p in await cur.fetchall()}
+            for thread in {t for t, _ in deleted}:
+                gone = [c for t, c in deleted if t == thread]
+                await cur.execute(sql.EFFECTS_BASED_ON, (thread, gone))
+                for effect_id, base in reanchor(deleted, list(await cur.fetchall())):
+                    await cur.execute(sql.SET_BASE, (base, effect_id))
+            for text in sql.DELETE_FOR_RUNS:
+                await cur.execute(text, (runs,))
+
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Upstream `aprune` (refuses DeltaChannel threads); the ledger stays."""
+        await super().aprune(prune_args(thread_ids, strategy), strategy=strategy)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints, blobs and writes; its effects stay with
+        the source."""
+        async with self._tx() as cur:
+            for text in sql.COPY_THREAD:
+                await cur.execute(text, (str(target_thread_id), str(source_thread_id)))
 
     # --- ledger primitives --------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -41,6 +41,9 @@ from langgraph_rollback.backends.base import (
     SyncOverAsync,
     holder_alive,
     mark_restored_copy,
+    prune_args,
+    reanchor,
+    refuse_delta,
 )
 
 __all__ = ["AsyncSqliteRollbackSaver"]
@@ -186,6 +189,72 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 "checkpoint_id": checkpoint["id"],
             }
         }
+
+    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+
+    async def _script(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
+        """Run statements in one transaction; return the last one's rows."""
+        await self.setup()
+        rows: list[Any] = []
+        async with self.lock:
+            try:
+                for text, params in statements:
+                    async with self.conn.execute(text, params) as cur:
+                        rows = list(await cur.fetchall())
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+        return rows
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        ids = json.dumps([str(r) for r in run_ids])
+        await self.setup()
+        async with self.lock:
+            try:
+                async with self.conn.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,)) as cur:
+                    deleted = {(t, c): p for t, c, p in await cur.fetchall()}
+                for thread in {t for t, _ in deleted}:
+                    gone = json.dumps([c for t, c in deleted if t == thread])
+                    async with self.conn.execute(
+                        sql.EFFECTS_BASED_ON, (thread, gone)
+                    ) as cur:
+                        rows = [tuple(r) for r in await cur.fetchall()]
+                    for effect_id, base in reanchor(deleted, rows):
+                        await self.conn.execute(sql.SET_BASE, (base, effect_id))
+                for text in sql.DELETE_FOR_RUNS:
+                    await self.conn.execute(text, (ids,))
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes; its effects stay with the source."""
+        params = (str(target_thread_id), str(source_thread_id))
+        await self._script([(text, params) for text in sql.COPY_THREAD])
+
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
+        threads = prune_args(thread_ids, strategy)
+        if not threads:
+            return
+        ids = json.dumps(threads)
+        if strategy == "delete":
+            await self._script([(text, (ids,)) for text in sql.PRUNE_DELETE])
+            return
+        delta = await self._script([(sql.PRUNE_DELTA_THREADS, (ids,))])
+        refuse_delta([str(r[0]) for r in delta])
+        await self._script(
+            [
+                (text, {"thread": thread})
+                for thread in threads
+                for text in sql.PRUNE_KEEP_LATEST
+            ]
+        )
 
     # --- async ledger primitives -------------------------------------------------
 

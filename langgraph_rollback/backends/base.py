@@ -68,11 +68,14 @@ from langgraph_rollback._record import GUARD_MODES, GuardMode, resolve_flow
 from langgraph_rollback._registry import ToolRegistry, default_registry
 
 __all__ = [
+    "LIFECYCLE",
+    "PRUNE_STRATEGIES",
     "BaseRollbackSaver",
     "LockHolder",
     "SyncBackedAsync",
     "SyncOverAsync",
     "mark_restored_copy",
+    "reanchor",
 ]
 
 T = TypeVar("T")
@@ -159,6 +162,84 @@ def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:
     tagged = dict(metadata)
     tagged["lgrb_restore"] = dict(mark)
     return tagged  # type: ignore[return-value]
+
+
+PRUNE_STRATEGIES = ("keep_latest", "delete")
+
+LIFECYCLE = """
+What thread deletion, copying and pruning do to the ledger: nothing is
+dropped. The ledger records actions in the outside world, which deleting
+checkpoints does not undo, so its rows stay (`list_effects` still lists
+them; undo what you need before deleting):
+
+- `delete_thread(t)`, `delete_for_runs(runs)`, `prune(threads, ...)` delete
+  checkpoints and writes only.
+- `delete_for_runs` also moves the anchor (`base_checkpoint_id`) of each
+  effect whose checkpoints it deletes to the nearest remaining ancestor, in
+  the same transaction: a rollback to that checkpoint still undoes them.
+- `copy_thread(src, dst)` copies checkpoints and writes; the effects stay with
+  `src`, where they happened (undo them there).
+- `prune(..., strategy="keep_latest")` keeps each namespace's latest
+  checkpoint with its pending writes and no parent, so the thread can be
+  rolled back only to it afterwards; it refuses threads that use a
+  `DeltaChannel` (`NotImplementedError`), as upstream's Postgres saver does.
+"""
+
+
+def prune_args(thread_ids: Sequence[str], strategy: str) -> list[str]:
+    """Validate `prune`'s arguments; return the thread ids as strings.
+
+    Raises:
+        InvalidConfigError: `thread_ids` is one string, or `strategy` is unknown.
+    """
+    if isinstance(thread_ids, str):
+        raise InvalidConfigError(
+            f"prune(thread_ids={thread_ids!r}) got one string. Fix: pass a list "
+            f"of thread ids, e.g. prune([{thread_ids!r}])."
+        )
+    if strategy not in PRUNE_STRATEGIES:
+        raise InvalidConfigError(
+            f"Unknown prune strategy {strategy!r}. Fix: use 'keep_latest' or 'delete'."
+        )
+    return [str(t) for t in thread_ids]
+
+
+def reanchor(
+    deleted: dict[tuple[str, str], str | None], bases: list[tuple[str, str, str]]
+) -> list[tuple[str, str | None]]:
+    """New anchors for effects whose base checkpoint is being deleted.
+
+    Args:
+        deleted: `(thread_id, checkpoint_id) -> parent id` of the root
+            checkpoints being deleted.
+        bases: `(effect_id, thread_id, base_checkpoint_id)` of the effects
+            whose base is among them.
+
+    Returns:
+        `(effect_id, new_base)`: the nearest ancestor not being deleted (None
+        when none remains).
+    """
+    moved = []
+    for effect_id, thread_id, base in bases:
+        current: str | None = base
+        seen: set[str] = set()
+        while current is not None and (thread_id, current) in deleted:
+            if current in seen:  # pragma: no cover - a cycle cannot be written
+                current = None
+                break
+            seen.add(current)
+            current = deleted[(thread_id, current)]
+        moved.append((effect_id, current))
+    return moved
+
+
+def refuse_delta(threads: Sequence[str]) -> None:
+    """Raise `NotImplementedError` when keep_latest meets `DeltaChannel` threads."""
+    if threads:
+        raise NotImplementedError(
+            "keep_latest can't prune threads that use a DeltaChannel (their latest "
+            f"values are rebuilt from older checkpoints): {', '.join(sorted(threads))}"
+        )
 
 
 class BaseRollbackSaver(ABC):
@@ -526,6 +607,22 @@ class SyncOverAsync(BaseRollbackSaver):
     def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
         self._on_loop(lambda: self._aunlock_thread(thread_id, holder))
 
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync `adelete_for_runs`, from another thread."""
+        self._on_loop(lambda: self.adelete_for_runs(run_ids))  # type: ignore[attr-defined]
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync `acopy_thread`, from another thread."""
+        self._on_loop(
+            lambda: self.acopy_thread(source_thread_id, target_thread_id)  # type: ignore[attr-defined]
+        )
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Sync `aprune`, from another thread."""
+        self._on_loop(lambda: self.aprune(thread_ids, strategy=strategy))  # type: ignore[attr-defined]
+
 
 _LIST_BATCH = 64
 """Checkpoints fetched per thread hop by `SyncBackedAsync.alist`."""
@@ -607,6 +704,28 @@ class SyncBackedAsync(BaseRollbackSaver):
     async def adelete_thread(self, thread_id: str) -> None:
         """Async `delete_thread`, run in a worker thread."""
         await asyncio.to_thread(self.delete_thread, thread_id)  # type: ignore[attr-defined]
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async `delete_for_runs`, run in a worker thread."""
+        await asyncio.to_thread(self.delete_for_runs, run_ids)  # type: ignore[attr-defined]
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async `copy_thread`, run in a worker thread."""
+        await asyncio.to_thread(
+            self.copy_thread,  # type: ignore[attr-defined]
+            source_thread_id,
+            target_thread_id,
+        )
+
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Async `prune`, run in a worker thread."""
+        await asyncio.to_thread(
+            self.prune,  # type: ignore[attr-defined]
+            thread_ids,
+            strategy=strategy,
+        )
 
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         return await asyncio.to_thread(self._ledger_begin, op)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -33,6 +34,9 @@ from langgraph_rollback.backends.base import (
     BaseRollbackSaver,
     LockHolder,
     mark_restored_copy,
+    prune_args,
+    reanchor,
+    refuse_delta,
 )
 
 __all__ = ["InMemoryRollbackSaver"]
@@ -46,8 +50,9 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     payloads still go through `serde`, so what cannot be stored in a durable
     saver is refused here too. The rollback lock is per process.
 
-    `delete_thread` removes the thread's checkpoints and writes but keeps its
-    ledger: effects the agent made are still in the world.
+    `delete_thread`, `delete_for_runs`, `copy_thread` and `prune` work on
+    checkpoints and writes; the ledger keeps every effect (see
+    `backends.base.LIFECYCLE`).
 
     Args:
         serde: Serializer for checkpoints and ledger payloads.
@@ -99,6 +104,95 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                     restored_checkpoint_id=checkpoint["id"], status="restored"
                 )
         return saved
+
+    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+
+    def _metadata(self, entry: Any) -> dict[str, Any]:
+        loaded: dict[str, Any] = self.serde.loads_typed(entry[1])
+        return loaded
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        runs = {str(r) for r in run_ids}
+        if not runs:
+            return
+        deleted = {
+            (thread_id, checkpoint_id): entry[2]
+            for thread_id, namespaces in list(self.storage.items())
+            for checkpoint_id, entry in list(namespaces.get("", {}).items())
+            if self._metadata(entry).get("run_id") in runs
+        }
+        with self._ledger_lock:
+            based = [
+                (row.effect_id, row.thread_id, row.base_checkpoint_id)
+                for row in self._effects.values()
+                if (row.thread_id, row.base_checkpoint_id) in deleted
+            ]
+            for effect_id, base in reanchor(deleted, based):  # type: ignore[arg-type]
+                row = self._effects[effect_id]
+                self._effects[effect_id] = replace(row, base_checkpoint_id=base)
+        for thread_id, namespaces in list(self.storage.items()):
+            for ns, checkpoints in list(namespaces.items()):
+                for checkpoint_id, entry in list(checkpoints.items()):
+                    if self._metadata(entry).get("run_id") in runs:
+                        del checkpoints[checkpoint_id]
+                        self.writes.pop((thread_id, ns, checkpoint_id), None)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes; its effects stay with the source."""
+        source, target = str(source_thread_id), str(target_thread_id)
+        for ns, checkpoints in list(self.storage.get(source, {}).items()):
+            self.storage[target][ns].update(checkpoints)
+        for (thread_id, ns, checkpoint_id), writes in list(self.writes.items()):
+            if thread_id == source:
+                self.writes[(target, ns, checkpoint_id)] = dict(writes)
+        for (thread_id, ns, channel, version), blob in list(self.blobs.items()):
+            if thread_id == source:
+                self.blobs[(target, ns, channel, version)] = blob
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
+        threads = prune_args(thread_ids, strategy)
+        if strategy == "delete":
+            for thread_id in threads:
+                self.delete_thread(thread_id)
+            return
+        refuse_delta(
+            [
+                t
+                for t in threads
+                for checkpoints in self.storage.get(t, {}).values()
+                for entry in checkpoints.values()
+                if {"counters_since_delta_snapshot", "delta_writes_versioned"}
+                & set(self._metadata(entry))
+            ]
+        )
+        for thread_id in threads:
+            for ns, checkpoints in list(self.storage.get(thread_id, {}).items()):
+                if not checkpoints:
+                    continue
+                head = max(checkpoints)
+                for checkpoint_id in [c for c in checkpoints if c != head]:
+                    del checkpoints[checkpoint_id]
+                    self.writes.pop((thread_id, ns, checkpoint_id), None)
+                checkpoint, metadata, _ = checkpoints[head]
+                checkpoints[head] = (checkpoint, metadata, None)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Async `delete_for_runs`."""
+        self.delete_for_runs(run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Async `copy_thread`."""
+        self.copy_thread(source_thread_id, target_thread_id)
+
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Async `prune`."""
+        self.prune(thread_ids, strategy=strategy)
 
     # --- checkpoint graph ---------------------------------------------------------
 

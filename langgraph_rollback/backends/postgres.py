@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -38,6 +38,8 @@ from langgraph_rollback.backends.base import (
     LockHolder,
     SyncBackedAsync,
     mark_restored_copy,
+    prune_args,
+    reanchor,
 )
 from langgraph_rollback.backends.sql_common import select_sql, update_sql
 
@@ -192,6 +194,37 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             return super().put(config, checkpoint, tagged, new_versions)
         finally:
             _SAME_TRANSACTION.reset(token)
+
+    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        runs = [str(r) for r in run_ids]
+        if not runs:
+            return
+        with self._tx() as cur:
+            cur.execute(sql.RUN_ROOT_CHECKPOINTS, (runs,))
+            deleted = {(t, c): p for t, c, p in cur.fetchall()}
+            for thread in {t for t, _ in deleted}:
+                gone = [c for t, c in deleted if t == thread]
+                cur.execute(sql.EFFECTS_BASED_ON, (thread, gone))
+                for effect_id, base in reanchor(deleted, list(cur.fetchall())):
+                    cur.execute(sql.SET_BASE, (base, effect_id))
+            for text in sql.DELETE_FOR_RUNS:
+                cur.execute(text, (runs,))
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Upstream `prune` (refuses DeltaChannel threads); the ledger stays."""
+        super().prune(prune_args(thread_ids, strategy), strategy=strategy)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints, blobs and writes; its effects stay with
+        the source."""
+        with self._tx() as cur:
+            for text in sql.COPY_THREAD:
+                cur.execute(text, (str(target_thread_id), str(source_thread_id)))
 
     # --- ledger primitives --------------------------------------------------------
 

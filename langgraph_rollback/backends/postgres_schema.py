@@ -213,3 +213,44 @@ WHERE l.locktype = 'advisory' AND l.granted
   AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%s, 0)
 LIMIT 1
 """
+
+
+# --- thread lifecycle (LangGraph's optional delete_for_runs / copy_thread) ------
+
+RUN_ROOT_CHECKPOINTS = """
+SELECT thread_id, checkpoint_id, parent_checkpoint_id FROM checkpoints
+WHERE checkpoint_ns = '' AND metadata ->> 'run_id' = ANY(%s)
+"""
+
+EFFECTS_BASED_ON = """
+SELECT effect_id, thread_id, base_checkpoint_id FROM lgrb_effects
+WHERE thread_id = %s AND base_checkpoint_id = ANY(%s)
+"""
+
+SET_BASE = "UPDATE lgrb_effects SET base_checkpoint_id = %s WHERE effect_id = %s"
+
+DELETE_FOR_RUNS = (
+    """DELETE FROM checkpoint_writes AS w USING checkpoints AS c
+    WHERE c.metadata ->> 'run_id' = ANY(%s) AND w.thread_id = c.thread_id
+    AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id""",
+    "DELETE FROM checkpoints WHERE metadata ->> 'run_id' = ANY(%s)",
+)
+"""Parameters: the run ids (a list). Blobs the deleted checkpoints used stay."""
+
+COPY_THREAD = (
+    """INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id,
+    parent_checkpoint_id, type, checkpoint, metadata)
+    SELECT %s, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
+    checkpoint, metadata FROM checkpoints WHERE thread_id = %s
+    ON CONFLICT DO NOTHING""",
+    """INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version,
+    type, blob)
+    SELECT %s, checkpoint_ns, channel, version, type, blob
+    FROM checkpoint_blobs WHERE thread_id = %s ON CONFLICT DO NOTHING""",
+    """INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id,
+    task_id, task_path, idx, channel, type, blob)
+    SELECT %s, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel,
+    type, blob FROM checkpoint_writes WHERE thread_id = %s
+    ON CONFLICT DO NOTHING""",
+)
+"""Parameters: target thread id, source thread id."""

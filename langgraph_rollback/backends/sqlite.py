@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -41,6 +41,9 @@ from langgraph_rollback.backends.base import (
     SyncBackedAsync,
     holder_alive,
     mark_restored_copy,
+    prune_args,
+    reanchor,
+    refuse_delta,
 )
 
 __all__ = ["SqliteRollbackSaver"]
@@ -66,9 +69,9 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     As upstream, `list()` holds the saver's lock while it yields (and `alist()`
     between its batches): collect the results before writing to the saver.
 
-    `delete_thread` removes the thread's checkpoints and writes but keeps its
-    ledger: effects the agent made are still in the world and may still need
-    undoing.
+    `delete_thread`, `delete_for_runs`, `copy_thread` and `prune` (which
+    upstream `SqliteSaver` lacks) work on checkpoints and writes; the ledger
+    keeps every effect (see `backends.base.LIFECYCLE`).
 
     Args:
         conn: The SQLite connection. It belongs to the caller; open it with
@@ -187,6 +190,47 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             return super().put(config, checkpoint, tagged, new_versions)
         finally:
             _SAME_TRANSACTION.reset(token)
+
+    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        ids = json.dumps([str(r) for r in run_ids])
+        with self.cursor() as cur:
+            cur.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,))
+            deleted = {(t, c): p for t, c, p in cur.fetchall()}
+            for thread in {t for t, _ in deleted}:
+                gone = json.dumps([c for t, c in deleted if t == thread])
+                cur.execute(sql.EFFECTS_BASED_ON, (thread, gone))
+                for effect_id, base in reanchor(deleted, cur.fetchall()):
+                    cur.execute(sql.SET_BASE, (base, effect_id))
+            for text in sql.DELETE_FOR_RUNS:
+                cur.execute(text, (ids,))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes; its effects stay with the source."""
+        with self.cursor() as cur:
+            for text in sql.COPY_THREAD:
+                cur.execute(text, (str(target_thread_id), str(source_thread_id)))
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
+        threads = prune_args(thread_ids, strategy)
+        if not threads:
+            return
+        ids = json.dumps(threads)
+        with self.cursor() as cur:
+            if strategy == "delete":
+                for text in sql.PRUNE_DELETE:
+                    cur.execute(text, (ids,))
+                return
+            cur.execute(sql.PRUNE_DELTA_THREADS, (ids,))
+            refuse_delta([str(r[0]) for r in cur.fetchall()])
+            for thread in threads:
+                for text in sql.PRUNE_KEEP_LATEST:
+                    cur.execute(text, {"thread": thread})
 
     # --- ledger primitives ----------------------------------------------------
 

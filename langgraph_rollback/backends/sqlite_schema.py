@@ -224,3 +224,71 @@ def migration_script(version: int) -> str:
         + MIGRATIONS[version]
         + f"\nINSERT INTO lgrb_migrations (v) VALUES ({int(version)});\nCOMMIT;"
     )
+
+
+# --- thread lifecycle (LangGraph's optional delete_for_runs / copy_thread / prune)
+
+_RUN_CHECKPOINTS = (
+    "SELECT thread_id, checkpoint_ns, checkpoint_id FROM checkpoints "
+    "WHERE json_extract(CAST(metadata AS TEXT), '$.run_id') "
+    "IN (SELECT value FROM json_each(?))"
+)
+
+RUN_ROOT_CHECKPOINTS = (
+    "SELECT thread_id, checkpoint_id, parent_checkpoint_id FROM checkpoints "
+    "WHERE checkpoint_ns = '' AND json_extract(CAST(metadata AS TEXT), '$.run_id') "
+    "IN (SELECT value FROM json_each(?))"
+)
+"""The root checkpoints `delete_for_runs` deletes, with their parents."""
+
+EFFECTS_BASED_ON = """
+SELECT effect_id, thread_id, base_checkpoint_id FROM lgrb_effects
+WHERE thread_id = ? AND base_checkpoint_id IN (SELECT value FROM json_each(?))
+"""
+
+SET_BASE = "UPDATE lgrb_effects SET base_checkpoint_id = ? WHERE effect_id = ?"
+
+DELETE_FOR_RUNS = (
+    f"DELETE FROM writes WHERE (thread_id, checkpoint_ns, checkpoint_id) IN ({_RUN_CHECKPOINTS})",
+    f"DELETE FROM checkpoints WHERE (thread_id, checkpoint_ns, checkpoint_id) IN ({_RUN_CHECKPOINTS})",
+)
+"""Parameters: the run ids as one JSON array."""
+
+COPY_THREAD = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
+    "parent_checkpoint_id, type, checkpoint, metadata) SELECT ?, checkpoint_ns, "
+    "checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata "
+    "FROM checkpoints WHERE thread_id = ?",
+    "INSERT OR REPLACE INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, "
+    "task_path, idx, channel, type, value) SELECT ?, checkpoint_ns, checkpoint_id, "
+    "task_id, task_path, idx, channel, type, value FROM writes WHERE thread_id = ?",
+)
+"""Parameters: target thread id, source thread id."""
+
+PRUNE_DELETE = (
+    "DELETE FROM writes WHERE thread_id IN (SELECT value FROM json_each(?))",
+    "DELETE FROM checkpoints WHERE thread_id IN (SELECT value FROM json_each(?))",
+)
+
+PRUNE_DELTA_THREADS = """
+SELECT DISTINCT thread_id FROM checkpoints
+WHERE thread_id IN (SELECT value FROM json_each(?)) AND (
+    json_extract(CAST(metadata AS TEXT), '$.counters_since_delta_snapshot') IS NOT NULL
+    OR json_extract(CAST(metadata AS TEXT), '$.delta_writes_versioned') IS NOT NULL
+)
+"""
+"""Threads that use a `DeltaChannel` (its counters live in checkpoint metadata)."""
+
+_PRUNE_HEADS = """
+SELECT checkpoint_ns, max(checkpoint_id) FROM checkpoints
+WHERE thread_id = :thread GROUP BY checkpoint_ns
+"""
+
+PRUNE_KEEP_LATEST = (
+    f"""DELETE FROM writes WHERE thread_id = :thread
+    AND (checkpoint_ns, checkpoint_id) NOT IN ({_PRUNE_HEADS})""",
+    f"""DELETE FROM checkpoints WHERE thread_id = :thread
+    AND (checkpoint_ns, checkpoint_id) NOT IN ({_PRUNE_HEADS})""",
+    "UPDATE checkpoints SET parent_checkpoint_id = NULL WHERE thread_id = :thread",
+)
+"""Keep each namespace's latest checkpoint (and its writes); it loses its parent."""

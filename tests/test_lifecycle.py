@@ -1,0 +1,117 @@
+"""Deleting, copying and pruning threads never drops an effect from the ledger."""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+
+from langgraph_rollback import (
+    BaseRollbackSaver,
+    EffectStatus,
+    InvalidConfigError,
+    ToolRegistry,
+    rollback,
+)
+from tests.tools import build_tools
+from tests.world import World
+
+
+class Log(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+
+
+def cfg(thread: str, **extra: Any) -> dict[str, Any]:
+    return {"configurable": {"thread_id": thread}, **extra}
+
+
+def graph_of(saver: BaseRollbackSaver, world: World, registry: ToolRegistry) -> Any:
+    tools = build_tools(world, registry)
+
+    def a(state: Log) -> Log:
+        tools.write_file(f"{len(state.get('log', []))}-a.txt", "a")
+        return {"log": ["a"]}
+
+    def b(state: Log) -> Log:
+        tools.write_file(f"{len(state.get('log', []))}-b.txt", "b")
+        return {"log": ["b"]}
+
+    builder = StateGraph(Log)
+    builder.add_node(a)
+    builder.add_node(b)
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", END)
+    return builder.compile(checkpointer=saver)
+
+
+def test_delete_and_prune_keep_the_ledger(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = graph_of(saver, world, registry)
+    run_1, run_2 = str(uuid.uuid4()), str(uuid.uuid4())
+    graph.invoke({"log": []}, cfg("t", metadata={"run_id": run_1}), durability="sync")
+    after_first = graph.get_state(cfg("t"))
+    graph.invoke({"log": []}, cfg("t", metadata={"run_id": run_2}), durability="sync")
+    effects = saver.list_effects(cfg("t"))
+    assert len(effects) == 4
+
+    saver.delete_for_runs([run_2])
+    assert graph.get_state(cfg("t")).config == after_first.config
+    kept = saver.list_effects(cfg("t"))
+    assert [(e.id, e.status) for e in kept] == [(e.id, e.status) for e in effects]
+    # The second run's effects now hang from the checkpoint it started from.
+    assert {e.base_checkpoint_id for e in kept[:2]} == {
+        after_first.config["configurable"]["checkpoint_id"]
+    }
+    # The second run's checkpoints are gone; its effects are placed at the
+    # checkpoint the run started from, so rolling back to it undoes them.
+    report = rollback(graph, cfg("t"), to=after_first)
+    assert report.ok, str(report)
+    assert len(report.undone) == 2
+    assert sorted(world.listing()) == ["0-a.txt", "1-b.txt"]
+
+    saver.prune(["t"], strategy="keep_latest")
+    history = list(graph.get_state_history(cfg("t")))
+    assert len(history) == 1
+    assert history[0].parent_config is None
+    assert len(saver.list_effects(cfg("t"))) == 4
+    assert rollback(graph, cfg("t"), to=history[0]).status == "nothing_to_undo"
+
+    saver.prune(["t"], strategy="delete")
+    assert list(graph.get_state_history(cfg("t"))) == []
+    assert len(saver.list_effects(cfg("t"))) == 4
+    saver.delete_thread("t")
+    statuses = [e.status for e in saver.list_effects(cfg("t"))]
+    assert statuses.count(EffectStatus.APPLIED) == 2
+    assert statuses.count(EffectStatus.COMPENSATED) == 2
+
+
+def test_copied_thread_leaves_effects_with_the_source(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = graph_of(saver, world, registry)
+    graph.invoke({"log": []}, cfg("src"), durability="sync")
+    saver.copy_thread("src", "dst")
+    assert graph.get_state(cfg("dst")).values == graph.get_state(cfg("src")).values
+    assert saver.list_effects(cfg("dst")) == []
+    assert len(saver.list_effects(cfg("src"))) == 2
+    first = list(graph.get_state_history(cfg("dst")))[-1]
+    # Rolling the copy back restores its state only: the world's effects
+    # belong to the source thread.
+    assert rollback(graph, cfg("dst"), to=first).status == "nothing_to_undo"
+    assert len(world.listing()) == 2
+    assert rollback(
+        graph, cfg("src"), to=list(graph.get_state_history(cfg("src")))[-1]
+    ).ok
+    assert world.listing() == {}
+
+
+def test_bad_prune_arguments(saver: BaseRollbackSaver) -> None:
+    with pytest.raises(InvalidConfigError, match="list of thread ids"):
+        saver.prune("t")  # type: ignore[attr-defined]
+    with pytest.raises(InvalidConfigError, match="keep_latest"):
+        saver.prune(["t"], strategy="everything")  # type: ignore[attr-defined]
