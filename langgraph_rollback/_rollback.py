@@ -125,8 +125,8 @@ class Policies:
                 )
         if self.inverse_timeout is not None and self.inverse_timeout <= 0:
             raise InvalidConfigError(
-                f"inverse_timeout={self.inverse_timeout!r} must be a positive "
-                "number of seconds, or None to wait forever."
+                f"inverse_timeout={self.inverse_timeout!r} is not a timeout. Fix: "
+                "pass a positive number of seconds, or None to wait forever."
             )
 
 

@@ -231,7 +231,19 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         row = op.row
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
+        if row.thread_id in self._held:
+            raise RollbackInProgressError(
+                thread_id=row.thread_id, holder="this process"
+            )
         async with self._tx() as cur:
+            await cur.execute(
+                sql.LOCK_SHARED, (sql.LOCK_KEY.format(thread_id=row.thread_id),)
+            )
+            found = await cur.fetchone()
+            if not (found and found[0]):
+                raise RollbackInProgressError(
+                    thread_id=row.thread_id, holder="another PostgreSQL session"
+                )
             await cur.execute(sql.INSERT_INTENT, params)
             inserted = await cur.fetchall()
             if inserted:

@@ -44,6 +44,7 @@ from langgraph_rollback.backends.base import (
     prune_args,
     reanchor,
     refuse_delta,
+    refuse_if_locked,
 )
 
 __all__ = ["AsyncSqliteRollbackSaver"]
@@ -283,6 +284,10 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         await self.setup()
         async with self.lock:
             try:
+                if not self.conn.in_transaction:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                async with self.conn.execute(sql.LOCK_HOLDER, (row.thread_id,)) as cur:
+                    refuse_if_locked(row.thread_id, await cur.fetchone())
                 async with self.conn.execute(sql.INSERT_INTENT, params) as cur:
                     inserted = list(await cur.fetchall())
                 if not inserted:

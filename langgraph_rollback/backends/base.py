@@ -44,6 +44,7 @@ from langgraph_rollback._drivers import run_async, run_sync
 from langgraph_rollback._errors import (
     EffectNotFoundError,
     InvalidConfigError,
+    RollbackInProgressError,
 )
 from langgraph_rollback._ledger import (
     EffectQuery,
@@ -231,6 +232,24 @@ def reanchor(
             current = deleted[(thread_id, current)]
         moved.append((effect_id, current))
     return moved
+
+
+def refuse_if_locked(thread_id: str, lock_row: Any) -> None:
+    """Refuse an intent while a live rollback holds its thread.
+
+    A run that races a rollback of its own thread fails at its next declared
+    tool call, before acting: the rollback's plan could not include the call.
+
+    Args:
+        lock_row: `(holder, host, pid)` from the lock table, or None.
+    """
+    if lock_row is not None and holder_alive(
+        lock_row[1], int(lock_row[2]), lock_row[0]
+    ):
+        raise RollbackInProgressError(
+            thread_id=thread_id,
+            holder=f"{lock_row[1].split('|')[0]}:{lock_row[2]}:{lock_row[0][:8]}",
+        )
 
 
 def refuse_delta(threads: Sequence[str]) -> None:

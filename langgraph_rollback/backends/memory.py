@@ -250,6 +250,11 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
         with self._ledger_lock:
+            holder = self._locks.get(row.thread_id)
+            if holder is not None:
+                raise RollbackInProgressError(
+                    thread_id=row.thread_id, holder=str(holder)
+                )
             existing = self._effects.get(row.effect_id)
             if existing is not None:
                 return existing, False

@@ -248,7 +248,16 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         row = op.row
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
+        self._refuse_if_held(row.thread_id)
         with self._tx() as cur:
+            cur.execute(
+                sql.LOCK_SHARED, (sql.LOCK_KEY.format(thread_id=row.thread_id),)
+            )
+            found = cur.fetchone()
+            if not (found and found[0]):
+                raise RollbackInProgressError(
+                    thread_id=row.thread_id, holder="another PostgreSQL session"
+                )
             cur.execute(sql.INSERT_INTENT, params)
             inserted = cur.fetchall()
             if inserted:
@@ -339,6 +348,13 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 if self._held.get(thread_id) == holder.token:
                     del self._held[thread_id]
             holder.released()
+
+    def _refuse_if_held(self, thread_id: str) -> None:
+        with self._held_lock:
+            if thread_id in self._held:
+                raise RollbackInProgressError(
+                    thread_id=thread_id, holder="this process"
+                )
 
     def _lock_connection(self) -> Connection[DictRow]:
         if isinstance(self.conn, ConnectionPool):

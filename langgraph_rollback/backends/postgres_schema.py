@@ -204,6 +204,8 @@ ON CONFLICT (rollback_id) DO UPDATE SET
 """
 
 LOCK_KEY = "lgrb:thread:{thread_id}"
+LOCK_SHARED = "SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0))"
+"""Taken by each intent's transaction: fails while a rollback holds the thread."""
 LOCK_TRY = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
 LOCK_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 LOCK_HOLDER = """

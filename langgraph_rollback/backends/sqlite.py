@@ -44,6 +44,7 @@ from langgraph_rollback.backends.base import (
     prune_args,
     reanchor,
     refuse_delta,
+    refuse_if_locked,
 )
 
 __all__ = ["SqliteRollbackSaver"]
@@ -239,6 +240,12 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
         with self.cursor() as cur:
+            # The lock check and the insert share one write transaction, so a
+            # rollback that takes the thread cannot miss this intent.
+            if not self.conn.in_transaction:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(sql.LOCK_HOLDER, (row.thread_id,))
+            refuse_if_locked(row.thread_id, cur.fetchone())
             cur.execute(sql.INSERT_INTENT, params)
             inserted = cur.fetchall()
             if inserted:
