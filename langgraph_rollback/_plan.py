@@ -262,7 +262,13 @@ def plan_flow(
             # checkpoint unless it is older than it (durability "exit" stores
             # only the run's end).
             after_first = row.root_checkpoint_id > path[-1]
-            anchor = path[-1] if from_start and after_first else None
+            if from_start and not after_first:
+                # Before the thread's first stored checkpoint (a run that
+                # stopped before storing any): report it, leave it.
+                if EffectStatus(row.status) in _LIVE:
+                    orphans.append(effect_from_row(row, serde))
+                continue
+            anchor = path[-1] if from_start else None
         else:
             anchor = row.base_checkpoint_id
         if anchor in on_path:

@@ -1,0 +1,382 @@
+"""The kill -9 matrix: kill a real graph at every named point, and at random.
+
+`python -m tests.kill_matrix --backend sqlite --random 220 --out result.json`
+
+For each scenario this process forks a child that runs a graph on a real
+saver (a SQLite file, or PostgreSQL with `--url`) against a world of its own
+(a separate SQLite database that logs every forward call and every inverse
+in the same transaction as the change itself), then rolls the run back. The
+child is killed with SIGKILL at a named point (it kills itself there) or at a
+random time (this process kills it). A second child then recovers as a user
+would: resume the run if it stopped half-way, roll back until the report is
+`ok`, and checks the invariants against the world's own log:
+
+1. no forward call ran twice for one effect (each world change and its log
+   line commit together, so a second line means a second call);
+2. no inverse ran twice for one effect;
+3. every effect the world saw is in the ledger;
+4. after the completed rollback the world equals the world at the target;
+5. the thread's head holds the target's state.
+
+This process never runs a graph itself, so it stays single-threaded and
+forking it is safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+POINTS = (
+    "before_intent",
+    "after_intent",
+    "after_forward",
+    "after_outcome",
+    "before_claim",
+    "after_claim",
+    "after_inverse",
+    "before_restore",
+)
+SEED = {"k1": "seed1", "k3": "seed3"}
+KILL: dict[str, Any] = {"at": None, "counts": Counter()}
+
+
+def hit(point: str) -> None:
+    """Count a named point; SIGKILL this process at the chosen occurrence."""
+    KILL["counts"][point] += 1
+    if KILL["at"] == (point, KILL["counts"][point]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Killing:
+    """Mixed into a saver: the ledger-side kill points."""
+
+    def _ledger_begin(self, op: Any) -> Any:
+        hit("before_intent")
+        result = super()._ledger_begin(op)  # type: ignore[misc]
+        hit("after_intent")
+        return result
+
+    def _ledger_update(self, op: Any) -> Any:
+        status = op.changes.get("status")
+        claim = status == "compensating" and "undo_attempts" in op.changes
+        if claim:
+            hit("before_claim")
+        result = super()._ledger_update(op)  # type: ignore[misc]
+        if status == "applied":
+            hit("after_outcome")
+        if claim:
+            hit("after_claim")
+        return result
+
+    def put(
+        self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any
+    ) -> Any:
+        from langgraph_rollback._context import restore_mark
+
+        if restore_mark() is not None:
+            hit("before_restore")
+        return super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
+
+
+class State(TypedDict, total=False):
+    log: Annotated[list[str], lambda a, b: a + b]
+
+
+class World:
+    """Items in a SQLite database; each change logs itself in the same transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def seed(self) -> None:
+        with self.connect() as db:
+            db.execute("CREATE TABLE items (name TEXT PRIMARY KEY, value TEXT)")
+            db.execute(
+                "CREATE TABLE log (id INTEGER PRIMARY KEY, kind TEXT, effect_id TEXT, "
+                "name TEXT, value TEXT)"
+            )
+            db.executemany("INSERT INTO items VALUES (?, ?)", SEED.items())
+
+    def read(self, name: str) -> str | None:
+        with self.connect() as db:
+            row = db.execute(
+                "SELECT value FROM items WHERE name = ?", (name,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, effect_id: str, name: str, value: str | None, kind: str) -> None:
+        with self.connect() as db:
+            if value is None:
+                db.execute("DELETE FROM items WHERE name = ?", (name,))
+            else:
+                db.execute("INSERT OR REPLACE INTO items VALUES (?, ?)", (name, value))
+            db.execute(
+                "INSERT INTO log (kind, effect_id, name, value) VALUES (?, ?, ?, ?)",
+                (kind, effect_id, name, value),
+            )
+
+    def items(self) -> dict[str, str]:
+        with self.connect() as db:
+            return dict(db.execute("SELECT name, value FROM items").fetchall())
+
+    def log(self, kind: str) -> Counter[str]:
+        with self.connect() as db:
+            rows = db.execute(
+                "SELECT effect_id FROM log WHERE kind = ?", (kind,)
+            ).fetchall()
+        return Counter(r[0] for r in rows)
+
+
+def build(saver: Any, world: World) -> Any:
+    from langgraph.graph import END, START, StateGraph
+
+    from langgraph_rollback import Effect, current_effect, reversible
+
+    def observe(name: str, **_: Any) -> str | None:
+        return world.read(name)
+
+    def undo(effect: Effect) -> str:
+        world.put(effect.id, effect.args["name"], effect.before, "inverse")
+        hit("after_inverse")
+        return f"restored {effect.args['name']}"
+
+    @reversible(undo=undo, observe=observe, registry=saver.registry)
+    def put_item(name: str, value: str) -> str:
+        effect = current_effect()
+        assert effect is not None
+        world.put(effect.id, name, value, "forward")
+        hit("after_forward")
+        return value
+
+    def node(*calls: tuple[str, str]) -> Any:
+        return lambda state: {"log": [put_item(n, v) for n, v in calls]}
+
+    builder = StateGraph(State)
+    builder.add_node("a", node(("k1", "a1"), ("k2", "a2")))
+    builder.add_node("b", node(("k1", "b1"), ("k3", "b3")))
+    builder.add_node("c", node(("k2", "c2")))
+    builder.add_edge(START, "a")
+    builder.add_edge("a", "b")
+    builder.add_edge("b", "c")
+    builder.add_edge("c", END)
+    return builder.compile(checkpointer=saver)
+
+
+class Backend:
+    """Opens a (killing) saver on a scenario's store."""
+
+    def __init__(self, kind: str, url: str | None) -> None:
+        self.kind = kind
+        self.url = url
+
+    def open(self, root: Path, *, killing: bool) -> tuple[Any, Any]:
+        from langgraph_rollback import SqliteRollbackSaver, ToolRegistry
+
+        registry = ToolRegistry()
+        if self.kind == "sqlite":
+            cls = SqliteRollbackSaver
+            if killing:
+                cls = type("KillingSqlite", (Killing, SqliteRollbackSaver), {})
+            conn = sqlite3.connect(root / "agent.sqlite", check_same_thread=False)
+            return cls(conn, registry=registry), conn.close
+        from psycopg import Connection
+        from psycopg.rows import dict_row
+
+        from langgraph_rollback.postgres import PostgresRollbackSaver
+
+        pg_cls: Any = PostgresRollbackSaver
+        if killing:
+            pg_cls = type("KillingPostgres", (Killing, PostgresRollbackSaver), {})
+        assert self.url is not None
+        conn = Connection.connect(
+            self.url, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+        saver = pg_cls(conn, registry=registry)
+        return saver, conn.close
+
+
+def phase_a(backend: Backend, root: Path, thread: str, kill_at: Any) -> None:
+    """Run the graph, then roll it back (killed somewhere, or not at all)."""
+    from langgraph_rollback import rollback
+
+    KILL["at"] = kill_at
+    saver, close = backend.open(root, killing=True)
+    graph = build(saver, World(root / "world.sqlite"))
+    config = {"configurable": {"thread_id": thread}}
+    graph.invoke({"log": []}, config, durability="sync")
+    first = list(graph.get_state_history(config))[-1]
+    rollback(graph, config, to=first)
+    close()
+
+
+def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
+    """Recover as a user would; check the invariants against the world's log."""
+    from langgraph_rollback import rollback
+
+    world = World(root / "world.sqlite")
+    saver, close = backend.open(root, killing=False)
+    graph = build(saver, world)
+    config: Any = {"configurable": {"thread_id": thread}}
+    history = list(graph.get_state_history(config))
+    if not history:
+        graph.invoke({"log": []}, config, durability="sync")
+    elif graph.get_state(config).next:
+        graph.invoke(None, config, durability="sync")
+    first = list(graph.get_state_history(config))[-1]
+    reports = []
+    for _ in range(4):
+        report = rollback(graph, config, to=first)
+        reports.append(report.status)
+        if report.ok:
+            break
+    forward, inverse = world.log("forward"), world.log("inverse")
+    ledger = {e.id for e in saver.list_effects(config)}
+    violations = []
+    if any(n > 1 for n in forward.values()):
+        violations.append(f"a forward call ran twice: {dict(forward)}")
+    if any(n > 1 for n in inverse.values()):
+        violations.append(f"an inverse ran twice: {dict(inverse)}")
+    if set(forward) - ledger:
+        violations.append(f"effects missing from the ledger: {set(forward) - ledger}")
+    if reports[-1] not in ("completed", "nothing_to_undo"):
+        violations.append(f"the rollback did not complete: {reports}")
+    if world.items() != SEED:
+        violations.append(f"world is {world.items()}, not the target's {SEED}")
+    if graph.get_state(config).values != first.values:
+        violations.append("the head does not hold the target's state")
+    close()
+    return {"violations": violations, "reports": reports, "effects": len(ledger)}
+
+
+def fork(fn: Any, *args: Any, kill_after: float | None = None) -> int:
+    """Run `fn(*args)` in a forked child; return its wait status."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        code = 0
+        try:
+            fn(*args)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        os._exit(code)
+    if kill_after is not None:
+        time.sleep(kill_after)
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def run_scenario(
+    backend: Backend, base: Path, name: str, kill_at: Any, kill_after: float | None
+) -> dict[str, Any]:
+    root = base / name
+    root.mkdir()
+    World(root / "world.sqlite").seed()
+    thread = f"kill-{name}"
+    status = fork(phase_a, backend, root, thread, kill_at, kill_after=kill_after)
+    killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    out = root / "result.json"
+
+    def recover() -> None:
+        out.write_text(json.dumps(phase_b(backend, root, thread)))
+
+    if fork(recover) != 0 or not out.exists():
+        return {"name": name, "killed": killed, "violations": ["recovery crashed"]}
+    result = json.loads(out.read_text())
+    return {"name": name, "killed": killed, **result}
+
+
+def count_points(backend: Backend, base: Path) -> tuple[Counter[str], float]:
+    """A run without kills: how often each point is reached, and how long it takes."""
+    root = base / "dry"
+    root.mkdir()
+    World(root / "world.sqlite").seed()
+    counts_file = root / "counts.json"
+
+    def dry() -> None:
+        start = time.perf_counter()
+        phase_a(backend, root, "kill-dry", None)
+        counts_file.write_text(
+            json.dumps(
+                {"counts": KILL["counts"], "seconds": time.perf_counter() - start}
+            )
+        )
+
+    assert fork(dry) == 0, "the dry run failed"
+    data = json.loads(counts_file.read_text())
+    return Counter(data["counts"]), float(data["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--url")
+    parser.add_argument("--random", type=int, default=220)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    backend = Backend(args.backend, args.url)
+    # Import everything before forking, so children start fast.
+    from langgraph.graph import StateGraph  # noqa: F401
+
+    import langgraph_rollback
+
+    if args.backend == "postgres":
+        import langgraph_rollback.postgres  # noqa: F401
+        from langgraph_rollback.postgres import PostgresRollbackSaver
+
+        with PostgresRollbackSaver.from_conn_string(args.url) as saver:
+            saver.setup()
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="lgrb-kill-") as tmp:
+        base = Path(tmp)
+        counts, seconds = count_points(backend, base)
+        missing = [p for p in POINTS if counts[p] == 0]
+        assert not missing, f"points never reached: {missing}"
+        for point in POINTS:
+            for n in range(1, counts[point] + 1):
+                name = f"{point}-{n}"
+                results.append(run_scenario(backend, base, name, (point, n), None))
+        rng = random.Random(args.seed)
+        for i in range(args.random):
+            delay = rng.uniform(0, seconds * 1.3)
+            results.append(run_scenario(backend, base, f"random-{i}", None, delay))
+    named = [r for r in results if not r["name"].startswith("random")]
+    violations = [(r["name"], v) for r in results for v in r["violations"]]
+    summary = {
+        "backend": args.backend,
+        "named_points": len(named),
+        "named_killed": sum(r["killed"] for r in named),
+        "random_times": args.random,
+        "random_killed": sum(
+            r["killed"] for r in results if r["name"].startswith("random")
+        ),
+        "kill_points_tried": len(results),
+        "violations": len(violations),
+        "violation_details": violations[:20],
+        "seconds": round(time.perf_counter() - started, 1),
+        "dry_run_seconds": round(seconds, 3),
+    }
+    Path(args.out).write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
