@@ -19,6 +19,11 @@ with SqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
 ```
 """
 
+from langgraph_rollback._capture import (
+    arecord_tool_call,
+    classify_tool,
+    record_tool_call,
+)
 from langgraph_rollback._context import current_effect
 from langgraph_rollback._declare import irreversible, reversible
 from langgraph_rollback._errors import (
@@ -105,12 +110,15 @@ __all__ = [
     "UndoneStep",
     "UnregisteredToolError",
     "aplan_rollback",
+    "arecord_tool_call",
     "arollback",
     "before_node",
+    "classify_tool",
     "current_effect",
     "default_registry",
     "irreversible",
     "plan_rollback",
+    "record_tool_call",
     "reversible",
     "rollback",
     "run_start",
