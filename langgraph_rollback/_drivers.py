@@ -38,12 +38,17 @@ if TYPE_CHECKING:
 __all__ = ["InverseTimeoutError", "run_async", "run_sync"]
 
 
+Progress = Callable[["Effect", bool], None]
+"""Called after each inverse with its effect and whether it succeeded."""
+
+
 def run_sync(
     flow: Generator[Any, Any, Any],
     saver: BaseRollbackSaver,
     *,
     perform: Callable[[], Any] | None = None,
     graph: Any = None,
+    progress: Progress | None = None,
 ) -> Any:
     """Drive `flow` to completion with blocking I/O; return its result."""
     send: Any = None
@@ -53,6 +58,8 @@ def run_sync(
         except StopIteration as stop:
             return stop.value
         send = _step_sync(op, saver, perform, graph)
+        if progress is not None and isinstance(op, Undo):
+            progress(op.effect, send.error is None)
 
 
 def _step_sync(
@@ -159,6 +166,7 @@ async def run_async(
     *,
     perform: Callable[[], Awaitable[Any]] | None = None,
     graph: Any = None,
+    progress: Progress | None = None,
 ) -> Any:
     """Drive `flow` to completion with async I/O; return its result."""
     send: Any = None
@@ -168,6 +176,8 @@ async def run_async(
         except StopIteration as stop:
             return stop.value
         send = await _step_async(op, saver, perform, graph)
+        if progress is not None and isinstance(op, Undo):
+            progress(op.effect, send.error is None)
 
 
 async def _step_async(

@@ -29,7 +29,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.types import StateSnapshot
 
-from langgraph_rollback._drivers import InverseTimeoutError, run_async, run_sync
+from langgraph_rollback._drivers import (
+    InverseTimeoutError,
+    Progress,
+    run_async,
+    run_sync,
+)
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
     InvalidConfigError,
@@ -555,6 +560,7 @@ def rollback(
     inverse_timeout: float | None = None,
     skip: Iterable[str] = (),
     registry: ToolRegistry | None = None,
+    progress: Progress | None = None,
 ) -> RollbackReport:
     """Undo every effect after checkpoint `to`, newest first, then restore the state.
 
@@ -579,6 +585,8 @@ def rollback(
         inverse_timeout: Seconds an inverse may take before it counts as failed.
         skip: Effect ids to leave alone.
         registry: Where to find inverses; defaults to the saver's.
+        progress: Called after each inverse with its `Effect` and whether it
+            succeeded (the CLI shows progress with it).
 
     Returns:
         The `RollbackReport`; check `report.ok` (or call
@@ -623,7 +631,7 @@ def rollback(
             restore=checkpoint_config(thread_id, target),
             started_at=started,
         )
-        report: RollbackReport = run_sync(flow, saver, graph=graph)
+        report: RollbackReport = run_sync(flow, saver, graph=graph, progress=progress)
         return report
     finally:
         saver._unlock_thread(thread_id, holder)
@@ -640,6 +648,7 @@ async def arollback(
     inverse_timeout: float | None = None,
     skip: Iterable[str] = (),
     registry: ToolRegistry | None = None,
+    progress: Progress | None = None,
 ) -> RollbackReport:
     """Async `rollback`: async inverses are awaited, sync ones run in a thread."""
     policies = Policies(
@@ -667,7 +676,9 @@ async def arollback(
             restore=checkpoint_config(thread_id, target),
             started_at=started,
         )
-        report: RollbackReport = await run_async(flow, saver, graph=graph)
+        report: RollbackReport = await run_async(
+            flow, saver, graph=graph, progress=progress
+        )
         return report
     finally:
         await saver._aunlock_thread(thread_id, holder)

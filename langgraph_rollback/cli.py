@@ -1,0 +1,304 @@
+"""`langgraph-rollback`: inspect the ledger, plan and run rollbacks, migrate.
+
+```
+langgraph-rollback effects  DB --thread T [--json] [--status S] [--limit N]
+langgraph-rollback plan     DB --thread T --to CHECKPOINT --graph module:attr
+langgraph-rollback rollback DB --thread T --to CHECKPOINT --graph module:attr [--yes]
+langgraph-rollback migrate  DB [--print-sql]
+```
+
+`DB` is a SQLite file path or a `postgresql://` URL. `effects` needs only the
+database. `plan` and `rollback` also need the graph and its inverses: pass the
+graph as `module:attr` (the way ASGI servers take an app), where `attr` is a
+`StateGraph`, a compiled graph, or a function that takes the saver and returns
+a compiled graph; importing the module declares the tools. `--to first` names
+the thread's first checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from langgraph_rollback._errors import RollbackError
+from langgraph_rollback._models import Effect
+from langgraph_rollback._rollback import plan_rollback, rollback
+from langgraph_rollback.backends.base import BaseRollbackSaver
+
+__all__ = ["main"]
+
+
+class CliError(Exception):
+    """A problem with the command line itself; printed without a traceback."""
+
+
+def _is_postgres(db: str) -> bool:
+    return db.startswith(("postgres://", "postgresql://"))
+
+
+@contextmanager
+def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
+    """The saver for `db`: a SQLite path, or a PostgreSQL URL."""
+    if _is_postgres(db):
+        from langgraph_rollback.postgres import PostgresRollbackSaver
+
+        with PostgresRollbackSaver.from_conn_string(db) as pg_saver:
+            yield pg_saver
+        return
+    from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
+
+    if not create and not Path(db).exists():
+        raise CliError(
+            f"{db}: no such SQLite file. Fix: pass the database your graph's "
+            "SqliteRollbackSaver writes (or a postgresql:// URL)."
+        )
+    with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
+        yield sqlite_saver
+
+
+def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
+    """Import `module:attr` and bind it to `saver`."""
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CliError(
+            f"--graph {spec!r}: expected module:attr, e.g. --graph myapp.agent:builder."
+        )
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(
+            f"--graph {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
+            "from the directory that holds it, or set PYTHONPATH."
+        ) from exc
+    target = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise CliError(
+                f"--graph {spec!r}: {module_name} has no attribute {attr!r}."
+            )
+        target = getattr(target, part)
+    if isinstance(target, StateGraph):
+        return target.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
+    if isinstance(target, Pregel):
+        return target.copy(update={"checkpointer": saver})
+    if callable(target):
+        built = target(saver)
+        if isinstance(built, Pregel):
+            return built
+    raise CliError(
+        f"--graph {spec!r} is a {type(target).__name__}. Fix: point it at a "
+        "StateGraph, a compiled graph, or a function saver -> compiled graph."
+    )
+
+
+def _target(graph: Any, thread: str, to: str) -> Any:
+    if to != "first":
+        return to
+    history = list(graph.get_state_history({"configurable": {"thread_id": thread}}))
+    if not history:
+        raise CliError(f"Thread {thread!r} has no checkpoints.")
+    return history[-1]
+
+
+def _row(effect: Effect, width: int) -> list[str]:
+    args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
+    if len(args) > width:
+        args = args[: width - 3] + "..."
+    return [
+        str(effect.seq),
+        effect.status.value,
+        effect.kind.value,
+        effect.tool,
+        effect.node,
+        effect.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        args,
+    ]
+
+
+def print_table(effects: Sequence[Effect], out: TextIO) -> None:
+    """The ledger as a plain-text table, newest first."""
+    header = ["seq", "status", "kind", "tool", "node", "created (UTC)", "args"]
+    rows = [header] + [_row(e, 48) for e in effects]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+    if not effects:
+        out.write("(no effects)\n")
+
+
+def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        effects = saver.list_effects(config, status=args.status, limit=args.limit)
+    if args.json:
+        out.write(
+            json.dumps([e.model_dump(mode="json") for e in effects], indent=2) + "\n"
+        )
+    else:
+        print_table(effects, out)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        graph = load_graph(args.graph, saver)
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        plan = plan_rollback(graph, config, to=_target(graph, args.thread, args.to))
+    out.write(str(plan) + "\n")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        graph = load_graph(args.graph, saver)
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        target = _target(graph, args.thread, args.to)
+        plan = plan_rollback(graph, config, to=target)
+        out.write(str(plan) + "\n")
+        if not args.yes:
+            out.write("Roll back? [y/N] ")
+            out.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                out.write("Not rolled back.\n")
+                return 1
+        total = len(plan.to_undo) + len(plan.conflicts)
+        done = [0]
+
+        def progress(effect: Effect, ok: bool) -> None:
+            done[0] += 1
+            state = "undone" if ok else "FAILED"
+            sys.stderr.write(
+                f"[{done[0]}/{total}] {state}: #{effect.seq} {effect.tool}\n"
+            )
+
+        report = rollback(
+            graph,
+            config,
+            to=target,
+            on_irreversible=args.on_irreversible,
+            on_conflict=args.on_conflict,
+            on_failure=args.on_failure,
+            progress=progress,
+        )
+    out.write(str(report) + "\n")
+    return 0 if report.ok else 1
+
+
+def _pending_sql(db: str) -> list[str]:
+    """The ledger migrations this database has not run, as SQL text."""
+    if _is_postgres(db):
+        import psycopg
+
+        from langgraph_rollback.backends import postgres_schema as pg
+
+        with psycopg.connect(db) as conn:
+            exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
+            current = -1
+            if exists and exists[0]:
+                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                current = -1 if row is None or row[0] is None else int(row[0])
+        return [pg.VERSION_TABLE, *pg.MIGRATIONS[current + 1 :]]
+    from langgraph_rollback.backends import sqlite_schema as sq
+
+    current = -1
+    if Path(db).exists():
+        with sqlite3.connect(db) as conn:
+            found = conn.execute(
+                "SELECT name FROM sqlite_master WHERE name = 'lgrb_migrations'"
+            ).fetchone()
+            if found:
+                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                current = -1 if row[0] is None else int(row[0])
+    return [sq.VERSION_TABLE, *sq.MIGRATIONS[current + 1 :]]
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    if args.print_sql:
+        pending = _pending_sql(args.db)
+        out.write("-- LangGraph's own tables are created by its setup() first.\n")
+        for text in pending:
+            out.write(text.strip() + ";\n\n")
+        if len(pending) == 1:
+            out.write("-- The ledger is up to date.\n")
+        return 0
+    with open_saver(args.db, create=True) as saver:
+        saver.setup()  # type: ignore[attr-defined]
+    out.write(f"{args.db}: LangGraph's and the ledger's tables are up to date.\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (one sub-command each)."""
+    parser = argparse.ArgumentParser(
+        prog="langgraph-rollback",
+        description="Inspect the side-effect ledger of LangGraph threads and roll them back.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    effects = sub.add_parser("effects", help="the ledger of a thread, newest first")
+    effects.add_argument("db", help="SQLite file or postgresql:// URL")
+    effects.add_argument("--thread", required=True)
+    effects.add_argument("--status", help="only effects in this status")
+    effects.add_argument("--limit", type=int)
+    effects.add_argument("--json", action="store_true", help="print JSON")
+    effects.set_defaults(run=cmd_effects)
+
+    for name, helptext, run in (
+        ("plan", "what a rollback to a checkpoint would do", cmd_plan),
+        ("rollback", "undo the effects after a checkpoint", cmd_rollback),
+    ):
+        command = sub.add_parser(name, help=helptext)
+        command.add_argument("db", help="SQLite file or postgresql:// URL")
+        command.add_argument("--thread", required=True)
+        command.add_argument("--to", required=True, help="checkpoint id, or 'first'")
+        command.add_argument("--graph", required=True, help="module:attr of the graph")
+        if name == "rollback":
+            command.add_argument("--yes", action="store_true", help="do not ask")
+            command.add_argument(
+                "--on-irreversible", default="skip", choices=("skip", "abort")
+            )
+            command.add_argument(
+                "--on-conflict", default="abort", choices=("abort", "skip", "force")
+            )
+            command.add_argument(
+                "--on-failure", default="stop", choices=("stop", "continue")
+            )
+        command.set_defaults(run=run)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the tables")
+    migrate.add_argument("db", help="SQLite file or postgresql:// URL")
+    migrate.add_argument("--print-sql", action="store_true", help="print, do not run")
+    migrate.set_defaults(run=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the CLI; return its exit code."""
+    args = build_parser().parse_args(argv)
+    stream = out or sys.stdout
+    try:
+        code: int = args.run(args, stream)
+    except (CliError, RollbackError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
