@@ -80,7 +80,9 @@ def run_session(db: str, app_dir: Path) -> None:
         env=env,
     )
     assert plan.returncode == 0, plan.stderr
-    assert sum(line.strip().startswith("undo ") for line in plan.stdout.splitlines()) == 12
+    assert (
+        sum(line.strip().startswith("undo ") for line in plan.stdout.splitlines()) == 12
+    )
     assert "announcements cannot be taken back" in plan.stdout
 
     declined = cli(
