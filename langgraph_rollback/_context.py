@@ -220,15 +220,32 @@ def current_effect() -> Effect | None:
 def running_effect(effect: Effect) -> Iterator[None]:
     """Mark `effect` as the one being performed in this context."""
     token = _CURRENT_EFFECT.set(effect)
+    container = _CONTAINER.set(False)
     try:
         yield
     finally:
+        _CONTAINER.reset(container)
         _CURRENT_EFFECT.reset(token)
 
 
+# Effects whose forward call runs other declared calls that are still recorded.
+_CONTAINER: ContextVar[bool] = ContextVar("langgraph_rollback_container", default=False)
+
+
 def inside_effect() -> bool:
-    """Whether this code runs inside another recorded effect's forward call."""
-    return _CURRENT_EFFECT.get() is not None
+    """Whether this code runs inside another recorded effect's forward call
+    (one that owns the calls made within it)."""
+    return _CURRENT_EFFECT.get() is not None and not _CONTAINER.get()
+
+
+@contextmanager
+def container_call() -> Iterator[None]:
+    """Mark the current forward call as a container: nested calls record."""
+    token = _CONTAINER.set(True)
+    try:
+        yield
+    finally:
+        _CONTAINER.reset(token)
 
 
 @contextmanager

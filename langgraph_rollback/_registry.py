@@ -48,6 +48,9 @@ class ToolDefinition:
     reason: str | None = None
     params: tuple[str, ...] = field(default=())
     """The names of the tool's recorded parameters, in order."""
+    container: bool = False
+    """Declared calls made inside this one's call are still recorded (a
+    workspace step that wraps a whole node, for instance)."""
 
 
 class ToolRegistry:
