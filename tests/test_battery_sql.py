@@ -15,7 +15,7 @@ from langgraph_rollback import (
     ToolRegistry,
     rollback,
 )
-from langgraph_rollback.batteries.sql import RowDriftError, SqlDatabase, sql_tools
+from langgraph_rollback.batteries.sql import SqlDatabase, sql_tools
 from tests.test_battery_files import agent
 
 CFG: Any = {"configurable": {"thread_id": "sql"}}
@@ -44,7 +44,7 @@ class Target:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "sqlite":
         db = SqlDatabase.sqlite(str(tmp_path / "app.sqlite"), name="app")
     else:
@@ -55,7 +55,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     )
     for statement in SEED:
         t.run(statement)
-    yield t
+    return t
 
 
 @pytest.fixture
