@@ -9,9 +9,11 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from langgraph_rollback import arollback, rollback
 from tests import pg_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,27 +122,16 @@ def test_import_without_psycopg_says_what_to_install() -> None:
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_connection_pools(pg_url: str, tmp_path: Path) -> None:
-    import asyncio
+def _two_files(tmp_path: Path) -> tuple[Any, Any, Any]:
+    """A registry, a world, and a one-node graph that makes files a and b."""
+    from langgraph.graph import END, START, StateGraph
 
-    from psycopg.rows import dict_row
-    from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
-    from langgraph_rollback import ToolRegistry, arollback, rollback
-    from langgraph_rollback.postgres import (
-        AsyncPostgresRollbackSaver,
-        PostgresRollbackSaver,
-    )
+    from langgraph_rollback import ToolRegistry, reversible
     from tests.crash_graph import State
     from tests.world import World
 
-    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     world = World(tmp_path / "world")
     registry = ToolRegistry()
-
-    from langgraph.graph import END, START, StateGraph
-
-    from langgraph_rollback import reversible
 
     @reversible(undo=lambda e: world.path(e.args["name"]).unlink(), registry=registry)
     def make(name: str) -> str:
@@ -151,18 +142,50 @@ def test_connection_pools(pg_url: str, tmp_path: Path) -> None:
     builder.add_node("act", lambda s: {"done": [make("a"), make("b")]})
     builder.add_edge(START, "act")
     builder.add_edge("act", END)
+    return registry, world, builder
 
+
+def _undo_both(saver: Any, builder: Any, world: Any, thread: str) -> None:
+    graph = builder.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": thread}}
+    graph.invoke({"done": []}, config, durability="sync")
+    assert sorted(world.listing()) == ["a", "b"]
+    report = rollback(graph, config, to=list(graph.get_state_history(config))[-1])
+    assert report.status == "completed" and len(report.undone) == 2, str(report)
+    assert world.listing() == {}
+    assert graph.get_state(config).values == {"done": []}
+
+
+async def _aundo_both(saver: Any, builder: Any, world: Any, thread: str) -> None:
+    graph = builder.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": thread}}
+    await graph.ainvoke({"done": []}, config, durability="sync")
+    assert sorted(world.listing()) == ["a", "b"]
+    first = [s async for s in graph.aget_state_history(config)][-1]
+    report = await arollback(graph, config, to=first)
+    assert report.status == "completed" and len(report.undone) == 2, str(report)
+    assert world.listing() == {}
+
+
+def test_connection_pools(pg_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+    from langgraph_rollback.postgres import (
+        AsyncPostgresRollbackSaver,
+        PostgresRollbackSaver,
+    )
+
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    registry, world, builder = _two_files(tmp_path)
     with ConnectionPool(
         pg_url, min_size=1, max_size=3, kwargs=kwargs, open=True
     ) as pool:
         saver = PostgresRollbackSaver(pool, registry=registry)
         saver.setup()
-        graph = builder.compile(checkpointer=saver)
-        config = {"configurable": {"thread_id": "pool"}}
-        graph.invoke({"done": []}, config, durability="sync")
-        assert sorted(world.listing()) == ["a", "b"]
-        assert rollback(graph, config, to=list(graph.get_state_history(config))[-1]).ok
-        assert world.listing() == {}
+        _undo_both(saver, builder, world, "pool")
 
     async def run_async() -> None:
         async with AsyncConnectionPool(
@@ -170,12 +193,32 @@ def test_connection_pools(pg_url: str, tmp_path: Path) -> None:
         ) as pool:
             saver = AsyncPostgresRollbackSaver(pool, registry=registry)
             await saver.setup()
-            graph = builder.compile(checkpointer=saver)
-            config = {"configurable": {"thread_id": "apool"}}
-            await graph.ainvoke({"done": []}, config, durability="sync")
-            assert sorted(world.listing()) == ["a", "b"]
-            first = [s async for s in graph.aget_state_history(config)][-1]
-            assert (await arollback(graph, config, to=first)).ok
-            assert world.listing() == {}
+            await _aundo_both(saver, builder, world, "apool")
+
+    asyncio.run(run_async())
+
+
+def test_pipeline_mode(pg_url: str, tmp_path: Path) -> None:
+    """Claims are read from RETURNING rows, which pipeline mode delivers late."""
+    import asyncio
+
+    from langgraph_rollback.postgres import (
+        AsyncPostgresRollbackSaver,
+        PostgresRollbackSaver,
+    )
+
+    registry, world, builder = _two_files(tmp_path)
+    with PostgresRollbackSaver.from_conn_string(pg_url, registry=registry) as saver:
+        saver.setup()
+    with PostgresRollbackSaver.from_conn_string(
+        pg_url, registry=registry, pipeline=True
+    ) as saver:
+        _undo_both(saver, builder, world, "pipe")
+
+    async def run_async() -> None:
+        async with AsyncPostgresRollbackSaver.from_conn_string(
+            pg_url, registry=registry, pipeline=True
+        ) as saver:
+            await _aundo_both(saver, builder, world, "apipe")
 
     asyncio.run(run_async())

@@ -257,8 +257,10 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     async def _aledger_update(self, op: Update) -> bool:
         text, params = update_sql(op, "%s")
         async with self._tx() as cur:
-            await cur.execute(text, params)
-            return cur.rowcount > 0
+            # RETURNING, not rowcount: in pipeline mode rowcount is read
+            # before the server has answered.
+            await cur.execute(text + " RETURNING effect_id", params)
+            return bool(await cur.fetchall())
 
     async def _aledger_select(self, op: Select) -> list[LedgerRow]:
         text, params = select_sql(op, "%s", dialect="postgres")

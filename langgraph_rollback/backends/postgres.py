@@ -271,8 +271,10 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     def _ledger_update(self, op: Update) -> bool:
         text, params = update_sql(op, "%s")
         with self._tx() as cur:
-            cur.execute(text, params)
-            return cur.rowcount > 0
+            # RETURNING, not rowcount: in pipeline mode rowcount is read
+            # before the server has answered.
+            cur.execute(text + " RETURNING effect_id", params)
+            return bool(cur.fetchall())
 
     def _ledger_select(self, op: Select) -> list[LedgerRow]:
         text, params = select_sql(op, "%s", dialect="postgres")
