@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from langgraph_rollback import arollback, rollback
 from tests import pg_workers
@@ -222,3 +223,121 @@ def test_pipeline_mode(pg_url: str, tmp_path: Path) -> None:
             await _aundo_both(saver, builder, world, "apipe")
 
     asyncio.run(run_async())
+
+
+def test_concurrent_setup_on_a_fresh_database(pg_url: str) -> None:
+    """Six workers call setup() at once: LangGraph's migrations and the ledger's
+    run once, under one session-level lock."""
+    import threading
+
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def worker() -> None:
+        try:
+            with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
+                barrier.wait()
+                saver.setup()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with psycopg.connect(pg_url) as conn:
+        versions = conn.execute("SELECT v FROM lgrb_migrations ORDER BY v").fetchall()
+    assert [v for (v,) in versions] == list(range(len(versions)))
+
+
+def test_rollback_locks_take_no_pool_connection(pg_url: str) -> None:
+    """Two rollbacks at once on a pool of two: each holds its lock on a
+    connection of its own, so neither starves the pool."""
+    import threading
+
+    from langgraph.graph import END, START, StateGraph
+    from psycopg.rows import dict_row
+    from psycopg_pool import ConnectionPool
+
+    from langgraph_rollback import ToolRegistry, reversible
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+    from tests.crash_graph import State
+
+    both_inside = threading.Barrier(2)
+    registry = ToolRegistry()
+
+    def undo(effect: Any) -> None:
+        both_inside.wait(timeout=10)  # both rollbacks hold their locks here
+
+    @reversible(undo=undo, registry=registry)
+    def make(name: str) -> str:
+        return name
+
+    builder = StateGraph(State)
+    builder.add_node("act", lambda s: {"done": [make("a")]})
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+    results: dict[str, str] = {}
+    with ConnectionPool(
+        pg_url, min_size=1, max_size=2, kwargs=kwargs, timeout=5, open=True
+    ) as pool:
+        saver = PostgresRollbackSaver(pool, registry=registry)
+        saver.setup()
+        graph = builder.compile(checkpointer=saver)
+        configs = [{"configurable": {"thread_id": t}} for t in ("t1", "t2")]
+        for config in configs:
+            graph.invoke({"done": []}, config, durability="sync")
+
+        def roll(config: Any) -> None:
+            first = list(graph.get_state_history(config))[-1]
+            try:
+                results[config["configurable"]["thread_id"]] = rollback(
+                    graph, config, to=first
+                ).status
+            except Exception as exc:
+                results[config["configurable"]["thread_id"]] = repr(exc)
+
+        threads = [threading.Thread(target=roll, args=(c,)) for c in configs]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results == {"t1": "completed", "t2": "completed"}
+
+
+def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
+    """An intent holds the thread's lock shared for milliseconds: a rollback
+    waits for it. Another rollback holds it exclusively: refused at once."""
+    import threading
+    import time
+
+    from langgraph_rollback import RollbackInProgressError
+    from langgraph_rollback.backends import postgres_schema as pg
+    from langgraph_rollback.backends.base import LockHolder
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    key = pg.LOCK_KEY.format(thread_id="t")
+    with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
+        saver.setup()
+        intent = psycopg.connect(pg_url)  # a transaction, as an intent's
+        assert intent.execute(pg.LOCK_SHARED, (key,)).fetchone() == (True,)
+        threading.Timer(0.5, intent.commit).start()
+        holder = LockHolder()
+        t0 = time.monotonic()
+        saver._lock_thread("t", holder)
+        assert 0.4 < time.monotonic() - t0 < 5
+        saver._unlock_thread("t", holder)
+        intent.close()
+
+        other = psycopg.connect(pg_url, autocommit=True)
+        assert other.execute(pg.LOCK_TRY, (key,)).fetchone() == (True,)
+        t0 = time.monotonic()
+        with pytest.raises(RollbackInProgressError, match="backend pid"):
+            saver._lock_thread("t", LockHolder())
+        assert time.monotonic() - t0 < 1
+        other.close()

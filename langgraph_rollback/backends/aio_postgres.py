@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -15,6 +16,7 @@ from langgraph.checkpoint.postgres import _ainternal
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import AsyncConnection, AsyncCursor
+from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -116,25 +118,38 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     async def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
 
+        Safe to call from several workers at once: the whole of it runs under
+        a session-level advisory lock.
+
         Raises:
             LedgerSchemaError: The ledger was written by a newer version.
         """
-        await super().setup()
-        async with self._tx() as cur:
-            await cur.execute(sql.MIGRATION_LOCK)
-            await cur.execute(sql.VERSION_TABLE)
-            await cur.execute("SELECT max(v) FROM lgrb_migrations")
-            found = await cur.fetchone()
-            current = -1 if found is None or found[0] is None else int(found[0])
-            latest = len(sql.MIGRATIONS) - 1
-            if current > latest:
-                raise LedgerSchemaError(found=current, supported=latest)
-            for version in range(current + 1, latest + 1):
-                for statement in sql.statements(sql.MIGRATIONS[version]):
-                    await cur.execute(statement)
-                await cur.execute(
-                    "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
-                )
+        conn = await self._lock_connection()
+        try:
+            delay = 0.01
+            while not (await self._on(conn, sql.MIGRATION_LOCK, ()))[0][0]:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            try:
+                await super().setup()
+                async with self._tx() as cur:
+                    await cur.execute(sql.VERSION_TABLE)
+                    await cur.execute("SELECT max(v) FROM lgrb_migrations")
+                    found = await cur.fetchone()
+                    current = -1 if found is None or found[0] is None else int(found[0])
+                    latest = len(sql.MIGRATIONS) - 1
+                    if current > latest:
+                        raise LedgerSchemaError(found=current, supported=latest)
+                    for version in range(current + 1, latest + 1):
+                        for statement in sql.statements(sql.MIGRATIONS[version]):
+                            await cur.execute(statement)
+                        await cur.execute(
+                            "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
+                        )
+            finally:
+                await self._on(conn, sql.MIGRATION_UNLOCK, ())
+        finally:
+            await self._release_connection(conn)
 
     # --- checkpoint writes that carry a ledger write ---------------------------------
 
@@ -304,17 +319,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         try:
             conn = await self._lock_connection()
             try:
-                got = (await self._on(conn, sql.LOCK_TRY, (key,)))[0][0]
-                if not got:
-                    who = await self._on(conn, sql.LOCK_HOLDER, (key,))
-                    raise RollbackInProgressError(
-                        thread_id=thread_id,
-                        holder=(
-                            f"PostgreSQL backend pid {who[0][0]}"
-                            if who
-                            else "another session"
-                        ),
-                    )
+                await self._acquire(conn, thread_id, key)
             except BaseException:
                 await self._release_connection(conn)
                 raise
@@ -339,20 +344,69 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 del self._held[thread_id]
             holder.released()
 
+    async def _acquire(
+        self, conn: AsyncConnection[DictRow], thread_id: str, key: str
+    ) -> None:
+        """Take the thread's lock on `conn`, or raise `RollbackInProgressError`.
+
+        Another rollback holding it refuses at once; intents holding it
+        (shared, for milliseconds) are waited for, up to five seconds.
+        """
+        if (await self._on(conn, sql.LOCK_TRY, (key,)))[0][0]:
+            return
+        who = await self._on(conn, sql.LOCK_HOLDER, (key,))
+        if not who:
+            try:
+                async with self._shared(conn), conn.transaction():
+                    await conn.execute(sql.LOCK_WAIT_TIMEOUT)
+                    await conn.execute(sql.LOCK_WAIT, (key,))
+                return
+            except LockNotAvailable:
+                who = await self._on(conn, sql.LOCK_HOLDER, (key,))
+        raise RollbackInProgressError(
+            thread_id=thread_id,
+            holder=f"PostgreSQL backend pid {who[0][0]}"
+            if who
+            else "intents still being written after 5 s",
+        )
+
     async def _lock_connection(self) -> AsyncConnection[DictRow]:
+        """The connection a session-level lock is held on.
+
+        With a pool, a connection of its own, outside the pool (closing it
+        releases whatever it holds, and holding it takes nothing from the
+        pool); with a single connection, that connection.
+        """
         if isinstance(self.conn, AsyncConnectionPool):
-            return await self.conn.getconn()
+            pool = self.conn
+            conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+            if inspect.isawaitable(conninfo):
+                conninfo = await conninfo
+            kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+            if inspect.isawaitable(kwargs):
+                kwargs = await kwargs
+            return await AsyncConnection.connect(
+                conninfo, **{**(kwargs or {}), "autocommit": True}
+            )
         return self.conn
 
     async def _release_connection(self, conn: AsyncConnection[DictRow]) -> None:
-        if isinstance(self.conn, AsyncConnectionPool):
-            await self.conn.putconn(conn)
+        """Close a pool's lock connection (releasing anything it still holds)."""
+        if conn is not self.conn:
+            await conn.close()
+
+    @asynccontextmanager
+    async def _shared(self, conn: AsyncConnection[DictRow]) -> AsyncIterator[None]:
+        """The saver's lock, when `conn` is the connection it guards."""
+        if conn is self.conn:
+            async with self.lock:
+                yield
+        else:
+            yield
 
     async def _on(
         self, conn: AsyncConnection[DictRow], text: str, params: Any
     ) -> list[tuple[Any, ...]]:
-        shared = conn is self.conn
-        lock = self.lock if shared else asyncio.Lock()
-        async with lock, conn.cursor(row_factory=tuple_row) as cur:
+        async with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(text, params)
             return list(await cur.fetchall())

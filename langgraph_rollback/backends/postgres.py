@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -14,6 +15,7 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.postgres import PostgresSaver, _internal
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from psycopg import Connection, Cursor
+from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
@@ -133,26 +135,38 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
 
-        Safe to call from several workers at once: the ledger's migrations
-        run under a transaction-level advisory lock.
+        Safe to call from several workers at once: the whole of it runs under
+        a session-level advisory lock.
 
         Raises:
             LedgerSchemaError: The ledger was written by a newer version.
         """
-        super().setup()
-        with self._tx() as cur:
-            cur.execute(sql.MIGRATION_LOCK)
-            cur.execute(sql.VERSION_TABLE)
-            cur.execute("SELECT max(v) FROM lgrb_migrations")
-            found = cur.fetchone()
-            current = -1 if found is None or found[0] is None else int(found[0])
-            latest = len(sql.MIGRATIONS) - 1
-            if current > latest:
-                raise LedgerSchemaError(found=current, supported=latest)
-            for version in range(current + 1, latest + 1):
-                for statement in sql.statements(sql.MIGRATIONS[version]):
-                    cur.execute(statement)
-                cur.execute("INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,))
+        conn = self._lock_connection()
+        try:
+            delay = 0.01
+            while not (self._on(conn, sql.MIGRATION_LOCK, ()))[0][0]:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+            try:
+                super().setup()
+                with self._tx() as cur:
+                    cur.execute(sql.VERSION_TABLE)
+                    cur.execute("SELECT max(v) FROM lgrb_migrations")
+                    found = cur.fetchone()
+                    current = -1 if found is None or found[0] is None else int(found[0])
+                    latest = len(sql.MIGRATIONS) - 1
+                    if current > latest:
+                        raise LedgerSchemaError(found=current, supported=latest)
+                    for version in range(current + 1, latest + 1):
+                        for statement in sql.statements(sql.MIGRATIONS[version]):
+                            cur.execute(statement)
+                        cur.execute(
+                            "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
+                        )
+            finally:
+                self._on(conn, sql.MIGRATION_UNLOCK, ())
+        finally:
+            self._release_connection(conn)
 
     # --- checkpoint writes that carry a ledger write ---------------------------------
 
@@ -316,15 +330,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         try:
             conn = self._lock_connection()
             try:
-                got = self._on(conn, sql.LOCK_TRY, (key,))[0][0]
-                if not got:
-                    who = self._on(conn, sql.LOCK_HOLDER, (key,))
-                    raise RollbackInProgressError(
-                        thread_id=thread_id,
-                        holder=f"PostgreSQL backend pid {who[0][0]}"
-                        if who
-                        else "another session",
-                    )
+                self._acquire(conn, thread_id, key)
             except BaseException:
                 self._release_connection(conn)
                 raise
@@ -358,26 +364,64 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                     thread_id=thread_id, holder="this process"
                 )
 
+    def _acquire(self, conn: Connection[DictRow], thread_id: str, key: str) -> None:
+        """Take the thread's lock on `conn`, or raise `RollbackInProgressError`.
+
+        Another rollback holding it refuses at once; intents holding it
+        (shared, for milliseconds) are waited for, up to five seconds.
+        """
+        if self._on(conn, sql.LOCK_TRY, (key,))[0][0]:
+            return
+        who = self._on(conn, sql.LOCK_HOLDER, (key,))
+        if not who:
+            try:
+                with self._shared(conn), conn.transaction():
+                    conn.execute(sql.LOCK_WAIT_TIMEOUT)
+                    conn.execute(sql.LOCK_WAIT, (key,))
+                return
+            except LockNotAvailable:
+                who = self._on(conn, sql.LOCK_HOLDER, (key,))
+        raise RollbackInProgressError(
+            thread_id=thread_id,
+            holder=f"PostgreSQL backend pid {who[0][0]}"
+            if who
+            else "intents still being written after 5 s",
+        )
+
     def _lock_connection(self) -> Connection[DictRow]:
+        """The connection a session-level lock is held on.
+
+        With a pool, a connection of its own, outside the pool (closing it
+        releases whatever it holds, and holding it takes nothing from the
+        pool); with a single connection, that connection.
+        """
         if isinstance(self.conn, ConnectionPool):
-            return self.conn.getconn()
+            pool = self.conn
+            conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+            kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+            return Connection.connect(
+                conninfo, **{**(kwargs or {}), "autocommit": True}
+            )
         return self.conn
 
     def _release_connection(self, conn: Connection[DictRow]) -> None:
-        if isinstance(self.conn, ConnectionPool):
-            self.conn.putconn(conn)
+        """Close a pool's lock connection (releasing anything it still holds)."""
+        if conn is not self.conn:
+            conn.close()
+
+    @contextmanager
+    def _shared(self, conn: Connection[DictRow]) -> Iterator[None]:
+        """The saver's lock, when `conn` is the connection it guards."""
+        if conn is self.conn:
+            with self.lock:
+                yield
+        else:
+            yield
 
     def _on(
         self, conn: Connection[DictRow], text: str, params: Any
     ) -> list[tuple[Any, ...]]:
         """Run one statement on `conn` (taking the saver's lock if it is shared)."""
-        shared = conn is self.conn
-        if shared:
-            self.lock.acquire()
-        try:
-            with conn.cursor(row_factory=tuple_row) as cur:
-                cur.execute(text, params)
-                return list(cur.fetchall())
-        finally:
-            if shared:
-                self.lock.release()
+        with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(text, params)
+            return list(cur.fetchall())

@@ -27,6 +27,8 @@ __all__ = [
     "LOCK_KEY",
     "LOCK_TRY",
     "LOCK_UNLOCK",
+    "LOCK_WAIT",
+    "LOCK_WAIT_TIMEOUT",
     "MARK_RESTORED",
     "MIGRATIONS",
     "SAVE_ROLLBACK",
@@ -114,8 +116,13 @@ def statements(migration: str) -> list[str]:
     return [part.strip() for part in migration.split(";") if part.strip()]
 
 
-MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('lgrb:migrations', 0))"
-"""Serialises concurrent `setup()` calls from several workers."""
+MIGRATION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('lgrb:migrations', 0))"
+"""Serialises concurrent `setup()` calls from several workers. Session-level:
+LangGraph's own migrations run `CREATE INDEX CONCURRENTLY`, outside any
+transaction, and are not safe to run twice at once either. Tried in a loop,
+never waited for in a statement: `CREATE INDEX CONCURRENTLY` waits for every
+open transaction, a blocked lock request included, which would deadlock."""
+MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('lgrb:migrations', 0))"
 
 _INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
 INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
@@ -207,14 +214,21 @@ LOCK_KEY = "lgrb:thread:{thread_id}"
 LOCK_SHARED = "SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0))"
 """Taken by each intent's transaction: fails while a rollback holds the thread."""
 LOCK_TRY = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+LOCK_WAIT_TIMEOUT = "SET LOCAL lock_timeout = '5s'"
+LOCK_WAIT = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
+"""Taken (under `LOCK_WAIT_TIMEOUT`) when only intents hold the thread's lock:
+they commit in milliseconds, and a waiting exclusive request goes ahead of
+new shared ones, so the rollback is not starved by a busy thread."""
 LOCK_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
 LOCK_HOLDER = """
 SELECT a.pid, a.client_addr, a.application_name
 FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted
+WHERE l.locktype = 'advisory' AND l.granted AND l.mode = 'ExclusiveLock'
   AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%s, 0)
 LIMIT 1
 """
+"""Who holds the thread exclusively (a rollback); no row when only intents
+hold it, shared."""
 
 
 # --- thread lifecycle (LangGraph's optional delete_for_runs / copy_thread) ------
