@@ -186,3 +186,34 @@ def test_ledger_rows_are_indexed_by_thread(tmp_path: Path) -> None:
     )
     conn.close()
     assert "lgrb_effects_thread_seq" in plan
+
+
+def _set_up(path: str, start: Any, out: Any) -> None:
+    start.wait()
+    try:
+        with SqliteRollbackSaver.from_conn_string(path) as saver:
+            saver.setup()
+        out.put("ok")
+    except BaseException as exc:
+        out.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_concurrent_setup_of_a_new_file(tmp_path: Path) -> None:
+    """Six processes open one new file at once: each migration runs once, and
+    upstream's `PRAGMA journal_mode=WAL` racing is retried, not raised."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for trial in range(5):
+        path = str(tmp_path / f"new-{trial}.sqlite")
+        start, out = ctx.Event(), ctx.Queue()
+        procs = [ctx.Process(target=_set_up, args=(path, start, out)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        start.set()
+        for p in procs:
+            p.join(60)
+        assert [out.get(timeout=5) for _ in procs] == ["ok"] * 6
+        with sqlite3.connect(path) as conn:
+            versions = [v for (v,) in conn.execute("SELECT v FROM lgrb_migrations")]
+        assert versions == list(range(len(versions))) and versions

@@ -20,7 +20,7 @@ from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._ledger import LedgerRow, row_from_tuple
 from langgraph_rollback._ops import (
     Begin,
@@ -44,7 +44,11 @@ from langgraph_rollback.backends.base import (
     prune_args,
     reanchor,
 )
-from langgraph_rollback.backends.sql_common import select_sql, update_sql
+from langgraph_rollback.backends.sql_common import (
+    pending_migrations,
+    select_sql,
+    update_sql,
+)
 
 __all__ = ["AsyncPostgresRollbackSaver"]
 
@@ -136,16 +140,11 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                     await cur.execute(sql.VERSION_TABLE)
                     await cur.execute("SELECT max(v) FROM lgrb_migrations")
                     found = await cur.fetchone()
-                    current = -1 if found is None or found[0] is None else int(found[0])
-                    latest = len(sql.MIGRATIONS) - 1
-                    if current > latest:
-                        raise LedgerSchemaError(found=current, supported=latest)
-                    for version in range(current + 1, latest + 1):
-                        for statement in sql.statements(sql.MIGRATIONS[version]):
-                            await cur.execute(statement)
-                        await cur.execute(
-                            "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
-                        )
+                    current = None if found is None else found[0]
+                    for text, params in pending_migrations(
+                        sql.MIGRATIONS, current, "%s"
+                    ):
+                        await cur.execute(text, params)
             finally:
                 await self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -19,7 +21,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._ledger import LedgerRow, row_from_tuple, utcnow
 from langgraph_rollback._ops import (
     Begin,
@@ -46,6 +48,8 @@ from langgraph_rollback.backends.base import (
     refuse_delta,
     refuse_if_locked,
 )
+from langgraph_rollback.backends.sql_common import pending_migrations
+from langgraph_rollback.backends.sqlite import SETUP_RETRY_DELAYS
 
 __all__ = ["AsyncSqliteRollbackSaver"]
 
@@ -122,21 +126,35 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         Raises:
             LedgerSchemaError: The ledger was written by a newer version.
         """
-        await super().setup()
+        for delay in SETUP_RETRY_DELAYS:  # see SqliteRollbackSaver.setup
+            try:
+                await super().setup()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or delay is None:
+                    raise
+                await asyncio.sleep(delay)
         if self._ledger_ready:
             return
         async with self.lock:
             if self._ledger_ready:
                 return
-            await self.conn.executescript(sql.VERSION_TABLE)
-            async with self.conn.execute("SELECT max(v) FROM lgrb_migrations") as cur:
-                row = await cur.fetchone()
-            current = -1 if row is None or row[0] is None else int(row[0])
-            latest = len(sql.MIGRATIONS) - 1
-            if current > latest:
-                raise LedgerSchemaError(found=current, supported=latest)
-            for version in range(current + 1, latest + 1):
-                await self.conn.executescript(sql.migration_script(version))
+            if self.conn.in_transaction:
+                await self.conn.rollback()
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute(sql.VERSION_TABLE)
+                async with self.conn.execute(
+                    "SELECT max(v) FROM lgrb_migrations"
+                ) as cur:
+                    row = await cur.fetchone()
+                current = None if row is None else row[0]
+                for text, params in pending_migrations(sql.MIGRATIONS, current):
+                    await self.conn.execute(text, params)
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
             self._ledger_ready = True
 
     async def aput(

@@ -19,7 +19,7 @@ from psycopg.errors import LockNotAvailable
 from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
-from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._ledger import LedgerRow, row_from_tuple
 from langgraph_rollback._ops import (
     Begin,
@@ -43,7 +43,11 @@ from langgraph_rollback.backends.base import (
     prune_args,
     reanchor,
 )
-from langgraph_rollback.backends.sql_common import select_sql, update_sql
+from langgraph_rollback.backends.sql_common import (
+    pending_migrations,
+    select_sql,
+    update_sql,
+)
 
 __all__ = ["PostgresRollbackSaver"]
 
@@ -153,16 +157,11 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                     cur.execute(sql.VERSION_TABLE)
                     cur.execute("SELECT max(v) FROM lgrb_migrations")
                     found = cur.fetchone()
-                    current = -1 if found is None or found[0] is None else int(found[0])
-                    latest = len(sql.MIGRATIONS) - 1
-                    if current > latest:
-                        raise LedgerSchemaError(found=current, supported=latest)
-                    for version in range(current + 1, latest + 1):
-                        for statement in sql.statements(sql.MIGRATIONS[version]):
-                            cur.execute(statement)
-                        cur.execute(
-                            "INSERT INTO lgrb_migrations (v) VALUES (%s)", (version,)
-                        )
+                    current = None if found is None else found[0]
+                    for text, params in pending_migrations(
+                        sql.MIGRATIONS, current, "%s"
+                    ):
+                        cur.execute(text, params)
             finally:
                 self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:

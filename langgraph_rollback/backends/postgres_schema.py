@@ -36,7 +36,6 @@ __all__ = [
     "SELECT_HEAD",
     "SUBTREE",
     "VERSION_TABLE",
-    "statements",
 ]
 
 VERSION_TABLE = """
@@ -105,15 +104,6 @@ MIGRATIONS: list[str] = [
         ON lgrb_rollbacks (thread_id, started_at);
     """,
 ]
-
-
-def statements(migration: str) -> list[str]:
-    """A migration's statements, one per `execute` (psycopg prepares each).
-
-    Migrations contain no string literals with semicolons, so a plain split
-    is exact.
-    """
-    return [part.strip() for part in migration.split(";") if part.strip()]
 
 
 MIGRATION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('lgrb:migrations', 0))"

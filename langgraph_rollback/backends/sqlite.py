@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
@@ -19,7 +20,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from langgraph_rollback._errors import LedgerSchemaError, RollbackInProgressError
+from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._ledger import LedgerRow, row_from_tuple, utcnow
 from langgraph_rollback._ops import (
     Begin,
@@ -46,6 +47,7 @@ from langgraph_rollback.backends.base import (
     refuse_delta,
     refuse_if_locked,
 )
+from langgraph_rollback.backends.sql_common import pending_migrations
 
 __all__ = ["SqliteRollbackSaver"]
 
@@ -137,7 +139,17 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         """
         if self.is_setup:
             return
-        super().setup()
+        # Upstream's script starts with `PRAGMA journal_mode=WAL`, which fails
+        # at once ("database is locked") while another process sets up the
+        # same new file; the script is idempotent, so it is tried again.
+        for delay in SETUP_RETRY_DELAYS:
+            try:
+                super().setup()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or delay is None:
+                    raise
+                time.sleep(delay)
         try:
             _migrate(self.conn)
         except BaseException:
@@ -330,13 +342,22 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             holder.released()
 
 
+SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, None)
+"""Waits between attempts at upstream's setup script; `None`: give up."""
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply the ledger migrations this database has not seen, each atomically."""
-    conn.executescript(sql.VERSION_TABLE)
-    row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
-    current = -1 if row[0] is None else int(row[0])
-    latest = len(sql.MIGRATIONS) - 1
-    if current > latest:
-        raise LedgerSchemaError(found=current, supported=latest)
-    for version in range(current + 1, latest + 1):
-        conn.executescript(sql.migration_script(version))
+    """Apply the ledger migrations this database has not seen, in one
+    transaction that takes the write lock before reading the version."""
+    if conn.in_transaction:
+        conn.rollback()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(sql.VERSION_TABLE)
+        (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+        for text, params in pending_migrations(sql.MIGRATIONS, current):
+            conn.execute(text, params)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()

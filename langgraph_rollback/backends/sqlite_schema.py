@@ -20,7 +20,6 @@ __all__ = [
     "SELECT_BY_ID",
     "SELECT_COLUMNS",
     "VERSION_TABLE",
-    "migration_script",
     "select_sql",
     "update_sql",
 ]
@@ -215,15 +214,6 @@ ON CONFLICT (rollback_id) DO UPDATE SET
     report_type = excluded.report_type,
     report = excluded.report
 """
-
-
-def migration_script(version: int) -> str:
-    """Migration `version` and its version row, as one atomic script."""
-    return (
-        "BEGIN;\n"
-        + MIGRATIONS[version]
-        + f"\nINSERT INTO lgrb_migrations (v) VALUES ({int(version)});\nCOMMIT;"
-    )
 
 
 # --- thread lifecycle (LangGraph's optional delete_for_runs / copy_thread / prune)
