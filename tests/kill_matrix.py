@@ -11,8 +11,10 @@ random time (this process kills it). A second child then recovers as a user
 would: resume the run if it stopped half-way, roll back until the report is
 `ok`, and checks the invariants against the world's own log:
 
-1. no forward call ran twice for one effect (each world change and its log
-   line commit together, so a second line means a second call);
+1. no forward call ran twice, counted per logical call (each call in the
+   graph puts a distinct name=value, and each world change and its log line
+   commit together, so a second line means a second call), and the ledger
+   holds exactly one effect per call;
 2. no inverse ran twice for one effect;
 3. every effect the world saw is in the ledger;
 4. after the completed rollback the world equals the world at the target;
@@ -47,8 +49,11 @@ POINTS = (
     "after_claim",
     "after_inverse",
     "before_restore",
+    "after_restore",
 )
 SEED = {"k1": "seed1", "k3": "seed3"}
+CALLS = 5
+"""Tool calls in the graph `build` makes, each with a distinct name=value."""
 KILL: dict[str, Any] = {"at": None, "counts": Counter()}
 
 
@@ -85,9 +90,13 @@ class Killing:
     ) -> Any:
         from langgraph_rollback._context import restore_mark
 
-        if restore_mark() is not None:
+        restoring = restore_mark() is not None
+        if restoring:
             hit("before_restore")
-        return super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
+        result = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
+        if restoring:
+            hit("after_restore")
+        return result
 
 
 class State(TypedDict, total=False):
@@ -134,10 +143,12 @@ class World:
         with self.connect() as db:
             return dict(db.execute("SELECT name, value FROM items").fetchall())
 
-    def log(self, kind: str) -> Counter[str]:
+    def log(self, kind: str, by: str = "effect_id") -> Counter[str]:
+        """How often each effect id (or `by="call"`: each name=value) is logged."""
+        column = "name || '=' || value" if by == "call" else "effect_id"
         with self.connect() as db:
             rows = db.execute(
-                "SELECT effect_id FROM log WHERE kind = ?", (kind,)
+                f"SELECT {column} FROM log WHERE kind = ?", (kind,)
             ).fetchall()
         return Counter(r[0] for r in rows)
 
@@ -196,6 +207,7 @@ class Backend:
             return cls(conn, registry=registry), conn.close
         from psycopg import Connection
         from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
 
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
@@ -203,11 +215,17 @@ class Backend:
         if killing:
             pg_cls = type("KillingPostgres", (Killing, PostgresRollbackSaver), {})
         assert self.url is not None
-        conn = Connection.connect(
-            self.url, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        )
-        saver = pg_cls(conn, registry=registry)
-        return saver, conn.close
+        kwargs: Any = {
+            "autocommit": True,
+            "prepare_threshold": 0,
+            "row_factory": dict_row,
+        }
+        if self.kind == "postgres_pool":
+            pool = ConnectionPool(self.url, min_size=1, max_size=3, kwargs=kwargs)
+            pool.open(wait=True)
+            return pg_cls(pool, registry=registry), pool.close
+        conn = Connection.connect(self.url, **kwargs)
+        return pg_cls(conn, registry=registry), conn.close
 
 
 def phase_a(backend: Backend, root: Path, thread: str, kill_at: Any) -> None:
@@ -218,10 +236,18 @@ def phase_a(backend: Backend, root: Path, thread: str, kill_at: Any) -> None:
     saver, close = backend.open(root, killing=True)
     graph = build(saver, World(root / "world.sqlite"))
     config = {"configurable": {"thread_id": thread}}
+    # A kill from here on is a kill mid-run.
+    (root / "started").write_text(repr(time.perf_counter()))
     graph.invoke({"log": []}, config, durability="sync")
     first = list(graph.get_state_history(config))[-1]
     rollback(graph, config, to=first)
     close()
+
+
+def restored(graph: Any, config: Any) -> bool:
+    """Whether the head is a rollback's restored copy (a finished rollback:
+    resuming from it would be a new run, not a recovery)."""
+    return "lgrb_restore" in (graph.get_state(config).metadata or {})
 
 
 def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
@@ -233,9 +259,14 @@ def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
     graph = build(saver, world)
     config: Any = {"configurable": {"thread_id": thread}}
     history = list(graph.get_state_history(config))
-    if not history:
+    if len(history) <= 1:
+        # Nothing stored, or only the input checkpoint (perhaps without its
+        # input write): no task ran yet, so start the run again.
         graph.invoke({"log": []}, config, durability="sync")
-    elif graph.get_state(config).next:
+    elif not restored(graph, config):
+        # Resume. Not only when `get_state().next` is set: when every task of
+        # the head's step left its writes, `next` is empty but the run is not
+        # over (the next step's checkpoint was never written).
         graph.invoke(None, config, durability="sync")
     first = list(graph.get_state_history(config))[-1]
     reports = []
@@ -245,10 +276,17 @@ def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
         if report.ok:
             break
     forward, inverse = world.log("forward"), world.log("inverse")
+    calls = world.log("forward", by="call")
     ledger = {e.id for e in saver.list_effects(config)}
     violations = []
-    if any(n > 1 for n in forward.values()):
-        violations.append(f"a forward call ran twice: {dict(forward)}")
+    if any(n > 1 for n in forward.values()) or any(n > 1 for n in calls.values()):
+        violations.append(f"a forward call ran twice: {dict(calls)}")
+    if len(ledger) != CALLS:
+        effects = [(e.tool, e.args, e.status.value) for e in saver.list_effects(config)]
+        violations.append(
+            f"{len(ledger)} effects in the ledger, not {CALLS}: {effects}; "
+            f"{len(history)} checkpoints at recovery, reports {reports}"
+        )
     if any(n > 1 for n in inverse.values()):
         violations.append(f"an inverse ran twice: {dict(inverse)}")
     if set(forward) - ledger:
@@ -288,7 +326,9 @@ def run_scenario(
     root.mkdir()
     World(root / "world.sqlite").seed()
     thread = f"kill-{name}"
+    forked = time.perf_counter()
     status = fork(phase_a, backend, root, thread, kill_at, kill_after=kill_after)
+    lifetime = time.perf_counter() - forked
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     out = root / "result.json"
 
@@ -298,33 +338,49 @@ def run_scenario(
     if fork(recover) != 0 or not out.exists():
         return {"name": name, "killed": killed, "violations": ["recovery crashed"]}
     result = json.loads(out.read_text())
-    return {"name": name, "killed": killed, **result}
+    started = (root / "started").exists()
+    return {
+        "name": name,
+        "killed": killed,
+        "mid_run": killed and started,
+        "lifetime": lifetime,
+        **result,
+    }
 
 
-def count_points(backend: Backend, base: Path) -> tuple[Counter[str], float]:
-    """A run without kills: how often each point is reached, and how long it takes."""
-    root = base / "dry"
-    root.mkdir()
-    World(root / "world.sqlite").seed()
-    counts_file = root / "counts.json"
+def count_points(backend: Backend, base: Path) -> tuple[Counter[str], float, float]:
+    """Runs without kills: how often each point is reached, and when, as this
+    process sees it, a child starts its run and how long the run takes (the
+    medians of three, as the first pays for caches). Random kills fall in
+    that run's window."""
+    starts, runs = [], []
+    for attempt in range(3):
+        root = base / f"dry-{attempt}"
+        root.mkdir()
+        World(root / "world.sqlite").seed()
+        counts_file = root / "counts.json"
 
-    def dry() -> None:
-        start = time.perf_counter()
-        phase_a(backend, root, "kill-dry", None)
-        counts_file.write_text(
-            json.dumps(
-                {"counts": KILL["counts"], "seconds": time.perf_counter() - start}
+        def dry(root: Path = root, counts_file: Path = counts_file) -> None:
+            phase_a(backend, root, "kill-dry", None)
+            # perf_counter is CLOCK_MONOTONIC: the same clock in every process.
+            counts_file.write_text(
+                json.dumps({"counts": KILL["counts"], "ended": time.perf_counter()})
             )
-        )
 
-    assert fork(dry) == 0, "the dry run failed"
-    data = json.loads(counts_file.read_text())
-    return Counter(data["counts"]), float(data["seconds"])
+        forked = time.perf_counter()
+        assert fork(dry) == 0, "the dry run failed"
+        started = float((root / "started").read_text())
+        starts.append(started - forked)
+        runs.append(json.loads(counts_file.read_text())["ended"] - started)
+    counts = Counter(json.loads(counts_file.read_text())["counts"])
+    return counts, sorted(starts)[1], sorted(runs)[1]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--backend", choices=("sqlite", "postgres", "postgres_pool"), default="sqlite"
+    )
     parser.add_argument("--url")
     parser.add_argument("--random", type=int, default=220)
     parser.add_argument("--seed", type=int, default=7)
@@ -336,7 +392,7 @@ def main() -> None:
 
     import langgraph_rollback
 
-    if args.backend == "postgres":
+    if args.backend.startswith("postgres"):
         import langgraph_rollback.postgres  # noqa: F401
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
@@ -346,7 +402,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="lgrb-kill-") as tmp:
         base = Path(tmp)
-        counts, seconds = count_points(backend, base)
+        counts, startup, seconds = count_points(backend, base)
         missing = [p for p in POINTS if counts[p] == 0]
         assert not missing, f"points never reached: {missing}"
         for point in POINTS:
@@ -355,8 +411,13 @@ def main() -> None:
                 results.append(run_scenario(backend, base, name, (point, n), None))
         rng = random.Random(args.seed)
         for i in range(args.random):
-            delay = rng.uniform(0, seconds * 1.3)
-            results.append(run_scenario(backend, base, f"random-{i}", None, delay))
+            delay = startup + rng.uniform(0, seconds)
+            result = run_scenario(backend, base, f"random-{i}", None, delay)
+            results.append(result)
+            if not result["killed"]:
+                # Runs get faster as caches warm: a child that outlived its
+                # kill time shows the window is now shorter.
+                seconds = min(seconds, max(result["lifetime"] - startup, 0.001))
     named = [r for r in results if not r["name"].startswith("random")]
     violations = [(r["name"], v) for r in results for v in r["violations"]]
     summary = {
@@ -365,13 +426,20 @@ def main() -> None:
         "named_killed": sum(r["killed"] for r in named),
         "random_times": args.random,
         "random_killed": sum(
-            r["killed"] for r in results if r["name"].startswith("random")
+            r.get("mid_run", False) for r in results if r["name"].startswith("random")
         ),
+        "random_before_start": sum(
+            r["killed"] and not r.get("mid_run")
+            for r in results
+            if r["name"].startswith("random")
+        ),
+        "ledger_effects": sorted({r.get("effects", -1) for r in results}),
         "kill_points_tried": len(results),
         "violations": len(violations),
         "violation_details": violations[:20],
         "seconds": round(time.perf_counter() - started, 1),
         "dry_run_seconds": round(seconds, 3),
+        "child_startup_seconds": round(startup, 3),
     }
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary))

@@ -49,7 +49,9 @@ def test_kill_matrix_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert summary["violations"] == 0
     assert summary["named_points"] >= 8
     assert summary["named_killed"] == summary["named_points"]
+    assert summary["random_killed"] >= summary["random_times"] * 0.5
     assert summary["kill_points_tried"] >= 250
+    assert summary["random_killed"] >= summary["random_times"] * 0.6
 
 
 @pytest.mark.timeout(600)
@@ -62,4 +64,19 @@ def test_kill_matrix_postgres(
     report(summary, capsys)
     assert summary["violation_details"] == []
     assert summary["violations"] == 0
+    assert summary["named_killed"] == summary["named_points"]
+    assert summary["random_killed"] >= summary["random_times"] * 0.5
+
+
+@pytest.mark.timeout(600)
+def test_kill_matrix_postgres_pool(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same on a connection pool, where rollback locks live on their own
+    connections."""
+    summary = run_matrix(
+        tmp_path, "--backend", "postgres_pool", "--url", pg_url, "--random", "20"
+    )
+    report(summary, capsys)
+    assert summary["violation_details"] == []
     assert summary["named_killed"] == summary["named_points"]
