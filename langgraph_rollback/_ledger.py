@@ -380,9 +380,17 @@ def _time(value: str | None) -> datetime | None:
 # --- identity ---------------------------------------------------------------
 
 
-def effect_id_for(thread_id: str, task_ns: str, task_id: str, call_key: str) -> str:
-    """The deterministic id of an effect (a UUIDv5 of its identity)."""
-    name = json.dumps([thread_id, task_ns, task_id, call_key], ensure_ascii=False)
+def effect_id_for(task_ns: str, task_id: str, call_key: str) -> str:
+    """The deterministic id of an effect (a UUIDv5 of its identity).
+
+    The thread is not part of it: LangGraph derives a task's id from its
+    checkpoint's id (a UUIDv6, unique across threads), so `(task_ns, task_id)`
+    already names one task of one thread, or of its copies. A thread copied
+    with `copy_thread` keeps the checkpoint ids, so resuming the copy finds
+    the source's recorded effects and replays them instead of calling again
+    (the rows stay with the source thread).
+    """
+    name = json.dumps([task_ns, task_id, call_key], ensure_ascii=False)
     return str(uuid.uuid5(_EFFECT_NAMESPACE, name))
 
 

@@ -98,7 +98,7 @@ def record_flow(
     call_key, ordinal = call_key_for(ctx, tool, args, tool_call_id)
     # Serialise before anything else: unstorable arguments fail before the call.
     intent = encode_payload(serde, {"args": args, "before": None}, tool=tool)
-    effect_id = effect_id_for(ctx.thread_id, ctx.task_ns, ctx.task_id, call_key)
+    effect_id = effect_id_for(ctx.task_ns, ctx.task_id, call_key)
 
     mode: GuardMode = ctx.guard if definition.kind in _GUARDED else "allow"
     if mode == "ask":

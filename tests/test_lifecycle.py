@@ -115,3 +115,32 @@ def test_bad_prune_arguments(saver: BaseRollbackSaver) -> None:
         saver.prune("t")  # type: ignore[attr-defined]
     with pytest.raises(InvalidConfigError, match="keep_latest"):
         saver.prune(["t"], strategy="everything")  # type: ignore[attr-defined]
+
+
+def test_resuming_a_copy_replays_the_sources_calls(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    """A node records a call, then fails; the thread is copied and the copy
+    resumed: the call is replayed from the source's ledger, not made again."""
+    tools = build_tools(world, registry)
+    failures = [RuntimeError("transient")]
+
+    def act(state: Log) -> Log:
+        tools.write_file("order.txt", "charged")
+        if failures:
+            raise failures.pop()
+        return {"log": ["done"]}
+
+    builder = StateGraph(Log)
+    builder.add_node(act)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    graph = builder.compile(checkpointer=saver)
+    with pytest.raises(RuntimeError, match="transient"):
+        graph.invoke({"log": []}, cfg("src"), durability="sync")
+    saver.copy_thread("src", "dst")
+    assert graph.invoke(None, cfg("dst"), durability="sync") == {"log": ["done"]}
+    assert world.count("forward", "write_file") == 1
+    (effect,) = saver.list_effects(cfg("src"))
+    assert effect.status == EffectStatus.APPLIED
+    assert saver.list_effects(cfg("dst")) == []

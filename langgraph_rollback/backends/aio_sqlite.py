@@ -232,6 +232,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         await self.setup()
         async with self.lock:
             try:
+                # Write-lock before reading (see SqliteRollbackSaver).
+                await self._begin_immediate()
                 async with self.conn.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,)) as cur:
                     deleted = {(t, c): p for t, c, p in await cur.fetchall()}
                 for thread in {t for t, _ in deleted}:
@@ -277,6 +279,17 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
 
     # --- async ledger primitives -------------------------------------------------
 
+    async def _begin_immediate(self) -> None:
+        """Open a write-locked transaction (the caller holds `self.lock`).
+
+        A transaction already open here is one a failed upstream write left
+        behind (upstream's `aput` does not roll back on error): it is rolled
+        back, not joined, so this transaction commits nothing half-done.
+        """
+        if self.conn.in_transaction:
+            await self.conn.rollback()
+        await self.conn.execute("BEGIN IMMEDIATE")
+
     async def _write(self, text: str, params: Any) -> int:
         """Run one write and commit; roll back if it fails. Returns rowcount."""
         await self.setup()
@@ -302,8 +315,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         await self.setup()
         async with self.lock:
             try:
-                if not self.conn.in_transaction:
-                    await self.conn.execute("BEGIN IMMEDIATE")
+                await self._begin_immediate()
                 async with self.conn.execute(sql.LOCK_HOLDER, (row.thread_id,)) as cur:
                     refuse_if_locked(row.thread_id, await cur.fetchone())
                 async with self.conn.execute(sql.INSERT_INTENT, params) as cur:
@@ -366,8 +378,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             try:
                 # One write transaction from the check to the insert, so two
                 # processes sharing the file cannot both see the lock free.
-                if not self.conn.in_transaction:
-                    await self.conn.execute("BEGIN IMMEDIATE")
+                await self._begin_immediate()
                 async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
                     current = await cur.fetchone()
                 if current is not None and current[0] != holder.token:

@@ -178,8 +178,15 @@ them; undo what you need before deleting):
 - `delete_for_runs` also moves the anchor (`base_checkpoint_id`) of each
   effect whose checkpoints it deletes to the nearest remaining ancestor, in
   the same transaction: a rollback to that checkpoint still undoes them.
+  Effects whose checkpoints are gone are placed by that anchor, like those
+  of a run whose checkpoints were never stored; so deleting an abandoned
+  fork's run places its effects at the fork point, where a rollback to (or
+  before) it undoes them, while before the deletion they were orphans, left
+  alone.
 - `copy_thread(src, dst)` copies checkpoints and writes; the effects stay with
-  `src`, where they happened (undo them there).
+  `src`, where they happened (undo them there). Resuming the copy replays
+  the source's recorded calls (effect ids do not include the thread), so it
+  repeats none of them.
 - `prune(..., strategy="keep_latest")` keeps each namespace's latest
   checkpoint with its pending writes and no parent, so the thread can be
   rolled back only to it afterwards; it refuses threads that use a

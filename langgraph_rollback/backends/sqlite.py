@@ -210,6 +210,10 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         """Delete the checkpoints and writes of these runs; the ledger stays."""
         ids = json.dumps([str(r) for r in run_ids])
         with self.cursor() as cur:
+            # Write-lock before reading, so no intent or checkpoint lands
+            # between the reads and the deletes.
+            if not self.conn.in_transaction:
+                cur.execute("BEGIN IMMEDIATE")
             cur.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,))
             deleted = {(t, c): p for t, c, p in cur.fetchall()}
             for thread in {t for t, _ in deleted}:
