@@ -15,6 +15,8 @@ def test_there_are_notebooks() -> None:
     names = [p.name for p in NOTEBOOKS]
     assert "01_quickstart.ipynb" in names
     assert "02_replan_after_failure.ipynb" in names
+    assert "03_files_and_git.ipynb" in names
+    assert "04_human_approval.ipynb" in names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -35,3 +37,15 @@ def test_notebook_runs(path: Path) -> None:
         if output.get("output_type") == "error"
     ]
     assert errors == []
+    # Every notebook shows the thread as a picture, and a report as text.
+    outputs = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    ]
+    assert any("image/svg+xml" in o.get("data", {}) for o in outputs), path.name
+    text = "".join(
+        o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outputs
+    )
+    assert "Rolled back thread" in text or "[rollback report]" in text, path.name

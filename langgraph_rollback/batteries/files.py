@@ -112,11 +112,11 @@ def restore_image(before: dict[str, Any]) -> str:
     return f"restored {target.name}"
 
 
-def _undo_single(effect: Effect) -> str:
+def restore_file(effect: Effect) -> str:
     return restore_image(effect.before)
 
 
-def _undo_move(effect: Effect) -> str:
+def restore_moved_files(effect: Effect) -> str:
     # Restore the destination first (it may have held something), then the source.
     restore_image(effect.before["destination"])
     restore_image(effect.before["source"])
@@ -195,9 +195,9 @@ def file_tools(
         return declared
 
     return [
-        declare(write_file, _undo_single, observe_one),
-        declare(append_file, _undo_single, observe_one),
-        declare(delete_file, _undo_single, observe_one),
-        declare(move_file, _undo_move, observe_move),
-        declare(make_directory, _undo_single, observe_one),
+        declare(write_file, restore_file, observe_one),
+        declare(append_file, restore_file, observe_one),
+        declare(delete_file, restore_file, observe_one),
+        declare(move_file, restore_moved_files, observe_move),
+        declare(make_directory, restore_file, observe_one),
     ]

@@ -173,7 +173,7 @@ def _observe(work_tree: str, git_dir: str, **_: Any) -> dict[str, str]:
     return snapshot(work_tree, git_dir)
 
 
-def _undo(effect: Effect) -> str:
+def restore_tree(effect: Effect) -> str:
     done = restore(
         effect.args["work_tree"], effect.args["git_dir"], effect.before["commit"]
     )
@@ -188,7 +188,7 @@ DEFINITION = ToolDefinition(
     name=TOOL,
     kind=Reversibility.REVERSIBLE,
     origin="langgraph_rollback.batteries.git",
-    undo=_undo,
+    undo=restore_tree,
     observe=_observe,
     params=("work_tree", "git_dir", "label"),
     container=True,

@@ -236,7 +236,7 @@ def _images(
     }
 
 
-def _undo(effect: Effect) -> str:
+def restore_rows(effect: Effect) -> str:
     images = effect.result[1] if isinstance(effect.result, (list, tuple)) else None
     if not images:
         raise RollbackError(
@@ -338,6 +338,6 @@ def sql_tools(
             fn, response_format="content_and_artifact"
         )
         declared.append(
-            reversible(undo=_undo, kind="reversible", registry=registry)(lc_tool)
+            reversible(undo=restore_rows, kind="reversible", registry=registry)(lc_tool)
         )
     return declared
