@@ -253,9 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     effects = sub.add_parser("effects", help="the ledger of a thread, newest first")
     effects.add_argument("db", help="SQLite file or postgresql:// URL")
-    effects.add_argument("--thread", required=True)
+    effects.add_argument("--thread", required=True, help="the thread id")
     effects.add_argument("--status", help="only effects in this status")
-    effects.add_argument("--limit", type=int)
+    effects.add_argument("--limit", type=int, help="at most this many, newest first")
     effects.add_argument("--json", action="store_true", help="print JSON")
     effects.set_defaults(run=cmd_effects)
 
@@ -265,9 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         command = sub.add_parser(name, help=helptext)
         command.add_argument("db", help="SQLite file or postgresql:// URL")
-        command.add_argument("--thread", required=True)
-        command.add_argument("--to", required=True, help="checkpoint id, or 'first'")
-        command.add_argument("--graph", required=True, help="module:attr of the graph")
+        command.add_argument("--thread", required=True, help="the thread id")
+        command.add_argument(
+            "--to",
+            required=True,
+            help="checkpoint id, or 'first' (the thread's first checkpoint)",
+        )
+        command.add_argument(
+            "--graph",
+            required=True,
+            help="module:attr of your StateGraph, compiled graph, or "
+            "function saver -> compiled graph (importing it declares the tools)",
+        )
         if name == "rollback":
             command.add_argument("--yes", action="store_true", help="do not ask")
             command.add_argument(
