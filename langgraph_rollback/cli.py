@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -48,22 +49,70 @@ def _is_postgres(db: str) -> bool:
 
 @contextmanager
 def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
-    """The saver for `db`: a SQLite path, or a PostgreSQL URL."""
+    """The saver for `db`: a SQLite path, or a PostgreSQL URL.
+
+    Unless `create`, `db` must already hold a ledger: inspecting a database
+    never creates tables in it.
+    """
+    missing = CliError(
+        f"{db}: no ledger tables here. Fix: pass the database your graph's "
+        "rollback saver writes, or create the tables with "
+        f"`langgraph-rollback migrate {db}`."
+    )
     if _is_postgres(db):
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
-        with PostgresRollbackSaver.from_conn_string(db) as pg_saver:
+        with _connecting(db), PostgresRollbackSaver.from_conn_string(db) as pg_saver:
+            if not create:
+                with pg_saver._cursor() as cur:
+                    cur.execute("SELECT to_regclass('lgrb_effects') AS t")
+                    found = cur.fetchone()
+                if not found or found["t"] is None:
+                    raise missing
             yield pg_saver
         return
     from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
 
-    if not create and not Path(db).exists():
-        raise CliError(
-            f"{db}: no such SQLite file. Fix: pass the database your graph's "
-            "SqliteRollbackSaver writes (or a postgresql:// URL)."
-        )
+    if not create:
+        if not Path(db).exists():
+            raise CliError(
+                f"{db}: no such SQLite file. Fix: pass the database your graph's "
+                "SqliteRollbackSaver writes (or a postgresql:// URL)."
+            )
+        with closing(
+            sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+        ) as conn:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
+                ).fetchone()
+                is None
+            ):
+                raise missing
     with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
         yield sqlite_saver
+
+
+@contextmanager
+def _connecting(db: str) -> Iterator[None]:
+    """Turn a failure to reach a PostgreSQL server into a `CliError`."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        first = (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        )
+        raise CliError(
+            f"cannot reach {_redact(db)}: {first}. Fix: check the URL, and that "
+            "the server is running and accepts connections."
+        ) from exc
+
+
+def _redact(url: str) -> str:
+    """`url` without its password."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
@@ -207,7 +256,7 @@ def _pending_sql(db: str) -> list[str]:
 
         from langgraph_rollback.backends import postgres_schema as pg
 
-        with psycopg.connect(db) as conn:
+        with _connecting(db), psycopg.connect(db) as conn:
             exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
             current = -1
             if exists and exists[0]:
@@ -233,7 +282,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         pending = _pending_sql(args.db)
         out.write("-- LangGraph's own tables are created by its setup() first.\n")
         for text in pending:
-            out.write(text.strip() + ";\n\n")
+            out.write(text.strip().rstrip(";") + ";\n\n")
         if len(pending) == 1:
             out.write("-- The ledger is up to date.\n")
         return 0
@@ -280,13 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "rollback":
             command.add_argument("--yes", action="store_true", help="do not ask")
             command.add_argument(
-                "--on-irreversible", default="skip", choices=("skip", "abort")
+                "--on-irreversible",
+                default="skip",
+                choices=("skip", "abort"),
+                help="irreversible and undeclared effects: leave and report them "
+                "(default), or refuse before undoing anything",
             )
             command.add_argument(
-                "--on-conflict", default="abort", choices=("abort", "skip", "force")
+                "--on-conflict",
+                default="abort",
+                choices=("abort", "skip", "force"),
+                help="targets changed since the agent touched them: refuse "
+                "(default), leave those effects, or undo them anyway",
             )
             command.add_argument(
-                "--on-failure", default="stop", choices=("stop", "continue")
+                "--on-failure",
+                default="stop",
+                choices=("stop", "continue"),
+                help="an inverse raises: stop there (default), or still run the "
+                "older ones; either way the state is not restored",
             )
         command.set_defaults(run=run)
 

@@ -221,7 +221,9 @@ class Backend:
             "row_factory": dict_row,
         }
         if self.kind == "postgres_pool":
-            pool = ConnectionPool(self.url, min_size=1, max_size=3, kwargs=kwargs)
+            pool = ConnectionPool(
+                self.url, min_size=1, max_size=3, kwargs=kwargs, open=False
+            )
             pool.open(wait=True)
             return pg_cls(pool, registry=registry), pool.close
         conn = Connection.connect(self.url, **kwargs)

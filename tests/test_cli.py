@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,23 @@ def test_cli_errors(tmp_path: Path) -> None:
     bad_status = cli("effects", str(db), "--thread", "t", "--status", "weird", env={})
     assert bad_status.returncode == 2
     assert "weird" in bad_status.stderr
+
+    # Inspecting a database never creates tables in it.
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE mine (a)")
+    refused = cli("effects", str(other), "--thread", "t", env={})
+    assert refused.returncode == 2
+    assert "no ledger tables" in refused.stderr and "migrate" in refused.stderr
+    with sqlite3.connect(other) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master")]
+    assert names == ["mine"]
+    # An unreachable server is one line naming the URL (without its password).
+    down = cli(
+        "effects", "postgresql://me:secret@127.0.0.1:1/agents", "--thread", "t", env={}
+    )
+    assert down.returncode == 2
+    assert "cannot reach postgresql://me:***@127.0.0.1:1/agents" in down.stderr
+    assert "secret" not in down.stderr and "Traceback" not in down.stderr
+    printed = cli("migrate", str(tmp_path / "fresh.sqlite"), "--print-sql", env={})
+    assert ";;" not in printed.stdout
