@@ -395,15 +395,22 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         """
         if self.conn.in_transaction:
             await self.conn.rollback()
-        await self.conn.execute("BEGIN IMMEDIATE")
+        await self.conn.execute_fetchall("BEGIN IMMEDIATE")
+
+    # Statements run with `execute_fetchall`: one hand-off to aiosqlite's
+    # thread each, where `async with conn.execute(...) as cur` and a fetch
+    # take three (execute, fetch, close).
 
     async def _write(self, text: str, params: Any) -> int:
         """Run one write and commit; roll back if it fails. Returns rowcount."""
         await self.setup()
         async with self.lock:
             try:
-                async with self.conn.execute(text, params) as cur:
-                    count = cur.rowcount
+                # The rows this statement changed (the caller holds the lock,
+                # so no other statement runs on the connection meanwhile).
+                before = self.conn.total_changes
+                await self.conn.execute_fetchall(text, params)
+                count = self.conn.total_changes - before
             except BaseException:
                 await self.conn.rollback()
                 raise
@@ -412,8 +419,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
 
     async def _read(self, text: str, params: Any) -> list[Any]:
         await self.setup()
-        async with self.lock, self.conn.execute(text, params) as cur:
-            return list(await cur.fetchall())
+        async with self.lock:
+            return list(await self.conn.execute_fetchall(text, params))
 
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
@@ -423,15 +430,22 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         async with self.lock:
             try:
                 await self._begin_immediate()
-                async with self.conn.execute(sql.LOCK_HOLDER, (row.thread_id,)) as cur:
-                    refuse_if_locked(row.thread_id, await cur.fetchone())
-                async with self.conn.execute(sql.INSERT_INTENT, params) as cur:
-                    inserted = list(await cur.fetchall())
+                held = await self.conn.execute_fetchall(
+                    sql.LOCK_HOLDER, (row.thread_id,)
+                )
+                refuse_if_locked(row.thread_id, next(iter(held), None))
+                inserted = list(
+                    await self.conn.execute_fetchall(sql.INSERT_INTENT, params)
+                )
                 if not inserted:
-                    async with self.conn.execute(
-                        sql.SELECT_BY_ID, (row.effect_id,)
-                    ) as cur:
-                        found = await cur.fetchone()
+                    found = next(
+                        iter(
+                            await self.conn.execute_fetchall(
+                                sql.SELECT_BY_ID, (row.effect_id,)
+                            )
+                        ),
+                        None,
+                    )
             except BaseException:
                 await self.conn.rollback()
                 raise
