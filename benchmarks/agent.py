@@ -14,8 +14,9 @@ checkpoint has the same size at step 10 and at step 1,000: a growing message
 list would measure LangGraph's serializer (quadratic in steps), not the saver.
 
 Peak RSS is measured in a child process per configuration
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss` after the run, with the same
-figure before the run, after imports, as the baseline).
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss` after the run); the run's own
+share is the peak less the current RSS (`VmRSS`) after a 3-step warm-up
+loop of the same kind.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def _effects_summary(effects: list[Effect] | None) -> dict[str, Any]:
 
 def _run_sync(
     kind: str, variant: str, where: str, steps: int, durability: str, workdir: Path
-) -> tuple[float, list[Effect] | None]:
+) -> tuple[float, float, list[Effect] | None]:
     registry = ToolRegistry()
     builder = build_agent(workdir, registry, steps)
     with open_sync_saver(kind, variant, where, registry) as saver:
@@ -139,13 +140,14 @@ def _run_sync(
         start = now()
         graph.invoke(_inputs(), config, durability=durability)
         seconds = now() - start
+        peak = _rss_mb()
         effects = saver.list_effects(config) if variant == "ours" else None
-    return seconds, effects
+    return seconds, peak, effects
 
 
 async def _run_async(
     kind: str, variant: str, where: str, steps: int, durability: str, workdir: Path
-) -> tuple[float, list[Effect] | None]:
+) -> tuple[float, float, list[Effect] | None]:
     registry = ToolRegistry()
     builder = build_agent(workdir, registry, steps)
     async with open_async_saver(kind, variant, where, registry) as saver:
@@ -154,23 +156,28 @@ async def _run_async(
         start = now()
         await graph.ainvoke(_inputs(), config, durability=durability)
         seconds = now() - start
+        peak = _rss_mb()
         effects = await saver.alist_effects(config) if variant == "ours" else None
-    return seconds, effects
+    return seconds, peak, effects
 
 
 def run_once(
     env: Env, kind: str, variant: str, steps: int, durability: str
 ) -> dict[str, Any]:
-    """One timed run on a fresh store; the seconds, sizes and a sanity check."""
+    """One timed run on a fresh store; the seconds, sizes and a sanity check.
+
+    `peak_rss_mb` is the process's peak RSS right after the run, before the
+    ledger is read back for the check.
+    """
     workdir = env.tmpdir("agent-files-")
     try:
         with fresh_store(kind, env, "agent-") as where:
             if is_async(kind):
-                seconds, effects = asyncio.run(
+                seconds, peak, effects = asyncio.run(
                     _run_async(kind, variant, where, steps, durability, workdir)
                 )
             else:
-                seconds, effects = _run_sync(
+                seconds, peak, effects = _run_sync(
                     kind, variant, where, steps, durability, workdir
                 )
             sizes = store_sizes(kind, where)
@@ -182,7 +189,7 @@ def run_once(
     summary = _effects_summary(effects)
     if variant == "ours" and summary["applied"] != steps:
         raise AssertionError(f"{kind}: {summary} recorded after {steps} steps")
-    return {"seconds": seconds, **sizes, **summary}
+    return {"seconds": seconds, "peak_rss_mb": peak, **sizes, **summary}
 
 
 def _figures(runs: list[dict[str, Any]], steps: int) -> dict[str, Any]:
@@ -253,7 +260,8 @@ def bench(
             "median over repeats; ratio = median of paired ours/upstream runs, "
             "pairs interleaved (order alternating) in one process",
             "rss": "peak RSS (ru_maxrss) of a child process that runs one loop; "
-            "baseline = its current RSS (VmRSS) after imports, before the run",
+            "baseline = its current RSS (VmRSS) after a 3-step warm-up loop of "
+            "the same kind (imports, lazily built schemas), before the run",
             "ledger_size": "SQLite: dbstat pages of lgrb_effects and its indexes; "
             "PostgreSQL: pg_total_relation_size('lgrb_effects') after VACUUM",
         },
@@ -331,11 +339,12 @@ def _current_rss_mb() -> float:
 
 def _child(spec: dict[str, Any]) -> None:
     env = Env(root=Path(spec["root"]), quick=True, pg_server=spec["pg_server"])
+    run_once(env, spec["kind"], spec["variant"], 3, spec["durability"])
     baseline = _current_rss_mb()
     run = run_once(
         env, spec["kind"], spec["variant"], spec["steps"], spec["durability"]
     )
-    peak = _rss_mb()
+    peak = run["peak_rss_mb"]
     print(
         json.dumps(
             {

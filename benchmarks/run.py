@@ -114,7 +114,7 @@ FULL = Profile(
     reads_checkpoints=10000,
     reads_batch=200,
     reads_repeats=7,
-    reads_list_repeats=3,
+    reads_list_repeats=5,
 )
 
 QUICK = Profile(
