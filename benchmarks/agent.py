@@ -13,10 +13,11 @@ The model node keeps the last two messages (it removes older ones), so each
 checkpoint has the same size at step 10 and at step 1,000: a growing message
 list would measure LangGraph's serializer (quadratic in steps), not the saver.
 
-Peak RSS is measured in a child process per configuration
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss` after the run); the run's own
-share is the peak less the current RSS (`VmRSS`) after a 3-step warm-up
-loop of the same kind.
+Peak RSS is measured in a child process per configuration: `VmHWM` of
+/proc/self/status right after the run, before the ledger is read back for
+the sanity check (`ru_maxrss` would carry the parent's peak over exec on
+Linux). The run's own share is that peak less the current RSS (`VmRSS`)
+after a 3-step warm-up loop of the same kind.
 """
 
 from __future__ import annotations
@@ -259,7 +260,7 @@ def bench(
             "drain of queued checkpoint writes), on a fresh store per run; "
             "median over repeats; ratio = median of paired ours/upstream runs, "
             "pairs interleaved (order alternating) in one process",
-            "rss": "peak RSS (ru_maxrss) of a child process that runs one loop; "
+            "rss": "peak RSS (VmHWM) of a child process that runs one loop; "
             "baseline = its current RSS (VmRSS) after a 3-step warm-up loop of "
             "the same kind (imports, lazily built schemas), before the run",
             "ledger_size": "SQLite: dbstat pages of lgrb_effects and its indexes; "
@@ -320,21 +321,35 @@ def rss_child(
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+def _status_mb(field: str) -> float | None:
+    """A `/proc/self/status` figure (VmHWM, VmRSS) in MB, or None without /proc."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def _rss_mb() -> float:
-    """Peak RSS so far (ru_maxrss, KB on Linux) in MB."""
+    """Peak RSS of this process so far, in MB.
+
+    `VmHWM` where /proc has it: on Linux, `ru_maxrss` of a process started
+    with fork/vfork + exec keeps the parent's peak (the benchmark's own), so
+    it only serves where /proc is missing.
+    """
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _current_rss_mb() -> float:
     """Current RSS in MB (VmRSS), or the peak where /proc is missing."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return _rss_mb()
+    current = _status_mb("VmRSS")
+    return current if current is not None else _rss_mb()
 
 
 def _child(spec: dict[str, Any]) -> None:
