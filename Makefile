@@ -1,14 +1,15 @@
 # Two commands do all the set-up on a fresh machine with python3:
 #   make demo   - runs the demo on the embedded default (SQLite)
 #   make test   - lint, types and the whole test suite
-# Both create .venv and install what they need on first use.
+#   make bench  - the benchmark suite (not part of make test; ~10 minutes)
+# Each creates .venv and installs what it needs on first use.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest clean
+.PHONY: demo test lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

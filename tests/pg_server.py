@@ -50,8 +50,12 @@ def _run_as() -> tuple[list[str], str | None]:
 
 
 @contextlib.contextmanager
-def throwaway_server() -> Iterator[str]:
-    """Start a PostgreSQL server; yield its URL; stop and delete it."""
+def throwaway_server(*, fsync: bool = False) -> Iterator[str]:
+    """Start a PostgreSQL server; yield its URL; stop and delete it.
+
+    Tests run it with `fsync=off` (speed); the benchmarks turn it on, so
+    commits cost what they cost in production.
+    """
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if not initdb or not pg_ctl:
         raise PostgresUnavailable("initdb/pg_ctl not on PATH")
@@ -82,7 +86,8 @@ def throwaway_server() -> Iterator[str]:
             "--no-sync",
         )
         options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+            f"-c fsync={'on' if fsync else 'off'} "
             "-c max_connections=200"
         )
         run(

@@ -189,6 +189,28 @@ INSERT_CHECKPOINT = (
 )
 """Upstream's checkpoint insert (langgraph checkpoint-sqlite 3.1 `put`)."""
 
+_CHECKPOINT_COLUMNS = (
+    "thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
+)
+
+SELECT_CHECKPOINT_BY_ID = (
+    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+    "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+)
+"""Upstream's `aget_tuple` statement for a given checkpoint id."""
+
+SELECT_LATEST_CHECKPOINT = (
+    f"SELECT {_CHECKPOINT_COLUMNS} FROM checkpoints "
+    "WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"
+)
+"""Upstream's `aget_tuple` statement for a thread's latest checkpoint."""
+
+SELECT_CHECKPOINTS = (
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
+    "checkpoint, metadata FROM checkpoints"
+)
+"""Upstream's `alist` statement, before its `WHERE` and `ORDER BY`."""
+
 LOCK_HOLDER = "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?"
 LOCK_RELEASE = "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?"
 LOCK_BREAK = "DELETE FROM lgrb_locks WHERE thread_id = ?"
