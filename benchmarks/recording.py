@@ -3,10 +3,12 @@
 - The floor: raw `sqlite3`, WAL mode, one ~2 KB row inserted per transaction,
   with `synchronous=FULL` and `=NORMAL`, on a file in the same directory.
 - Recording: the write-ahead flow of one declared tool call (`record_flow`:
-  the intent committed before the call, the outcome after it) driven against
-  a `SqliteRollbackSaver` and an `AsyncSqliteRollbackSaver` on a file, with a
-  call that does nothing, so only the ledger's cost is left. Its arguments
-  are a path and a 200-byte content, as in the agent loop.
+  the intent committed before the call, the outcome written after it) driven
+  against a `SqliteRollbackSaver` and an `AsyncSqliteRollbackSaver` on a
+  file, with a call that does nothing, so only the ledger's cost is left. Its
+  arguments are a path and a 200-byte content, as in the agent loop. With no
+  graph around it, each outcome travels with the next call's intent (in a
+  graph, with the task's writes); the last one is committed inside the timing.
 - Commits: every `COMMIT` statement the saver's connection runs is counted
   (`sqlite3` `set_trace_callback`), in the recording loop and in the agent
   loop of section 1 (ours minus upstream, per effect).
@@ -122,6 +124,8 @@ def record_sync(path: Path, count: int) -> dict[str, float]:
         start = now()
         for i in range(count):
             run_sync(_flow(ctx, definition, i), saver, perform=lambda: "ok")
+        with saver.cursor():  # commits the last outcome
+            pass
         seconds = (now() - start) / count
         conn.set_trace_callback(None)
         (sync_mode,) = conn.execute("PRAGMA synchronous").fetchone()
@@ -156,6 +160,8 @@ async def _record_async(path: Path, count: int) -> dict[str, float]:
         start = now()
         for i in range(count):
             await run_async(_flow(ctx, definition, i), saver, perform=perform)
+        async with saver.lock:  # commits the last outcome
+            await saver._commit_before_read()
         seconds = (now() - start) / count
         await conn.set_trace_callback(None)
     return {"seconds": seconds, "commits_per_effect": commits[0] / count}

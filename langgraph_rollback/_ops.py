@@ -131,6 +131,11 @@ class Update(StorageOp):
     expect: tuple[str, ...] = ()
     expect_attempt: int | None = None
     """Also require this `attempt` (so two resumers cannot both restart a call)."""
+    with_next_write: bool = False
+    """A tool call's outcome: a backend that commits to disk may keep it and
+    commit it in the transaction of its next write (the task's pending
+    writes, which LangGraph saves right after the task), instead of in a
+    commit of its own. The result is then True."""
 
     def __post_init__(self) -> None:
         unknown = set(self.changes) - UPDATABLE

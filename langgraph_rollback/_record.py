@@ -21,7 +21,9 @@ once:
    landed, run it; changed: it landed, record it as applied and return
    None, its result being lost), without, `EffectOutcomeUnknownError`;
 6. the forward call runs, `observe` takes the `after` observation, and the
-   outcome (result or error) is committed.
+   outcome (result or error) is recorded. An error is committed at once; a
+   result travels with the saver's next write, which is normally the task's
+   pending writes right after it (`Update.with_next_write`).
 """
 
 from __future__ import annotations
@@ -374,6 +376,7 @@ def _perform(
             "completed_at": now,
         },
         expect=(EffectStatus.PENDING.value,),
+        with_next_write=True,
     )
     if unrecordable is not None:
         # The action happened and is recorded as applied (so it can be undone),

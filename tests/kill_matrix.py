@@ -79,11 +79,19 @@ class Killing:
         if claim:
             hit("before_claim")
         result = super()._ledger_update(op)  # type: ignore[misc]
-        if status == "applied":
+        kept = any(o is op for o in getattr(self, "_carried", ()))
+        if status == "applied" and not kept:
             hit("after_outcome")
         if claim:
             hit("after_claim")
         return result
+
+    def _carried_committed(self, taken: list[Any]) -> None:
+        # An outcome that travelled with the next write is committed here.
+        super()._carried_committed(taken)  # type: ignore[misc]
+        for op in taken:
+            if op.changes.get("status") == "applied":
+                hit("after_outcome")
 
     def put(
         self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any

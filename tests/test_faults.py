@@ -132,30 +132,67 @@ def test_disk_full_while_writing_the_intent(
     assert world.count() == 1
 
 
-def test_write_failure_of_the_outcome_is_reconciled(
-    tmp_path: Path, world: World, registry: ToolRegistry
-) -> None:
-    """The call acted, then writing its outcome failed (a trigger stands in for
-    a full disk at exactly that write): the intent stays pending, and the
-    resume's observation settles it without a second call."""
-    store, _ = tools_for(world, registry)
-    saver = open_saver(tmp_path / "outcome.sqlite", registry)
-    graph = one_node(saver, lambda s: {"log": [store("a.txt", "small")]})
+def _fail_outcome_writes(saver: SqliteRollbackSaver) -> None:
+    """A trigger stands in for a full disk at exactly the outcome's write."""
     saver.setup()
     saver.conn.execute(
         "CREATE TRIGGER full BEFORE UPDATE ON lgrb_effects WHEN NEW.status = 'applied' "
         "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
     )
+
+
+def test_write_failure_of_the_outcome_keeps_it_for_the_next_write(
+    tmp_path: Path, world: World, registry: ToolRegistry
+) -> None:
+    """The call acted, then the write carrying its outcome (the task's own
+    writes) failed: the run stops there, readers see the intent pending, and
+    the outcome lands with the next write, so the resume replays it."""
+    store, _ = tools_for(world, registry)
+    saver = open_saver(tmp_path / "outcome.sqlite", registry)
+    graph = one_node(saver, lambda s: {"log": [store("a.txt", "small")]})
+    _fail_outcome_writes(saver)
     with pytest.raises(sqlite3.IntegrityError, match="full"):
         graph.invoke({"log": []}, CFG, durability="sync")
     assert world.count() == 1  # the call acted; its outcome could not be written
     (effect,) = saver.list_effects(CFG)
     assert effect.status is EffectStatus.PENDING
+    assert graph.get_state(CFG).next == ("act",)  # the step did not move on
     saver.conn.execute("DROP TRIGGER full")
-    graph.invoke(None, CFG, durability="sync")  # observe: it landed, so no second call
+    graph.invoke(None, CFG, durability="sync")
     assert world.count() == 1
     (effect,) = saver.list_effects(CFG)
     assert effect.status is EffectStatus.APPLIED
+    assert effect.result == "a.txt"
+    first = list(graph.get_state_history(CFG))[-1]
+    assert rollback(graph, CFG, to=first).ok
+    assert world.listing() == {}
+
+
+def test_write_failure_of_the_outcome_then_exit_is_reconciled(
+    tmp_path: Path, world: World, registry: ToolRegistry
+) -> None:
+    """As above, but the process is gone before any later write: the intent
+    stays pending, and a new process's observation settles it without a
+    second call."""
+    store, _ = tools_for(world, registry)
+    db = tmp_path / "outcome.sqlite"
+    saver = open_saver(db, registry)
+    _fail_outcome_writes(saver)
+    with pytest.raises(sqlite3.IntegrityError, match="full"):
+        one_node(saver, lambda s: {"log": [store("a.txt", "small")]}).invoke(
+            {"log": []}, CFG, durability="sync"
+        )
+    saver.conn.execute("DROP TRIGGER full")
+    saver.conn.close()  # the kept outcome is lost with the process
+    fresh = open_saver(db, registry)
+    graph = one_node(fresh, lambda s: {"log": [store("a.txt", "small")]})
+    (effect,) = fresh.list_effects(CFG)
+    assert effect.status is EffectStatus.PENDING
+    graph.invoke(None, CFG, durability="sync")  # observe: it landed, so no second call
+    assert world.count() == 1
+    (effect,) = fresh.list_effects(CFG)
+    assert effect.status is EffectStatus.APPLIED
+    assert effect.result is None  # reconciled by observe: the result was lost
     first = list(graph.get_state_history(CFG))[-1]
     assert rollback(graph, CFG, to=first).ok
     assert world.listing() == {}

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +218,92 @@ def test_concurrent_setup_of_a_new_file(tmp_path: Path) -> None:
         with sqlite3.connect(path) as conn:
             versions = [v for (v,) in conn.execute("SELECT v FROM lgrb_migrations")]
         assert versions == list(range(len(versions))) and versions
+
+
+def _toolnode_graph(
+    tools: Any, saver: Any, calls: list[tuple[str, dict[str, Any], str]]
+) -> Any:
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import MessagesState
+    from langgraph.prebuilt import ToolNode
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        if state["messages"]:
+            return {}
+        tool_calls = [{"name": n, "args": a, "id": i} for n, a, i in calls]
+        return {"messages": [AIMessage("", tool_calls=tool_calls)]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", ToolNode([tools.make_file, tools.flaky]))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "tools")
+    builder.add_edge("tools", END)
+    return builder.compile(checkpointer=saver)
+
+
+def _statuses_on_disk(db: Path) -> dict[str, str]:
+    """The ledger as another process would read it now."""
+    with closing(sqlite3.connect(db)) as conn:
+        return dict(conn.execute("SELECT tool, status FROM lgrb_effects").fetchall())
+
+
+def test_tool_outcome_commits_with_the_task_writes(
+    tmp_path: Path, world: World
+) -> None:
+    """The outcome costs no commit of its own: it is written in the transaction
+    that saves the ToolNode task's writes, and is on disk when the run ends."""
+    db = tmp_path / "agent.sqlite"
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+    statements: list[str] = []
+    with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as saver:
+        saver.setup()
+        saver.conn.set_trace_callback(statements.append)
+        graph = _toolnode_graph(tools, saver, [("make_file", {"name": "a"}, "c1")])
+        graph.invoke({"messages": []}, cfg(), durability="sync")
+        saver.conn.set_trace_callback(None)
+        assert _statuses_on_disk(db) == {"make_file": "applied"}
+
+    outcome = next(
+        i
+        for i, s in enumerate(statements)
+        if s.startswith("UPDATE lgrb_effects") and "outcome" in s
+    )
+    commit = next(
+        i for i in range(outcome, len(statements)) if statements[i] == "COMMIT"
+    )
+    between = statements[outcome:commit]
+    assert any("INTO writes" in s for s in between), between
+    intent = next(
+        i for i, s in enumerate(statements) if "INSERT INTO lgrb_effects" in s
+    )
+    assert "COMMIT" in statements[intent:outcome]  # the intent committed before
+    assert world.count("forward", "make_file") == 1
+
+
+def test_half_failed_step_outcome_is_on_disk_for_a_new_process(
+    tmp_path: Path, world: World
+) -> None:
+    """One call of a ToolNode step succeeds, the other raises: the success's
+    outcome is committed with the task's ERROR write, so a resume by a fresh
+    saver (another process) replays it instead of calling it again."""
+    db = tmp_path / "agent.sqlite"
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+    calls = [
+        ("make_file", {"name": "ok.txt"}, "c-ok"),
+        ("flaky", {"name": "flaky.txt"}, "c-flaky"),
+    ]
+    conn = sqlite3.connect(db, check_same_thread=False)
+    saver = SqliteRollbackSaver(conn, registry=registry)
+    with pytest.raises(ConnectionError):
+        _toolnode_graph(tools, saver, calls).invoke({"messages": []}, cfg())
+    assert _statuses_on_disk(db) == {"make_file": "applied", "flaky": "failed"}
+    conn.close()  # no later write or read on this saver
+
+    with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as fresh:
+        _toolnode_graph(tools, fresh, calls).invoke(None, cfg())
+    assert world.count("forward", "make_file") == 1
+    assert world.count("forward", "flaky") == 2
+    assert _statuses_on_disk(db) == {"make_file": "applied", "flaky": "applied"}

@@ -115,9 +115,23 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         ) as conn:
             if pipeline:
                 async with conn.pipeline() as pipe:
-                    yield cls(conn, pipe, serde, registry=registry, guard=guard)
+                    saver = cls(conn, pipe, serde, registry=registry, guard=guard)
+                    async with saver._committing_carried():
+                        yield saver
             else:
-                yield cls(conn, None, serde, registry=registry, guard=guard)
+                saver = cls(conn, None, serde, registry=registry, guard=guard)
+                async with saver._committing_carried():
+                    yield saver
+
+    @asynccontextmanager
+    async def _committing_carried(self) -> AsyncIterator[None]:
+        """On exit, commit tool outcomes kept for a next write that did not come."""
+        try:
+            yield
+        finally:
+            if self._carried:
+                async with self._tx():
+                    pass
 
     async def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
@@ -156,21 +170,30 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     async def _cursor(
         self, *, pipeline: bool = False
     ) -> AsyncIterator[AsyncCursor[DictRow]]:
-        """Upstream's cursor; when `aput` queued ledger statements, one transaction."""
+        """Upstream's cursor; one transaction when `aput` queued ledger statements
+        or tool outcomes are kept for the next write (they run first)."""
         extra = _SAME_TRANSACTION.get()
-        if not extra:
+        if not extra and not self._carried:
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        async with (
-            self.lock,
-            _ainternal.get_connection(self.conn) as conn,
-            conn.transaction(),
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            yield cur
-            for text, params in extra:
-                await cur.execute(text, params)
+        carried = self._take_carried()
+        try:
+            async with (
+                self.lock,
+                _ainternal.get_connection(self.conn) as conn,
+                conn.transaction(),
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                for op in carried:
+                    await cur.execute(*update_sql(op, "%s"))
+                yield cur
+                for text, params in extra:
+                    await cur.execute(text, params)
+        except BaseException:
+            self._put_back_carried(carried)
+            raise
+        self._carried_committed(carried)
 
     async def aput(
         self,
@@ -228,13 +251,22 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
-        async with (
-            self.lock,
-            _ainternal.get_connection(self.conn) as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as cur,
-        ):
-            yield cur
+        carried = self._take_carried()
+        try:
+            async with (
+                self.lock,
+                _ainternal.get_connection(self.conn) as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=tuple_row) as cur,
+            ):
+                # Tool outcomes kept for the next write run first.
+                for op in carried:
+                    await cur.execute(*update_sql(op, "%s"))
+                yield cur
+        except BaseException:
+            self._put_back_carried(carried)
+            raise
+        self._carried_committed(carried)
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         async with self._tx() as cur:
@@ -269,6 +301,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         return row_from_tuple(tuple(found)), False
 
     async def _aledger_update(self, op: Update) -> bool:
+        if self._carry(op):
+            return True
         text, params = update_sql(op, "%s")
         async with self._tx() as cur:
             # RETURNING, not rowcount: in pipeline mode rowcount is read

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from typing import Any, cast
 import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -59,6 +61,8 @@ from langgraph_rollback.backends.sql_common import pending_migrations
 from langgraph_rollback.backends.sqlite import SETUP_RETRY_DELAYS
 
 __all__ = ["AsyncSqliteRollbackSaver"]
+
+logger = logging.getLogger(__name__)
 
 
 class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
@@ -123,7 +127,13 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             ```
         """
         async with aiosqlite.connect(conn_string) as conn:
-            yield cls(conn, serde=serde, registry=registry, guard=guard)
+            saver = cls(conn, serde=serde, registry=registry, guard=guard)
+            try:
+                yield saver
+            finally:
+                if saver._carried:
+                    async with saver.lock:
+                        await saver._commit_before_read()
 
     async def setup(self) -> None:
         """Create LangGraph's tables and migrate the ledger's.
@@ -171,15 +181,13 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Upstream `aput`; a rollback's restored head is tagged as a copy.
+        """Upstream `aput`'s statement; a rollback's restored head is tagged as
+        a copy and commits in one transaction with its rollback record.
 
-        The restored head and its rollback record commit in one transaction
-        (upstream's statement, plus the record's update before the commit).
+        Tool outcomes kept for the next write commit in the same transaction.
         """
         tagged = mark_restored_copy(metadata)
         restore = tagged.get("lgrb_restore")
-        if not isinstance(restore, dict):
-            return await super().aput(config, checkpoint, tagged, new_versions)
         await self.setup()
         thread_id = str(config["configurable"]["thread_id"])
         checkpoint_ns = config["configurable"]["checkpoint_ns"]
@@ -187,27 +195,25 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         meta = json.dumps(
             get_checkpoint_metadata(config, tagged), ensure_ascii=False
         ).encode("utf-8", "ignore")
-        async with self.lock:
-            try:
-                await self.conn.execute(
-                    sql.INSERT_CHECKPOINT,
-                    (
-                        thread_id,
-                        checkpoint_ns,
-                        checkpoint["id"],
-                        config["configurable"].get("checkpoint_id"),
-                        type_,
-                        blob,
-                        meta,
-                    ),
-                )
-                await self.conn.execute(
-                    sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])
-                )
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
+        statements: list[tuple[str, Any]] = [
+            (
+                sql.INSERT_CHECKPOINT,
+                (
+                    thread_id,
+                    checkpoint_ns,
+                    checkpoint["id"],
+                    config["configurable"].get("checkpoint_id"),
+                    type_,
+                    blob,
+                    meta,
+                ),
+            )
+        ]
+        if isinstance(restore, dict):
+            statements.append(
+                (sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"]))
+            )
+        await self._commit_with_carried(statements)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -215,6 +221,79 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 "checkpoint_id": checkpoint["id"],
             }
         }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Upstream `aput_writes`'s statement; tool outcomes kept for the next
+        write (the task's own, normally) commit in the same transaction."""
+        query = (
+            sql.UPSERT_WRITES
+            if all(w[0] in WRITES_IDX_MAP for w in writes)
+            else sql.INSERT_WRITES
+        )
+        rows = [
+            (
+                str(config["configurable"]["thread_id"]),
+                str(config["configurable"]["checkpoint_ns"]),
+                str(config["configurable"]["checkpoint_id"]),
+                task_id,
+                task_path,
+                WRITES_IDX_MAP.get(channel, idx),
+                channel,
+                *self.serde.dumps_typed(value),
+            )
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        await self.setup()
+        await self._commit_with_carried([], many=(query, rows))
+
+    async def _commit_with_carried(
+        self,
+        statements: Sequence[tuple[str, Any]],
+        *,
+        many: tuple[str, list[Any]] | None = None,
+    ) -> None:
+        """Run the kept tool outcomes, then `statements` (and `many`), commit."""
+        async with self.lock:
+            carried = self._take_carried()
+            try:
+                await self._run_carried(carried)
+                for text, params in statements:
+                    await self.conn.execute_fetchall(text, params)
+                if many is not None:
+                    await self.conn.executemany(*many)
+            except BaseException:
+                await self.conn.rollback()
+                self._put_back_carried(carried)
+                raise
+            await self.conn.commit()
+            self._carried_committed(carried)
+
+    async def _run_carried(self, carried: list[Update]) -> None:
+        """Write kept tool outcomes in the open transaction (lock held)."""
+        for op in carried:
+            await self.conn.execute_fetchall(*sql.update_sql(op))
+
+    async def _commit_before_read(self) -> None:
+        """Commit kept tool outcomes before a read (lock held); if that fails,
+        the read sees what is on disk and they stay kept for the next write."""
+        carried = self._take_carried()
+        if not carried:
+            return
+        try:
+            await self._run_carried(carried)
+            await self.conn.commit()
+        except sqlite3.Error as exc:
+            await self.conn.rollback()
+            self._put_back_carried(carried)
+            logger.warning("could not commit tool outcomes before a read: %s", exc)
+        else:
+            self._carried_committed(carried)
 
     # --- checkpoint reads ------------------------------------------------------------
     #
@@ -232,6 +311,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         thread_id = str(config["configurable"]["thread_id"])
         checkpoint_id = get_checkpoint_id(config)
         async with self.lock:
+            await self._commit_before_read()
             if checkpoint_id:
                 rows = await self.conn.execute_fetchall(
                     sql.SELECT_CHECKPOINT_BY_ID,
@@ -292,6 +372,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             query += " LIMIT ?"
             params = [*params, limit]
         writes_sql = pending_writes_sql(self._has_task_path)
+        async with self.lock:
+            await self._commit_before_read()
         async with self.lock, self.conn.execute(query, params) as cur:
             async for row in cur:
                 thread_id, checkpoint_ns, checkpoint_id, parent_id = row[:4]
@@ -405,7 +487,9 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         """Run one write and commit; roll back if it fails. Returns rowcount."""
         await self.setup()
         async with self.lock:
+            carried = self._take_carried()
             try:
+                await self._run_carried(carried)
                 # The rows this statement changed (the caller holds the lock,
                 # so no other statement runs on the connection meanwhile).
                 before = self.conn.total_changes
@@ -413,13 +497,16 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 count = self.conn.total_changes - before
             except BaseException:
                 await self.conn.rollback()
+                self._put_back_carried(carried)
                 raise
             await self.conn.commit()
+            self._carried_committed(carried)
             return count
 
     async def _read(self, text: str, params: Any) -> list[Any]:
         await self.setup()
         async with self.lock:
+            await self._commit_before_read()
             return list(await self.conn.execute_fetchall(text, params))
 
     async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
@@ -428,8 +515,10 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         params += [row.base_checkpoint_id, row.thread_id]
         await self.setup()
         async with self.lock:
+            carried = self._take_carried()
             try:
                 await self._begin_immediate()
+                await self._run_carried(carried)
                 held = await self.conn.execute_fetchall(
                     sql.LOCK_HOLDER, (row.thread_id,)
                 )
@@ -448,8 +537,10 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                     )
             except BaseException:
                 await self.conn.rollback()
+                self._put_back_carried(carried)
                 raise
             await self.conn.commit()
+            self._carried_committed(carried)
         if inserted:
             seq, base = inserted[0]
             return replace(row, seq=seq, base_checkpoint_id=base), True
@@ -457,6 +548,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         return row_from_tuple(tuple(found)), False
 
     async def _aledger_update(self, op: Update) -> bool:
+        if self._carry(op):
+            return True
         text, params = sql.update_sql(op)
         return await self._write(text, params) > 0
 

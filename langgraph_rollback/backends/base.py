@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import (
@@ -291,6 +292,50 @@ class BaseRollbackSaver(ABC):
                     '"allow", "ask" or "block".'
                 )
             self.guard = guard
+        self._carried: list[Update] = []
+        self._carried_lock = threading.Lock()
+
+    # --- outcomes that travel with the next write -------------------------------
+    #
+    # A tool call's result (`Update.with_next_write`) need not cost a commit of
+    # its own: LangGraph saves the task's pending writes right after the task
+    # (for every durability mode but "exit", which saves them at the end of
+    # the run), and a failed or interrupted task still saves an ERROR or
+    # INTERRUPT write. A backend that commits to disk keeps the outcome here
+    # and writes it first in the transaction of its next write, whichever that
+    # is: those pending writes, the next intent (so a retry of the call in the
+    # same process finds it applied), a checkpoint. Its reads commit what is
+    # kept before reading, so nothing this process knows is ever read stale.
+    # A crash before that write leaves the intent `pending`: the outcome is
+    # unknown and is reconciled like any other (DESIGN.md section 3, point 3).
+    # A write that fails raises its error and keeps what it carried for the
+    # next write (so a failed step cannot move on without them); a read whose
+    # commit of them fails reads what is on disk and leaves them kept.
+
+    def _carry(self, op: Update) -> bool:
+        """Keep `op` for the next write when it may travel with one."""
+        if not op.with_next_write:
+            return False
+        with self._carried_lock:
+            self._carried.append(op)
+        return True
+
+    def _take_carried(self) -> list[Update]:
+        """The kept outcomes, now owned by the caller's transaction."""
+        if not self._carried:
+            return []
+        with self._carried_lock:
+            taken, self._carried = self._carried, []
+        return taken
+
+    def _put_back_carried(self, taken: list[Update]) -> None:
+        """The transaction that took `taken` did not commit: keep them again."""
+        if taken:
+            with self._carried_lock:
+                self._carried[:0] = taken
+
+    def _carried_committed(self, taken: list[Update]) -> None:  # noqa: B027
+        """Called after a commit that wrote `taken` (a hook for tests)."""
 
     # --- storage primitives, one set per backend ------------------------------
 

@@ -132,9 +132,23 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         ) as conn:
             if pipeline:
                 with conn.pipeline() as pipe:
-                    yield cls(conn, pipe, serde, registry=registry, guard=guard)
+                    saver = cls(conn, pipe, serde, registry=registry, guard=guard)
+                    with saver._committing_carried():
+                        yield saver
             else:
-                yield cls(conn, None, serde, registry=registry, guard=guard)
+                saver = cls(conn, None, serde, registry=registry, guard=guard)
+                with saver._committing_carried():
+                    yield saver
+
+    @contextmanager
+    def _committing_carried(self) -> Iterator[None]:
+        """On exit, commit tool outcomes kept for a next write that did not come."""
+        try:
+            yield
+        finally:
+            if self._carried:
+                with self._tx():
+                    pass
 
     def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
@@ -171,21 +185,30 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        """Upstream's cursor; when `put` queued ledger statements, one transaction."""
+        """Upstream's cursor; one transaction when `put` queued ledger statements
+        or tool outcomes are kept for the next write (they run first)."""
         extra = _SAME_TRANSACTION.get()
-        if not extra:
+        if not extra and not self._carried:
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        with (
-            self.lock,
-            _internal.get_connection(self.conn) as conn,
-            conn.transaction(),
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            yield cur
-            for text, params in extra:
-                cur.execute(text, params)
+        carried = self._take_carried()
+        try:
+            with (
+                self.lock,
+                _internal.get_connection(self.conn) as conn,
+                conn.transaction(),
+                conn.cursor(binary=True, row_factory=dict_row) as cur,
+            ):
+                for op in carried:
+                    cur.execute(*update_sql(op, "%s"))
+                yield cur
+                for text, params in extra:
+                    cur.execute(text, params)
+        except BaseException:
+            self._put_back_carried(carried)
+            raise
+        self._carried_committed(carried)
 
     def put(
         self,
@@ -244,13 +267,22 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     @contextmanager
     def _tx(self) -> Iterator[Cursor[TupleRow]]:
         """One transaction on a (pooled) connection, rows as tuples."""
-        with (
-            self.lock,
-            _internal.get_connection(self.conn) as conn,
-            conn.transaction(),
-            conn.cursor(row_factory=tuple_row) as cur,
-        ):
-            yield cur
+        carried = self._take_carried()
+        try:
+            with (
+                self.lock,
+                _internal.get_connection(self.conn) as conn,
+                conn.transaction(),
+                conn.cursor(row_factory=tuple_row) as cur,
+            ):
+                # Tool outcomes kept for the next write run first.
+                for op in carried:
+                    cur.execute(*update_sql(op, "%s"))
+                yield cur
+        except BaseException:
+            self._put_back_carried(carried)
+            raise
+        self._carried_committed(carried)
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         with self._tx() as cur:
@@ -282,6 +314,8 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         return row_from_tuple(tuple(found)), False
 
     def _ledger_update(self, op: Update) -> bool:
+        if self._carry(op):
+            return True
         text, params = update_sql(op, "%s")
         with self._tx() as cur:
             # RETURNING, not rowcount: in pipeline mode rowcount is read

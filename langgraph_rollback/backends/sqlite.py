@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,8 @@ from langgraph_rollback.backends.base import (
 from langgraph_rollback.backends.sql_common import pending_migrations
 
 __all__ = ["SqliteRollbackSaver"]
+
+logger = logging.getLogger(__name__)
 
 _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
     "langgraph_rollback_sqlite_same_transaction", default=()
@@ -127,7 +130,30 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             ```
         """
         with closing(sqlite3.connect(conn_string, check_same_thread=False)) as conn:
-            yield cls(conn, serde=serde, registry=registry, guard=guard)
+            saver = cls(conn, serde=serde, registry=registry, guard=guard)
+            try:
+                yield saver
+            finally:
+                saver._commit_carried()
+
+    def _commit_before_read(self, cur: sqlite3.Cursor, carried: list[Update]) -> None:
+        try:
+            for op in carried:
+                cur.execute(*sql.update_sql(op))
+            self.conn.commit()
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            self._put_back_carried(carried)
+            logger.warning("could not commit tool outcomes before a read: %s", exc)
+        else:
+            self._carried_committed(carried)
+
+    def _commit_carried(self) -> None:
+        """Commit the outcomes kept for a next write that did not come."""
+        if self._carried:
+            with self.cursor(transaction=False):
+                pass
 
     def setup(self) -> None:
         """Create LangGraph's tables and migrate the ledger's.
@@ -160,13 +186,22 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
         """Upstream's cursor, but a failed write rolls back instead of committing.
 
-        Statements queued by `put` for the same transaction (the restored
-        head's rollback record) run before the commit, so both or neither land.
+        Tool outcomes kept for the next write (`BaseRollbackSaver._carry`) run
+        first, in the same transaction as a write, or committed on their own
+        before a read. Statements queued by `put` for the same transaction
+        (the restored head's rollback record) run before the commit, so both
+        or neither land.
         """
         with self.lock:
             self.setup()
             cur = self.conn.cursor()
+            carried = self._take_carried()
+            if carried and not transaction:
+                self._commit_before_read(cur, carried)
+                carried = []
             try:
+                for op in carried:
+                    cur.execute(*sql.update_sql(op))
                 yield cur
                 if transaction:
                     for text, params in _SAME_TRANSACTION.get():
@@ -174,10 +209,12 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             except BaseException:
                 if transaction and self.conn.in_transaction:
                     self.conn.rollback()
+                self._put_back_carried(carried)
                 raise
             else:
                 if transaction:
                     self.conn.commit()
+                    self._carried_committed(carried)
             finally:
                 cur.close()
 
@@ -271,6 +308,8 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             return row_from_tuple(cur.fetchone()), False
 
     def _ledger_update(self, op: Update) -> bool:
+        if self._carry(op):
+            return True
         text, params = sql.update_sql(op)
         with self.cursor() as cur:
             cur.execute(text, params)

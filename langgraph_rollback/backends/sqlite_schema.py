@@ -189,6 +189,15 @@ INSERT_CHECKPOINT = (
 )
 """Upstream's checkpoint insert (langgraph checkpoint-sqlite 3.1 `put`)."""
 
+_WRITE_COLUMNS = (
+    "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, "
+    "type, value"
+)
+UPSERT_WRITES = f"INSERT OR REPLACE INTO writes ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+"""Upstream's `put_writes` statement when every write is a special channel."""
+INSERT_WRITES = f"INSERT OR IGNORE INTO writes ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+"""Upstream's `put_writes` statement otherwise (checkpoint-sqlite 3.1)."""
+
 _CHECKPOINT_COLUMNS = (
     "thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata"
 )
