@@ -78,6 +78,8 @@ class TaskContext:
     run_checkpoint_id: str | None = None
     """The root checkpoint the run was started from, when the caller named one
     (`invoke(..., config_with_checkpoint_id)`: a fork or an explicit resume)."""
+    durability: str | None = None
+    """The run's durability mode ("sync", "async", "exit"), when known."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""
@@ -154,7 +156,13 @@ def current_task() -> TaskContext | None:
         scope=scope,
         guard=guard,
         run_checkpoint_id=run_checkpoint,
+        durability=_durability(conf),
     )
+
+
+def _durability(conf: Mapping[str, Any]) -> str | None:
+    value = conf.get(CONFIG_KEY_DURABILITY)
+    return None if value is None else str(value)
 
 
 def current_channels() -> Mapping[str, Any] | None:
@@ -182,8 +190,7 @@ def current_durability() -> str | None:
     config = var_child_runnable_config.get()
     if not config:
         return None
-    value = (config.get("configurable") or {}).get(CONFIG_KEY_DURABILITY)
-    return None if value is None else str(value)
+    return _durability(config.get("configurable") or {})
 
 
 # The effect whose forward call is running in this context (None elsewhere).

@@ -132,10 +132,10 @@ class Update(StorageOp):
     expect_attempt: int | None = None
     """Also require this `attempt` (so two resumers cannot both restart a call)."""
     with_next_write: bool = False
-    """A tool call's outcome: a backend that commits to disk may keep it and
-    commit it in the transaction of its next write (the task's pending
-    writes, which LangGraph saves right after the task), instead of in a
-    commit of its own. The result is then True."""
+    """The outcome of a model's tool call: a backend that commits to disk may
+    keep it and write it in the transaction of its next write (normally the
+    task's pending writes, which LangGraph saves right after the task),
+    instead of in a commit of its own. The result is then True."""
 
     def __post_init__(self) -> None:
         unknown = set(self.changes) - UPDATABLE

@@ -21,9 +21,13 @@ once:
    landed, run it; changed: it landed, record it as applied and return
    None, its result being lost), without, `EffectOutcomeUnknownError`;
 6. the forward call runs, `observe` takes the `after` observation, and the
-   outcome (result or error) is recorded. An error is committed at once; a
-   result travels with the saver's next write, which is normally the task's
-   pending writes right after it (`Update.with_next_write`).
+   outcome (result or error) is recorded. An error is committed at once, and
+   so is the result of a call made directly in a node (the node may run on
+   for a long time). The result of a model's tool call (`ToolNode`, the agent
+   middleware) travels with the saver's next write instead, normally the
+   task's pending writes right after the tools return
+   (`Update.with_next_write`); not under durability "exit", where LangGraph
+   saves those only at the end of the run.
 """
 
 from __future__ import annotations
@@ -171,7 +175,7 @@ def record_flow(
                 thread_id=ctx.thread_id,
                 refused_by=refused_by,
             )
-        return (yield from _perform(row, definition, args, before, serde))
+        return (yield from _perform(row, definition, args, before, serde, ctx))
 
     existing: LedgerRow = stored
     if existing.tool != tool:
@@ -257,7 +261,7 @@ def record_flow(
             thread_id=ctx.thread_id,
             idempotency_key=existing.idempotency_key,
         )
-    return (yield from _perform(row, definition, args, before, serde))
+    return (yield from _perform(row, definition, args, before, serde, ctx))
 
 
 def _applied(
@@ -299,6 +303,7 @@ def _perform(
     args: dict[str, Any],
     before: Any,
     serde: SerializerProtocol,
+    ctx: TaskContext,
 ) -> Flow:
     tool = definition.name
     effect = _live_effect(row, definition, args, before)
@@ -312,6 +317,7 @@ def _perform(
                 row.effect_id,
                 {"status": EffectStatus.INTERRUPTED.value, "updated_at": utcnow()},
                 expect=(EffectStatus.PENDING.value,),
+                expect_attempt=row.attempt,
             )
         elif isinstance(error, Exception):
             now = utcnow()
@@ -328,6 +334,7 @@ def _perform(
                     "completed_at": now,
                 },
                 expect=(EffectStatus.PENDING.value,),
+                expect_attempt=row.attempt,
             )
         # Cancellation, KeyboardInterrupt, SystemExit: nobody knows whether the
         # call landed, so the intent stays pending and a replay says so.
@@ -376,7 +383,8 @@ def _perform(
             "completed_at": now,
         },
         expect=(EffectStatus.PENDING.value,),
-        with_next_write=True,
+        expect_attempt=row.attempt,
+        with_next_write=row.tool_call_id is not None and ctx.durability != "exit",
     )
     if unrecordable is not None:
         # The action happened and is recorded as applied (so it can be undone),

@@ -40,6 +40,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from langgraph.graph.message import add_messages
+
 POINTS = (
     "before_intent",
     "after_intent",
@@ -109,6 +111,7 @@ class Killing:
 
 class State(TypedDict, total=False):
     log: Annotated[list[str], lambda a, b: a + b]
+    messages: Annotated[list[Any], add_messages]
 
 
 class World:
@@ -162,7 +165,13 @@ class World:
 
 
 def build(saver: Any, world: World) -> Any:
+    """a and c call the tool directly in a node (its outcome commits at once);
+    b is a model's two tool calls run by a `ToolNode` (their outcomes travel
+    with the task's writes)."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
     from langgraph.graph import END, START, StateGraph
+    from langgraph.prebuilt import ToolNode
 
     from langgraph_rollback import Effect, current_effect, reversible
 
@@ -175,7 +184,9 @@ def build(saver: Any, world: World) -> Any:
         return f"restored {effect.args['name']}"
 
     @reversible(undo=undo, observe=observe, registry=saver.registry)
+    @tool
     def put_item(name: str, value: str) -> str:
+        """Set an item in the world."""
         effect = current_effect()
         assert effect is not None
         world.put(effect.id, name, value, "forward")
@@ -183,14 +194,25 @@ def build(saver: Any, world: World) -> Any:
         return value
 
     def node(*calls: tuple[str, str]) -> Any:
-        return lambda state: {"log": [put_item(n, v) for n, v in calls]}
+        return lambda state: {
+            "log": [put_item.invoke({"name": n, "value": v}) for n, v in calls]
+        }
+
+    def model(state: State) -> State:
+        calls = [
+            {"name": "put_item", "args": {"name": n, "value": v}, "id": f"call-{n}"}
+            for n, v in (("k1", "b1"), ("k3", "b3"))
+        ]
+        return {"messages": [AIMessage("", tool_calls=calls, id="ai-b")]}
 
     builder = StateGraph(State)
     builder.add_node("a", node(("k1", "a1"), ("k2", "a2")))
-    builder.add_node("b", node(("k1", "b1"), ("k3", "b3")))
+    builder.add_node("model", model)
+    builder.add_node("b", ToolNode([put_item]))
     builder.add_node("c", node(("k2", "c2")))
     builder.add_edge(START, "a")
-    builder.add_edge("a", "b")
+    builder.add_edge("a", "model")
+    builder.add_edge("model", "b")
     builder.add_edge("b", "c")
     builder.add_edge("c", END)
     return builder.compile(checkpointer=saver)
@@ -398,7 +420,10 @@ def main() -> None:
     args = parser.parse_args()
     backend = Backend(args.backend, args.url)
     # Import everything before forking, so children start fast.
+    from langchain_core.messages import AIMessage  # noqa: F401
+    from langchain_core.tools import tool  # noqa: F401
     from langgraph.graph import StateGraph  # noqa: F401
+    from langgraph.prebuilt import ToolNode  # noqa: F401
 
     import langgraph_rollback
 

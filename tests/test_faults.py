@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
-from langgraph.graph import END, START, StateGraph
+from langchain_core.messages import AIMessage
+from langchain_core.tools import tool
+from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.prebuilt import ToolNode
 
 from langgraph_rollback import (
     BaseRollbackSaver,
@@ -144,19 +147,49 @@ def _fail_outcome_writes(saver: SqliteRollbackSaver) -> None:
 def test_write_failure_of_the_outcome_keeps_it_for_the_next_write(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
-    """The call acted, then the write carrying its outcome (the task's own
-    writes) failed: the run stops there, readers see the intent pending, and
-    the outcome lands with the next write, so the resume replays it."""
-    store, _ = tools_for(world, registry)
+    """A model's tool call acted, then the write carrying its outcome (the
+    ToolNode task's own writes) failed: the run stops there, readers see the
+    intent pending, and the outcome lands with the next write, so the resume
+    replays it with its result."""
+
+    def read(name: str, **_: Any) -> str | None:
+        path = world.path(name)
+        return path.read_text() if path.exists() else None
+
+    def remove(effect: Effect) -> None:
+        world.path(effect.args["name"]).unlink()
+
+    @reversible(undo=remove, observe=read, registry=registry)
+    @tool
+    def put_file(name: str, blob: str) -> str:
+        """Write a file."""
+        world.log("forward", "put_file", name=name)
+        world.path(name).write_text(blob)
+        return name
+
     saver = open_saver(tmp_path / "outcome.sqlite", registry)
-    graph = one_node(saver, lambda s: {"log": [store("a.txt", "small")]})
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        if state["messages"]:
+            return {}
+        args = {"name": "a.txt", "blob": "small"}
+        call = {"name": "put_file", "args": args, "id": "c"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", ToolNode([put_file]))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "tools")
+    builder.add_edge("tools", END)
+    graph = builder.compile(checkpointer=saver)
     _fail_outcome_writes(saver)
     with pytest.raises(sqlite3.IntegrityError, match="full"):
-        graph.invoke({"log": []}, CFG, durability="sync")
+        graph.invoke({"messages": []}, CFG, durability="sync")
     assert world.count() == 1  # the call acted; its outcome could not be written
     (effect,) = saver.list_effects(CFG)
     assert effect.status is EffectStatus.PENDING
-    assert graph.get_state(CFG).next == ("act",)  # the step did not move on
+    assert graph.get_state(CFG).next == ("tools",)  # the step did not move on
     saver.conn.execute("DROP TRIGGER full")
     graph.invoke(None, CFG, durability="sync")
     assert world.count() == 1
@@ -171,9 +204,9 @@ def test_write_failure_of_the_outcome_keeps_it_for_the_next_write(
 def test_write_failure_of_the_outcome_then_exit_is_reconciled(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
-    """As above, but the process is gone before any later write: the intent
-    stays pending, and a new process's observation settles it without a
-    second call."""
+    """A direct call's outcome write failed (it is committed at once, so the
+    call raises): the intent stays pending, and a new process's observation
+    settles it without a second call."""
     store, _ = tools_for(world, registry)
     db = tmp_path / "outcome.sqlite"
     saver = open_saver(db, registry)

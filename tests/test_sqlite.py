@@ -307,3 +307,114 @@ def test_half_failed_step_outcome_is_on_disk_for_a_new_process(
     assert world.count("forward", "make_file") == 1
     assert world.count("forward", "flaky") == 2
     assert _statuses_on_disk(db) == {"make_file": "applied", "flaky": "applied"}
+
+
+def test_direct_call_outcome_commits_before_the_node_goes_on(
+    tmp_path: Path, world: World
+) -> None:
+    """A call made directly in a node (no tool_call_id) commits its outcome at
+    once: the node may run on for a long time after it."""
+    db = tmp_path / "agent.sqlite"
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+    seen: list[dict[str, str]] = []
+
+    def act(state: crash_graph.State) -> crash_graph.State:
+        tools.write_file("a.txt", "x")
+        seen.append(_statuses_on_disk(db))  # e.g. a model call would run here
+        return {"done": ["act"]}
+
+    builder = StateGraph(crash_graph.State)
+    builder.add_node("act", act)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as saver:
+        builder.compile(checkpointer=saver).invoke({"done": []}, cfg())
+    assert seen == [{"write_file": "applied"}]
+
+
+def test_toolnode_outcome_under_durability_exit_commits_at_once(
+    tmp_path: Path, world: World
+) -> None:
+    """Under durability "exit" LangGraph saves the task's writes only at the end
+    of the run, so the outcome does not wait for them."""
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import MessagesState
+    from langgraph.prebuilt import ToolNode
+
+    db = tmp_path / "agent.sqlite"
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+    seen: list[dict[str, str]] = []
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        call = {"name": "make_file", "args": {"name": "a"}, "id": "c1"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    def after(state: MessagesState) -> dict[str, Any]:
+        seen.append(_statuses_on_disk(db))
+        return {}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", ToolNode([tools.make_file]))
+    builder.add_node("after", after)
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "tools")
+    builder.add_edge("tools", "after")
+    builder.add_edge("after", END)
+    with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as saver:
+        saver.setup()
+        graph = builder.compile(checkpointer=saver)
+        graph.invoke({"messages": []}, cfg(), durability="exit")
+    assert seen == [{"make_file": "applied"}]
+
+
+def test_an_outcome_that_cannot_be_written_is_dropped_after_three_writes(
+    tmp_path: Path, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kept outcome whose write always fails fails the writes carrying it,
+    then is dropped (logged), so later writes go through; its intent stays
+    pending, as after a crash."""
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import MessagesState
+    from langgraph.prebuilt import ToolNode
+
+    from langgraph_rollback.backends.base import CARRY_ATTEMPTS
+
+    db = tmp_path / "agent.sqlite"
+    registry = ToolRegistry()
+    tools = build_tools(world, registry)
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        if state["messages"]:
+            return {}
+        call = {"name": "make_file", "args": {"name": "a"}, "id": "c1"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", ToolNode([tools.make_file]))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "tools")
+    builder.add_edge("tools", END)
+    with SqliteRollbackSaver.from_conn_string(str(db), registry=registry) as saver:
+        saver.setup()
+        saver.conn.execute(
+            "CREATE TRIGGER stuck BEFORE UPDATE ON lgrb_effects "
+            "WHEN NEW.status = 'applied' BEGIN SELECT RAISE(ABORT, 'stuck'); END"
+        )
+        graph = builder.compile(checkpointer=saver)
+        with pytest.raises(sqlite3.IntegrityError, match="stuck"):
+            graph.invoke({"messages": []}, cfg(), durability="sync")
+        thread = {"configurable": {"thread_id": "other", "checkpoint_ns": ""}}
+        for _ in range(CARRY_ATTEMPTS):  # each write fails until it is dropped
+            try:
+                saver.put(thread, empty_checkpoint(), {}, {})
+                break
+            except sqlite3.IntegrityError:
+                pass
+        saver.put(thread, empty_checkpoint(), {}, {})  # later writes go through
+        assert f"after {CARRY_ATTEMPTS} failed writes" in caplog.text
+        assert _statuses_on_disk(db) == {"make_file": "pending"}
+        assert world.count("forward", "make_file") == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -51,6 +52,8 @@ from langgraph_rollback.backends.sql_common import (
 )
 
 __all__ = ["AsyncPostgresRollbackSaver"]
+
+logger = logging.getLogger(__name__)
 
 _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
     "langgraph_rollback_apg_same_transaction", default=()
@@ -125,13 +128,21 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _committing_carried(self) -> AsyncIterator[None]:
-        """On exit, commit tool outcomes kept for a next write that did not come."""
+        """On exit, commit tool outcomes kept for a next write that did not come
+        (logged, not raised, when the body is already raising)."""
+        failed = True
         try:
             yield
+            failed = False
         finally:
             if self._carried:
-                async with self._tx():
-                    pass
+                try:
+                    async with self._tx():
+                        pass
+                except Exception as exc:
+                    if not failed:
+                        raise
+                    logger.warning("could not commit kept tool outcomes: %s", exc)
 
     async def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
@@ -173,26 +184,31 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         """Upstream's cursor; one transaction when `aput` queued ledger statements
         or tool outcomes are kept for the next write (they run first)."""
         extra = _SAME_TRANSACTION.get()
-        if not extra and not self._carried:
+        if not pipeline and self._carried:
+            # Upstream reads use a plain cursor, writes a pipelined one: a
+            # read commits the kept outcomes first, in a transaction of their
+            # own, rather than holding one open while it yields.
+            async with self._tx():
+                pass
+        if not extra and not (pipeline and self._carried):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        carried = self._take_carried()
-        try:
-            async with (
-                self.lock,
-                _ainternal.get_connection(self.conn) as conn,
-                conn.transaction(),
-                conn.cursor(binary=True, row_factory=dict_row) as cur,
-            ):
-                for op in carried:
-                    await cur.execute(*update_sql(op, "%s"))
-                yield cur
-                for text, params in extra:
-                    await cur.execute(text, params)
-        except BaseException:
-            self._put_back_carried(carried)
-            raise
+        async with self.lock, _ainternal.get_connection(self.conn) as conn:
+            carried = self._take_carried()
+            try:
+                async with (
+                    conn.transaction(),
+                    conn.cursor(binary=True, row_factory=dict_row) as cur,
+                ):
+                    for op in carried:
+                        await cur.execute(*update_sql(op, "%s"))
+                    yield cur
+                    for text, params in extra:
+                        await cur.execute(text, params)
+            except BaseException:
+                self._put_back_carried(carried)
+                raise
         self._carried_committed(carried)
 
     async def aput(
@@ -251,21 +267,20 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
-        carried = self._take_carried()
-        try:
-            async with (
-                self.lock,
-                _ainternal.get_connection(self.conn) as conn,
-                conn.transaction(),
-                conn.cursor(row_factory=tuple_row) as cur,
-            ):
-                # Tool outcomes kept for the next write run first.
-                for op in carried:
-                    await cur.execute(*update_sql(op, "%s"))
-                yield cur
-        except BaseException:
-            self._put_back_carried(carried)
-            raise
+        async with self.lock, _ainternal.get_connection(self.conn) as conn:
+            carried = self._take_carried()
+            try:
+                async with (
+                    conn.transaction(),
+                    conn.cursor(row_factory=tuple_row) as cur,
+                ):
+                    # Tool outcomes kept for the next write run first.
+                    for op in carried:
+                        await cur.execute(*update_sql(op, "%s"))
+                    yield cur
+            except BaseException:
+                self._put_back_carried(carried)
+                raise
         self._carried_committed(carried)
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:

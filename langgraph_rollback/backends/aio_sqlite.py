@@ -267,11 +267,11 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                     await self.conn.execute_fetchall(text, params)
                 if many is not None:
                     await self.conn.executemany(*many)
+                await self.conn.commit()
             except BaseException:
-                await self.conn.rollback()
                 self._put_back_carried(carried)
+                await self.conn.rollback()
                 raise
-            await self.conn.commit()
             self._carried_committed(carried)
 
     async def _run_carried(self, carried: list[Update]) -> None:
@@ -288,10 +288,12 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         try:
             await self._run_carried(carried)
             await self.conn.commit()
-        except sqlite3.Error as exc:
+        except BaseException as exc:
+            self._put_back_carried(carried, write=False)
             await self.conn.rollback()
-            self._put_back_carried(carried)
-            logger.warning("could not commit tool outcomes before a read: %s", exc)
+            if not isinstance(exc, sqlite3.Error):
+                raise
+            logger.warning("could not commit kept tool outcomes: %s", exc)
         else:
             self._carried_committed(carried)
 
@@ -495,11 +497,11 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 before = self.conn.total_changes
                 await self.conn.execute_fetchall(text, params)
                 count = self.conn.total_changes - before
+                await self.conn.commit()
             except BaseException:
-                await self.conn.rollback()
                 self._put_back_carried(carried)
+                await self.conn.rollback()
                 raise
-            await self.conn.commit()
             self._carried_committed(carried)
             return count
 
@@ -535,11 +537,11 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                         ),
                         None,
                     )
+                await self.conn.commit()
             except BaseException:
-                await self.conn.rollback()
                 self._put_back_carried(carried)
+                await self.conn.rollback()
                 raise
-            await self.conn.commit()
             self._carried_committed(carried)
         if inserted:
             seq, base = inserted[0]

@@ -14,6 +14,7 @@ lock (`_lock_thread`, `_unlock_thread`). Each has an `_a`-prefixed async twin.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -81,6 +82,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+CARRY_ATTEMPTS = 5
+"""Failed writes after which a kept tool outcome is dropped (see `_carry`)."""
 
 
 def host_id() -> str:
@@ -293,24 +299,31 @@ class BaseRollbackSaver(ABC):
                 )
             self.guard = guard
         self._carried: list[Update] = []
+        self._carried_failures: dict[str, int] = {}
         self._carried_lock = threading.Lock()
 
     # --- outcomes that travel with the next write -------------------------------
     #
-    # A tool call's result (`Update.with_next_write`) need not cost a commit of
-    # its own: LangGraph saves the task's pending writes right after the task
-    # (for every durability mode but "exit", which saves them at the end of
-    # the run), and a failed or interrupted task still saves an ERROR or
+    # The result of a model's tool call (`Update.with_next_write`: a call with
+    # a `tool_call_id`, under durability "sync" or "async") need not cost a
+    # commit of its own: LangGraph saves the task's pending writes right after
+    # the task, and a failed or interrupted task still saves an ERROR or
     # INTERRUPT write. A backend that commits to disk keeps the outcome here
     # and writes it first in the transaction of its next write, whichever that
     # is: those pending writes, the next intent (so a retry of the call in the
-    # same process finds it applied), a checkpoint. Its reads commit what is
-    # kept before reading, so nothing this process knows is ever read stale.
+    # same process finds it applied), a checkpoint. Before a read it commits
+    # what is kept, so nothing this process knows is read stale. Each backend
+    # takes them only once it holds its own lock, so no other statement of
+    # this saver runs between taking them and committing them.
+    #
     # A crash before that write leaves the intent `pending`: the outcome is
     # unknown and is reconciled like any other (DESIGN.md section 3, point 3).
     # A write that fails raises its error and keeps what it carried for the
-    # next write (so a failed step cannot move on without them); a read whose
-    # commit of them fails reads what is on disk and leaves them kept.
+    # next write, so a failed step cannot move on without them; after
+    # `CARRY_ATTEMPTS` failed writes an outcome is dropped (logged), so one
+    # that can never be written does not fail every later write: its intent
+    # stays `pending`, as after a crash. A read whose commit of them fails
+    # reads what is on disk and keeps them.
 
     def _carry(self, op: Update) -> bool:
         """Keep `op` for the next write when it may travel with one."""
@@ -328,14 +341,37 @@ class BaseRollbackSaver(ABC):
             taken, self._carried = self._carried, []
         return taken
 
-    def _put_back_carried(self, taken: list[Update]) -> None:
-        """The transaction that took `taken` did not commit: keep them again."""
-        if taken:
-            with self._carried_lock:
-                self._carried[:0] = taken
+    def _put_back_carried(self, taken: list[Update], *, write: bool = True) -> None:
+        """The transaction that took `taken` did not commit: keep them again.
 
-    def _carried_committed(self, taken: list[Update]) -> None:  # noqa: B027
-        """Called after a commit that wrote `taken` (a hook for tests)."""
+        `write=False`: it was a read's commit of them, which does not count
+        towards `CARRY_ATTEMPTS`.
+        """
+        if not taken:
+            return
+        kept: list[Update] = []
+        with self._carried_lock:
+            for op in taken:
+                failures = self._carried_failures.get(op.effect_id, 0) + int(write)
+                if failures < CARRY_ATTEMPTS:
+                    self._carried_failures[op.effect_id] = failures
+                    kept.append(op)
+                else:
+                    self._carried_failures.pop(op.effect_id, None)
+                    logger.error(
+                        "dropped the outcome of effect %s after %d failed writes; "
+                        "its intent stays pending (outcome unknown)",
+                        op.effect_id,
+                        failures,
+                    )
+            self._carried[:0] = kept
+
+    def _carried_committed(self, taken: list[Update]) -> None:
+        """Called after a commit that wrote `taken`."""
+        if taken and self._carried_failures:
+            with self._carried_lock:
+                for op in taken:
+                    self._carried_failures.pop(op.effect_id, None)
 
     # --- storage primitives, one set per backend ------------------------------
 

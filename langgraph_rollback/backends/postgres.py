@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -50,6 +51,8 @@ from langgraph_rollback.backends.sql_common import (
 )
 
 __all__ = ["PostgresRollbackSaver"]
+
+logger = logging.getLogger(__name__)
 
 _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
     "langgraph_rollback_pg_same_transaction", default=()
@@ -142,13 +145,21 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
 
     @contextmanager
     def _committing_carried(self) -> Iterator[None]:
-        """On exit, commit tool outcomes kept for a next write that did not come."""
+        """On exit, commit tool outcomes kept for a next write that did not come
+        (logged, not raised, when the body is already raising)."""
+        failed = True
         try:
             yield
+            failed = False
         finally:
             if self._carried:
-                with self._tx():
-                    pass
+                try:
+                    with self._tx():
+                        pass
+                except Exception as exc:
+                    if not failed:
+                        raise
+                    logger.warning("could not commit kept tool outcomes: %s", exc)
 
     def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).
@@ -188,26 +199,31 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         """Upstream's cursor; one transaction when `put` queued ledger statements
         or tool outcomes are kept for the next write (they run first)."""
         extra = _SAME_TRANSACTION.get()
-        if not extra and not self._carried:
+        if not pipeline and self._carried:
+            # Upstream reads use a plain cursor, writes a pipelined one: a
+            # read commits the kept outcomes first, in a transaction of their
+            # own, rather than holding one open while it yields.
+            with self._tx():
+                pass
+        if not extra and not (pipeline and self._carried):
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        carried = self._take_carried()
-        try:
-            with (
-                self.lock,
-                _internal.get_connection(self.conn) as conn,
-                conn.transaction(),
-                conn.cursor(binary=True, row_factory=dict_row) as cur,
-            ):
-                for op in carried:
-                    cur.execute(*update_sql(op, "%s"))
-                yield cur
-                for text, params in extra:
-                    cur.execute(text, params)
-        except BaseException:
-            self._put_back_carried(carried)
-            raise
+        with self.lock, _internal.get_connection(self.conn) as conn:
+            carried = self._take_carried()
+            try:
+                with (
+                    conn.transaction(),
+                    conn.cursor(binary=True, row_factory=dict_row) as cur,
+                ):
+                    for op in carried:
+                        cur.execute(*update_sql(op, "%s"))
+                    yield cur
+                    for text, params in extra:
+                        cur.execute(text, params)
+            except BaseException:
+                self._put_back_carried(carried)
+                raise
         self._carried_committed(carried)
 
     def put(
@@ -267,21 +283,17 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     @contextmanager
     def _tx(self) -> Iterator[Cursor[TupleRow]]:
         """One transaction on a (pooled) connection, rows as tuples."""
-        carried = self._take_carried()
-        try:
-            with (
-                self.lock,
-                _internal.get_connection(self.conn) as conn,
-                conn.transaction(),
-                conn.cursor(row_factory=tuple_row) as cur,
-            ):
-                # Tool outcomes kept for the next write run first.
-                for op in carried:
-                    cur.execute(*update_sql(op, "%s"))
-                yield cur
-        except BaseException:
-            self._put_back_carried(carried)
-            raise
+        with self.lock, _internal.get_connection(self.conn) as conn:
+            carried = self._take_carried()
+            try:
+                with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+                    # Tool outcomes kept for the next write run first.
+                    for op in carried:
+                        cur.execute(*update_sql(op, "%s"))
+                    yield cur
+            except BaseException:
+                self._put_back_carried(carried)
+                raise
         self._carried_committed(carried)
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:

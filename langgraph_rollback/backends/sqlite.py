@@ -144,8 +144,8 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
                 self.conn.rollback()
-            self._put_back_carried(carried)
-            logger.warning("could not commit tool outcomes before a read: %s", exc)
+            self._put_back_carried(carried, write=False)
+            logger.warning("could not commit kept tool outcomes: %s", exc)
         else:
             self._carried_committed(carried)
 
