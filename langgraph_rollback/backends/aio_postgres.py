@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
@@ -196,8 +196,12 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             return
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
             carried = self._take_carried()
+            # Pipelined as upstream's writes are, when the connection can:
+            # BEGIN, the kept outcomes, the writes and COMMIT in one round trip.
+            piped = pipeline and not self.pipe and self.supports_pipeline
             try:
                 async with (
+                    conn.pipeline() if piped else nullcontext(),
                     conn.transaction(),
                     conn.cursor(binary=True, row_factory=dict_row) as cur,
                 ):
@@ -266,18 +270,30 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     # --- ledger primitives --------------------------------------------------------
 
     @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[AsyncCursor[TupleRow]]:
+    async def _tx(
+        self, *, statements: bool = True
+    ) -> AsyncIterator[AsyncCursor[TupleRow]]:
+        """One transaction on a (pooled) connection, rows as tuples.
+
+        `statements=False`: the caller runs statements that each stand alone,
+        so on an autocommit connection (as upstream requires) with no tool
+        outcomes kept, no BEGIN and COMMIT round trips are spent on them.
+        """
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
             carried = self._take_carried()
             try:
-                async with (
-                    conn.transaction(),
-                    conn.cursor(row_factory=tuple_row) as cur,
-                ):
-                    # Tool outcomes kept for the next write run first.
-                    for op in carried:
-                        await cur.execute(*update_sql(op, "%s"))
-                    yield cur
+                if not statements and not carried and conn.autocommit:
+                    async with conn.cursor(row_factory=tuple_row) as cur:
+                        yield cur
+                else:
+                    async with (
+                        conn.transaction(),
+                        conn.cursor(row_factory=tuple_row) as cur,
+                    ):
+                        # Tool outcomes kept for the next write run first.
+                        for op in carried:
+                            await cur.execute(*update_sql(op, "%s"))
+                        yield cur
             except BaseException:
                 self._put_back_carried(carried)
                 raise
@@ -296,20 +312,21 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             raise RollbackInProgressError(
                 thread_id=row.thread_id, holder="this process"
             )
-        async with self._tx() as cur:
-            await cur.execute(
-                sql.LOCK_SHARED, (sql.LOCK_KEY.format(thread_id=row.thread_id),)
-            )
-            found = await cur.fetchone()
-            if not (found and found[0]):
+        key = sql.LOCK_KEY.format(thread_id=row.thread_id)
+        async with self._tx(statements=False) as cur:
+            # One statement: the shared lock, then the insert if it was had.
+            await cur.execute(sql.INSERT_INTENT, [key, *params])
+            result = await cur.fetchone()
+            assert result is not None
+            held, seq, base = result
+            if not held:
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder="another PostgreSQL session"
                 )
-            await cur.execute(sql.INSERT_INTENT, params)
-            inserted = await cur.fetchall()
-            if inserted:
-                seq, base = inserted[0]
+            if seq is not None:
                 return replace(row, seq=int(seq), base_checkpoint_id=base), True
+            # It exists: a replay (a row read outside the lock is fine, it is
+            # committed, and its status changes only under `expect` guards).
             await cur.execute(sql.SELECT_BY_ID, (row.effect_id,))
             found = await cur.fetchone()
         assert found is not None

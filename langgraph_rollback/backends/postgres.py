@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
@@ -211,8 +211,12 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             return
         with self.lock, _internal.get_connection(self.conn) as conn:
             carried = self._take_carried()
+            # Pipelined as upstream's writes are, when the connection can:
+            # BEGIN, the kept outcomes, the writes and COMMIT in one round trip.
+            piped = pipeline and not self.pipe and self.supports_pipeline
             try:
                 with (
+                    conn.pipeline() if piped else nullcontext(),
                     conn.transaction(),
                     conn.cursor(binary=True, row_factory=dict_row) as cur,
                 ):
@@ -281,16 +285,28 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     # --- ledger primitives --------------------------------------------------------
 
     @contextmanager
-    def _tx(self) -> Iterator[Cursor[TupleRow]]:
-        """One transaction on a (pooled) connection, rows as tuples."""
+    def _tx(self, *, statements: bool = True) -> Iterator[Cursor[TupleRow]]:
+        """One transaction on a (pooled) connection, rows as tuples.
+
+        `statements=False`: the caller runs statements that each stand alone,
+        so on an autocommit connection (as upstream requires) with no tool
+        outcomes kept, no BEGIN and COMMIT round trips are spent on them.
+        """
         with self.lock, _internal.get_connection(self.conn) as conn:
             carried = self._take_carried()
             try:
-                with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
-                    # Tool outcomes kept for the next write run first.
-                    for op in carried:
-                        cur.execute(*update_sql(op, "%s"))
-                    yield cur
+                if not statements and not carried and conn.autocommit:
+                    with conn.cursor(row_factory=tuple_row) as cur:
+                        yield cur
+                else:
+                    with (
+                        conn.transaction(),
+                        conn.cursor(row_factory=tuple_row) as cur,
+                    ):
+                        # Tool outcomes kept for the next write run first.
+                        for op in carried:
+                            cur.execute(*update_sql(op, "%s"))
+                        yield cur
             except BaseException:
                 self._put_back_carried(carried)
                 raise
@@ -306,20 +322,21 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
         self._refuse_if_held(row.thread_id)
-        with self._tx() as cur:
-            cur.execute(
-                sql.LOCK_SHARED, (sql.LOCK_KEY.format(thread_id=row.thread_id),)
-            )
-            found = cur.fetchone()
-            if not (found and found[0]):
+        key = sql.LOCK_KEY.format(thread_id=row.thread_id)
+        with self._tx(statements=False) as cur:
+            # One statement: the shared lock, then the insert if it was had.
+            cur.execute(sql.INSERT_INTENT, [key, *params])
+            result = cur.fetchone()
+            assert result is not None
+            held, seq, base = result
+            if not held:
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder="another PostgreSQL session"
                 )
-            cur.execute(sql.INSERT_INTENT, params)
-            inserted = cur.fetchall()
-            if inserted:
-                seq, base = inserted[0]
+            if seq is not None:
                 return replace(row, seq=int(seq), base_checkpoint_id=base), True
+            # It exists: a replay (a row read outside the lock is fine, it is
+            # committed, and its status changes only under `expect` guards).
             cur.execute(sql.SELECT_BY_ID, (row.effect_id,))
             found = cur.fetchone()
         assert found is not None

@@ -117,16 +117,43 @@ MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('lgrb:migrations'
 _INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
 INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
 
+_TYPES = {
+    "ordinal": "integer",
+    "attempt": "integer",
+    "undo_attempts": "integer",
+    "intent": "bytea",
+    "outcome": "bytea",
+    "undo": "bytea",
+}
+"""Columns of `lgrb_effects` that are not TEXT (see MIGRATIONS v0)."""
+
 INSERT_INTENT = f"""
-INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
-VALUES ({", ".join("%s" for _ in _INSERT_COLUMNS)}, COALESCE(%s, (
-    SELECT checkpoint_id FROM checkpoints
-    WHERE thread_id = %s AND checkpoint_ns = ''
-    ORDER BY checkpoint_id DESC LIMIT 1
-)))
-ON CONFLICT (effect_id) DO NOTHING
-RETURNING seq, base_checkpoint_id
+WITH held AS MATERIALIZED (
+    SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0)) AS ok
+), inserted AS (
+    INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
+    SELECT {", ".join(f"%s::{_TYPES.get(c, 'text')}" for c in _INSERT_COLUMNS)},
+        COALESCE(%s::text, (
+            SELECT checkpoint_id FROM checkpoints
+            WHERE thread_id = %s::text AND checkpoint_ns = ''
+            ORDER BY checkpoint_id DESC LIMIT 1
+        ))
+    FROM held WHERE held.ok
+    ON CONFLICT (effect_id) DO NOTHING
+    RETURNING seq, base_checkpoint_id
+)
+SELECT held.ok, inserted.seq, inserted.base_checkpoint_id
+FROM held LEFT JOIN inserted ON true
 """
+"""Insert an intent, in one statement (one round trip, its own transaction on
+an autocommit connection): it takes the thread's lock shared, as every
+intent does (`LOCK_SHARED`; a rollback holds it exclusive), and inserts only
+if it got it. The base is the checkpoint the run was started from when the
+run named one, else the thread's newest stored root checkpoint. Parameters:
+the lock key, `INSERT_PARAM_COLUMNS` values, the row's `base_checkpoint_id`,
+its `thread_id`. Returns one row: whether the lock was had, and the inserted
+row's `seq` and base (both NULL when the lock was not had or the effect
+already exists)."""
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = %s"
 
