@@ -85,6 +85,9 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         self._locks: dict[str, LockHolder] = {}
         self._seq = itertools.count(1)
         self._ledger_lock = threading.Lock()
+        self._heads: dict[str, str] = {}
+        """Each thread's newest root checkpoint id, as last seen (a cache)."""
+        self._heads_lock = threading.Lock()
 
     def put(
         self,
@@ -96,6 +99,12 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         """Upstream `put`; a rollback's restored head is tagged as a copy."""
         tagged = mark_restored_copy(metadata)
         saved = super().put(config, checkpoint, tagged, new_versions)
+        if not config["configurable"].get("checkpoint_ns"):
+            thread_id = str(config["configurable"]["thread_id"])
+            with self._heads_lock:
+                head = self._heads.get(thread_id)
+                if head is None or checkpoint["id"] > head:
+                    self._heads[thread_id] = checkpoint["id"]
         restore = tagged.get("lgrb_restore")
         if isinstance(restore, dict):
             with self._ledger_lock:
@@ -141,6 +150,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints and writes; its effects stay with the source."""
         source, target = str(source_thread_id), str(target_thread_id)
+        with self._heads_lock:
+            self._heads.pop(target, None)
         for ns, checkpoints in list(self.storage.get(source, {}).items()):
             self.storage[target][ns].update(checkpoints)
         for (thread_id, ns, checkpoint_id), writes in list(self.writes.items()):
@@ -205,7 +216,18 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         return CheckpointLink.from_row(checkpoint_id, parent, restore.get("copies"))
 
     def _ledger_head(self, op: ReadHead) -> str | None:
-        return max(self._root(op.thread_id), default=None)
+        # Checkpoints enter only through `put` (and `copy_thread`, which drops
+        # the cache), so a cached head that is still stored is the newest.
+        with self._heads_lock:
+            head = self._heads.get(op.thread_id)
+            root = self.storage.get(op.thread_id, {}).get("", {})
+            if head is None or head not in root:
+                head = max(self._root(op.thread_id), default=None)
+                if head is None:
+                    self._heads.pop(op.thread_id, None)
+                else:
+                    self._heads[op.thread_id] = head
+        return head
 
     def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
         return sorted(
