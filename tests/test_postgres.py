@@ -341,3 +341,84 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
             saver._lock_thread("t", LockHolder())
         assert time.monotonic() - t0 < 1
         other.close()
+
+
+@pytest.mark.parametrize("pipeline", [False, True], ids=["connection", "pipeline"])
+def test_intent_is_committed_before_the_call_runs(
+    pg_url: str, tmp_path: Path, pipeline: bool
+) -> None:
+    """Write-ahead on PostgreSQL, pipeline mode included: while the tool runs,
+    another session sees its intent, and the intent holds no lock (a rollback
+    from another worker is not kept waiting by a long call)."""
+    from langchain_core.messages import AIMessage
+    from langchain_core.tools import tool
+    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode
+
+    from langgraph_rollback import ToolRegistry, current_effect, reversible
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    registry = ToolRegistry()
+    seen: list[tuple[Any, ...]] = []
+
+    @reversible(undo=lambda effect: None, registry=registry)
+    @tool
+    def slow_call(name: str) -> str:
+        """A call that looks at the ledger from another session."""
+        effect = current_effect()
+        assert effect is not None
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            (status,) = other.execute(
+                "SELECT status FROM lgrb_effects WHERE effect_id = %s", (effect.id,)
+            ).fetchone() or (None,)
+            (locks,) = other.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+            ).fetchone() or (None,)
+        seen.append((status, locks))
+        return name
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        if state["messages"]:
+            return {}
+        call = {"name": "slow_call", "args": {"name": "a"}, "id": "c1"}
+        return {"messages": [AIMessage("", tool_calls=[call])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", ToolNode([slow_call]))
+    builder.add_edge(START, "model")
+    builder.add_edge("model", "tools")
+    builder.add_edge("tools", END)
+    thread = f"pipe-{pipeline}-{random.random()}"
+    config = {"configurable": {"thread_id": thread}}
+    with PostgresRollbackSaver.from_conn_string(pg_url) as plain:
+        plain.setup()  # as upstream: migrations cannot run in a pipeline
+    with PostgresRollbackSaver.from_conn_string(
+        pg_url, pipeline=pipeline, registry=registry
+    ) as saver:
+        builder.compile(checkpointer=saver).invoke(
+            {"messages": []}, config, durability="sync"
+        )
+        (effect,) = saver.list_effects(config)
+    assert seen == [("pending", 0)]
+    assert effect.status.value == "applied"
+
+
+def test_intent_casts_match_the_ledger_columns(pg_url: str) -> None:
+    """`INSERT_INTENT` casts each parameter to its column's type; a column of
+    another type than TEXT must be listed in `_TYPES`."""
+    from langgraph_rollback.backends import postgres_schema as pg
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
+        saver.setup()
+    with psycopg.connect(pg_url) as conn:
+        types = dict(
+            conn.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 'lgrb_effects'"
+            ).fetchall()
+        )
+    expected = {"integer": "integer", "bytea": "bytea", "text": "text"}
+    for column in pg.INSERT_PARAM_COLUMNS:
+        assert expected[types[column]] == pg._TYPES.get(column, "text"), column

@@ -197,7 +197,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
             carried = self._take_carried()
             # Pipelined as upstream's writes are, when the connection can:
-            # BEGIN, the kept outcomes, the writes and COMMIT in one round trip.
+            # BEGIN, the kept outcomes, the writes and COMMIT go out together
+            # rather than each waiting for the previous one's answer.
             piped = pipeline and not self.pipe and self.supports_pipeline
             try:
                 async with (
@@ -277,12 +278,15 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
 
         `statements=False`: the caller runs statements that each stand alone,
         so on an autocommit connection (as upstream requires) with no tool
-        outcomes kept, no BEGIN and COMMIT round trips are spent on them.
+        outcomes kept, no BEGIN and COMMIT round trips are spent on them. Not
+        on a saver in pipeline mode (`pipe`), where a statement commits only at
+        the pipeline's next sync; a transaction block syncs on exit.
         """
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
             carried = self._take_carried()
             try:
-                if not statements and not carried and conn.autocommit:
+                alone = not statements and not carried and self.pipe is None
+                if alone and conn.autocommit:
                     async with conn.cursor(row_factory=tuple_row) as cur:
                         yield cur
                 else:

@@ -150,10 +150,10 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints and writes; its effects stay with the source."""
         source, target = str(source_thread_id), str(target_thread_id)
-        with self._heads_lock:
+        with self._heads_lock:  # no head is read from the cache mid-copy
+            for ns, checkpoints in list(self.storage.get(source, {}).items()):
+                self.storage[target][ns].update(checkpoints)
             self._heads.pop(target, None)
-        for ns, checkpoints in list(self.storage.get(source, {}).items()):
-            self.storage[target][ns].update(checkpoints)
         for (thread_id, ns, checkpoint_id), writes in list(self.writes.items()):
             if thread_id == source:
                 self.writes[(target, ns, checkpoint_id)] = dict(writes)
