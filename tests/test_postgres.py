@@ -344,19 +344,25 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
 
 
 @pytest.mark.parametrize("pipeline", [False, True], ids=["connection", "pipeline"])
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_intent_is_committed_before_the_call_runs(
-    pg_url: str, tmp_path: Path, pipeline: bool
+    pg_url: str, pipeline: bool, flavour: str
 ) -> None:
     """Write-ahead on PostgreSQL, pipeline mode included: while the tool runs,
     another session sees its intent, and the intent holds no lock (a rollback
     from another worker is not kept waiting by a long call)."""
+    import asyncio
+
     from langchain_core.messages import AIMessage
     from langchain_core.tools import tool
     from langgraph.graph import END, START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode
 
     from langgraph_rollback import ToolRegistry, current_effect, reversible
-    from langgraph_rollback.postgres import PostgresRollbackSaver
+    from langgraph_rollback.postgres import (
+        AsyncPostgresRollbackSaver,
+        PostgresRollbackSaver,
+    )
 
     registry = ToolRegistry()
     seen: list[tuple[Any, ...]] = []
@@ -389,19 +395,32 @@ def test_intent_is_committed_before_the_call_runs(
     builder.add_edge(START, "model")
     builder.add_edge("model", "tools")
     builder.add_edge("tools", END)
-    thread = f"pipe-{pipeline}-{random.random()}"
-    config = {"configurable": {"thread_id": thread}}
+    thread = f"pipe-{flavour}-{pipeline}-{random.random()}"
+    config: Any = {"configurable": {"thread_id": thread}}
     with PostgresRollbackSaver.from_conn_string(pg_url) as plain:
         plain.setup()  # as upstream: migrations cannot run in a pipeline
-    with PostgresRollbackSaver.from_conn_string(
-        pg_url, pipeline=pipeline, registry=registry
-    ) as saver:
-        builder.compile(checkpointer=saver).invoke(
-            {"messages": []}, config, durability="sync"
-        )
-        (effect,) = saver.list_effects(config)
+    if flavour == "sync":
+        with PostgresRollbackSaver.from_conn_string(
+            pg_url, pipeline=pipeline, registry=registry
+        ) as saver:
+            builder.compile(checkpointer=saver).invoke(
+                {"messages": []}, config, durability="sync"
+            )
+            effects = saver.list_effects(config)
+    else:
+
+        async def run() -> Any:
+            async with AsyncPostgresRollbackSaver.from_conn_string(
+                pg_url, pipeline=pipeline, registry=registry
+            ) as saver:
+                await builder.compile(checkpointer=saver).ainvoke(
+                    {"messages": []}, config, durability="sync"
+                )
+                return await saver.alist_effects(config)
+
+        effects = asyncio.run(run())
     assert seen == [("pending", 0)]
-    assert effect.status.value == "applied"
+    assert [e.status.value for e in effects] == ["applied"]
 
 
 def test_intent_casts_match_the_ledger_columns(pg_url: str) -> None:
