@@ -258,15 +258,25 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         *,
         many: tuple[str, list[Any]] | None = None,
     ) -> None:
-        """Run the kept tool outcomes, then `statements` (and `many`), commit."""
+        """Run `statements` (and `many`) in one write transaction."""
+        async with self._writing():
+            for text, params in statements:
+                await self.conn.execute_fetchall(text, params)
+            if many is not None:
+                await self.conn.executemany(*many)
+
+    @asynccontextmanager
+    async def _writing(self, *, immediate: bool = False) -> AsyncIterator[None]:
+        """Hold the lock for one write transaction (`BEGIN IMMEDIATE` if
+        `immediate`): the kept tool outcomes run first, the body next, then
+        the commit; on failure it rolls back and keeps the outcomes again."""
         async with self.lock:
             carried = self._take_carried()
             try:
+                if immediate:
+                    await self._begin_immediate()
                 await self._run_carried(carried)
-                for text, params in statements:
-                    await self.conn.execute_fetchall(text, params)
-                if many is not None:
-                    await self.conn.executemany(*many)
+                yield
                 await self.conn.commit()
             except BaseException:
                 self._put_back_carried(carried)
@@ -406,41 +416,30 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         """Run statements in one transaction; return the last one's rows."""
         await self.setup()
         rows: list[Any] = []
-        async with self.lock:
-            try:
-                for text, params in statements:
-                    async with self.conn.execute(text, params) as cur:
-                        rows = list(await cur.fetchall())
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
+        async with self._writing():
+            for text, params in statements:
+                async with self.conn.execute(text, params) as cur:
+                    rows = list(await cur.fetchall())
         return rows
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints and writes of these runs; the ledger stays."""
         ids = json.dumps([str(r) for r in run_ids])
         await self.setup()
-        async with self.lock:
-            try:
-                # Write-lock before reading (see SqliteRollbackSaver).
-                await self._begin_immediate()
-                async with self.conn.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,)) as cur:
-                    deleted = {(t, c): p for t, c, p in await cur.fetchall()}
-                for thread in {t for t, _ in deleted}:
-                    gone = json.dumps([c for t, c in deleted if t == thread])
-                    async with self.conn.execute(
-                        sql.EFFECTS_BASED_ON, (thread, gone)
-                    ) as cur:
-                        rows = [tuple(r) for r in await cur.fetchall()]
-                    for effect_id, base in reanchor(deleted, rows):
-                        await self.conn.execute(sql.SET_BASE, (base, effect_id))
-                for text in sql.DELETE_FOR_RUNS:
-                    await self.conn.execute(text, (ids,))
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
+        # Write-lock before reading (see SqliteRollbackSaver).
+        async with self._writing(immediate=True):
+            async with self.conn.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,)) as cur:
+                deleted = {(t, c): p for t, c, p in await cur.fetchall()}
+            for thread in {t for t, _ in deleted}:
+                gone = json.dumps([c for t, c in deleted if t == thread])
+                async with self.conn.execute(
+                    sql.EFFECTS_BASED_ON, (thread, gone)
+                ) as cur:
+                    rows = [tuple(r) for r in await cur.fetchall()]
+                for effect_id, base in reanchor(deleted, rows):
+                    await self.conn.execute(sql.SET_BASE, (base, effect_id))
+            for text in sql.DELETE_FOR_RUNS:
+                await self.conn.execute(text, (ids,))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints and writes; its effects stay with the source."""
@@ -488,22 +487,13 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
     async def _write(self, text: str, params: Any) -> int:
         """Run one write and commit; roll back if it fails. Returns rowcount."""
         await self.setup()
-        async with self.lock:
-            carried = self._take_carried()
-            try:
-                await self._run_carried(carried)
-                # The rows this statement changed (the caller holds the lock,
-                # so no other statement runs on the connection meanwhile).
-                before = self.conn.total_changes
-                await self.conn.execute_fetchall(text, params)
-                count = self.conn.total_changes - before
-                await self.conn.commit()
-            except BaseException:
-                self._put_back_carried(carried)
-                await self.conn.rollback()
-                raise
-            self._carried_committed(carried)
-            return count
+        async with self._writing():
+            # The rows this statement changed (the lock is held, so no other
+            # statement runs on the connection meanwhile).
+            before = self.conn.total_changes
+            await self.conn.execute_fetchall(text, params)
+            count = self.conn.total_changes - before
+        return count
 
     async def _read(self, text: str, params: Any) -> list[Any]:
         await self.setup()
@@ -516,33 +506,19 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
         await self.setup()
-        async with self.lock:
-            carried = self._take_carried()
-            try:
-                await self._begin_immediate()
-                await self._run_carried(carried)
-                held = await self.conn.execute_fetchall(
-                    sql.LOCK_HOLDER, (row.thread_id,)
+        async with self._writing(immediate=True):
+            held = await self.conn.execute_fetchall(sql.LOCK_HOLDER, (row.thread_id,))
+            refuse_if_locked(row.thread_id, next(iter(held), None))
+            inserted = list(await self.conn.execute_fetchall(sql.INSERT_INTENT, params))
+            if not inserted:
+                found = next(
+                    iter(
+                        await self.conn.execute_fetchall(
+                            sql.SELECT_BY_ID, (row.effect_id,)
+                        )
+                    ),
+                    None,
                 )
-                refuse_if_locked(row.thread_id, next(iter(held), None))
-                inserted = list(
-                    await self.conn.execute_fetchall(sql.INSERT_INTENT, params)
-                )
-                if not inserted:
-                    found = next(
-                        iter(
-                            await self.conn.execute_fetchall(
-                                sql.SELECT_BY_ID, (row.effect_id,)
-                            )
-                        ),
-                        None,
-                    )
-                await self.conn.commit()
-            except BaseException:
-                self._put_back_carried(carried)
-                await self.conn.rollback()
-                raise
-            self._carried_committed(carried)
         if inserted:
             seq, base = inserted[0]
             return replace(row, seq=seq, base_checkpoint_id=base), True
@@ -590,28 +566,22 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
 
     async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
         await self.setup()
-        async with self.lock:
-            try:
-                # One write transaction from the check to the insert, so two
-                # processes sharing the file cannot both see the lock free.
-                await self._begin_immediate()
-                async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
-                    current = await cur.fetchone()
-                if current is not None and current[0] != holder.token:
-                    if holder_alive(current[1], int(current[2]), current[0]):
-                        raise RollbackInProgressError(
-                            thread_id=thread_id,
-                            holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
-                        )
-                    await self.conn.execute(sql.LOCK_RELEASE, (thread_id, current[0]))
-                await self.conn.execute(
-                    sql.LOCK_TAKE,
-                    (thread_id, holder.token, holder.host, holder.pid, utcnow()),
-                )
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
+        # One write transaction from the check to the insert, so two
+        # processes sharing the file cannot both see the lock free.
+        async with self._writing(immediate=True):
+            async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
+                current = await cur.fetchone()
+            if current is not None and current[0] != holder.token:
+                if holder_alive(current[1], int(current[2]), current[0]):
+                    raise RollbackInProgressError(
+                        thread_id=thread_id,
+                        holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
+                    )
+                await self.conn.execute(sql.LOCK_RELEASE, (thread_id, current[0]))
+            await self.conn.execute(
+                sql.LOCK_TAKE,
+                (thread_id, holder.token, holder.host, holder.pid, utcnow()),
+            )
         holder.held()
 
     async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
