@@ -416,5 +416,6 @@ def test_an_outcome_that_cannot_be_written_is_dropped_after_three_writes(
                 pass
         saver.put(thread, empty_checkpoint(), {}, {})  # later writes go through
         assert f"after {CARRY_ATTEMPTS} failed writes" in caplog.text
+        assert "saver.resolve_effect(config, " in caplog.text  # names the fix
         assert _statuses_on_disk(db) == {"make_file": "pending"}
         assert world.count("forward", "make_file") == 1

@@ -39,6 +39,7 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import postgres_schema as sql
 from langgraph_rollback.backends.base import (
+    CARRY_READ_FAILED,
     LockHolder,
     SyncOverAsync,
     mark_restored_copy,
@@ -142,7 +143,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 except Exception as exc:
                     if not failed:
                         raise
-                    logger.warning("could not commit kept tool outcomes: %s", exc)
+                    logger.warning(CARRY_READ_FAILED, exc)
 
     async def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).

@@ -48,6 +48,7 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import sqlite_schema as sql
 from langgraph_rollback.backends.base import (
+    CARRY_READ_FAILED,
     LockHolder,
     SyncOverAsync,
     holder_alive,
@@ -213,7 +214,9 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             statements.append(
                 (sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"]))
             )
-        await self._commit_with_carried(statements)
+        async with self._writing():
+            for text, params in statements:
+                await self.conn.execute_fetchall(text, params)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -250,20 +253,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             for idx, (channel, value) in enumerate(writes)
         ]
         await self.setup()
-        await self._commit_with_carried([], many=(query, rows))
-
-    async def _commit_with_carried(
-        self,
-        statements: Sequence[tuple[str, Any]],
-        *,
-        many: tuple[str, list[Any]] | None = None,
-    ) -> None:
-        """Run `statements` (and `many`) in one write transaction."""
         async with self._writing():
-            for text, params in statements:
-                await self.conn.execute_fetchall(text, params)
-            if many is not None:
-                await self.conn.executemany(*many)
+            await self.conn.executemany(query, rows)
 
     @asynccontextmanager
     async def _writing(self, *, immediate: bool = False) -> AsyncIterator[None]:
@@ -303,7 +294,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             await self.conn.rollback()
             if not isinstance(exc, sqlite3.Error):
                 raise
-            logger.warning("could not commit kept tool outcomes: %s", exc)
+            logger.warning(CARRY_READ_FAILED, exc)
         else:
             self._carried_committed(carried)
 
@@ -473,8 +464,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         """Open a write-locked transaction (the caller holds `self.lock`).
 
         A transaction already open here is one a failed upstream write left
-        behind (upstream's `aput` does not roll back on error): it is rolled
-        back, not joined, so this transaction commits nothing half-done.
+        behind (upstream's `adelete_thread` does not roll back on error): it is
+        rolled back, not joined, so this transaction commits nothing half-done.
         """
         if self.conn.in_transaction:
             await self.conn.rollback()

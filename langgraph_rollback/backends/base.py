@@ -88,6 +88,12 @@ logger = logging.getLogger(__name__)
 CARRY_ATTEMPTS = 5
 """Failed writes after which a kept tool outcome is dropped (see `_carry`)."""
 
+CARRY_READ_FAILED = (
+    "could not commit kept tool outcomes (%s): they stay in memory and travel "
+    "with this saver's next write; until then other processes see those "
+    "effects as pending"
+)
+
 
 def host_id() -> str:
     """This process's host, as far as process ids are comparable.
@@ -359,10 +365,13 @@ class BaseRollbackSaver(ABC):
                 else:
                     self._carried_failures.pop(op.effect_id, None)
                     logger.error(
-                        "dropped the outcome of effect %s after %d failed writes; "
-                        "its intent stays pending (outcome unknown)",
+                        "dropped the outcome of effect %s after %d failed writes: "
+                        "its intent stays pending (outcome unknown). Fix: once the "
+                        "database accepts writes, check the target and call "
+                        "saver.resolve_effect(config, %r, applied=True or False)",
                         op.effect_id,
                         failures,
+                        op.effect_id,
                     )
             self._carried[:0] = kept
 

@@ -38,6 +38,7 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import postgres_schema as sql
 from langgraph_rollback.backends.base import (
+    CARRY_READ_FAILED,
     LockHolder,
     SyncBackedAsync,
     mark_restored_copy,
@@ -159,7 +160,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 except Exception as exc:
                     if not failed:
                         raise
-                    logger.warning("could not commit kept tool outcomes: %s", exc)
+                    logger.warning(CARRY_READ_FAILED, exc)
 
     def setup(self) -> None:
         """Run LangGraph's migrations, then the ledger's (each once).

@@ -39,6 +39,7 @@ from langgraph_rollback._record import GuardMode
 from langgraph_rollback._registry import ToolRegistry
 from langgraph_rollback.backends import sqlite_schema as sql
 from langgraph_rollback.backends.base import (
+    CARRY_READ_FAILED,
     LockHolder,
     SyncBackedAsync,
     holder_alive,
@@ -137,6 +138,8 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
                 saver._commit_carried()
 
     def _commit_before_read(self, cur: sqlite3.Cursor, carried: list[Update]) -> None:
+        """Commit kept tool outcomes before a read (lock held); if that fails,
+        the read sees what is on disk and they stay kept for the next write."""
         try:
             for op in carried:
                 cur.execute(*sql.update_sql(op))
@@ -145,7 +148,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
             if self.conn.in_transaction:
                 self.conn.rollback()
             self._put_back_carried(carried, write=False)
-            logger.warning("could not commit kept tool outcomes: %s", exc)
+            logger.warning(CARRY_READ_FAILED, exc)
         else:
             self._carried_committed(carried)
 
