@@ -28,7 +28,8 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from benchmarks.agent import CONTENT
 from langgraph_rollback import SqliteRollbackSaver, ToolRegistry
-from langgraph_rollback._ledger import COLUMNS, encode_payload
+from langgraph_rollback.core.codec import encode_payload
+from langgraph_rollback.core.ledger import COLUMNS
 
 TOOL = "write_file"
 

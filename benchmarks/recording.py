@@ -34,11 +34,11 @@ from langgraph_rollback import (
     ToolRegistry,
     reversible,
 )
-from langgraph_rollback._context import TaskContext
 from langgraph_rollback._declare import definition_of
-from langgraph_rollback._drivers import run_async, run_sync
-from langgraph_rollback._record import record_flow
-from langgraph_rollback._registry import ToolDefinition
+from langgraph_rollback.core.record import record_flow
+from langgraph_rollback.core.registry import ToolDefinition
+from langgraph_rollback.core.task import TaskContext
+from langgraph_rollback.drivers import run_async, run_sync
 
 PAYLOAD_BYTES = 2048
 
@@ -81,7 +81,7 @@ def _context(saver: Any) -> TaskContext:
     checkpoint_id = "1f000000-0000-6000-8000-000000000000"
     task_id = new_thread_id()
     return TaskContext(
-        saver=saver,
+        store=saver,
         thread_id=new_thread_id(),
         task_ns=f"tools:{task_id}",
         checkpoint_ns="",
@@ -100,7 +100,7 @@ def _flow(ctx: TaskContext, definition: ToolDefinition, i: int) -> Any:
         definition,
         {"path": f"file-{i}.txt", "content": CONTENT},
         tool_call_id=f"call-{i}",
-        serde=ctx.saver.serde,
+        serde=ctx.store.serde,
     )
 
 

@@ -24,7 +24,7 @@ from langgraph_rollback._capture import (
     classify_tool,
     record_tool_call,
 )
-from langgraph_rollback._context import current_effect
+from langgraph_rollback._current import current_effect
 from langgraph_rollback._declare import irreversible, reversible
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
@@ -53,24 +53,28 @@ from langgraph_rollback._node import (
     before_node,
     run_start,
 )
-from langgraph_rollback._plan import Decision, PlannedStep, RollbackPlan
-from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
-from langgraph_rollback._report import (
-    FailedStep,
-    RollbackReport,
-    SkippedStep,
-    UndoneStep,
-)
 from langgraph_rollback._rollback import (
     aplan_rollback,
     arollback,
     plan_rollback,
     rollback,
 )
-from langgraph_rollback.backends.aio_sqlite import AsyncSqliteRollbackSaver
-from langgraph_rollback.backends.base import BaseRollbackSaver
-from langgraph_rollback.backends.memory import InMemoryRollbackSaver
-from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
+from langgraph_rollback.core.plan import Decision, PlannedStep, RollbackPlan
+from langgraph_rollback.core.registry import (
+    ToolDefinition,
+    ToolRegistry,
+    default_registry,
+)
+from langgraph_rollback.core.report import (
+    FailedStep,
+    RollbackReport,
+    SkippedStep,
+    UndoneStep,
+)
+from langgraph_rollback.savers.aio_sqlite import AsyncSqliteRollbackSaver
+from langgraph_rollback.savers.base import BaseRollbackSaver
+from langgraph_rollback.savers.memory import InMemoryRollbackSaver
+from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
 
 __all__ = [
     "AsyncSqliteRollbackSaver",

@@ -23,12 +23,13 @@ from typing import Any
 
 from langchain_core.tools import BaseTool
 
-from langgraph_rollback._context import current_task, inside_effect
+from langgraph_rollback._current import inside_effect
 from langgraph_rollback._declare import definition_of
-from langgraph_rollback._drivers import run_async, run_sync
+from langgraph_rollback._langgraph import current_task
 from langgraph_rollback._models import Reversibility
-from langgraph_rollback._record import record_flow
-from langgraph_rollback._registry import ToolDefinition
+from langgraph_rollback.core.record import record_flow
+from langgraph_rollback.core.registry import ToolDefinition
+from langgraph_rollback.drivers import run_async, run_sync
 
 __all__ = ["arecord_tool_call", "classify_tool", "record_tool_call"]
 
@@ -84,9 +85,9 @@ def record_tool_call(request: Any, execute: Callable[[Any], Any]) -> Any:
         definition,
         dict(request.tool_call.get("args") or {}),
         tool_call_id=request.tool_call.get("id"),
-        serde=ctx.saver.serde,
+        serde=ctx.store.serde,
     )
-    return run_sync(flow, ctx.saver, perform=lambda: execute(request))
+    return run_sync(flow, ctx.store, perform=lambda: execute(request))
 
 
 async def arecord_tool_call(
@@ -102,6 +103,6 @@ async def arecord_tool_call(
         definition,
         dict(request.tool_call.get("args") or {}),
         tool_call_id=request.tool_call.get("id"),
-        serde=ctx.saver.serde,
+        serde=ctx.store.serde,
     )
-    return await run_async(flow, ctx.saver, perform=lambda: execute(request))
+    return await run_async(flow, ctx.store, perform=lambda: execute(request))

@@ -2,7 +2,7 @@
 
 A declared tool keeps its name, signature, docstring and (for LangChain tools)
 its tool schema. When it runs inside a graph whose checkpointer is a rollback
-saver, each call is recorded in the ledger (see `_ledger.record_flow`).
+saver, each call is recorded in the ledger (see `core.record.record_flow`).
 Elsewhere (no graph run, or a checkpointer that is not a rollback saver) it
 runs unrecorded, without a warning. A declared tool called from inside another
 declared tool's call runs unrecorded too: the outer effect, and its inverse,
@@ -21,17 +21,17 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langchain_core.tools.base import InjectedToolArg
 
-from langgraph_rollback._context import (
-    current_task,
-    inside_effect,
-    tool_call,
-    tool_call_id_for,
-)
-from langgraph_rollback._drivers import run_async, run_sync
+from langgraph_rollback._current import inside_effect, tool_call, tool_call_id_for
 from langgraph_rollback._errors import DeclarationError
+from langgraph_rollback._langgraph import current_task
 from langgraph_rollback._models import Effect, Reversibility
-from langgraph_rollback._record import record_flow
-from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
+from langgraph_rollback.core.record import record_flow
+from langgraph_rollback.core.registry import (
+    ToolDefinition,
+    ToolRegistry,
+    default_registry,
+)
+from langgraph_rollback.drivers import run_async, run_sync
 
 __all__ = ["definition_of", "irreversible", "reversible"]
 
@@ -381,9 +381,9 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
                 definition,
                 bound_args(args, kwargs),
                 tool_call_id=None,
-                serde=ctx.saver.serde,
+                serde=ctx.store.serde,
             )
-            return await run_async(flow, ctx.saver, perform=lambda: fn(*args, **kwargs))
+            return await run_async(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
 
         setattr(async_wrapper, _DEFINITION_ATTR, definition)
         return async_wrapper
@@ -398,9 +398,9 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
             definition,
             bound_args(args, kwargs),
             tool_call_id=None,
-            serde=ctx.saver.serde,
+            serde=ctx.store.serde,
         )
-        return run_sync(flow, ctx.saver, perform=lambda: fn(*args, **kwargs))
+        return run_sync(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
 
     setattr(wrapper, _DEFINITION_ATTR, definition)
     return wrapper
@@ -448,10 +448,10 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             definition,
             tool_args(self, args, kwargs),
             tool_call_id=tool_call_id_for(self),
-            serde=ctx.saver.serde,
+            serde=ctx.store.serde,
         )
         return run_sync(
-            flow, ctx.saver, perform=lambda: parent__run(self, *args, **kwargs)
+            flow, ctx.store, perform=lambda: parent__run(self, *args, **kwargs)
         )
 
     @functools.wraps(parent__arun)
@@ -464,10 +464,10 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             definition,
             tool_args(self, args, kwargs),
             tool_call_id=tool_call_id_for(self),
-            serde=ctx.saver.serde,
+            serde=ctx.store.serde,
         )
         return await run_async(
-            flow, ctx.saver, perform=lambda: parent__arun(self, *args, **kwargs)
+            flow, ctx.store, perform=lambda: parent__arun(self, *args, **kwargs)
         )
 
     namespace = {

@@ -11,83 +11,55 @@ values for last-value channels, `None` for keys that were empty at the target
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.channels.base import BaseChannel
 from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.constants import END
-from langgraph.errors import EmptyChannelError
-from langgraph.types import Command, Overwrite, StateSnapshot, interrupt
+from langgraph.types import Command, Overwrite, StateSnapshot
 
-from langgraph_rollback._context import (
-    current_channels,
-    current_durability,
-    current_task,
-)
-from langgraph_rollback._drivers import run_async, run_sync
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
     DurabilityError,
     InvalidConfigError,
 )
-from langgraph_rollback._ops import ReadCheckpoint
-from langgraph_rollback._plan import RollbackPlan, plan_flow
-from langgraph_rollback._record import approved
-from langgraph_rollback._registry import ToolRegistry
-from langgraph_rollback._report import RollbackReport
-from langgraph_rollback._rollback import (
-    CheckpointRef,
+from langgraph_rollback._langgraph import (
+    current_channels,
+    current_durability,
+    current_task,
+    empty_value,
+)
+from langgraph_rollback._liveness import new_holder
+from langgraph_rollback._rollback import CheckpointRef
+from langgraph_rollback.core.execute import (
     OnConflict,
     OnFailure,
     OnIrreversible,
     Policies,
     checkpoint_config,
     execute_flow,
+    holding_lock,
     new_rollback_id,
     rejected_report,
 )
-from langgraph_rollback.backends.base import BaseRollbackSaver, LockHolder
+from langgraph_rollback.core.ops import Ask, Flow, ReadCheckpoint, do
+from langgraph_rollback.core.plan import RollbackPlan, plan_flow
+from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.report import RollbackReport
+from langgraph_rollback.core.targets import (
+    TargetSelector,
+    before_node,
+    run_start,
+    select_target,
+)
+from langgraph_rollback.core.task import approved
+from langgraph_rollback.drivers import run_async, run_sync
+from langgraph_rollback.savers.base import BaseRollbackSaver
 
 __all__ = ["RollbackNode", "TargetSelector", "before_node", "run_start"]
-
-
-@dataclass(frozen=True)
-class TargetSelector:
-    """Picks a `RollbackNode`'s target by walking back from where the node runs.
-
-    Use `before_node(name)` or `run_start()` to make one.
-    """
-
-    kind: Literal["before_node", "run_start"]
-    node: str | None = None
-
-
-def before_node(name: str) -> TargetSelector:
-    """Target the checkpoint from which node `name` last ran.
-
-    Walking back from the checkpoint the rollback node started from, this is
-    the nearest checkpoint whose next step ran `name`: in a loop, the start
-    of `name`'s most recent run on the current path. The state there is the
-    state `name` received. Works for nodes reached by edges (including
-    conditional edges), not for tasks started with `Send`.
-    """
-    return TargetSelector("before_node", name)
-
-
-def run_start() -> TargetSelector:
-    """Target the start of the current run.
-
-    That is the first checkpoint after the thread's most recent input was
-    applied (step 0 of the latest `invoke(inputs)`): the state holds the new
-    input and no node of the run has acted yet. Resuming with `invoke(None)`
-    or `Command(resume=...)` continues the same run, so it does not move this
-    point.
-    """
-    return TargetSelector("run_start")
 
 
 TargetFn = Callable[[Any, RunnableConfig], CheckpointRef]
@@ -169,98 +141,52 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         self.registry = registry
         super().__init__(self._node_sync, afunc=self._node_async, name=name)
 
-    # --- sync and async drivers ---------------------------------------------------
+    # --- sync and async drivers of one flow -------------------------------------
 
     def _node_sync(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        started = datetime.now(UTC)
-        target = run_sync(
-            self._target_flow(saver, thread_id, head, state, config), saver
-        )
-        registry = self.registry if self.registry is not None else saver.registry
-        plan_of = plan_flow(
-            thread_id, target, registry=registry, serde=saver.serde, head=head
-        )
-        plan: RollbackPlan = run_sync(plan_of, saver)
-        policies = self._approve(plan)
-        rollback_id = new_rollback_id()
-        if policies is None:
-            report = rejected_report(
-                plan, rollback_id, started, "A human rejected the plan."
-            )
-            return self._command(state, report, None)
-        holder = LockHolder()
-        saver._lock_thread(thread_id, holder)
-        try:
-            report = run_sync(
-                execute_flow(
-                    plan,
-                    policies=policies,
-                    registry=registry,
-                    serde=saver.serde,
-                    rollback_id=rollback_id,
-                    restore=None,
-                    started_at=started,
-                ),
-                saver,
-            )
-        finally:
-            saver._unlock_thread(thread_id, holder)
-        values = None
-        if report.ok:
-            values = run_sync(self._values_flow(thread_id, target), saver)
+        flow = self._node_flow(saver, thread_id, head, state)
+        report, values = run_sync(flow, saver)
         return self._command(state, report, values)
 
     async def _node_async(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        started = datetime.now(UTC)
-        target = await run_async(
-            self._target_flow(saver, thread_id, head, state, config), saver
-        )
-        registry = self.registry if self.registry is not None else saver.registry
-        plan_of = plan_flow(
-            thread_id, target, registry=registry, serde=saver.serde, head=head
-        )
-        plan: RollbackPlan = await run_async(plan_of, saver)
-        policies = self._approve(plan)
-        rollback_id = new_rollback_id()
-        if policies is None:
-            report = rejected_report(
-                plan, rollback_id, started, "A human rejected the plan."
-            )
-            return self._command(state, report, None)
-        holder = LockHolder()
-        await saver._alock_thread(thread_id, holder)
-        try:
-            report = await run_async(
-                execute_flow(
-                    plan,
-                    policies=policies,
-                    registry=registry,
-                    serde=saver.serde,
-                    rollback_id=rollback_id,
-                    restore=None,
-                    started_at=started,
-                ),
-                saver,
-            )
-        finally:
-            await saver._aunlock_thread(thread_id, holder)
-        values = None
-        if report.ok:
-            values = await run_async(self._values_flow(thread_id, target), saver)
+        flow = self._node_flow(saver, thread_id, head, state)
+        report, values = await run_async(flow, saver)
         return self._command(state, report, values)
 
     # --- I/O-free parts ----------------------------------------------------------
 
-    def _target_flow(
-        self,
-        saver: BaseRollbackSaver,
-        thread_id: str,
-        head: str,
-        state: Any,
-        config: RunnableConfig,
-    ) -> Generator[Any, Any, str]:
+    def _node_flow(
+        self, saver: BaseRollbackSaver, thread_id: str, head: str, state: Any
+    ) -> Flow[tuple[RollbackReport, dict[str, Any] | None]]:
+        """Target, plan, approval, undo under the lock; the target's values if ok."""
+        started = datetime.now(UTC)
+        target = yield from self._target_flow(thread_id, head, state)
+        registry = self.registry if self.registry is not None else saver.registry
+        plan = yield from plan_flow(
+            thread_id, target, registry=registry, serde=saver.serde, head=head
+        )
+        policies = yield from self._approve(plan)
+        rollback_id = new_rollback_id()
+        if policies is None:
+            message = "A human rejected the plan."
+            return rejected_report(plan, rollback_id, started, message), None
+        execute = execute_flow(
+            plan,
+            policies=policies,
+            registry=registry,
+            serde=saver.serde,
+            rollback_id=rollback_id,
+            restore=None,
+            started_at=started,
+        )
+        report = yield from holding_lock(thread_id, new_holder(), execute)
+        if not report.ok:
+            return report, None
+        return report, (yield from self._values_flow(thread_id, target))
+
+    def _target_flow(self, thread_id: str, head: str, state: Any) -> Flow[str]:
         if not isinstance(self.to, TargetSelector):
             thread_config: RunnableConfig = {
                 "configurable": {"thread_id": thread_id, "checkpoint_ns": ""}
@@ -276,79 +202,23 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
                     "a checkpoint id, a checkpoint's config, or a StateSnapshot."
                 )
             return ref
-        selector = self.to
-        child: Any = None
-        current: RunnableConfig | None = checkpoint_config(thread_id, head)
-        while current is not None:
-            found = yield ReadCheckpoint(current)
-            if found is None:
-                break
-            checkpoint_id = str(found.config["configurable"]["checkpoint_id"])
-            if selector.kind == "run_start":
-                if found.metadata.get("source") == "input" and child is not None:
-                    return str(child.config["configurable"]["checkpoint_id"])
-            elif child is not None:
-                seen_here = found.checkpoint["versions_seen"].get(selector.node)
-                seen_after = child.checkpoint["versions_seen"].get(selector.node)
-                if seen_after is not None and seen_after != seen_here:
-                    return checkpoint_id
-            child = found
-            current = found.parent_config
-        what = (
-            "the start of the current run (no input checkpoint on the path)"
-            if selector.kind == "run_start"
-            else f"a checkpoint from which node {selector.node!r} ran"
-        )
-        raise CheckpointNotFoundError(
-            f"RollbackNode found no target: walking back from checkpoint {head!r} "
-            f"of thread {thread_id!r}, there is no {what}. Fix: check the node "
-            "name, or give RollbackNode(to=...) a function that picks the target.",
-            checkpoint_id=head,
-            thread_id=thread_id,
-        )
+        return (yield from select_target(self.to, thread_id, head))
 
-    def _values_flow(
-        self, thread_id: str, target: str
-    ) -> Generator[Any, Any, dict[str, Any]]:
-        found = yield ReadCheckpoint(checkpoint_config(thread_id, target))
+    def _values_flow(self, thread_id: str, target: str) -> Flow[dict[str, Any]]:
+        found = yield from do(ReadCheckpoint(checkpoint_config(thread_id, target)))
         if found is None:  # pragma: no cover - planning checked it exists
             raise CheckpointNotFoundError(checkpoint_id=target, thread_id=thread_id)
-        values: dict[str, Any] = dict(found.checkpoint["channel_values"])
-        return values
+        return dict(found.checkpoint["channel_values"])
 
-    def _approve(self, plan: RollbackPlan) -> Policies | None:
+    def _approve(self, plan: RollbackPlan) -> Flow[Policies | None]:
         """The policies to execute with, or None when a human rejected the plan."""
         if not self.approval:
             return self.policies
-        answer = interrupt(
-            {
-                "type": "rollback_approval",
-                "question": "Approve this rollback?",
-                "plan": str(plan),
-                "target_checkpoint_id": plan.target_checkpoint_id,
-                "effects": [
-                    {
-                        "id": step.effect.id,
-                        "seq": step.effect.seq,
-                        "tool": step.effect.tool,
-                        "args": step.effect.args,
-                        "decision": step.decision.value,
-                        "reason": step.reason,
-                    }
-                    for step in plan.steps
-                ],
-            }
-        )
+        answer = yield from do(Ask(_approval_question(plan)))
         if not approved(answer):
             return None
-        skip: Sequence[str] = answer.get("skip", ()) if isinstance(answer, dict) else ()
-        return Policies(
-            on_irreversible=self.policies.on_irreversible,
-            on_conflict=self.policies.on_conflict,
-            on_failure=self.policies.on_failure,
-            inverse_timeout=self.policies.inverse_timeout,
-            skip=frozenset(str(s) for s in skip),
-        )
+        skip = answer.get("skip", ()) if isinstance(answer, dict) else ()
+        return self.policies.with_skip(skip)
 
     def _command(
         self, state: Any, report: RollbackReport, values: dict[str, Any] | None
@@ -387,7 +257,8 @@ def _where() -> tuple[BaseRollbackSaver, str, str]:
             "RollbackNode runs in a subgraph; it undoes and restores the root "
             "graph's state. Fix: add it to the root graph."
         )
-    return ctx.saver, ctx.thread_id, ctx.checkpoint_id
+    assert isinstance(ctx.store, BaseRollbackSaver)
+    return ctx.store, ctx.thread_id, ctx.checkpoint_id
 
 
 def restore_update(
@@ -415,17 +286,28 @@ def restore_update(
         if key in values:
             update[key] = Overwrite(values[key]) if reducer else values[key]
         elif reducer:
-            update[key] = Overwrite(_empty(channel))
+            update[key] = Overwrite(empty_value(channel))
         else:
             update[key] = None
     return update
 
 
-def _empty(channel: BaseChannel[Any, Any, Any]) -> Any:
-    """A reducer channel's value when nothing was written to it (e.g. `[]`)."""
-    from langgraph._internal._typing import MISSING
-
-    try:
-        return channel.from_checkpoint(MISSING).get()
-    except EmptyChannelError:
-        return None
+def _approval_question(plan: RollbackPlan) -> dict[str, Any]:
+    """What `RollbackNode(approval=True)` asks a human (the `interrupt()` value)."""
+    return {
+        "type": "rollback_approval",
+        "question": "Approve this rollback?",
+        "plan": str(plan),
+        "target_checkpoint_id": plan.target_checkpoint_id,
+        "effects": [
+            {
+                "id": step.effect.id,
+                "seq": step.effect.seq,
+                "tool": step.effect.tool,
+                "args": step.effect.args,
+                "decision": step.decision.value,
+                "reason": step.reason,
+            }
+            for step in plan.steps
+        ],
+    }

@@ -34,7 +34,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph_rollback._errors import RollbackError
 from langgraph_rollback._models import Effect
 from langgraph_rollback._rollback import plan_rollback, rollback
-from langgraph_rollback.backends.base import BaseRollbackSaver
+from langgraph_rollback.savers.base import BaseRollbackSaver
 
 __all__ = ["main"]
 
@@ -71,7 +71,7 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
                     raise missing
             yield pg_saver
         return
-    from langgraph_rollback.backends.sqlite import SqliteRollbackSaver
+    from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
 
     if not create:
         if not Path(db).exists():
@@ -254,7 +254,7 @@ def _pending_sql(db: str) -> list[str]:
     if _is_postgres(db):
         import psycopg
 
-        from langgraph_rollback.backends import postgres_schema as pg
+        from langgraph_rollback.savers import postgres_sql as pg
 
         with _connecting(db), psycopg.connect(db) as conn:
             exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
@@ -263,7 +263,7 @@ def _pending_sql(db: str) -> list[str]:
                 row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
                 current = -1 if row is None or row[0] is None else int(row[0])
         return [pg.VERSION_TABLE, *pg.MIGRATIONS[current + 1 :]]
-    from langgraph_rollback.backends import sqlite_schema as sq
+    from langgraph_rollback.savers import sqlite_sql as sq
 
     current = -1
     if Path(db).exists():

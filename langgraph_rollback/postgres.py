@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         f"({exc.name or exc}). Fix: pip install 'langgraph-rollback[postgres]'."
     ) from exc
 
-from langgraph_rollback.backends.aio_postgres import AsyncPostgresRollbackSaver
-from langgraph_rollback.backends.postgres import PostgresRollbackSaver
+from langgraph_rollback.savers.aio_postgres import AsyncPostgresRollbackSaver
+from langgraph_rollback.savers.postgres import PostgresRollbackSaver
 
 __all__ = ["AsyncPostgresRollbackSaver", "PostgresRollbackSaver"]

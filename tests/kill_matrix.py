@@ -66,47 +66,9 @@ def hit(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class Killing:
-    """Mixed into a saver: the ledger-side kill points."""
-
-    def _ledger_begin(self, op: Any) -> Any:
-        hit("before_intent")
-        result = super()._ledger_begin(op)  # type: ignore[misc]
-        hit("after_intent")
-        return result
-
-    def _ledger_update(self, op: Any) -> Any:
-        status = op.changes.get("status")
-        claim = status == "compensating" and "undo_attempts" in op.changes
-        if claim:
-            hit("before_claim")
-        result = super()._ledger_update(op)  # type: ignore[misc]
-        kept = any(o is op for o in getattr(self, "_carried", ()))
-        if status == "applied" and not kept:
-            hit("after_outcome")
-        if claim:
-            hit("after_claim")
-        return result
-
-    def _carried_committed(self, taken: list[Any]) -> None:
-        # An outcome that travelled with the next write is committed here.
-        super()._carried_committed(taken)  # type: ignore[misc]
-        for op in taken:
-            if op.changes.get("status") == "applied":
-                hit("after_outcome")
-
-    def put(
-        self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any
-    ) -> Any:
-        from langgraph_rollback._context import restore_mark
-
-        restoring = restore_mark() is not None
-        if restoring:
-            hit("before_restore")
-        result = super().put(config, checkpoint, metadata, new_versions)  # type: ignore[misc]
-        if restoring:
-            hit("after_restore")
-        return result
+def probe(point: Any, effect_id: str | None) -> None:
+    """The savers' fault-point hook (`core.store.FaultPoint`): count, maybe die."""
+    hit(str(point))
 
 
 class State(TypedDict, total=False):
@@ -180,7 +142,6 @@ def build(saver: Any, world: World) -> Any:
 
     def undo(effect: Effect) -> str:
         world.put(effect.id, effect.args["name"], effect.before, "inverse")
-        hit("after_inverse")
         return f"restored {effect.args['name']}"
 
     @reversible(undo=undo, observe=observe, registry=saver.registry)
@@ -190,7 +151,6 @@ def build(saver: Any, world: World) -> Any:
         effect = current_effect()
         assert effect is not None
         world.put(effect.id, name, value, "forward")
-        hit("after_forward")
         return value
 
     def node(*calls: tuple[str, str]) -> Any:
@@ -230,20 +190,16 @@ class Backend:
 
         registry = ToolRegistry()
         if self.kind == "sqlite":
-            cls = SqliteRollbackSaver
-            if killing:
-                cls = type("KillingSqlite", (Killing, SqliteRollbackSaver), {})
             conn = sqlite3.connect(root / "agent.sqlite", check_same_thread=False)
-            return cls(conn, registry=registry), conn.close
+            saver = SqliteRollbackSaver(conn, registry=registry)
+            saver.probe = probe if killing else None
+            return saver, conn.close
         from psycopg import Connection
         from psycopg.rows import dict_row
         from psycopg_pool import ConnectionPool
 
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
-        pg_cls: Any = PostgresRollbackSaver
-        if killing:
-            pg_cls = type("KillingPostgres", (Killing, PostgresRollbackSaver), {})
         assert self.url is not None
         kwargs: Any = {
             "autocommit": True,
@@ -255,9 +211,13 @@ class Backend:
                 self.url, min_size=1, max_size=3, kwargs=kwargs, open=False
             )
             pool.open(wait=True)
-            return pg_cls(pool, registry=registry), pool.close
-        conn = Connection.connect(self.url, **kwargs)
-        return pg_cls(conn, registry=registry), conn.close
+            pg_saver = PostgresRollbackSaver(pool, registry=registry)
+            pg_saver.probe = probe if killing else None
+            return pg_saver, pool.close
+        pg_conn = Connection.connect(self.url, **kwargs)
+        pg_saver = PostgresRollbackSaver(pg_conn, registry=registry)
+        pg_saver.probe = probe if killing else None
+        return pg_saver, pg_conn.close
 
 
 def phase_a(backend: Backend, root: Path, thread: str, kill_at: Any) -> None:

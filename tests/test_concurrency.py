@@ -81,7 +81,7 @@ def test_many_rollbacks_of_one_thread_from_threads(
     for worker in workers:
         worker.join(60)
     assert len(reports) == 8
-    assert all(r.ok for r in reports)
+    assert all(r.ok for r in reports), [str(r) for r in reports if not r.ok]
     assert sum(len(r.undone) for r in reports) == 20
     counts = Counter(c["effect"] for c in world.calls("inverse"))
     assert len(counts) == 20

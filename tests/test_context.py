@@ -1,4 +1,4 @@
-"""Pins the LangGraph internals `_context` reads, so an upstream change fails here."""
+"""Pins the LangGraph internals `_langgraph` reads, so an upstream change fails here."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from langgraph_rollback import InMemoryRollbackSaver
-from langgraph_rollback._context import current_task
+from langgraph_rollback._langgraph import current_task
 
 
 class S(TypedDict, total=False):
@@ -60,7 +60,7 @@ def test_private_keys_and_execution_info() -> None:
         first.scope,
     )
     assert (first.attempt, second.attempt) == (1, 2)
-    assert second.saver is saver or isinstance(second.saver, InMemoryRollbackSaver)
+    assert second.store is saver or isinstance(second.store, InMemoryRollbackSaver)
 
 
 def test_no_task_outside_a_graph_or_without_our_saver() -> None:

@@ -317,9 +317,10 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
     import time
 
     from langgraph_rollback import RollbackInProgressError
-    from langgraph_rollback.backends import postgres_schema as pg
-    from langgraph_rollback.backends.base import LockHolder
+    from langgraph_rollback._liveness import new_holder
+    from langgraph_rollback.core.ops import LockThread, UnlockThread
     from langgraph_rollback.postgres import PostgresRollbackSaver
+    from langgraph_rollback.savers import postgres_sql as pg
 
     key = pg.LOCK_KEY.format(thread_id="t")
     with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
@@ -327,18 +328,18 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
         intent = psycopg.connect(pg_url)  # a transaction, as an intent's
         assert intent.execute(pg.LOCK_SHARED, (key,)).fetchone() == (True,)
         threading.Timer(0.5, intent.commit).start()
-        holder = LockHolder()
+        holder = new_holder()
         t0 = time.monotonic()
-        saver._lock_thread("t", holder)
+        saver.execute(LockThread("t", holder))
         assert 0.4 < time.monotonic() - t0 < 5
-        saver._unlock_thread("t", holder)
+        saver.execute(UnlockThread("t", holder))
         intent.close()
 
         other = psycopg.connect(pg_url, autocommit=True)
         assert other.execute(pg.LOCK_TRY, (key,)).fetchone() == (True,)
         t0 = time.monotonic()
         with pytest.raises(RollbackInProgressError, match="backend pid"):
-            saver._lock_thread("t", LockHolder())
+            saver.execute(LockThread("t", new_holder()))
         assert time.monotonic() - t0 < 1
         other.close()
 
@@ -425,9 +426,10 @@ def test_intent_is_committed_before_the_call_runs(
 
 def test_intent_casts_match_the_ledger_columns(pg_url: str) -> None:
     """`INSERT_INTENT` casts each parameter to its column's type; a column of
-    another type than TEXT must be listed in `_TYPES`."""
-    from langgraph_rollback.backends import postgres_schema as pg
+    another type than TEXT must be listed in `COLUMN_TYPES`."""
+    from langgraph_rollback.core.ledger import INSERT_COLUMNS
     from langgraph_rollback.postgres import PostgresRollbackSaver
+    from langgraph_rollback.savers import postgres_sql as pg
 
     with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
         saver.setup()
@@ -439,5 +441,5 @@ def test_intent_casts_match_the_ledger_columns(pg_url: str) -> None:
             ).fetchall()
         )
     expected = {"integer": "integer", "bytea": "bytea", "text": "text"}
-    for column in pg.INSERT_PARAM_COLUMNS:
-        assert expected[types[column]] == pg._TYPES.get(column, "text"), column
+    for column in INSERT_COLUMNS:
+        assert expected[types[column]] == pg.COLUMN_TYPES.get(column, "text"), column

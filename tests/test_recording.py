@@ -498,10 +498,10 @@ def test_replay_with_another_tool_at_the_same_spot_is_refused(
     # Rewrite the recorded tool name as a different one would have written it.
     from dataclasses import replace
 
-    from langgraph_rollback._ledger import EffectQuery
-    from langgraph_rollback._ops import Select
+    from langgraph_rollback.core.ops import Select
+    from langgraph_rollback.core.query import EffectQuery
 
-    (row,) = saver._ledger_select(Select(EffectQuery(thread_id="t1")))
+    (row,) = saver.execute(Select(EffectQuery(thread_id="t1")))
     if raw_sql is None:
         saver._effects[row.effect_id] = replace(row, tool="other")  # type: ignore[attr-defined]
     else:

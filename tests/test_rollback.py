@@ -30,7 +30,8 @@ from langgraph_rollback import (
     rollback,
 )
 from langgraph_rollback._declare import _declare
-from langgraph_rollback.backends.base import LockHolder
+from langgraph_rollback._liveness import new_holder
+from langgraph_rollback.core.ops import LockThread, UnlockThread
 from tests.tools import Tools, build_tools
 from tests.world import World
 
@@ -576,8 +577,8 @@ def test_one_rollback_per_thread(
     tools = build_tools(world, registry)
     graph = three_steps(tools).compile(checkpointer=saver)
     graph.invoke({"log": []}, cfg(), durability="sync")
-    holder = LockHolder()
-    saver._lock_thread("t1", holder)
+    holder = new_holder()
+    saver.execute(LockThread("t1", holder))
     try:
         with pytest.raises(RollbackInProgressError) as info:
             rollback(graph, cfg(), to=snapshot_before(graph, "b"))
@@ -590,7 +591,7 @@ def test_one_rollback_per_thread(
         )
         assert other.ok
     finally:
-        saver._unlock_thread("t1", holder)
+        saver.execute(UnlockThread("t1", holder))
     assert rollback(
         graph, cfg(), to=snapshot_before(graph, "b"), on_conflict="force"
     ).ok

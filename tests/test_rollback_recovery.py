@@ -21,7 +21,8 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from langgraph_rollback.backends.base import LockHolder
+from langgraph_rollback._liveness import mark_released, new_holder
+from langgraph_rollback.core.ops import LockThread
 from tests.tools import build_tools
 from tests.world import World
 
@@ -370,7 +371,7 @@ def test_stale_lock_of_a_dead_holder_is_cleared(
         # An advisory lock lives as long as its holder's session.
         import psycopg
 
-        from langgraph_rollback.backends import postgres_schema as pg
+        from langgraph_rollback.savers import postgres_sql as pg
 
         url = request.getfixturevalue("pg_url")
         other = psycopg.connect(url, autocommit=True)
@@ -381,9 +382,9 @@ def test_stale_lock_of_a_dead_holder_is_cleared(
         other.close()  # the holder's process died
         assert rollback(graph, cfg(), to=target).ok
         return
-    dead = LockHolder()  # same host and pid, but this process no longer holds it
-    saver._lock_thread("t1", dead)
-    dead.released()
+    dead = new_holder()  # same host and pid, but this process no longer holds it
+    saver.execute(LockThread("t1", dead))
+    mark_released(dead)
     if isinstance(saver, InMemoryRollbackSaver):
         # A per-process lock dies with its process; only the token check applies.
         with pytest.raises(RollbackInProgressError):

@@ -23,7 +23,7 @@ from langgraph_rollback import (
     SqliteRollbackSaver,
     ToolRegistry,
 )
-from langgraph_rollback.backends import sqlite_schema
+from langgraph_rollback.savers import sqlite_sql as sqlite_schema
 from tests import crash_graph
 from tests.tools import build_tools
 from tests.world import World
@@ -380,7 +380,7 @@ def test_an_outcome_that_cannot_be_written_is_dropped_after_three_writes(
     from langgraph.graph import MessagesState
     from langgraph.prebuilt import ToolNode
 
-    from langgraph_rollback.backends.base import CARRY_ATTEMPTS
+    from langgraph_rollback.savers.kept import CARRY_ATTEMPTS
 
     db = tmp_path / "agent.sqlite"
     registry = ToolRegistry()

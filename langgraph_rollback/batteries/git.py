@@ -38,12 +38,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langgraph_rollback._context import container_call, current_task, inside_effect
-from langgraph_rollback._drivers import run_async, run_sync
+from langgraph_rollback._current import container_call, inside_effect
 from langgraph_rollback._errors import RollbackError
+from langgraph_rollback._langgraph import current_task
 from langgraph_rollback._models import Effect, Reversibility
-from langgraph_rollback._record import record_flow
-from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
+from langgraph_rollback.core.record import record_flow
+from langgraph_rollback.core.registry import (
+    ToolDefinition,
+    ToolRegistry,
+    default_registry,
+)
+from langgraph_rollback.drivers import run_async, run_sync
 
 __all__ = ["GitWorkspace", "restore", "snapshot"]
 
@@ -245,7 +250,7 @@ class GitWorkspace:
             if ctx is None or inside_effect():
                 return None
             return ctx, record_flow(
-                ctx, DEFINITION, dict(args), tool_call_id=None, serde=ctx.saver.serde
+                ctx, DEFINITION, dict(args), tool_call_id=None, serde=ctx.store.serde
             )
 
         if inspect.iscoroutinefunction(fn):
@@ -260,7 +265,7 @@ class GitWorkspace:
                     with container_call():
                         return await fn(*a, **kw)
 
-                return await run_async(planned[1], planned[0].saver, perform=perform)
+                return await run_async(planned[1], planned[0].store, perform=perform)
 
             return async_node  # type: ignore[return-value]
 
@@ -274,6 +279,6 @@ class GitWorkspace:
                 with container_call():
                     return fn(*a, **kw)
 
-            return run_sync(planned[1], planned[0].saver, perform=perform)
+            return run_sync(planned[1], planned[0].store, perform=perform)
 
         return node  # type: ignore[return-value]

@@ -37,7 +37,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from langgraph_rollback._declare import reversible
 from langgraph_rollback._errors import InvalidConfigError, RollbackError
 from langgraph_rollback._models import Effect
-from langgraph_rollback._registry import ToolRegistry
+from langgraph_rollback.core.registry import ToolRegistry
 
 __all__ = ["RowDriftError", "SqlDatabase", "sql_tools"]
 

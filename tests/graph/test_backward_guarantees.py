@@ -31,6 +31,7 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
 import langgraph_rollback
+import langgraph_rollback.savers.base as saver_base
 from langgraph_rollback import (
     AsyncSqliteRollbackSaver,
     BaseRollbackSaver,
@@ -47,7 +48,6 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from langgraph_rollback.backends.base import LockHolder
 from langgraph_rollback.batteries.git import GitWorkspace
 from tests.conftest import LoopThread
 from tests.tools import build_tools
@@ -303,19 +303,12 @@ def two_savers(
         yield a, b
 
 
-RACE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: two rollbacks in one process, each with its own saver on one "
-    "SQLite file, both run and inverses run twice",
-)
-
-
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("sqlite", marks=RACE_XFAIL),
-        pytest.param("aio_sqlite", marks=RACE_XFAIL),
+        "sqlite",
+        "aio_sqlite",
         "postgres",  # the control: session advisory locks have no such window
     ],
 )
@@ -358,20 +351,20 @@ def test_two_savers_on_one_store_never_run_an_inverse_twice(
         first = list(graph_a.get_state_history(cfg()))[-1]
         target = first.config["configurable"]["checkpoint_id"]
 
-        # reaches into LockHolder.held: update if it moves. The first rollback
-        # to take the lock waits here, between the lock row's commit and the
-        # moment its token counts as live, until the test lets it go.
-        original_held = LockHolder.held
+        # reaches into savers.base.mark_held: update if it moves. The first
+        # rollback to take the lock waits here, between the moment its token
+        # counts as live and its lock row's commit, until the test lets it go.
+        original_held = saver_base.mark_held
         first_holder: list[str] = []
 
-        def held(self: LockHolder) -> None:
+        def held(holder: Any) -> None:
+            original_held(holder)
             if not first_holder:
-                first_holder.append(self.token)
+                first_holder.append(holder.token)
                 held_entered.set()
                 held_open.wait(DEADLINE_S)
-            original_held(self)
 
-        monkeypatch.setattr(LockHolder, "held", held)
+        monkeypatch.setattr(saver_base, "mark_held", held)
         results: dict[str, Any] = {}
 
         def run(name: str, graph: Any) -> None:
@@ -468,10 +461,11 @@ def test_timed_out_inverse_is_not_started_again_while_it_runs(
 _TAKE_LOCK = """
 import sys
 from langgraph_rollback import SqliteRollbackSaver
-from langgraph_rollback.backends.base import LockHolder
+from langgraph_rollback._liveness import new_holder
+from langgraph_rollback.core.ops import LockThread
 
 with SqliteRollbackSaver.from_conn_string(sys.argv[1]) as saver:
-    saver._lock_thread("t1", LockHolder())
+    saver.execute(LockThread("t1", new_holder()))
 """
 
 

@@ -705,7 +705,7 @@ def test_a_pin_cannot_be_brute_forced_from_the_clear_columns(
     request: pytest.FixtureRequest,
 ) -> None:
     # reaches into the ledger's core: the digest functions the keys use today
-    from langgraph_rollback._ledger import args_digest, effect_id_for
+    from langgraph_rollback.core.identity import args_digest, effect_id_for
 
     db = database(backend, tmp_path, request)
     serde = EncryptedSerializer.from_pycryptodome_aes(key=AES_KEY)

@@ -22,7 +22,6 @@ What "after checkpoint X" means:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Generator
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -31,23 +30,24 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._errors import CheckpointNotFoundError, NotAnAncestorError
-from langgraph_rollback._ledger import (
-    EffectQuery,
-    LedgerRow,
-    effect_from_row,
-    normalize,
-)
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback._ops import (
+from langgraph_rollback.core.codec import normalize
+from langgraph_rollback.core.ledger import LedgerRow, effect_from_row
+from langgraph_rollback.core.ops import (
+    CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    Flow,
     Observe,
     ReadAncestry,
     ReadHead,
     ReadSubtree,
     Select,
+    do,
 )
-from langgraph_rollback._registry import ToolDefinition, ToolRegistry
+from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.registry import ToolDefinition, ToolRegistry
+from langgraph_rollback.core.report import call_text
 
 __all__ = ["Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
 
@@ -159,23 +159,16 @@ class RollbackPlan(BaseModel):
         for step in self.steps:
             lines.append(
                 f"  {step.decision.value:<19} #{step.effect.seq} "
-                f"{_call(step.effect)}: {step.reason}"
+                f"{call_text(step.effect)}: {step.reason}"
             )
         if not self.steps:
             lines.append("  nothing to undo")
         for effect in self.orphans:
             lines.append(
-                f"  orphan              #{effect.seq} {_call(effect)}: on an "
+                f"  orphan              #{effect.seq} {call_text(effect)}: on an "
                 "abandoned branch, left as it is"
             )
         return "\n".join(lines)
-
-
-def _call(effect: Effect, width: int = 60) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
-    if len(args) > width:
-        args = args[: width - 3] + "..."
-    return f"{effect.tool}({args})"
 
 
 def plan_flow(
@@ -185,7 +178,7 @@ def plan_flow(
     registry: ToolRegistry,
     serde: SerializerProtocol,
     head: str | None = None,
-) -> Generator[Any, Any, RollbackPlan]:
+) -> Flow[RollbackPlan]:
     """Compute the plan to roll `thread_id` back to checkpoint `target`.
 
     Args:
@@ -198,14 +191,61 @@ def plan_flow(
             thread (the error says which thread holds it, if any).
         NotAnAncestorError: `target` is in the thread but not on the head's path.
     """
+    head, chain = yield from _walk(thread_id, target, head)
+    path = [link.checkpoint_id for link in chain]
+    subtree = yield from do(ReadSubtree(thread_id, path[-1]))
+    region = {link.checkpoint_id for link in subtree} | set(path)
+    # The thread's first checkpoint is in the region: effects recorded before
+    # any checkpoint was stored (no base) belong to it.
+    from_start = any(link.parent_id is None for link in chain)
+    rows = yield from do(
+        Select(
+            EffectQuery(
+                thread_id=thread_id,
+                anchors=tuple(sorted(region)),
+                unanchored=from_start,
+            )
+        )
+    )
+    # An effect whose root checkpoint lies outside the region belongs to it
+    # only when that checkpoint was never persisted (then its base counts).
+    outside = sorted({r.root_checkpoint_id for r in rows} - region)
+    persisted: set[str] = set()
+    if outside:
+        persisted = yield from do(ExistingCheckpoints(thread_id, outside))
+    mine, orphans = _assign(rows, path, region, persisted, from_start, serde)
+    steps: list[PlannedStep] = []
+    predicted: dict[Any, Any] = {}
+    for row in mine:
+        effect = effect_from_row(row, serde)
+        step = yield from _decide(effect, registry.get(effect.tool), serde, predicted)
+        steps.append(step)
+    last = chain[-1]
+    return RollbackPlan(
+        thread_id=thread_id,
+        target_checkpoint_id=target,
+        head_checkpoint_id=head,
+        path=path,
+        reached_copy=last.checkpoint_id if last.checkpoint_id != target else None,
+        target_copies=[target, *(c for c in last.copies if c != target)],
+        steps=steps,
+        orphans=orphans,
+        created_at=datetime.now(UTC),
+    )
+
+
+def _walk(
+    thread_id: str, target: str, head: str | None
+) -> Flow[tuple[str, list[CheckpointLink]]]:
+    """The head, and the links from it back to the target (or a copy of it)."""
     if head is None:
-        head = yield ReadHead(thread_id)
+        head = yield from do(ReadHead(thread_id))
         if head is None:
-            owners = yield FindCheckpoint(target)
+            owners = yield from do(FindCheckpoint(target))
             raise CheckpointNotFoundError(
                 checkpoint_id=target, thread_id=thread_id, found_in=owners
             )
-    chain = yield ReadAncestry(thread_id, head, target)
+    chain = yield from do(ReadAncestry(thread_id, head, target))
     if not chain:
         raise CheckpointNotFoundError(
             f"Thread {thread_id!r} has no checkpoint {head!r} to start the walk "
@@ -214,9 +254,8 @@ def plan_flow(
             checkpoint_id=head,
             thread_id=thread_id,
         )
-    last = chain[-1]
-    if not last.stands_for(target):
-        owners = yield FindCheckpoint(target)
+    if not chain[-1].stands_for(target):
+        owners = yield from do(FindCheckpoint(target))
         if thread_id in owners:
             raise NotAnAncestorError(
                 checkpoint_id=target, thread_id=thread_id, head_checkpoint_id=head
@@ -226,75 +265,54 @@ def plan_flow(
             thread_id=thread_id,
             found_in=[o for o in owners if o != thread_id],
         )
-    path = [link.checkpoint_id for link in chain]
+    return head, chain
+
+
+def _assign(
+    rows: list[LedgerRow],
+    path: list[str],
+    region: set[str],
+    persisted: set[str],
+    from_start: bool,
+    serde: SerializerProtocol,
+) -> tuple[list[LedgerRow], list[Effect]]:
+    """Split the region's rows into those on the path and live orphans."""
     on_path = set(path)
-    region = {link.checkpoint_id for link in (yield ReadSubtree(thread_id, path[-1]))}
-    region |= on_path
-
-    # The thread's first checkpoint is in the region: effects recorded before
-    # any checkpoint was stored (no base) belong to it.
-    from_start = any(link.parent_id is None for link in chain)
-    rows: list[LedgerRow] = yield Select(
-        EffectQuery(
-            thread_id=thread_id,
-            anchors=tuple(sorted(region)),
-            unanchored=from_start,
-        )
-    )
-    # An effect whose root checkpoint lies outside the region belongs to it
-    # only when that checkpoint was never persisted (then its base counts).
-    outside = sorted({r.root_checkpoint_id for r in rows} - region)
-    persisted: set[str] = set()
-    if outside:
-        persisted = yield ExistingCheckpoints(thread_id, outside)
-
     mine: list[LedgerRow] = []
     orphans: list[Effect] = []
     for row in rows:
-        if row.root_checkpoint_id in region:
-            anchor: str | None = row.root_checkpoint_id
-        elif row.root_checkpoint_id in persisted:
+        if row.root_checkpoint_id in persisted and row.root_checkpoint_id not in region:
             continue
-        elif row.base_checkpoint_id is None:
-            # Recorded before any checkpoint of the thread was stored, in the
-            # thread's first run, whose checkpoint ids come from one process
-            # and sort by time (uuid6): it lies after the first stored
-            # checkpoint unless it is older than it (durability "exit" stores
-            # only the run's end).
-            after_first = row.root_checkpoint_id > path[-1]
-            if from_start and not after_first:
-                # Before the thread's first stored checkpoint (a run that
-                # stopped before storing any): report it, leave it.
-                if EffectStatus(row.status) in _LIVE:
-                    orphans.append(effect_from_row(row, serde))
-                continue
-            anchor = path[-1] if from_start else None
-        else:
-            anchor = row.base_checkpoint_id
-        if anchor in on_path:
+        anchor = _anchor(row, path[-1], region, from_start)
+        if anchor is not None and anchor in on_path:
             mine.append(row)
         elif EffectStatus(row.status) in _LIVE:
             orphans.append(effect_from_row(row, serde))
+    return mine, orphans
 
-    steps: list[PlannedStep] = []
-    predicted: dict[Any, Any] = {}
-    for row in mine:
-        effect = effect_from_row(row, serde)
-        step = yield from _decide(effect, registry.get(effect.tool), serde, predicted)
-        steps.append(step)
-    reached_copy = last.checkpoint_id if last.checkpoint_id != target else None
-    copies = [c for c in last.copies if c != target]
-    return RollbackPlan(
-        thread_id=thread_id,
-        target_checkpoint_id=target,
-        head_checkpoint_id=head,
-        path=path,
-        reached_copy=reached_copy,
-        target_copies=[target, *copies],
-        steps=steps,
-        orphans=orphans,
-        created_at=datetime.now(UTC),
-    )
+
+def _anchor(
+    row: LedgerRow, first: str, region: set[str], from_start: bool
+) -> str | None:
+    """The checkpoint an effect belongs to (None: before the first one stored)."""
+    if row.root_checkpoint_id in region:
+        return row.root_checkpoint_id
+    if row.base_checkpoint_id is not None:
+        return row.base_checkpoint_id
+    # Recorded before any checkpoint of the thread was stored, in the thread's
+    # first run, whose checkpoint ids come from one process and sort by time
+    # (uuid6): it lies after the first stored checkpoint unless it is older
+    # than it (durability "exit" stores only the run's end); such an effect,
+    # of a run that stopped before storing any, is reported and left alone.
+    if from_start and row.root_checkpoint_id > first:
+        return first
+    return None
+
+
+_NOT_APPLIED = {
+    EffectStatus.BLOCKED: "blocked by the guard policy; it never ran",
+    EffectStatus.INTERRUPTED: "interrupted before it acted",
+}
 
 
 def _decide(
@@ -302,7 +320,8 @@ def _decide(
     definition: ToolDefinition | None,
     serde: SerializerProtocol,
     predicted: dict[Any, Any],
-) -> Generator[Any, Any, PlannedStep]:
+) -> Flow[PlannedStep]:
+    """What to do with one effect on the path."""
     status = effect.status
     if status is EffectStatus.COMPENSATED:
         return PlannedStep(
@@ -310,13 +329,23 @@ def _decide(
             decision=Decision.ALREADY_COMPENSATED,
             reason="already undone by an earlier rollback",
         )
-    if status in (EffectStatus.BLOCKED, EffectStatus.INTERRUPTED, EffectStatus.FAILED):
-        why = {
-            EffectStatus.BLOCKED: "blocked by the guard policy; it never ran",
-            EffectStatus.INTERRUPTED: "interrupted before it acted",
-            EffectStatus.FAILED: f"the call failed ({effect.error}); nothing was applied",
-        }[status]
+    if status in _NOT_APPLIED:
+        return _skip(effect, _NOT_APPLIED[status], "not_applied")
+    if status is EffectStatus.FAILED:
+        why = f"the call failed ({effect.error}); nothing was applied"
         return _skip(effect, why, "not_applied")
+    policy = _by_kind(effect, definition)
+    if policy is not None:
+        return policy
+    assert definition is not None
+    if definition.observe is not None:
+        return (yield from _decide_observed(effect, definition, serde, predicted))
+    return _decide_unobserved(effect, definition)
+
+
+def _by_kind(effect: Effect, definition: ToolDefinition | None) -> PlannedStep | None:
+    """The step for an effect its tool's kind decides: irreversible, undeclared,
+    or no inverse in this registry; None when it can be undone."""
     kind = definition.kind if definition is not None else effect.kind
     if kind is Reversibility.IRREVERSIBLE:
         reason = (definition.reason if definition else None) or "cannot be undone"
@@ -334,68 +363,83 @@ def _decide(
                 "the module that declares it (or pass its registry=)"
             ),
         )
+    return None
 
-    current: Any = None
-    undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if definition.observe is not None:
-        observed = yield Observe(definition.observe, effect.args, effect)
-        if observed.error is not None:
-            return PlannedStep(
-                effect=effect,
-                decision=Decision.CONFLICT,
-                reason=(
-                    f"observe() raised {type(observed.error).__name__}: "
-                    f"{observed.error}; cannot tell whether the target changed"
-                ),
-            )
-        current = normalize(serde, observed.value)
-        key = target_key(definition, effect.args)
-        expected_now = predicted.get(key, current)
-        if status is EffectStatus.PENDING and expected_now == effect.before:
-            # Intent without outcome, target unchanged: it never landed.
-            return _skip(
-                effect,
-                "its outcome was never recorded and the target is unchanged "
-                "since before the call: it did not land",
-                "not_applied",
-                current,
-            )
-        if undoing and expected_now == effect.before and expected_now != effect.after:
-            # An earlier rollback's inverse took effect before it stopped.
-            predicted[key] = effect.before
-            return PlannedStep(
-                effect=effect,
-                decision=Decision.ALREADY_COMPENSATED,
-                reason="an earlier rollback's inverse already restored it",
-                current=current,
-            )
-        if (
-            status is not EffectStatus.PENDING
-            and effect.after_observed
-            and expected_now != effect.after
-        ):
-            return PlannedStep(
-                effect=effect,
-                decision=Decision.CONFLICT,
-                reason=(
-                    "the target changed since the agent touched it (expected "
-                    f"{_short(effect.after)}, found {_short(expected_now)})"
-                ),
-                current=current,
-            )
-        predicted[key] = effect.before
-        note = ""
-        if status is EffectStatus.PENDING:
-            note = (
-                " (its outcome was never recorded, but the target changed: it landed)"
-            )
+
+def _decide_observed(
+    effect: Effect,
+    definition: ToolDefinition,
+    serde: SerializerProtocol,
+    predicted: dict[Any, Any],
+) -> Flow[PlannedStep]:
+    """Decide with the target's state now (the tool declares `observe`).
+
+    `predicted` maps each target to what it will read once the newer effects
+    on it are undone, so a chain of writes to one target is not a conflict.
+    """
+    assert definition.observe is not None
+    observed = yield from do(Observe(definition.observe, effect.args, effect))
+    if observed.error is not None:
         return PlannedStep(
             effect=effect,
-            decision=Decision.UNDO,
-            reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}{note}",
+            decision=Decision.CONFLICT,
+            reason=(
+                f"observe() raised {type(observed.error).__name__}: "
+                f"{observed.error}; cannot tell whether the target changed"
+            ),
+        )
+    current = normalize(serde, observed.value)
+    key = target_key(definition, effect.args)
+    expected_now = predicted.get(key, current)
+    status = effect.status
+    if status is EffectStatus.PENDING and expected_now == effect.before:
+        # Intent without outcome, target unchanged: it never landed.
+        return _skip(
+            effect,
+            "its outcome was never recorded and the target is unchanged "
+            "since before the call: it did not land",
+            "not_applied",
+            current,
+        )
+    undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
+    if undoing and expected_now == effect.before and expected_now != effect.after:
+        # An earlier rollback's inverse took effect before it stopped.
+        predicted[key] = effect.before
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.ALREADY_COMPENSATED,
+            reason="an earlier rollback's inverse already restored it",
             current=current,
         )
+    if (
+        status is not EffectStatus.PENDING
+        and effect.after_observed
+        and expected_now != effect.after
+    ):
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.CONFLICT,
+            reason=(
+                "the target changed since the agent touched it (expected "
+                f"{_short(effect.after)}, found {_short(expected_now)})"
+            ),
+            current=current,
+        )
+    predicted[key] = effect.before
+    note = ""
     if status is EffectStatus.PENDING:
+        note = " (its outcome was never recorded, but the target changed: it landed)"
+    return PlannedStep(
+        effect=effect,
+        decision=Decision.UNDO,
+        reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}{note}",
+        current=current,
+    )
+
+
+def _decide_unobserved(effect: Effect, definition: ToolDefinition) -> PlannedStep:
+    """Decide without `observe`: unknown outcomes stay unresolved."""
+    if effect.status is EffectStatus.PENDING:
         return _skip(
             effect,
             "its outcome was never recorded and the tool has no observe= to "
@@ -403,7 +447,7 @@ def _decide(
             f"{effect.id!r}, applied=True|False)",
             "unresolved",
         )
-    if status is EffectStatus.COMPENSATING:
+    if effect.status is EffectStatus.COMPENSATING:
         return _skip(
             effect,
             "an earlier rollback started its inverse and stopped; whether the "

@@ -8,8 +8,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 from langchain_core.runnables import RunnableConfig
@@ -30,38 +29,20 @@ from langgraph.checkpoint.sqlite.utils import (
     search_where,
 )
 
-from langgraph_rollback._errors import RollbackInProgressError
-from langgraph_rollback._ledger import LedgerRow, row_from_tuple, utcnow
-from langgraph_rollback._ops import (
-    Begin,
-    CheckpointLink,
-    ExistingCheckpoints,
-    FindCheckpoint,
-    ReadAncestry,
-    ReadHead,
-    ReadSubtree,
-    SaveRollback,
-    Select,
-    Update,
-)
-from langgraph_rollback._record import GuardMode
-from langgraph_rollback._registry import ToolRegistry
-from langgraph_rollback.backends import sqlite_schema as sql
-from langgraph_rollback.backends.base import (
-    CARRY_READ_FAILED,
-    LockHolder,
-    SyncOverAsync,
-    holder_alive,
-    mark_restored_copy,
-    prune_args,
-    reanchor,
-    refuse_delta,
-    refuse_if_locked,
-)
-from langgraph_rollback.backends.sql_common import pending_migrations
-from langgraph_rollback.backends.sqlite import SETUP_RETRY_DELAYS
+from langgraph_rollback.core.ops import StorageOp
+from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.savers import sqlite_pipeline as pipeline
+from langgraph_rollback.savers import sqlite_sql as sql
+from langgraph_rollback.savers.base import mark_restored_copy
+from langgraph_rollback.savers.bridges import SyncOverAsync
+from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.sql import pending_migrations, update_sql
+from langgraph_rollback.savers.sqlite import SETUP_RETRY_DELAYS
 
 __all__ = ["AsyncSqliteRollbackSaver"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +113,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             try:
                 yield saver
             finally:
-                if saver._carried:
+                if saver._kept:
                     async with saver.lock:
                         await saver._commit_before_read()
 
@@ -262,41 +243,34 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         `immediate`): the kept tool outcomes run first, the body next, then
         the commit; on failure it rolls back and keeps the outcomes again."""
         async with self.lock:
-            carried = self._take_carried()
-            try:
-                if immediate:
-                    await self._begin_immediate()
-                await self._run_carried(carried)
-                yield
-                await self.conn.commit()
-            except BaseException:
-                self._put_back_carried(carried)
-                await self.conn.rollback()
-                raise
-            self._carried_committed(carried)
-
-    async def _run_carried(self, carried: list[Update]) -> None:
-        """Write kept tool outcomes in the open transaction (lock held)."""
-        for op in carried:
-            await self.conn.execute_fetchall(*sql.update_sql(op))
+            with self._kept.carrying() as carried:
+                try:
+                    if immediate:
+                        await self._begin_immediate()
+                    for op in carried:
+                        await self.conn.execute_fetchall(*update_sql(op))
+                    yield
+                    await self.conn.commit()
+                except BaseException:
+                    await self.conn.rollback()
+                    raise
 
     async def _commit_before_read(self) -> None:
         """Commit kept tool outcomes before a read (lock held); if that fails,
         the read sees what is on disk and they stay kept for the next write."""
-        carried = self._take_carried()
-        if not carried:
+        if not self._kept:
             return
         try:
-            await self._run_carried(carried)
-            await self.conn.commit()
-        except BaseException as exc:
-            self._put_back_carried(carried, write=False)
-            await self.conn.rollback()
-            if not isinstance(exc, sqlite3.Error):
-                raise
+            with self._kept.carrying(counts=False) as carried:
+                try:
+                    for op in carried:
+                        await self.conn.execute_fetchall(*update_sql(op))
+                    await self.conn.commit()
+                except BaseException:
+                    await self.conn.rollback()
+                    raise
+        except sqlite3.Error as exc:
             logger.warning(CARRY_READ_FAILED, exc)
-        else:
-            self._carried_committed(carried)
 
     # --- checkpoint reads ------------------------------------------------------------
     #
@@ -401,64 +375,36 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                     load_pending_writes(writes, self.serde),
                 )
 
-    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+    # --- the one door to storage, through the shared SQLite pipeline -------------
 
-    async def _script(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
-        """Run statements in one transaction; return the last one's rows."""
+    async def _run(self, script: pipeline.Script[T]) -> T:
+        """Run one script of the shared SQLite pipeline in its transaction.
+
+        Each statement is one `execute_fetchall`: one hand-off to aiosqlite's
+        thread, where `async with conn.execute(...) as cur` and a fetch take
+        three (execute, fetch, close).
+        """
         await self.setup()
-        rows: list[Any] = []
-        async with self._writing():
-            for text, params in statements:
-                async with self.conn.execute(text, params) as cur:
-                    rows = list(await cur.fetchall())
-        return rows
+        if script.write:
+            async with self._writing(immediate=script.immediate):
+                return await self._steps(script)
+        async with self.lock:
+            await self._commit_before_read()
+            return await self._steps(script)
 
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
-        ids = json.dumps([str(r) for r in run_ids])
-        await self.setup()
-        # Write-lock before reading (see SqliteRollbackSaver).
-        async with self._writing(immediate=True):
-            async with self.conn.execute(sql.RUN_ROOT_CHECKPOINTS, (ids,)) as cur:
-                deleted = {(t, c): p for t, c, p in await cur.fetchall()}
-            for thread in {t for t, _ in deleted}:
-                gone = json.dumps([c for t, c in deleted if t == thread])
-                async with self.conn.execute(
-                    sql.EFFECTS_BASED_ON, (thread, gone)
-                ) as cur:
-                    rows = [tuple(r) for r in await cur.fetchall()]
-                for effect_id, base in reanchor(deleted, rows):
-                    await self.conn.execute(sql.SET_BASE, (base, effect_id))
-            for text in sql.DELETE_FOR_RUNS:
-                await self.conn.execute(text, (ids,))
+    async def _steps(self, script: pipeline.Script[T]) -> T:
+        rows: Any = None
+        while True:
+            try:
+                stmt = script.steps.send(rows)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            rows = list(await self.conn.execute_fetchall(stmt.text, stmt.params))
 
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy a thread's checkpoints and writes; its effects stay with the source."""
-        params = (str(target_thread_id), str(source_thread_id))
-        await self._script([(text, params) for text in sql.COPY_THREAD])
-
-    async def aprune(
-        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
-    ) -> None:
-        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
-        threads = prune_args(thread_ids, strategy)
-        if not threads:
-            return
-        ids = json.dumps(threads)
-        if strategy == "delete":
-            await self._script([(text, (ids,)) for text in sql.PRUNE_DELETE])
-            return
-        delta = await self._script([(sql.PRUNE_DELTA_THREADS, (ids,))])
-        refuse_delta([str(r[0]) for r in delta])
-        await self._script(
-            [
-                (text, {"thread": thread})
-                for thread in threads
-                for text in sql.PRUNE_KEEP_LATEST
-            ]
-        )
-
-    # --- async ledger primitives -------------------------------------------------
+    async def _aexecute(self, op: StorageOp[T]) -> T:
+        result: T = await self._run(pipeline.script_for(op))
+        return result
 
     async def _begin_immediate(self) -> None:
         """Open a write-locked transaction (the caller holds `self.lock`).
@@ -471,116 +417,21 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             await self.conn.rollback()
         await self.conn.execute_fetchall("BEGIN IMMEDIATE")
 
-    # Statements run with `execute_fetchall`: one hand-off to aiosqlite's
-    # thread each, where `async with conn.execute(...) as cur` and a fetch
-    # take three (execute, fetch, close).
+    # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
-    async def _write(self, text: str, params: Any) -> int:
-        """Run one write and commit; roll back if it fails. Returns rowcount."""
-        await self.setup()
-        async with self._writing():
-            # The rows this statement changed (the lock is held, so no other
-            # statement runs on the connection meanwhile).
-            before = self.conn.total_changes
-            await self.conn.execute_fetchall(text, params)
-            count = self.conn.total_changes - before
-        return count
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        await self._run(pipeline.delete_for_runs(run_ids))
 
-    async def _read(self, text: str, params: Any) -> list[Any]:
-        await self.setup()
-        async with self.lock:
-            await self._commit_before_read()
-            return list(await self.conn.execute_fetchall(text, params))
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes; its effects stay with the source."""
+        await self._run(pipeline.copy_thread(source_thread_id, target_thread_id))
 
-    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        row = op.row
-        params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
-        params += [row.base_checkpoint_id, row.thread_id]
-        await self.setup()
-        async with self._writing(immediate=True):
-            held = await self.conn.execute_fetchall(sql.LOCK_HOLDER, (row.thread_id,))
-            refuse_if_locked(row.thread_id, next(iter(held), None))
-            inserted = list(await self.conn.execute_fetchall(sql.INSERT_INTENT, params))
-            if not inserted:
-                found = next(
-                    iter(
-                        await self.conn.execute_fetchall(
-                            sql.SELECT_BY_ID, (row.effect_id,)
-                        )
-                    ),
-                    None,
-                )
-        if inserted:
-            seq, base = inserted[0]
-            return replace(row, seq=seq, base_checkpoint_id=base), True
-        assert found is not None
-        return row_from_tuple(tuple(found)), False
-
-    async def _aledger_update(self, op: Update) -> bool:
-        if self._carry(op):
-            return True
-        text, params = sql.update_sql(op)
-        return await self._write(text, params) > 0
-
-    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
-        text, params = sql.select_sql(op)
-        return [row_from_tuple(tuple(r)) for r in await self._read(text, params)]
-
-    async def _aledger_head(self, op: ReadHead) -> str | None:
-        rows = await self._read(sql.SELECT_HEAD, (op.thread_id,))
-        return str(rows[0][0]) if rows else None
-
-    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
-        return [
-            str(r[0])
-            for r in await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
-        ]
-
-    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
-        return [
-            CheckpointLink.from_row(*r) for r in await self._read(sql.ANCESTRY, params)
-        ]
-
-    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
-        params = {"thread": op.thread_id, "root": op.root}
-        return [
-            CheckpointLink.from_row(*r) for r in await self._read(sql.SUBTREE, params)
-        ]
-
-    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
-        params = (op.thread_id, json.dumps(list(op.checkpoint_ids)))
-        return {str(r[0]) for r in await self._read(sql.EXISTING, params)}
-
-    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
-        await self._write(sql.SAVE_ROLLBACK, dict(op.record))
-
-    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
-        await self.setup()
-        # One write transaction from the check to the insert, so two
-        # processes sharing the file cannot both see the lock free.
-        async with self._writing(immediate=True):
-            async with self.conn.execute(sql.LOCK_HOLDER, (thread_id,)) as cur:
-                current = await cur.fetchone()
-            if current is not None and current[0] != holder.token:
-                if holder_alive(current[1], int(current[2]), current[0]):
-                    raise RollbackInProgressError(
-                        thread_id=thread_id,
-                        holder=f"{current[1]}:{current[2]}:{current[0][:8]}",
-                    )
-                await self.conn.execute(sql.LOCK_RELEASE, (thread_id, current[0]))
-            await self.conn.execute(
-                sql.LOCK_TAKE,
-                (thread_id, holder.token, holder.host, holder.pid, utcnow()),
-            )
-        holder.held()
-
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
-        if holder is None:
-            await self._write(sql.LOCK_BREAK, (thread_id,))
-            return
-        await self._write(sql.LOCK_RELEASE, (thread_id, holder.token))
-        holder.released()
+    async def aprune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
+        await self._run(pipeline.prune(thread_ids, strategy))
 
 
 def _parent(

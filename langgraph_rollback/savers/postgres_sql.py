@@ -15,8 +15,8 @@ duration, so it is released by PostgreSQL itself if the holder's process dies.
 
 from __future__ import annotations
 
-from langgraph_rollback._ledger import COLUMNS
-from langgraph_rollback.backends.sql_common import SELECT_COLUMNS
+from langgraph_rollback.core.ledger import INSERT_COLUMNS
+from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
 __all__ = [
     "ANCESTRY",
@@ -114,10 +114,8 @@ never waited for in a statement: `CREATE INDEX CONCURRENTLY` waits for every
 open transaction, a blocked lock request included, which would deadlock."""
 MIGRATION_UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('lgrb:migrations', 0))"
 
-_INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
-INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
 
-_TYPES = {
+COLUMN_TYPES = {
     "ordinal": "integer",
     "attempt": "integer",
     "undo_attempts": "integer",
@@ -131,8 +129,8 @@ INSERT_INTENT = f"""
 WITH held AS MATERIALIZED (
     SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0)) AS ok
 ), inserted AS (
-    INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
-    SELECT {", ".join(f"%s::{_TYPES.get(c, 'text')}" for c in _INSERT_COLUMNS)},
+    INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
+    SELECT {", ".join(f"%s::{COLUMN_TYPES.get(c, 'text')}" for c in INSERT_COLUMNS)},
         COALESCE(%s::text, (
             SELECT checkpoint_id FROM checkpoints
             WHERE thread_id = %s::text AND checkpoint_ns = ''
@@ -150,7 +148,7 @@ an autocommit connection): it takes the thread's lock shared, as every
 intent does (`LOCK_SHARED`; a rollback holds it exclusive), and inserts only
 if it got it. The base is the checkpoint the run was started from when the
 run named one, else the thread's newest stored root checkpoint. Parameters:
-the lock key, `INSERT_PARAM_COLUMNS` values, the row's `base_checkpoint_id`,
+the lock key, `INSERT_COLUMNS` values, the row's `base_checkpoint_id`,
 its `thread_id`. Returns one row: whether the lock was had, and the inserted
 row's `seq` and base (both NULL when the lock was not had or the effect
 already exists)."""

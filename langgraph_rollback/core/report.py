@@ -17,6 +17,8 @@ __all__ = [
     "RollbackStatus",
     "SkippedStep",
     "UndoneStep",
+    "call_text",
+    "describe_undo",
 ]
 
 RollbackStatus = Literal[
@@ -136,17 +138,18 @@ class RollbackReport(BaseModel):
         if self.failures:
             lines.append("Failed to undo:")
             lines += [
-                f"  - {_call(step.effect)}: {step.error}" for step in self.failures
+                f"  - {call_text(step.effect)}: {step.error}" for step in self.failures
             ]
         if self.conflicts:
             lines.append("Not undone, changed by someone else since:")
             lines += [
-                f"  - {_call(step.effect)}: {step.reason}" for step in self.conflicts
+                f"  - {call_text(step.effect)}: {step.reason}"
+                for step in self.conflicts
             ]
         if self.skipped:
             lines.append("Not undone:")
             lines += [
-                f"  - {_call(step.effect)}: {step.reason}" for step in self.skipped
+                f"  - {call_text(step.effect)}: {step.reason}" for step in self.skipped
             ]
         if self.already_compensated:
             lines.append(
@@ -155,7 +158,7 @@ class RollbackReport(BaseModel):
             )
         if self.orphans:
             lines.append("Left alone on abandoned branches:")
-            lines += [f"  - {_call(effect)}" for effect in self.orphans]
+            lines += [f"  - {call_text(effect)}" for effect in self.orphans]
         if self.status in ("failed", "incomplete"):
             lines.append("Rolling back to the same checkpoint again resumes from here.")
         return "\n".join(lines)
@@ -172,10 +175,12 @@ class RollbackReport(BaseModel):
             "message": self.message,
             "undone": [step.description for step in self.undone],
             "not_undone": [
-                f"{_call(step.effect)}: {step.reason}"
+                f"{call_text(step.effect)}: {step.reason}"
                 for step in [*self.skipped, *self.conflicts]
             ],
-            "failed": [f"{_call(step.effect)}: {step.error}" for step in self.failures],
+            "failed": [
+                f"{call_text(step.effect)}: {step.error}" for step in self.failures
+            ],
             "text": str(self),
         }
 
@@ -198,10 +203,11 @@ def describe_undo(effect: Effect, result: Any) -> str:
     """The sentence naming an undone action."""
     if isinstance(result, str) and result.strip():
         return f"{result.strip()} (undo of {effect.tool})"
-    return f"undid {_call(effect)}"
+    return f"undid {call_text(effect)}"
 
 
-def _call(effect: Effect, width: int = 60) -> str:
+def call_text(effect: Effect, width: int = 60) -> str:
+    """`tool(arg=value, ...)`, cut to `width` characters of arguments."""
     args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
     if len(args) > width:
         args = args[: width - 3] + "..."

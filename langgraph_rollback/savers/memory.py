@@ -7,7 +7,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -15,31 +15,31 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import RollbackInProgressError
-from langgraph_rollback._ledger import LedgerRow
-from langgraph_rollback._ops import (
+from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.locks import LockHolder
+from langgraph_rollback.core.ops import (
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    LockThread,
     ReadAncestry,
     ReadHead,
     ReadSubtree,
     SaveRollback,
     Select,
+    StorageOp,
+    UnlockThread,
     Update,
 )
-from langgraph_rollback._record import GuardMode
-from langgraph_rollback._registry import ToolRegistry
-from langgraph_rollback.backends.base import (
-    BaseRollbackSaver,
-    LockHolder,
-    mark_restored_copy,
-    prune_args,
-    reanchor,
-    refuse_delta,
-)
+from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.savers.base import BaseRollbackSaver, mark_restored_copy
+from langgraph_rollback.savers.lifecycle import prune_args, reanchor, refuse_delta
 
 __all__ = ["InMemoryRollbackSaver"]
+
+R = TypeVar("R")
 
 
 class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
@@ -52,7 +52,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
 
     `delete_thread`, `delete_for_runs`, `copy_thread` and `prune` work on
     checkpoints and writes; the ledger keeps every effect (see
-    `backends.base.LIFECYCLE`).
+    `savers.lifecycle.LIFECYCLE`).
 
     Args:
         serde: Serializer for checkpoints and ledger payloads.
@@ -78,11 +78,12 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         guard: GuardMode | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        self._init_rollback(registry, guard)
+        self._init_rollback(registry, guard, keeps_outcomes=False)
         self._effects: dict[str, LedgerRow] = {}
         self._thread_effects: defaultdict[str, list[str]] = defaultdict(list)
         self._rollbacks: dict[str, dict[str, Any]] = {}
         self._locks: dict[str, LockHolder] = {}
+        """Each thread's rollback lock holder."""
         self._seq = itertools.count(1)
         self._ledger_lock = threading.Lock()
         self._heads: dict[str, str] = {}
@@ -114,7 +115,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 )
         return saved
 
-    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+    # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     def _metadata(self, entry: Any) -> dict[str, Any]:
         loaded: dict[str, Any] = self.serde.loads_typed(entry[1])
@@ -135,9 +136,10 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             based = [
                 (row.effect_id, row.thread_id, row.base_checkpoint_id)
                 for row in self._effects.values()
-                if (row.thread_id, row.base_checkpoint_id) in deleted
+                if row.base_checkpoint_id is not None
+                and (row.thread_id, row.base_checkpoint_id) in deleted
             ]
-            for effect_id, base in reanchor(deleted, based):  # type: ignore[arg-type]
+            for effect_id, base in reanchor(deleted, based):
                 row = self._effects[effect_id]
                 self._effects[effect_id] = replace(row, base_checkpoint_id=base)
         for thread_id, namespaces in list(self.storage.items()):
@@ -205,6 +207,44 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         """Async `prune`."""
         self.prune(thread_ids, strategy=strategy)
 
+    # --- the one door to storage ------------------------------------------------
+
+    def _execute(self, op: StorageOp[R]) -> R:
+        return cast(R, self._dispatch(op))
+
+    async def _aexecute(self, op: StorageOp[R]) -> R:
+        # No I/O: the sync implementation serves both flavours.
+        return cast(R, self._dispatch(op))
+
+    def _dispatch(self, op: StorageOp[Any]) -> object:
+        match op:
+            case Begin():
+                return self._begin(op)
+            case Update():
+                return self._update(op)
+            case Select():
+                return self._select(op)
+            case SaveRollback():
+                self._save_rollback(op)
+                return None
+            case LockThread():
+                self._lock(op)
+                return None
+            case UnlockThread():
+                self._unlock(op)
+                return None
+            case ReadHead():
+                return self._head(op.thread_id)
+            case FindCheckpoint():
+                return self._find_checkpoint(op)
+            case ReadAncestry():
+                return self._ancestry(op)
+            case ReadSubtree():
+                return self._subtree(op)
+            case ExistingCheckpoints():
+                return self._existing(op)
+        raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
+
     # --- checkpoint graph ---------------------------------------------------------
 
     def _root(self, thread_id: str) -> dict[str, Any]:
@@ -215,28 +255,28 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         restore = self.serde.loads_typed(metadata).get("lgrb_restore") or {}
         return CheckpointLink.from_row(checkpoint_id, parent, restore.get("copies"))
 
-    def _ledger_head(self, op: ReadHead) -> str | None:
+    def _head(self, thread_id: str) -> str | None:
         # Checkpoints enter only through `put` (and `copy_thread`, which drops
         # the cache), so a cached head that is still stored is the newest.
         with self._heads_lock:
-            head = self._heads.get(op.thread_id)
-            root = self.storage.get(op.thread_id, {}).get("", {})
+            head = self._heads.get(thread_id)
+            root = self.storage.get(thread_id, {}).get("", {})
             if head is None or head not in root:
-                head = max(self._root(op.thread_id), default=None)
+                head = max(self._root(thread_id), default=None)
                 if head is None:
-                    self._heads.pop(op.thread_id, None)
+                    self._heads.pop(thread_id, None)
                 else:
-                    self._heads[op.thread_id] = head
+                    self._heads[thread_id] = head
         return head
 
-    def _ledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
+    def _find_checkpoint(self, op: FindCheckpoint) -> list[str]:
         return sorted(
             thread
             for thread, namespaces in list(self.storage.items())
             if op.checkpoint_id in namespaces.get("", {})
         )
 
-    def _ledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+    def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
         root = self._root(op.thread_id)
         links: list[CheckpointLink] = []
         current: str | None = op.start
@@ -248,7 +288,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             current = link.parent_id
         return links
 
-    def _ledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
+    def _subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
         root = self._root(op.thread_id)
         if op.root not in root:
             return []
@@ -263,13 +303,13 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             todo.extend(children.get(current, ()))
         return found
 
-    def _ledger_existing(self, op: ExistingCheckpoints) -> set[str]:
+    def _existing(self, op: ExistingCheckpoints) -> set[str]:
         root = self._root(op.thread_id)
         return {c for c in op.checkpoint_ids if c in root}
 
     # --- ledger -----------------------------------------------------------------
 
-    def _ledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+    def _begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
         with self._ledger_lock:
             holder = self._locks.get(row.thread_id)
@@ -280,13 +320,13 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             existing = self._effects.get(row.effect_id)
             if existing is not None:
                 return existing, False
-            base = row.base_checkpoint_id or self._ledger_head(ReadHead(row.thread_id))
+            base = row.base_checkpoint_id or self._head(row.thread_id)
             stored = replace(row, seq=next(self._seq), base_checkpoint_id=base)
             self._effects[row.effect_id] = stored
             self._thread_effects[row.thread_id].append(row.effect_id)
             return stored, True
 
-    def _ledger_update(self, op: Update) -> bool:
+    def _update(self, op: Update) -> bool:
         with self._ledger_lock:
             row = self._effects.get(op.effect_id)
             if row is None or (op.expect and row.status not in op.expect):
@@ -297,7 +337,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             self._effects[op.effect_id] = replace(row, **changes)
             return True
 
-    def _ledger_select(self, op: Select) -> list[LedgerRow]:
+    def _select(self, op: Select) -> list[LedgerRow]:
         query = op.query
         with self._ledger_lock:
             ids = list(self._thread_effects.get(query.thread_id, ()))
@@ -307,60 +347,26 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             selected = selected[: query.limit]
         return selected
 
-    def _ledger_save_rollback(self, op: SaveRollback) -> None:
+    def _save_rollback(self, op: SaveRollback) -> None:
         with self._ledger_lock:
             record = dict(op.record)
             self._rollbacks.setdefault(record["rollback_id"], {}).update(record)
 
-    def _lock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    def _lock(self, op: LockThread) -> None:
         with self._ledger_lock:
-            current = self._locks.get(thread_id)
-            if current is not None and current.token != holder.token:
-                raise RollbackInProgressError(thread_id=thread_id, holder=str(current))
-            self._locks[thread_id] = holder
-        holder.held()
+            current = self._locks.get(op.thread_id)
+            if current is not None and current.token != op.holder.token:
+                # In-process locks: a holder in the map is a live rollback.
+                raise RollbackInProgressError(
+                    thread_id=op.thread_id, holder=str(current)
+                )
+            self._locks[op.thread_id] = op.holder
 
-    def _unlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+    def _unlock(self, op: UnlockThread) -> None:
+        holder = op.holder
         with self._ledger_lock:
-            current = self._locks.get(thread_id)
+            current = self._locks.get(op.thread_id)
             if current is not None and (
                 holder is None or current.token == holder.token
             ):
-                del self._locks[thread_id]
-        if holder is not None:
-            holder.released()
-
-    # The async twins do no I/O: they call the sync primitives directly.
-
-    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        return self._ledger_begin(op)
-
-    async def _aledger_update(self, op: Update) -> bool:
-        return self._ledger_update(op)
-
-    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
-        return self._ledger_select(op)
-
-    async def _aledger_head(self, op: ReadHead) -> str | None:
-        return self._ledger_head(op)
-
-    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
-        return self._ledger_find_checkpoint(op)
-
-    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        return self._ledger_ancestry(op)
-
-    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
-        return self._ledger_subtree(op)
-
-    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
-        return self._ledger_existing(op)
-
-    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
-        self._ledger_save_rollback(op)
-
-    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
-        self._lock_thread(thread_id, holder)
-
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
-        self._unlock_thread(thread_id, holder)
+                del self._locks[op.thread_id]

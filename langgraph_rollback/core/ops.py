@@ -1,23 +1,31 @@
 """The operations the I/O-free flows yield, and the drivers perform.
 
-Storage operations name the saver primitive that performs them (`method`;
-the async driver calls `_a` + the same name), so a backend is exactly the set
-of primitives below, each in a sync and an async flavour. The other
-operations run user code (tools, observations, inverses) or LangGraph calls.
+Every operation is an `Op[R]`: `R` is the type of the result the driver sends
+back. Storage operations (`StorageOp[R]`) go through one door, a store's
+`execute(op)` / `aexecute(op)` (`core.store`); the others run user code
+(tools, observations, inverses), ask a human, or write a restored head.
+
+A flow gets a typed result with `yield from do(op)`:
+
+```python
+stored, inserted = yield from do(Begin(row))   # tuple[LedgerRow, bool]
+```
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
-if TYPE_CHECKING:
-    from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointTuple
 
-    from langgraph_rollback._ledger import EffectQuery, LedgerRow
-    from langgraph_rollback._models import Effect
+from langgraph_rollback._models import Effect
+from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.locks import LockHolder
+from langgraph_rollback.core.query import EffectQuery
 
 __all__ = [
     "UPDATABLE",
@@ -26,7 +34,10 @@ __all__ = [
     "CheckpointLink",
     "ExistingCheckpoints",
     "FindCheckpoint",
+    "Flow",
+    "LockThread",
     "Observe",
+    "Op",
     "Outcome",
     "Perform",
     "ReadAncestry",
@@ -38,8 +49,36 @@ __all__ = [
     "Select",
     "StorageOp",
     "Undo",
+    "UnlockThread",
     "Update",
+    "do",
 ]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class Op(Generic[R]):
+    """An operation whose result, sent back by a driver, is an `R`."""
+
+    __slots__ = ()
+
+
+class StorageOp(Op[R]):
+    """A ledger or checkpoint read or write, performed by a store's `execute`."""
+
+    __slots__ = ()
+
+
+Flow: TypeAlias = Generator[Op[Any], Any, T]
+"""A flow: yields operations, receives their results, returns a `T`."""
+
+
+def do(op: Op[R]) -> Generator[Op[R], R, R]:
+    """Yield `op` and return its result, typed (`x = yield from do(op)`)."""
+    result = yield op
+    return result
+
 
 UPDATABLE = frozenset(
     {
@@ -95,44 +134,36 @@ class CheckpointLink:
         return checkpoint_id == self.checkpoint_id or checkpoint_id in self.copies
 
 
-class StorageOp:
-    """A ledger or checkpoint read/write performed by a saver primitive."""
-
-    __slots__ = ()
-    method: ClassVar[str]
-
-
 # --- ledger writes and reads ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Begin(StorageOp):
+class Begin(StorageOp[tuple[LedgerRow, bool]]):
     """Insert `row` unless its effect id exists, and commit.
 
-    The backend assigns `seq` and `base_checkpoint_id` (the thread's newest
-    persisted root checkpoint) in the same statement. Result:
-    `(stored_row, inserted)`, the new row as stored or the existing one.
+    The store assigns `seq` and `base_checkpoint_id` (the thread's newest
+    persisted root checkpoint) in the same statement, and refuses the intent
+    (`RollbackInProgressError`) while a live rollback holds the thread.
+    Result: `(stored_row, inserted)`, the new row as stored or the existing one.
     """
 
-    method: ClassVar[str] = "_ledger_begin"
     row: LedgerRow
 
 
 @dataclass(frozen=True, slots=True)
-class Update(StorageOp):
+class Update(StorageOp[bool]):
     """Set `changes` on one effect if its status is in `expect`; commit.
 
     Result: whether a row changed.
     """
 
-    method: ClassVar[str] = "_ledger_update"
     effect_id: str
     changes: Mapping[str, Any] = field(default_factory=dict)
     expect: tuple[str, ...] = ()
     expect_attempt: int | None = None
     """Also require this `attempt` (so two resumers cannot both restart a call)."""
     with_next_write: bool = False
-    """The outcome of a model's tool call: a backend that commits to disk may
+    """The outcome of a model's tool call: a store that commits to disk may
     keep it and write it in the transaction of its next write (normally the
     task's pending writes, which LangGraph saves right after the task),
     instead of in a commit of its own. The result is then True."""
@@ -144,84 +175,88 @@ class Update(StorageOp):
 
 
 @dataclass(frozen=True, slots=True)
-class Select(StorageOp):
-    """Rows matching `query`, newest first. Result: `list[LedgerRow]`."""
+class Select(StorageOp[list[LedgerRow]]):
+    """Rows matching `query`, newest first."""
 
-    method: ClassVar[str] = "_ledger_select"
     query: EffectQuery
 
 
 @dataclass(frozen=True, slots=True)
-class SaveRollback(StorageOp):
-    """Insert or update the record of one rollback. Result: None."""
+class SaveRollback(StorageOp[None]):
+    """Insert or update the record of one rollback."""
 
-    method: ClassVar[str] = "_ledger_save_rollback"
     record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LockThread(StorageOp[None]):
+    """Take the thread's rollback lock for `holder`, or raise
+    `RollbackInProgressError` naming the live holder.
+
+    A lock left by a holder that is no longer running is taken over.
+    """
+
+    thread_id: str
+    holder: LockHolder
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockThread(StorageOp[None]):
+    """Release the thread's rollback lock held by `holder` (None: whoever holds it)."""
+
+    thread_id: str
+    holder: LockHolder | None
 
 
 # --- checkpoint graph reads ------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ReadHead(StorageOp):
-    """The thread's newest root checkpoint id, or None. Result: `str | None`."""
+class ReadHead(StorageOp[str | None]):
+    """The thread's newest root checkpoint id, or None."""
 
-    method: ClassVar[str] = "_ledger_head"
     thread_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class FindCheckpoint(StorageOp):
-    """The threads holding a root checkpoint with this id. Result: `list[str]`."""
+class FindCheckpoint(StorageOp[list[str]]):
+    """The threads holding a root checkpoint with this id."""
 
-    method: ClassVar[str] = "_ledger_find_checkpoint"
     checkpoint_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReadAncestry(StorageOp):
+class ReadAncestry(StorageOp[list[CheckpointLink]]):
     """Links from `start` up its parents, stopping after `stop` or a copy of it.
 
     A checkpoint counts as a copy of `stop` when `stop` is in its `copies`.
-
-    Result: `list[CheckpointLink]`, `start` first; it ends at the root when
-    `stop` is not an ancestor.
+    Result: `start` first; it ends at the root when `stop` is not an ancestor.
     """
 
-    method: ClassVar[str] = "_ledger_ancestry"
     thread_id: str
     start: str
     stop: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReadSubtree(StorageOp):
-    """`root` and every root-namespace checkpoint descending from it.
+class ReadSubtree(StorageOp[list[CheckpointLink]]):
+    """`root` and every root-namespace checkpoint descending from it."""
 
-    Result: `list[CheckpointLink]`.
-    """
-
-    method: ClassVar[str] = "_ledger_subtree"
     thread_id: str
     root: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReadCheckpoint(StorageOp):
-    """A whole checkpoint tuple (`get_tuple`). Result: `CheckpointTuple | None`."""
+class ReadCheckpoint(StorageOp[CheckpointTuple | None]):
+    """A whole checkpoint tuple (`get_tuple`)."""
 
-    method: ClassVar[str] = "_ledger_checkpoint"
     config: RunnableConfig
 
 
 @dataclass(frozen=True, slots=True)
-class ExistingCheckpoints(StorageOp):
-    """Which of `checkpoint_ids` exist in the thread's root namespace.
+class ExistingCheckpoints(StorageOp[set[str]]):
+    """Which of `checkpoint_ids` exist in the thread's root namespace."""
 
-    Result: `set[str]`.
-    """
-
-    method: ClassVar[str] = "_ledger_existing"
     thread_id: str
     checkpoint_ids: Sequence[str]
 
@@ -230,8 +265,8 @@ class ExistingCheckpoints(StorageOp):
 
 
 @dataclass(frozen=True, slots=True)
-class Observe:
-    """Call `fn(**kwargs)`, with `effect` as the current effect. Result: `Outcome`."""
+class Observe(Op[Outcome]):
+    """Call `fn(**kwargs)`, with `effect` as the current effect."""
 
     fn: Callable[..., Any]
     kwargs: Mapping[str, Any]
@@ -239,22 +274,22 @@ class Observe:
 
 
 @dataclass(frozen=True, slots=True)
-class Perform:
-    """Run the forward call with `effect` as the current effect. Result: `Outcome`."""
+class Perform(Op[Outcome]):
+    """Run the forward call with `effect` as the current effect."""
 
     effect: Effect
 
 
 @dataclass(frozen=True, slots=True)
-class Ask:
-    """Ask a human through LangGraph's `interrupt(payload)`. Result: the answer."""
+class Ask(Op[Any]):
+    """Ask a human through LangGraph's `interrupt(payload)`; the result is the answer."""
 
     payload: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
-class Undo:
-    """Run an effect's inverse. Result: an `Outcome`.
+class Undo(Op[Outcome]):
+    """Run an effect's inverse.
 
     `fn` is a callable taking the `Effect`, or a LangChain tool invoked with
     `args`.
@@ -267,7 +302,7 @@ class Undo:
 
 
 @dataclass(frozen=True, slots=True)
-class Restore:
+class Restore(Op[RunnableConfig]):
     """Write a new head checkpoint that copies `config`'s checkpoint.
 
     Result: the new checkpoint's config. `mark` is stored in the new

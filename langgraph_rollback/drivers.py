@@ -1,9 +1,16 @@
-"""Thin drivers that run the I/O-free flows (`_record`, `_plan`, `_rollback`).
+"""The two drivers that run every I/O-free flow: `run_sync` and `run_async`.
 
-A flow yields operations (`_ops`); a driver performs each one and sends the
-result back. Storage operations name the saver primitive that performs them,
-so `run_sync` and `run_async` stay the only two copies of the loop, whatever
-the flow and whatever the backend.
+A flow (`core.record`, `core.plan`, `core.execute`, ...) yields operations
+(`core.ops`); a driver performs each one and sends the result back. Storage
+operations go through the store's one door (`execute` / `aexecute`). An error
+raised while performing an operation (a storage error, an `interrupt()`, a
+failed restore) is thrown into the flow at its `yield`, so a flow's `finally`
+(releasing a lock) runs its own operations before the error leaves. The
+results and errors of tools, observations and inverses come back as an
+`Outcome` instead.
+
+Whatever the flow and whatever the saver, these are the only two copies of
+the loop.
 """
 
 from __future__ import annotations
@@ -14,59 +21,73 @@ import inspect
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.tools import BaseTool
+from langgraph.types import interrupt
 
-from langgraph_rollback._context import restoring, running_effect
-from langgraph_rollback._ops import (
+from langgraph_rollback._current import restoring, running_effect
+from langgraph_rollback.core.execute import InverseTimeoutError
+from langgraph_rollback.core.ops import (
     Ask,
+    Flow,
     Observe,
+    Op,
     Outcome,
     Perform,
     Restore,
     StorageOp,
     Undo,
 )
+from langgraph_rollback.core.store import AsyncLedgerStore, FaultPoint, LedgerStore
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from langgraph.pregel import Pregel
 
     from langgraph_rollback._models import Effect
-    from langgraph_rollback.backends.base import BaseRollbackSaver
 
-__all__ = ["InverseTimeoutError", "run_async", "run_sync"]
+__all__ = ["Progress", "run_async", "run_sync"]
 
+T = TypeVar("T")
 
 Progress = Callable[["Effect", bool], None]
 """Called after each inverse with its effect and whether it succeeded."""
 
 
 def run_sync(
-    flow: Generator[Any, Any, Any],
-    saver: BaseRollbackSaver,
+    flow: Flow[T],
+    store: LedgerStore,
     *,
     perform: Callable[[], Any] | None = None,
-    graph: Any = None,
+    graph: Pregel[Any, Any, Any, Any] | None = None,
     progress: Progress | None = None,
-) -> Any:
+) -> T:
     """Drive `flow` to completion with blocking I/O; return its result."""
     send: Any = None
+    error: BaseException | None = None
     while True:
         try:
-            op = flow.send(send)
+            op = flow.throw(error) if error is not None else flow.send(send)
         except StopIteration as stop:
-            return stop.value
-        send = _step_sync(op, saver, perform, graph)
-        if progress is not None and isinstance(op, Undo):
-            progress(op.effect, send.error is None)
+            result: T = stop.value
+            return result
+        send, error = None, None
+        try:
+            if isinstance(op, StorageOp):
+                send = store.execute(op)
+            else:
+                send = _step_sync(op, store, perform, graph)
+                _after_user_code(op, send, store, progress)
+        except BaseException as exc:
+            error = exc
 
 
 def _step_sync(
-    op: Any, saver: BaseRollbackSaver, perform: Callable[[], Any] | None, graph: Any
+    op: Op[Any],
+    store: LedgerStore,
+    perform: Callable[[], Any] | None,
+    graph: Pregel[Any, Any, Any, Any] | None,
 ) -> Any:
-    if isinstance(op, StorageOp):
-        return getattr(saver, op.method)(op)
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
@@ -81,23 +102,43 @@ def _step_sync(
             except BaseException as exc:
                 return Outcome(error=exc)
     if isinstance(op, Ask):
-        from langgraph.types import interrupt
-
         return interrupt(dict(op.payload))
     if isinstance(op, Undo):
         return _undo_sync(op)
     if isinstance(op, Restore):
+        assert graph is not None
+        _fire(store, FaultPoint.BEFORE_RESTORE, None)
         with restoring(op.mark):
             return graph.update_state(op.config, None, as_node="__copy__")
     raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
 
 
+def _after_user_code(
+    op: Op[Any],
+    result: Any,
+    store: LedgerStore | AsyncLedgerStore,
+    progress: Progress | None,
+) -> None:
+    """Fault points and progress after an operation that ran user code."""
+    if isinstance(op, Perform):
+        _fire(store, FaultPoint.AFTER_FORWARD, op.effect.id)
+    elif isinstance(op, Undo):
+        _fire(store, FaultPoint.AFTER_INVERSE, op.effect.id)
+        if progress is not None:
+            progress(op.effect, result.error is None)
+    elif isinstance(op, Restore):
+        _fire(store, FaultPoint.AFTER_RESTORE, None)
+
+
+def _fire(
+    store: LedgerStore | AsyncLedgerStore, point: FaultPoint, effect_id: str | None
+) -> None:
+    if store.probe is not None:
+        store.probe(point, effect_id)
+
+
 def _as_current(effect: Effect | None) -> AbstractContextManager[None]:
     return running_effect(effect) if effect is not None else nullcontext()
-
-
-class InverseTimeoutError(TimeoutError):
-    """An inverse did not finish within `inverse_timeout`; it may still land."""
 
 
 def _undo_sync(op: Undo) -> Outcome:
@@ -137,7 +178,7 @@ def _with_thread_timeout(call: Callable[[], Any], timeout: float) -> Outcome:
     """Run `call` in a daemon thread; give up waiting after `timeout` seconds.
 
     A Python thread cannot be stopped: an inverse that times out may still
-    finish later. Its effect is marked `compensation_failed` either way.
+    finish later. Its effect stays claimed (`compensating`).
     """
     box: list[Outcome] = []
 
@@ -161,33 +202,39 @@ def _with_thread_timeout(call: Callable[[], Any], timeout: float) -> Outcome:
 
 
 async def run_async(
-    flow: Generator[Any, Any, Any],
-    saver: BaseRollbackSaver,
+    flow: Flow[T],
+    store: AsyncLedgerStore,
     *,
     perform: Callable[[], Awaitable[Any]] | None = None,
-    graph: Any = None,
+    graph: Pregel[Any, Any, Any, Any] | None = None,
     progress: Progress | None = None,
-) -> Any:
+) -> T:
     """Drive `flow` to completion with async I/O; return its result."""
     send: Any = None
+    error: BaseException | None = None
     while True:
         try:
-            op = flow.send(send)
+            op = flow.throw(error) if error is not None else flow.send(send)
         except StopIteration as stop:
-            return stop.value
-        send = await _step_async(op, saver, perform, graph)
-        if progress is not None and isinstance(op, Undo):
-            progress(op.effect, send.error is None)
+            result: T = stop.value
+            return result
+        send, error = None, None
+        try:
+            if isinstance(op, StorageOp):
+                send = await store.aexecute(op)
+            else:
+                send = await _step_async(op, store, perform, graph)
+                _after_user_code(op, send, store, progress)
+        except BaseException as exc:
+            error = exc
 
 
 async def _step_async(
-    op: Any,
-    saver: BaseRollbackSaver,
+    op: Op[Any],
+    store: AsyncLedgerStore,
     perform: Callable[[], Awaitable[Any]] | None,
-    graph: Any,
+    graph: Pregel[Any, Any, Any, Any] | None,
 ) -> Any:
-    if isinstance(op, StorageOp):
-        return await getattr(saver, "_a" + op.method.lstrip("_"))(op)
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
@@ -205,12 +252,12 @@ async def _step_async(
             except BaseException as exc:
                 return Outcome(error=exc)
     if isinstance(op, Ask):
-        from langgraph.types import interrupt
-
         return interrupt(dict(op.payload))
     if isinstance(op, Undo):
         return await _undo_async(op)
     if isinstance(op, Restore):
+        assert graph is not None
+        _fire(store, FaultPoint.BEFORE_RESTORE, None)
         with restoring(op.mark):
             return await graph.aupdate_state(op.config, None, as_node="__copy__")
     raise TypeError(f"unknown operation {op!r}")  # pragma: no cover

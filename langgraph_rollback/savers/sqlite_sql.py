@@ -12,19 +12,10 @@ checkpoint never is.
 
 from __future__ import annotations
 
-from langgraph_rollback._ledger import COLUMNS
+from langgraph_rollback.core.ledger import INSERT_COLUMNS
+from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
-__all__ = [
-    "INSERT_INTENT",
-    "MIGRATIONS",
-    "SELECT_BY_ID",
-    "SELECT_COLUMNS",
-    "VERSION_TABLE",
-    "select_sql",
-    "update_sql",
-]
-
-from langgraph_rollback.backends.sql_common import select_sql, update_sql
+__all__ = ["INSERT_INTENT", "MIGRATIONS", "SELECT_BY_ID", "VERSION_TABLE"]
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS lgrb_migrations (
@@ -91,7 +82,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS lgrb_rollbacks_thread
         ON lgrb_rollbacks (thread_id, started_at);
-    -- One rollback per thread at a time (see `SqliteRollbackSaver._lock_thread`).
+    -- One rollback per thread at a time (see `savers.sqlite_pipeline.lock_thread`).
     CREATE TABLE IF NOT EXISTS lgrb_locks (
         thread_id TEXT PRIMARY KEY,
         holder TEXT NOT NULL,
@@ -102,13 +93,9 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-SELECT_COLUMNS = ", ".join(COLUMNS)
-
-_INSERT_COLUMNS = [c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")]
-
 INSERT_INTENT = f"""
-INSERT INTO lgrb_effects ({", ".join(_INSERT_COLUMNS)}, base_checkpoint_id)
-VALUES ({", ".join("?" for _ in _INSERT_COLUMNS)}, COALESCE(?, (
+INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
+VALUES ({", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
     SELECT checkpoint_id FROM checkpoints
     WHERE thread_id = ? AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1
@@ -118,10 +105,8 @@ RETURNING seq, base_checkpoint_id
 """
 """Insert an intent. Its base is the checkpoint the run was started from when
 the run named one (a fork), else the thread's newest stored root checkpoint,
-read in the same statement. Parameters: `_INSERT_COLUMNS` values, the row's
+read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 `base_checkpoint_id` (or None), then the thread id."""
-
-INSERT_PARAM_COLUMNS: tuple[str, ...] = tuple(_INSERT_COLUMNS)
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 

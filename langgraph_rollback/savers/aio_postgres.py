@@ -1,15 +1,20 @@
-"""`AsyncPostgresRollbackSaver`: LangGraph's `AsyncPostgresSaver` plus the ledger."""
+"""`AsyncPostgresRollbackSaver`: LangGraph's `AsyncPostgresSaver` plus the ledger.
+
+This file is the source of both PostgreSQL savers: `savers/postgres.py` is
+generated from it by `scripts/unasync.py` (`make lint` checks it is current).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
@@ -22,39 +27,36 @@ from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
-from langgraph_rollback._ledger import LedgerRow, row_from_tuple
-from langgraph_rollback._ops import (
+from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
+from langgraph_rollback.core.ops import (
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    LockThread,
     ReadAncestry,
     ReadHead,
     ReadSubtree,
     SaveRollback,
     Select,
+    StorageOp,
+    UnlockThread,
     Update,
 )
-from langgraph_rollback._record import GuardMode
-from langgraph_rollback._registry import ToolRegistry
-from langgraph_rollback.backends import postgres_schema as sql
-from langgraph_rollback.backends.base import (
-    CARRY_READ_FAILED,
-    LockHolder,
-    SyncOverAsync,
-    mark_restored_copy,
-    prune_args,
-    reanchor,
-)
-from langgraph_rollback.backends.sql_common import (
-    pending_migrations,
-    select_sql,
-    update_sql,
-)
+from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.savers import postgres_sql as sql
+from langgraph_rollback.savers.base import mark_restored_copy
+from langgraph_rollback.savers.bridges import SyncOverAsync
+from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.lifecycle import prune_args, reanchor
+from langgraph_rollback.savers.sql import pending_migrations, select_sql, update_sql
 
 __all__ = ["AsyncPostgresRollbackSaver"]
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
     "langgraph_rollback_apg_same_transaction", default=()
@@ -62,17 +64,26 @@ _SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = Context
 
 
 class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
-    """An `AsyncPostgresSaver` that also keeps the ledger of tool side effects.
+    """LangGraph's `AsyncPostgresSaver` that also keeps the ledger of tool side effects.
 
-    The async twin of `PostgresRollbackSaver`, with the same ledger, the same
-    advisory lock per thread and the same `setup()`. As upstream, it must be
-    created inside a running event loop; its sync methods work from other
-    threads and raise on the loop's own thread.
+    For deployments with many workers: every worker records into the same
+    database, and rollbacks of one thread from several processes are
+    serialised by a session-level advisory lock (a loser gets
+    `RollbackInProgressError`; a lock dies with its holder's connection).
+    Its other API flavour is bridged as `savers.bridges.SyncOverAsync`
+    describes.
+
+    Accepts a connection or a pool, like upstream; connections need
+    `autocommit=True` and `row_factory=dict_row` (as upstream). With a pool,
+    a rollback holds one extra connection of its own for its lock. Call
+    `setup()` once before first use: it runs LangGraph's migrations, then
+    the ledger's (`lgrb_migrations`).
+
+    `release_rollback_lock` does nothing here: PostgreSQL releases a dead
+    holder's advisory lock itself.
 
     Args:
-        conn: A `psycopg.AsyncConnection` or `psycopg_pool.AsyncConnectionPool`
-            (`autocommit=True`, `row_factory=dict_row`). With a pool, a
-            rollback holds one extra connection for its lock.
+        conn: A `psycopg.AsyncConnection` or `psycopg_pool.AsyncConnectionPool`.
         pipe: An optional pipeline, as upstream (single connections only).
         serde: Serializer for checkpoints and ledger payloads.
         registry: Where rollbacks through this saver find inverses.
@@ -101,6 +112,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         self._init_rollback(registry, guard)
         self._lock_conns: dict[str, AsyncConnection[DictRow]] = {}
         self._held: dict[str, str] = {}
+        """Threads whose rollback lock this saver holds -> the holder's token."""
+        self._held_lock = threading.Lock()
 
     @classmethod
     @asynccontextmanager
@@ -113,22 +126,29 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         registry: ToolRegistry | None = None,
         guard: GuardMode | None = None,
     ) -> AsyncIterator[AsyncPostgresRollbackSaver]:
-        """Connect to `conn_string` and close the connection on exit."""
+        """Connect to `conn_string` and close the connection on exit.
+
+        Example:
+            ```python
+            async with AsyncPostgresRollbackSaver.from_conn_string(url) as saver:
+                await saver.setup()
+            ```
+        """
         async with await AsyncConnection.connect(
             conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
         ) as conn:
             if pipeline:
                 async with conn.pipeline() as pipe:
                     saver = cls(conn, pipe, serde, registry=registry, guard=guard)
-                    async with saver._committing_carried():
+                    async with saver._committing_kept():
                         yield saver
             else:
                 saver = cls(conn, None, serde, registry=registry, guard=guard)
-                async with saver._committing_carried():
+                async with saver._committing_kept():
                     yield saver
 
     @asynccontextmanager
-    async def _committing_carried(self) -> AsyncIterator[None]:
+    async def _committing_kept(self) -> AsyncIterator[None]:
         """On exit, commit tool outcomes kept for a next write that did not come
         (logged, not raised, when the body is already raising)."""
         failed = True
@@ -136,7 +156,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             yield
             failed = False
         finally:
-            if self._carried:
+            if self._kept:
                 try:
                     async with self._tx():
                         pass
@@ -185,23 +205,22 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         """Upstream's cursor; one transaction when `aput` queued ledger statements
         or tool outcomes are kept for the next write (they run first)."""
         extra = _SAME_TRANSACTION.get()
-        if not pipeline and self._carried:
+        if not pipeline and self._kept:
             # Upstream reads use a plain cursor, writes a pipelined one: a
             # read commits the kept outcomes first, in a transaction of their
             # own, rather than holding one open while it yields.
             async with self._tx():
                 pass
-        if not extra and not (pipeline and self._carried):
+        if not extra and not (pipeline and self._kept):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
-            carried = self._take_carried()
             # Pipelined as upstream's writes are, when the connection can:
             # BEGIN, the kept outcomes, the writes and COMMIT go out together
             # rather than each waiting for the previous one's answer.
             piped = pipeline and not self.pipe and self.supports_pipeline
-            try:
+            with self._kept.carrying() as carried:
                 async with (
                     conn.pipeline() if piped else nullcontext(),
                     conn.transaction(),
@@ -212,10 +231,6 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                     yield cur
                     for text, params in extra:
                         await cur.execute(text, params)
-            except BaseException:
-                self._put_back_carried(carried)
-                raise
-        self._carried_committed(carried)
 
     async def aput(
         self,
@@ -238,7 +253,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         finally:
             _SAME_TRANSACTION.reset(token)
 
-    # --- thread lifecycle (see `backends.base.LIFECYCLE`) -------------------------
+    # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints and writes of these runs; the ledger stays."""
@@ -251,7 +266,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             for thread in {t for t, _ in deleted}:
                 gone = [c for t, c in deleted if t == thread]
                 await cur.execute(sql.EFFECTS_BASED_ON, (thread, gone))
-                for effect_id, base in reanchor(deleted, list(await cur.fetchall())):
+                for effect_id, base in reanchor(deleted, await cur.fetchall()):
                     await cur.execute(sql.SET_BASE, (base, effect_id))
             for text in sql.DELETE_FOR_RUNS:
                 await cur.execute(text, (runs,))
@@ -269,7 +284,49 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             for text in sql.COPY_THREAD:
                 await cur.execute(text, (str(target_thread_id), str(source_thread_id)))
 
-    # --- ledger primitives --------------------------------------------------------
+    # --- the one door to storage ---------------------------------------------------
+
+    async def _aexecute(self, op: StorageOp[R]) -> R:
+        return cast(R, await self._dispatch(op))
+
+    async def _dispatch(self, op: StorageOp[Any]) -> object:
+        match op:
+            case Begin():
+                return await self._begin(op)
+            case Update():
+                return await self._update(op)
+            case Select():
+                text, params = select_sql(op, "%s", dialect="postgres")
+                return [row_from_tuple(r) for r in await self._read(text, params)]
+            case SaveRollback():
+                async with self._tx() as cur:
+                    await cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
+                return None
+            case LockThread():
+                await self._lock(op)
+                return None
+            case UnlockThread():
+                await self._unlock(op)
+                return None
+            case ReadHead():
+                rows = await self._read(sql.SELECT_HEAD, (op.thread_id,))
+                return str(rows[0][0]) if rows else None
+            case FindCheckpoint():
+                rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
+                return [str(r[0]) for r in rows]
+            case ReadAncestry():
+                walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
+                rows = await self._read(sql.ANCESTRY, walk)
+                return [CheckpointLink.from_row(*r) for r in rows]
+            case ReadSubtree():
+                root = {"thread": op.thread_id, "root": op.root}
+                rows = await self._read(sql.SUBTREE, root)
+                return [CheckpointLink.from_row(*r) for r in rows]
+            case ExistingCheckpoints():
+                ids = list(op.checkpoint_ids)
+                rows = await self._read(sql.EXISTING, (op.thread_id, ids))
+                return {str(r[0]) for r in rows}
+        raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     @asynccontextmanager
     async def _tx(
@@ -284,8 +341,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         the pipeline's next sync; a transaction block syncs on exit.
         """
         async with self.lock, _ainternal.get_connection(self.conn) as conn:
-            carried = self._take_carried()
-            try:
+            with self._kept.carrying() as carried:
                 alone = not statements and not carried and self.pipe is None
                 if alone and conn.autocommit:
                     async with conn.cursor(row_factory=tuple_row) as cur:
@@ -299,24 +355,17 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         for op in carried:
                             await cur.execute(*update_sql(op, "%s"))
                         yield cur
-            except BaseException:
-                self._put_back_carried(carried)
-                raise
-        self._carried_committed(carried)
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         async with self._tx() as cur:
             await cur.execute(text, params)
             return list(await cur.fetchall())
 
-    async def _aledger_begin(self, op: Begin) -> tuple[LedgerRow, bool]:
+    async def _begin(self, op: Begin) -> tuple[LedgerRow, bool]:
         row = op.row
-        params = [getattr(row, c) for c in sql.INSERT_PARAM_COLUMNS]
+        params = [getattr(row, c) for c in INSERT_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
-        if row.thread_id in self._held:
-            raise RollbackInProgressError(
-                thread_id=row.thread_id, holder="this process"
-            )
+        self._refuse_if_held(row.thread_id)
         key = sql.LOCK_KEY.format(thread_id=row.thread_id)
         async with self._tx(statements=False) as cur:
             # One statement: the shared lock, then the insert if it was had.
@@ -337,55 +386,24 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         assert found is not None
         return row_from_tuple(tuple(found)), False
 
-    async def _aledger_update(self, op: Update) -> bool:
-        if self._carry(op):
-            return True
-        text, params = update_sql(op, "%s")
+    async def _update(self, op: Update) -> bool:
         async with self._tx() as cur:
             # RETURNING, not rowcount: in pipeline mode rowcount is read
             # before the server has answered.
-            await cur.execute(text + " RETURNING effect_id", params)
+            await cur.execute(*update_sql(op, "%s"))
             return bool(await cur.fetchall())
-
-    async def _aledger_select(self, op: Select) -> list[LedgerRow]:
-        text, params = select_sql(op, "%s", dialect="postgres")
-        return [row_from_tuple(r) for r in await self._read(text, params)]
-
-    async def _aledger_head(self, op: ReadHead) -> str | None:
-        rows = await self._read(sql.SELECT_HEAD, (op.thread_id,))
-        return str(rows[0][0]) if rows else None
-
-    async def _aledger_find_checkpoint(self, op: FindCheckpoint) -> list[str]:
-        rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
-        return [str(r[0]) for r in rows]
-
-    async def _aledger_ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
-        rows = await self._read(sql.ANCESTRY, params)
-        return [CheckpointLink.from_row(*r) for r in rows]
-
-    async def _aledger_subtree(self, op: ReadSubtree) -> list[CheckpointLink]:
-        params = {"thread": op.thread_id, "root": op.root}
-        rows = await self._read(sql.SUBTREE, params)
-        return [CheckpointLink.from_row(*r) for r in rows]
-
-    async def _aledger_existing(self, op: ExistingCheckpoints) -> set[str]:
-        rows = await self._read(sql.EXISTING, (op.thread_id, list(op.checkpoint_ids)))
-        return {str(r[0]) for r in rows}
-
-    async def _aledger_save_rollback(self, op: SaveRollback) -> None:
-        async with self._tx() as cur:
-            await cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
 
     # --- the per-thread rollback lock ---------------------------------------------
 
-    async def _alock_thread(self, thread_id: str, holder: LockHolder) -> None:
+    async def _lock(self, op: LockThread) -> None:
+        thread_id, holder = op.thread_id, op.holder
         key = sql.LOCK_KEY.format(thread_id=thread_id)
-        if thread_id in self._held:
-            raise RollbackInProgressError(
-                thread_id=thread_id, holder=f"this process ({holder.host})"
-            )
-        self._held[thread_id] = holder.token
+        with self._held_lock:
+            if thread_id in self._held:
+                raise RollbackInProgressError(
+                    thread_id=thread_id, holder=f"this process ({holder.host})"
+                )
+            self._held[thread_id] = holder.token
         try:
             conn = await self._lock_connection()
             try:
@@ -394,12 +412,13 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 await self._release_connection(conn)
                 raise
             self._lock_conns[holder.token] = conn
-            holder.held()
         except BaseException:
-            self._held.pop(thread_id, None)
+            with self._held_lock:
+                self._held.pop(thread_id, None)
             raise
 
-    async def _aunlock_thread(self, thread_id: str, holder: LockHolder | None) -> None:
+    async def _unlock(self, op: UnlockThread) -> None:
+        thread_id, holder = op.thread_id, op.holder
         if holder is None:
             return  # PostgreSQL releases a dead session's advisory locks itself.
         conn = self._lock_conns.pop(holder.token, None)
@@ -410,9 +429,16 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         finally:
             if conn is not None:
                 await self._release_connection(conn)
-            if self._held.get(thread_id) == holder.token:
-                del self._held[thread_id]
-            holder.released()
+            with self._held_lock:
+                if self._held.get(thread_id) == holder.token:
+                    del self._held[thread_id]
+
+    def _refuse_if_held(self, thread_id: str) -> None:
+        with self._held_lock:
+            if thread_id in self._held:
+                raise RollbackInProgressError(
+                    thread_id=thread_id, holder="this process"
+                )
 
     async def _acquire(
         self, conn: AsyncConnection[DictRow], thread_id: str, key: str
@@ -447,18 +473,18 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         releases whatever it holds, and holding it takes nothing from the
         pool); with a single connection, that connection.
         """
-        if isinstance(self.conn, AsyncConnectionPool):
-            pool = self.conn
-            conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
-            if inspect.isawaitable(conninfo):
-                conninfo = await conninfo
-            kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
-            if inspect.isawaitable(kwargs):
-                kwargs = await kwargs
-            return await AsyncConnection.connect(
-                conninfo, **{**(kwargs or {}), "autocommit": True}
-            )
-        return self.conn
+        if not isinstance(self.conn, AsyncConnectionPool):
+            return self.conn
+        pool = self.conn
+        conninfo = pool.conninfo() if callable(pool.conninfo) else pool.conninfo
+        if inspect.isawaitable(conninfo):  # unasync: drop 2
+            conninfo = await conninfo
+        kwargs = pool.kwargs() if callable(pool.kwargs) else pool.kwargs
+        if inspect.isawaitable(kwargs):  # unasync: drop 2
+            kwargs = await kwargs
+        return await AsyncConnection.connect(
+            conninfo, **{**(kwargs or {}), "autocommit": True}
+        )
 
     async def _release_connection(self, conn: AsyncConnection[DictRow]) -> None:
         """Close a pool's lock connection (releasing anything it still holds)."""
@@ -477,6 +503,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     async def _on(
         self, conn: AsyncConnection[DictRow], text: str, params: Any
     ) -> list[tuple[Any, ...]]:
+        """Run one statement on `conn` (taking the saver's lock if it is shared)."""
         async with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(text, params)
             return list(await cur.fetchall())

@@ -1,0 +1,77 @@
+"""Reading what a caller's config and arguments name: threads and ledger filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback._models import EffectStatus
+from langgraph_rollback.core.query import EffectQuery
+
+__all__ = ["effect_query", "thread_id_of"]
+
+StatusFilter = EffectStatus | str | list[EffectStatus | str] | None
+
+
+def thread_id_of(config: RunnableConfig) -> str:
+    """The thread a config names.
+
+    Raises:
+        InvalidConfigError: It names none.
+    """
+    configurable = (config or {}).get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is None:
+        raise InvalidConfigError(
+            "The config names no thread: `configurable.thread_id` is missing. "
+            'Fix: pass {"configurable": {"thread_id": "<your thread>"}}.'
+        )
+    return str(thread_id)
+
+
+def effect_query(
+    config: RunnableConfig,
+    *,
+    status: StatusFilter,
+    tool: str | None,
+    before: int | None,
+    limit: int | None,
+) -> EffectQuery:
+    """The query `list_effects(config, ...)` runs.
+
+    Raises:
+        InvalidConfigError: A filter is not one `list_effects` takes.
+    """
+    configurable: dict[str, Any] = dict((config or {}).get("configurable") or {})
+    if status is None:
+        statuses: tuple[str, ...] = ()
+    elif isinstance(status, (str, EffectStatus)):
+        statuses = (_status(status),)
+    else:
+        statuses = tuple(_status(s) for s in status)
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise InvalidConfigError(
+            f"limit must be a non-negative int, got {limit!r}. Fix: pass e.g. "
+            "limit=50, or leave it out for every effect."
+        )
+    return EffectQuery(
+        thread_id=thread_id_of(config),
+        checkpoint_ns=configurable.get("checkpoint_ns") or "",
+        checkpoint_id=configurable.get("checkpoint_id"),
+        statuses=statuses,
+        tool=tool,
+        before_seq=before,
+        limit=limit,
+    )
+
+
+def _status(value: EffectStatus | str) -> str:
+    try:
+        return EffectStatus(value).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in EffectStatus)
+        raise InvalidConfigError(
+            f"Unknown effect status {value!r}. Fix: use one of {allowed}."
+        ) from None

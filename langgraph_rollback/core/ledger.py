@@ -1,0 +1,163 @@
+"""The ledger's rows: the column list, written once, and the row codec.
+
+`LedgerRow` is one row exactly as a store keeps it (payloads encoded); its
+fields, in order, are the ledger's columns (`COLUMNS`), which the SQL stores
+select by name. A test checks every migration's table against them.
+`effect_from_row` turns a row into the public `Effect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from langgraph_rollback._models import Effect, EffectStatus, Reversibility
+from langgraph_rollback.core.codec import decode_payload
+
+__all__ = [
+    "BLOB_COLUMNS",
+    "COLUMNS",
+    "INSERT_COLUMNS",
+    "LedgerRow",
+    "effect_from_row",
+    "effect_of",
+    "row_from_mapping",
+    "row_from_tuple",
+    "utcnow",
+]
+
+
+def utcnow() -> str:
+    """The current time as the ISO-8601 UTC text the ledger stores."""
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One ledger row, payloads encoded, exactly as a store keeps it."""
+
+    effect_id: str
+    thread_id: str
+    checkpoint_ns: str
+    task_ns: str
+    checkpoint_id: str
+    root_checkpoint_id: str
+    task_id: str
+    call_key: str
+    tool_call_id: str | None
+    ordinal: int | None
+    tool: str
+    kind: str
+    status: str
+    attempt: int
+    idempotency_key: str
+    run_id: str | None
+    intent_type: str | None
+    intent: bytes | None
+    outcome_type: str | None
+    outcome: bytes | None
+    created_at: str
+    updated_at: str
+    completed_at: str | None
+    base_checkpoint_id: str | None = None
+    """The thread's newest persisted root checkpoint when the intent was
+    written (or the checkpoint the run was started from); set by the store."""
+    undo_type: str | None = None
+    undo: bytes | None = None
+    undo_attempts: int = 0
+    rollback_id: str | None = None
+    compensated_at: str | None = None
+    seq: int = 0
+    """Assigned by the store on insert; 0 until then."""
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
+"""The ledger's columns, in the order stores select them."""
+
+INSERT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in COLUMNS if c not in ("seq", "base_checkpoint_id")
+)
+"""The columns an intent's insert binds (the store sets `seq` and the base)."""
+
+BLOB_COLUMNS = frozenset({"intent", "outcome", "undo"})
+
+
+def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:
+    """Build a row from a store's column -> value mapping."""
+    data = {name: values[name] for name in COLUMNS}
+    for name in BLOB_COLUMNS:
+        if data[name] is not None:
+            data[name] = bytes(data[name])
+    return LedgerRow(**data)
+
+
+def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
+    """Build a row from a tuple in `COLUMNS` order."""
+    return row_from_mapping(dict(zip(COLUMNS, values, strict=True)))
+
+
+def effect_of(
+    row: LedgerRow,
+    intent: Mapping[str, Any],
+    outcome: Mapping[str, Any] | None = None,
+    undo: Mapping[str, Any] | None = None,
+) -> Effect:
+    """The public `Effect` of a row, given its decoded payloads."""
+    outcome = outcome or {}
+    undo = undo or {}
+    return Effect(
+        id=row.effect_id,
+        seq=row.seq,
+        thread_id=row.thread_id,
+        checkpoint_ns=row.checkpoint_ns,
+        task_ns=row.task_ns,
+        checkpoint_id=row.checkpoint_id,
+        root_checkpoint_id=row.root_checkpoint_id,
+        base_checkpoint_id=row.base_checkpoint_id,
+        task_id=row.task_id,
+        call_key=row.call_key,
+        tool_call_id=row.tool_call_id,
+        ordinal=row.ordinal,
+        tool=row.tool,
+        kind=Reversibility(row.kind),
+        status=EffectStatus(row.status),
+        args=dict(intent.get("args") or {}),
+        result=outcome.get("result"),
+        error=outcome.get("error"),
+        before=intent.get("before"),
+        after=outcome.get("after"),
+        after_observed=bool(outcome.get("observed", False)),
+        idempotency_key=row.idempotency_key,
+        attempt=row.attempt,
+        run_id=row.run_id,
+        created_at=datetime.fromisoformat(row.created_at),
+        updated_at=datetime.fromisoformat(row.updated_at),
+        completed_at=_time(row.completed_at),
+        undo_result=undo.get("result"),
+        undo_error=undo.get("error"),
+        undo_attempts=row.undo_attempts,
+        rollback_id=row.rollback_id,
+        compensated_at=_time(row.compensated_at),
+    )
+
+
+def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
+    """Decode a stored row into the public `Effect` model."""
+
+    def load(type_: str | None, data: bytes | None, field: str) -> dict[str, Any]:
+        return decode_payload(serde, type_, data, tool=row.tool, field=field)
+
+    return effect_of(
+        row,
+        load(row.intent_type, row.intent, "intent"),
+        load(row.outcome_type, row.outcome, "outcome"),
+        load(row.undo_type, row.undo, "undo"),
+    )
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None

@@ -1,0 +1,343 @@
+"""What every rollback saver adds to a LangGraph checkpointer.
+
+`BaseRollbackSaver` is mixed into a subclass of one of LangGraph's own savers
+(`InMemorySaver`, `SqliteSaver`, ...). Checkpoint storage stays upstream's;
+the mixin adds:
+
+- the one door to storage the core's flows use (`execute` / `aexecute`,
+  `core.store`), which keeps tool outcomes for the next write
+  (`savers.kept`), reports fault points to `probe`, and hands every other
+  operation to the backend's own `_execute` (or `_aexecute`): one method per
+  backend, the other flavour bridged (`savers.bridges`);
+- the ledger's public API (`list_effects`, `get_effect`, `resolve_effect`,
+  `release_rollback_lock` and their async twins), each a short driver of a
+  flow.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
+
+from langgraph_rollback._current import restore_mark
+from langgraph_rollback._errors import EffectNotFoundError, InvalidConfigError
+from langgraph_rollback._liveness import mark_held, mark_released
+from langgraph_rollback._models import Effect
+from langgraph_rollback.core.config import StatusFilter, effect_query, thread_id_of
+from langgraph_rollback.core.ledger import effect_from_row
+from langgraph_rollback.core.ops import (
+    Begin,
+    Flow,
+    LockThread,
+    ReadCheckpoint,
+    Select,
+    StorageOp,
+    UnlockThread,
+    Update,
+    do,
+)
+from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.record import resolve_flow
+from langgraph_rollback.core.registry import ToolRegistry, default_registry
+from langgraph_rollback.core.store import FaultPoint, Probe
+from langgraph_rollback.core.task import GUARD_MODES, GuardMode
+from langgraph_rollback.drivers import run_async, run_sync
+from langgraph_rollback.savers.kept import KeptOutcomes
+
+__all__ = ["BaseRollbackSaver", "mark_restored_copy"]
+
+R = TypeVar("R")
+
+
+class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
+    """The ledger half of a rollback saver; see the module docstring.
+
+    Attributes:
+        registry: Where rollbacks through this saver find inverses by tool name.
+        guard: What happens when an irreversible tool is called: "allow" it,
+            "ask" a human first (`interrupt()`), or "block" it. A graph or run
+            can override it with `configurable.rollback_guard`.
+        probe: Called at each fault point (`core.store.FaultPoint`) with the
+            effect it concerns; None (the default) calls nothing. For crash
+            drills: kill the process at a point and check that a resume and a
+            rollback still leave the world right.
+    """
+
+    registry: ToolRegistry = default_registry
+    guard: GuardMode = "allow"
+    probe: Probe | None = None
+
+    def _init_rollback(
+        self,
+        registry: ToolRegistry | None,
+        guard: GuardMode | None,
+        *,
+        keeps_outcomes: bool = True,
+    ) -> None:
+        if registry is not None:
+            self.registry = registry
+        if guard is not None:
+            if guard not in GUARD_MODES:
+                raise InvalidConfigError(
+                    f"guard={guard!r} is not a guard policy. Fix: use "
+                    '"allow", "ask" or "block".'
+                )
+            self.guard = guard
+        self._kept = KeptOutcomes(enabled=keeps_outcomes, probe=lambda: self.probe)
+
+    # --- the one door to storage -------------------------------------------------
+
+    def execute(self, op: StorageOp[R]) -> R:
+        """Perform one storage operation with blocking I/O (`core.store.LedgerStore`)."""
+        if self._kept.keep(op):
+            return True  # type: ignore[return-value]  # Update's result: bool
+        before, after = _fault_points(op)
+        self._fire(before, op)
+        result: R
+        with _liveness_of(op):
+            if isinstance(op, ReadCheckpoint):
+                result = self.get_tuple(op.config)  # type: ignore[assignment]
+            else:
+                result = self._execute(op)
+        self._fire(after, op)
+        return result
+
+    async def aexecute(self, op: StorageOp[R]) -> R:
+        """Perform one storage operation with async I/O (`core.store.AsyncLedgerStore`)."""
+        if self._kept.keep(op):
+            return True  # type: ignore[return-value]  # Update's result: bool
+        before, after = _fault_points(op)
+        self._fire(before, op)
+        result: R
+        with _liveness_of(op):
+            if isinstance(op, ReadCheckpoint):
+                result = await self.aget_tuple(op.config)  # type: ignore[assignment]
+            else:
+                result = await self._aexecute(op)
+        self._fire(after, op)
+        return result
+
+    @abstractmethod
+    def _execute(self, op: StorageOp[R]) -> R:
+        """The backend's blocking implementation of every storage operation."""
+
+    @abstractmethod
+    async def _aexecute(self, op: StorageOp[R]) -> R:
+        """The backend's async implementation of every storage operation."""
+
+    def _fire(self, point: FaultPoint | None, op: StorageOp[Any]) -> None:
+        if point is not None and self.probe is not None:
+            self.probe(point, getattr(op, "effect_id", None) or _row_id(op))
+
+    # --- the ledger's public API --------------------------------------------------
+
+    def list_effects(
+        self,
+        config: RunnableConfig,
+        *,
+        status: StatusFilter = None,
+        tool: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[Effect]:
+        """The effects recorded for a thread, newest first (by `seq`).
+
+        Args:
+            config: Names the thread (`configurable.thread_id`). With a
+                `checkpoint_id`, only effects of tasks that started from that
+                checkpoint (of `checkpoint_ns`; for the root namespace,
+                subgraph effects included).
+            status: Only effects in this status (or these statuses).
+            tool: Only effects of this tool.
+            before: Only effects with `seq` below this (for paging).
+            limit: At most this many.
+
+        Raises:
+            InvalidConfigError: The config names no thread, or a filter is
+                not one this takes.
+
+        Example:
+            ```python
+            for effect in saver.list_effects({"configurable": {"thread_id": "1"}}):
+                print(effect.seq, effect.tool, effect.status.value, effect.args)
+            ```
+        """
+        query = effect_query(
+            config, status=status, tool=tool, before=before, limit=limit
+        )
+        return run_sync(_list_flow(query, self), self)
+
+    async def alist_effects(
+        self,
+        config: RunnableConfig,
+        *,
+        status: StatusFilter = None,
+        tool: str | None = None,
+        before: int | None = None,
+        limit: int | None = None,
+    ) -> list[Effect]:
+        """Async `list_effects`."""
+        query = effect_query(
+            config, status=status, tool=tool, before=before, limit=limit
+        )
+        return await run_async(_list_flow(query, self), self)
+
+    def get_effect(self, config: RunnableConfig, effect_id: str) -> Effect:
+        """One effect of the thread `config` names.
+
+        Raises:
+            EffectNotFoundError: No such effect on that thread.
+        """
+        return run_sync(_get_flow(thread_id_of(config), effect_id, self), self)
+
+    async def aget_effect(self, config: RunnableConfig, effect_id: str) -> Effect:
+        """Async `get_effect`."""
+        return await run_async(_get_flow(thread_id_of(config), effect_id, self), self)
+
+    def release_rollback_lock(self, config: RunnableConfig) -> None:
+        """Clear the thread's rollback lock, whoever holds it.
+
+        For a rollback whose process died on another host (locks held by a
+        dead process on this host are cleared automatically). The effects it
+        claimed stay `compensating` until the next rollback settles them.
+        """
+        self.execute(UnlockThread(thread_id_of(config), None))
+
+    async def arelease_rollback_lock(self, config: RunnableConfig) -> None:
+        """Async `release_rollback_lock`."""
+        await self.aexecute(UnlockThread(thread_id_of(config), None))
+
+    def resolve_effect(
+        self,
+        config: RunnableConfig,
+        effect_id: str,
+        *,
+        applied: bool | None = None,
+        compensated: bool | None = None,
+        result: Any = None,
+    ) -> Effect:
+        """Record what you found out about an effect whose outcome is unknown.
+
+        - A `pending` effect: the process died during the call, and a replay
+          raises `EffectOutcomeUnknownError`. Check the outside world, then
+          pass `applied=True` (it landed: a replay returns `result` instead
+          of running it, a rollback undoes it) or `applied=False` (it did
+          not: a replay runs it).
+        - A `compensating` effect: a rollback died, or its inverse timed out,
+          and the next rollback reports it as unresolved. Pass
+          `compensated=True` (the inverse took effect) or `False` (it did
+          not: the next rollback runs it again).
+
+        Raises:
+            EffectNotFoundError: No such effect on that thread.
+            EffectStateError: The effect is in neither status.
+            InvalidConfigError: The wrong keyword for its status.
+        """
+        flow = self._resolve(config, effect_id, applied, compensated, result)
+        return run_sync(flow, self)
+
+    async def aresolve_effect(
+        self,
+        config: RunnableConfig,
+        effect_id: str,
+        *,
+        applied: bool | None = None,
+        compensated: bool | None = None,
+        result: Any = None,
+    ) -> Effect:
+        """Async `resolve_effect`."""
+        flow = self._resolve(config, effect_id, applied, compensated, result)
+        return await run_async(flow, self)
+
+    def _resolve(
+        self,
+        config: RunnableConfig,
+        effect_id: str,
+        applied: bool | None,
+        compensated: bool | None,
+        result: Any,
+    ) -> Flow[Effect]:
+        return resolve_flow(
+            thread_id_of(config),
+            effect_id,
+            applied=applied,
+            compensated=compensated,
+            result=result,
+            registry=self.registry,
+            serde=self.serde,
+        )
+
+
+def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | None]:
+    """The fault points around a storage operation."""
+    if isinstance(op, Begin):
+        return FaultPoint.BEFORE_INTENT, FaultPoint.AFTER_INTENT
+    if isinstance(op, Update):
+        status = op.changes.get("status")
+        if status == "compensating" and "undo_attempts" in op.changes:
+            return FaultPoint.BEFORE_CLAIM, FaultPoint.AFTER_CLAIM
+        if status == "applied":
+            return None, FaultPoint.AFTER_OUTCOME
+    return None, None
+
+
+@contextmanager
+def _liveness_of(op: StorageOp[Any]) -> Iterator[None]:
+    """Keep this process's record of the rollback locks it holds.
+
+    A lock's holder counts as live from before its row can be seen (so no
+    other saver in this process takes it for a dead one's) until its release.
+    """
+    if isinstance(op, LockThread):
+        mark_held(op.holder)
+        try:
+            yield
+        except BaseException:
+            mark_released(op.holder)
+            raise
+    elif isinstance(op, UnlockThread) and op.holder is not None:
+        try:
+            yield
+        finally:
+            mark_released(op.holder)
+    else:
+        yield
+
+
+def _row_id(op: StorageOp[Any]) -> str | None:
+    return op.row.effect_id if isinstance(op, Begin) else None
+
+
+def _list_flow(query: EffectQuery, saver: BaseRollbackSaver) -> Flow[list[Effect]]:
+    rows = yield from do(Select(query))
+    return [effect_from_row(row, saver.serde) for row in rows]
+
+
+def _get_flow(thread_id: str, effect_id: str, saver: BaseRollbackSaver) -> Flow[Effect]:
+    query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
+    rows = yield from do(Select(query))
+    if not rows:
+        raise EffectNotFoundError(effect_id=effect_id, thread_id=thread_id)
+    return effect_from_row(rows[0], saver.serde)
+
+
+def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:
+    """Tag a checkpoint written by a rollback's restore as a copy of its target.
+
+    LangGraph's `update_state(..., as_node="__copy__")` writes the copy with
+    `source="fork"` and the target's *parent* as parent, so the target is no
+    longer on the new head's ancestry; the tag (`lgrb_restore.copy_of`) lets
+    later rollbacks treat the copy as the target. It is written in the same
+    `put` as the checkpoint itself, so a crash cannot separate them.
+    """
+    mark = restore_mark()
+    if mark is None or metadata.get("source") != "fork":
+        return metadata
+    tagged: dict[str, Any] = dict(metadata)
+    tagged["lgrb_restore"] = dict(mark)
+    return tagged  # type: ignore[return-value]

@@ -1,0 +1,137 @@
+"""Tool outcomes that travel with a saver's next write: the one transaction path.
+
+The result of a model's tool call (`Update.with_next_write`: a call with a
+`tool_call_id`, under durability "sync" or "async") need not cost a commit of
+its own: LangGraph saves the task's pending writes right after the task, and
+a failed or interrupted task still saves an ERROR or INTERRUPT write. A store
+that commits to disk keeps the outcome here and writes it first in the
+transaction of its next write, whichever that is: those pending writes, the
+next intent (so a retry of the call in the same process finds it applied), a
+checkpoint. Before a read it commits what is kept, so nothing this process
+knows is read stale.
+
+Every SQL store opens its transactions through `KeptOutcomes.carrying()`:
+take what is kept, write it in the open transaction, and, when the
+transaction does not commit, keep it again. Each store takes them only once
+it holds its own lock, so no other statement of the saver runs between taking
+them and committing them.
+
+A crash before that write leaves the intent `pending`: the outcome is unknown
+and is reconciled like any other (DESIGN.md section 3, point 3). A write that
+fails raises its error and keeps what it carried for the next write, so a
+failed step cannot move on without them; after `CARRY_ATTEMPTS` failed writes
+an outcome is dropped (logged), so one that can never be written does not
+fail every later write: its intent stays `pending`, as after a crash. A read
+whose commit of them fails reads what is on disk and keeps them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from langgraph_rollback.core.ops import StorageOp, Update
+from langgraph_rollback.core.store import FaultPoint, Probe
+
+__all__ = ["CARRY_ATTEMPTS", "CARRY_READ_FAILED", "KeptOutcomes"]
+
+logger = logging.getLogger(__name__)
+
+CARRY_ATTEMPTS = 5
+"""Failed writes after which a kept tool outcome is dropped."""
+
+CARRY_READ_FAILED = (
+    "could not commit kept tool outcomes (%s): they stay in memory and travel "
+    "with this saver's next write; until then other processes see those "
+    "effects as pending"
+)
+
+
+class KeptOutcomes:
+    """The outcomes a store keeps for its next write.
+
+    Args:
+        enabled: Whether the store keeps outcomes at all (an in-memory store
+            has no commit to save, so it writes them at once).
+        probe: Returns the store's probe, told `AFTER_OUTCOME` when a kept
+            outcome commits.
+    """
+
+    def __init__(self, *, enabled: bool, probe: Callable[[], Probe | None]) -> None:
+        self.enabled = enabled
+        self._probe = probe
+        self._ops: list[Update] = []
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._ops)
+
+    def keep(self, op: StorageOp[Any]) -> bool:
+        """Keep `op` for the next write when it may travel with one."""
+        if not (self.enabled and isinstance(op, Update) and op.with_next_write):
+            return False
+        with self._lock:
+            self._ops.append(op)
+        return True
+
+    @contextmanager
+    def carrying(self, *, counts: bool = True) -> Iterator[list[Update]]:
+        """Take the kept outcomes for the transaction in the body.
+
+        The body writes them (first) and commits. If it raises, they are kept
+        again for the next write; `counts=False` (a read's commit of them)
+        does not count that towards `CARRY_ATTEMPTS`.
+        """
+        taken = self._take()
+        try:
+            yield taken
+        except BaseException:
+            self._put_back(taken, counts=counts)
+            raise
+        self._committed(taken)
+
+    def _take(self) -> list[Update]:
+        if not self._ops:
+            return []
+        with self._lock:
+            taken, self._ops = self._ops, []
+        return taken
+
+    def _put_back(self, taken: list[Update], *, counts: bool) -> None:
+        if not taken:
+            return
+        kept: list[Update] = []
+        with self._lock:
+            for op in taken:
+                failures = self._failures.get(op.effect_id, 0) + int(counts)
+                if failures < CARRY_ATTEMPTS:
+                    self._failures[op.effect_id] = failures
+                    kept.append(op)
+                else:
+                    self._failures.pop(op.effect_id, None)
+                    logger.error(
+                        "dropped the outcome of effect %s after %d failed writes: "
+                        "its intent stays pending (outcome unknown). Fix: once the "
+                        "database accepts writes, check the target and call "
+                        "saver.resolve_effect(config, %r, applied=True or False)",
+                        op.effect_id,
+                        failures,
+                        op.effect_id,
+                    )
+            self._ops[:0] = kept
+
+    def _committed(self, taken: list[Update]) -> None:
+        if not taken:
+            return
+        if self._failures:
+            with self._lock:
+                for op in taken:
+                    self._failures.pop(op.effect_id, None)
+        probe = self._probe()
+        if probe is not None:
+            for op in taken:
+                probe(FaultPoint.AFTER_OUTCOME, op.effect_id)

@@ -1,0 +1,136 @@
+"""SQL text both SQL dialects build the same way, with their own placeholder."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from langgraph_rollback._errors import LedgerSchemaError
+from langgraph_rollback.core.ledger import COLUMNS
+from langgraph_rollback.core.ops import Select, Update
+from langgraph_rollback.core.query import EffectQuery
+
+__all__ = [
+    "SELECT_COLUMNS",
+    "pending_migrations",
+    "select_sql",
+    "update_sql",
+    "where_clause",
+]
+
+Dialect = Literal["sqlite", "postgres"]
+
+SELECT_COLUMNS = ", ".join(COLUMNS)
+
+
+def where_clause(
+    query: EffectQuery, mark: str = "?", *, dialect: Dialect = "sqlite"
+) -> tuple[str, list[Any]]:
+    """A `WHERE` clause with `mark` placeholders for `query`, and its parameters.
+
+    The same filter as `EffectQuery.matches`. Only column names are written
+    into the text; every value is bound. Lists are bound as one JSON array
+    (`json_each`) on SQLite and as one array (`= ANY`) on PostgreSQL.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.anchors is None:
+        clauses.append(f"thread_id = {mark}")
+        params.append(query.thread_id)
+    else:
+        # The thread is named inside each branch of the OR, not beside it:
+        # SQLite then looks each branch up in its own index (thread, root) /
+        # (thread, base) instead of scanning all the thread's rows in `seq`
+        # order (45 ms against 0.3 ms for 100 of 100,000 rows in our benchmark).
+        if dialect == "sqlite":
+            within = f"IN (SELECT value FROM json_each({mark}))"
+            anchors: Any = json.dumps(list(query.anchors))
+        else:
+            within = f"= ANY({mark})"
+            anchors = list(query.anchors)
+        thread = f"thread_id = {mark}"
+        branches = [
+            f"({thread} AND root_checkpoint_id {within})",
+            f"({thread} AND base_checkpoint_id {within})",
+        ]
+        params += [query.thread_id, anchors, query.thread_id, anchors]
+        if query.unanchored:
+            branches.append(f"({thread} AND base_checkpoint_id IS NULL)")
+            params.append(query.thread_id)
+        clauses.append(f"({' OR '.join(branches)})")
+    if query.effect_id is not None:
+        clauses.append(f"effect_id = {mark}")
+        params.append(query.effect_id)
+    if query.checkpoint_id is not None:
+        if query.checkpoint_ns:
+            clauses.append(f"checkpoint_ns = {mark} AND checkpoint_id = {mark}")
+            params += [query.checkpoint_ns, query.checkpoint_id]
+        else:
+            clauses.append(f"root_checkpoint_id = {mark}")
+            params.append(query.checkpoint_id)
+    if query.statuses:
+        clauses.append(f"status IN ({', '.join([mark] * len(query.statuses))})")
+        params += list(query.statuses)
+    if query.tool is not None:
+        clauses.append(f"tool = {mark}")
+        params.append(query.tool)
+    if query.before_seq is not None:
+        clauses.append(f"seq < {mark}")
+        params.append(query.before_seq)
+    return " AND ".join(clauses), params
+
+
+def select_sql(
+    op: Select, mark: str = "?", dialect: Dialect = "sqlite"
+) -> tuple[str, list[Any]]:
+    """The SELECT text and parameters for a `Select` operation."""
+    where, params = where_clause(op.query, mark, dialect=dialect)
+    text = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE {where} ORDER BY seq DESC"
+    if op.query.limit is not None:
+        text += f" LIMIT {mark}"
+        params.append(op.query.limit)
+    return text, params
+
+
+def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
+    """The UPDATE text and parameters for an `Update` operation.
+
+    It returns the effect id of the row it changed (none when `expect` did
+    not hold), so a caller tells a change from a miss on every driver.
+    """
+    # Column names come from `Update`, which admits only `core.ops.UPDATABLE`.
+    sets = ", ".join(f"{column} = {mark}" for column in update.changes)
+    params: list[Any] = list(update.changes.values())
+    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
+    params.append(update.effect_id)
+    if update.expect:
+        text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
+        params.extend(update.expect)
+    if update.expect_attempt is not None:
+        text += f" AND attempt = {mark}"
+        params.append(update.expect_attempt)
+    return text + " RETURNING effect_id", params
+
+
+def pending_migrations(
+    migrations: list[str], current: int | None, mark: str = "?"
+) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements that take a ledger from version `current` to the latest.
+
+    Run them in the transaction that read `current` (under the write lock),
+    so two workers setting up one new database apply each migration once.
+    Migrations contain no string literals with semicolons, so splitting on
+    them is exact.
+
+    Raises:
+        LedgerSchemaError: `current` is newer than this version knows.
+    """
+    found = -1 if current is None else int(current)
+    latest = len(migrations) - 1
+    if found > latest:
+        raise LedgerSchemaError(found=found, supported=latest)
+    out: list[tuple[str, tuple[Any, ...]]] = []
+    for version in range(found + 1, latest + 1):
+        out += [(part.strip(), ()) for part in migrations[version].split(";")]
+        out.append((f"INSERT INTO lgrb_migrations (v) VALUES ({mark})", (version,)))
+    return [(text, params) for text, params in out if text]

@@ -1,0 +1,286 @@
+"""`SqliteRollbackSaver`: LangGraph's `SqliteSaver` plus the side-effect ledger."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from langgraph_rollback.core.ops import StorageOp
+from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.savers import sqlite_pipeline as pipeline
+from langgraph_rollback.savers import sqlite_sql as sql
+from langgraph_rollback.savers.base import mark_restored_copy
+from langgraph_rollback.savers.bridges import SyncBackedAsync
+from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.sql import pending_migrations, update_sql
+
+__all__ = ["SqliteRollbackSaver"]
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+
+_SAME_TRANSACTION: ContextVar[tuple[tuple[str, tuple[Any, ...]], ...]] = ContextVar(
+    "langgraph_rollback_sqlite_same_transaction", default=()
+)
+
+
+class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
+    """A `SqliteSaver` that also keeps the ledger of tool side effects.
+
+    Checkpoints are stored exactly as upstream stores them; the ledger lives in
+    `lgrb_*` tables of the same database. It is a drop-in for
+    `builder.compile(checkpointer=...)` with `invoke`/`stream` from scripts and
+    notebooks.
+
+    Unlike upstream `SqliteSaver`, the async API works too: each `a*` method
+    runs its sync twin in a worker thread (`asyncio.to_thread`), serialised by
+    the saver's lock, so `ainvoke`/`astream` work with this saver. For a
+    natively async saver, use `AsyncSqliteRollbackSaver`.
+
+    As upstream, `list()` holds the saver's lock while it yields (and `alist()`
+    between its batches): collect the results before writing to the saver.
+
+    `delete_thread`, `delete_for_runs`, `copy_thread` and `prune` (which
+    upstream `SqliteSaver` lacks) work on checkpoints and writes; the ledger
+    keeps every effect (see `savers.lifecycle.LIFECYCLE`).
+
+    Args:
+        conn: The SQLite connection. It belongs to the caller; open it with
+            `check_same_thread=False` to use the saver from several threads.
+        serde: Serializer for checkpoints *and* ledger payloads (args,
+            results, observations). Defaults to LangGraph's `JsonPlusSerializer`.
+        registry: Where rollbacks through this saver find inverses. Defaults
+            to the process-wide `default_registry`.
+        guard: What happens when an irreversible tool is called: "allow"
+            (the default), "ask" (an `interrupt()` first) or "block".
+
+    Example:
+        ```python
+        from langgraph_rollback import SqliteRollbackSaver
+
+        with SqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
+            graph = builder.compile(checkpointer=saver)
+            graph.invoke(inputs, {"configurable": {"thread_id": "1"}})
+            print(saver.list_effects({"configurable": {"thread_id": "1"}}))
+        ```
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> None:
+        super().__init__(conn, serde=serde)
+        self._init_rollback(registry, guard)
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        conn_string: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        registry: ToolRegistry | None = None,
+        guard: GuardMode | None = None,
+    ) -> Iterator[SqliteRollbackSaver]:
+        """Open a database (a path, or `":memory:"`) and close it on exit.
+
+        Example:
+            ```python
+            with SqliteRollbackSaver.from_conn_string("agent.sqlite") as saver:
+                ...
+            ```
+        """
+        with closing(sqlite3.connect(conn_string, check_same_thread=False)) as conn:
+            saver = cls(conn, serde=serde, registry=registry, guard=guard)
+            try:
+                yield saver
+            finally:
+                saver._commit_kept_now()
+
+    def _commit_kept_now(self) -> None:
+        """Commit the outcomes kept for a next write that did not come."""
+        if self._kept:
+            with self.cursor(transaction=False):
+                pass
+
+    def setup(self) -> None:
+        """Create LangGraph's tables and migrate the ledger's.
+
+        Called lazily on first use, as upstream does; safe to call again.
+
+        Raises:
+            LedgerSchemaError: The ledger was written by a newer version.
+        """
+        if self.is_setup:
+            return
+        # Upstream's script starts with `PRAGMA journal_mode=WAL`, which fails
+        # at once ("database is locked") while another process sets up the
+        # same new file; the script is idempotent, so it is tried again.
+        for delay in SETUP_RETRY_DELAYS:
+            try:
+                super().setup()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or delay is None:
+                    raise
+                time.sleep(delay)
+        try:
+            _migrate(self.conn)
+        except BaseException:
+            self.is_setup = False
+            raise
+
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        """Upstream's cursor, but a failed write rolls back instead of committing.
+
+        Tool outcomes kept for the next write (`savers.kept`) run first, in
+        the same transaction as a write, or committed on their own before a
+        read. Statements queued by `put` for the same transaction (the
+        restored head's rollback record) run before the commit, so both or
+        neither land.
+        """
+        with self._transaction(write=transaction) as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction(
+        self, *, write: bool, immediate: bool = False
+    ) -> Iterator[sqlite3.Cursor]:
+        with self.lock:
+            self.setup()
+            cur = self.conn.cursor()
+            try:
+                if not write:
+                    self._commit_kept(cur)
+                    yield cur
+                    return
+                with self._kept.carrying() as carried:
+                    try:
+                        if immediate:
+                            if self.conn.in_transaction:
+                                self.conn.rollback()
+                            cur.execute("BEGIN IMMEDIATE")
+                        for op in carried:
+                            cur.execute(*update_sql(op)).fetchall()
+                        yield cur
+                        for text, params in _SAME_TRANSACTION.get():
+                            cur.execute(text, params)
+                    except BaseException:
+                        if self.conn.in_transaction:
+                            self.conn.rollback()
+                        raise
+                    self.conn.commit()
+            finally:
+                cur.close()
+
+    def _commit_kept(self, cur: sqlite3.Cursor) -> None:
+        """Commit kept tool outcomes before a read (lock held); if that fails,
+        the read sees what is on disk and they stay kept for the next write."""
+        if not self._kept:
+            return
+        try:
+            with self._kept.carrying(counts=False) as carried:
+                for op in carried:
+                    cur.execute(*update_sql(op)).fetchall()
+                self.conn.commit()
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.rollback()
+            logger.warning(CARRY_READ_FAILED, exc)
+
+    def _run(self, script: pipeline.Script[T]) -> T:
+        """Run one script of the shared SQLite pipeline in its transaction."""
+        with self._transaction(write=script.write, immediate=script.immediate) as cur:
+            steps, rows = script.steps, None
+            while True:
+                try:
+                    stmt = steps.send(rows)  # type: ignore[arg-type]
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                rows = cur.execute(stmt.text, stmt.params).fetchall()
+
+    def _execute(self, op: StorageOp[T]) -> T:
+        result: T = self._run(pipeline.script_for(op))
+        return result
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Upstream `put`; a rollback's restored head is tagged as a copy.
+
+        The restored head and its rollback record commit in one transaction.
+        """
+        tagged = mark_restored_copy(metadata)
+        restore = tagged.get("lgrb_restore")
+        if not isinstance(restore, dict):
+            return super().put(config, checkpoint, tagged, new_versions)
+        token = _SAME_TRANSACTION.set(
+            ((sql.MARK_RESTORED, (checkpoint["id"], restore["rollback_id"])),)
+        )
+        try:
+            return super().put(config, checkpoint, tagged, new_versions)
+        finally:
+            _SAME_TRANSACTION.reset(token)
+
+    # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        self._run(pipeline.delete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy a thread's checkpoints and writes; its effects stay with the source."""
+        self._run(pipeline.copy_thread(source_thread_id, target_thread_id))
+
+    def prune(
+        self, thread_ids: Sequence[str], *, strategy: str = "keep_latest"
+    ) -> None:
+        """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
+        self._run(pipeline.prune(thread_ids, strategy))
+
+
+SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, None)
+"""Waits between attempts at upstream's setup script; `None`: give up."""
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the ledger migrations this database has not seen, in one
+    transaction that takes the write lock before reading the version."""
+    if conn.in_transaction:
+        conn.rollback()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(sql.VERSION_TABLE)
+        (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+        for text, params in pending_migrations(sql.MIGRATIONS, current):
+            conn.execute(text, params)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
