@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine with python3:
 #   make demo   - runs the demo on the embedded default (SQLite)
 #   make test   - lint, types and the whole test suite
+#   make test-fast - the same without the tests marked slow (local work)
 #   make bench  - the benchmark suite (not part of make test; ~10 minutes)
 # Each creates .venv and installs what it needs on first use.
 
@@ -9,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test test-fast lint typecheck pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +33,11 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# For local work: lint, types and every test not marked slow (the kill
+# matrix, notebooks, many-process and subprocess tests run in `make test`).
+test-fast: lint typecheck
+	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

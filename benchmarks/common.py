@@ -107,9 +107,13 @@ def postgres_server(wanted: bool) -> Iterator[tuple[str | None, str]]:
         yield None, "not requested"
         return
     try:
-        from tests.pg_server import ENV_URL, PostgresUnavailable, throwaway_server
+        from tests.support.pg_server import (
+            ENV_URL,
+            PostgresUnavailable,
+            throwaway_server,
+        )
     except ImportError as exc:  # pragma: no cover - run from the repository root
-        yield None, f"tests/pg_server.py not importable: {exc}"
+        yield None, f"tests/support/pg_server.py not importable: {exc}"
         return
     url = os.environ.get(ENV_URL)
     if url:
@@ -130,7 +134,7 @@ def postgres_server(wanted: bool) -> Iterator[tuple[str | None, str]]:
 @contextlib.contextmanager
 def pg_database(server: str) -> Iterator[str]:
     """A fresh database on `server`, dropped afterwards."""
-    from tests.pg_server import create_database, drop_database
+    from tests.support.pg_server import create_database, drop_database
 
     url = create_database(server)
     try:

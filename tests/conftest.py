@@ -19,11 +19,23 @@ from langgraph_rollback import (
     SqliteRollbackSaver,
     ToolRegistry,
 )
-from tests.world import World
+from tests.support.world import World
 
 T = TypeVar("T")
 
 SAVER_KINDS = ["memory", "sqlite", "aio_sqlite", "postgres", "aio_postgres"]
+_PG_KINDS = {"postgres", "aio_postgres"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs the PostgreSQL server `postgres`."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if names & {"pg_server", "pg_url"} or _PG_KINDS & {
+            str(v) for v in params.values()
+        }:
+            item.add_marker(pytest.mark.postgres)
 
 
 class LoopThread:
@@ -50,12 +62,12 @@ class LoopThread:
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
-    """A PostgreSQL server for the session (see tests/pg_server.py).
+    """A PostgreSQL server for the session (see tests/support/pg_server.py).
 
     Skips PostgreSQL tests when none can be had, except under CI (`CI=true`),
     where they must run.
     """
-    from tests.pg_server import PostgresUnavailable, server_url
+    from tests.support.pg_server import PostgresUnavailable, server_url
 
     try:
         with server_url() as url:
@@ -69,7 +81,7 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:
     """A fresh, empty database on the session's server."""
-    from tests.pg_server import create_database, drop_database
+    from tests.support.pg_server import create_database, drop_database
 
     url = create_database(pg_server)
     yield url

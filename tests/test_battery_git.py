@@ -21,8 +21,8 @@ from langgraph_rollback import (
     rollback,
 )
 from langgraph_rollback.batteries.git import GitWorkspace
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 CFG: Any = {"configurable": {"thread_id": "git"}}
 

@@ -50,8 +50,8 @@ from langgraph_rollback import (
 )
 from langgraph_rollback.batteries.git import GitWorkspace
 from tests.conftest import LoopThread
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 DEADLINE_S = 30.0
 

@@ -51,8 +51,8 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 

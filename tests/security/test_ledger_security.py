@@ -46,9 +46,9 @@ from langgraph_rollback import (
     rollback,
 )
 from langgraph_rollback.viz import timeline
-from tests import cli_app
-from tests.test_cli import cli, populate
-from tests.world import World
+from tests.docs.test_cli import cli, populate
+from tests.support import cli_app
+from tests.support.world import World
 
 BACKENDS = ["sqlite", "postgres"]
 SECRET = "Zq7-hunter2-wX4"
@@ -157,7 +157,7 @@ def _world_tools(
 # the marker file, and are written into a real ledger with raw SQL.
 
 HOSTILE_ROW = "f5.txt"
-"""The `cli_write` effect of `tests.cli_app` whose row is replaced."""
+"""The `cli_write` effect of `tests.support.cli_app` whose row is replaced."""
 OVERSIZED = 64 * 1024 * 1024
 """Bytes of the oversized payload: far more than any ledger payload needs."""
 BULLET_CODE = "issue 17: a crafted ledger row runs code when it is merely read"
@@ -341,7 +341,7 @@ def test_hostile_row_is_refused_on_every_reading_path(
         assert sum("cli_write" in line for line in table.stdout.splitlines()) == 11
     else:
         assert table.returncode == 2 and table.stderr.startswith("error: ")
-    graph_spec = ("--to", "first", "--graph", "tests.cli_app:builder")
+    graph_spec = ("--to", "first", "--graph", "tests.support.cli_app:builder")
     for command in (("plan",), ("rollback", "--yes")):
         run = cli(command[0], db, "--thread", "t", *graph_spec, *command[1:], env=env)
         assert run.returncode == 2, run.stdout + run.stderr
@@ -774,7 +774,7 @@ def malformed(form: str) -> str:
 def cli_outputs(url: str, app_dir: Path) -> Iterator[tuple[str, str]]:
     """(command, stdout + stderr) of every CLI command against `url`."""
     env = {"CLI_APP_DIR": str(app_dir)}
-    graph = ("--to", "first", "--graph", "tests.cli_app:builder")
+    graph = ("--to", "first", "--graph", "tests.support.cli_app:builder")
     commands = [
         ("effects", url, "--thread", "t"),
         ("effects", url, "--thread", "t", "--json"),
@@ -794,6 +794,7 @@ def xfail_password(*values: str) -> Any:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("server", "form"),
     [

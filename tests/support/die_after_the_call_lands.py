@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 
 from langgraph_rollback import BaseRollbackSaver, Effect, ToolRegistry, reversible
 from tests.support.stores import open_saver
-from tests.world import World
+from tests.support.world import World
 
 THREAD: Any = {"configurable": {"thread_id": "published"}}
 

@@ -20,7 +20,7 @@ from langgraph.types import Command, interrupt
 
 from langgraph_rollback import BaseRollbackSaver, ToolRegistry, reversible
 from tests.support.stores import open_saver
-from tests.world import World
+from tests.support.world import World
 
 THREAD: Any = {"configurable": {"thread_id": "tagged"}}
 LABELS = frozenset(

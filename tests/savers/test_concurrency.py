@@ -20,7 +20,7 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from tests.world import World
+from tests.support.world import World
 
 
 class Log(TypedDict, total=False):

@@ -23,8 +23,8 @@ from langgraph_rollback import (
     before_node,
     run_start,
 )
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 
 class Loop(TypedDict, total=False):

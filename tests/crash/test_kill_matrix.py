@@ -1,4 +1,4 @@
-"""Runs the kill -9 matrix (tests/kill_matrix.py) and prints its summary line."""
+"""Runs the kill -9 matrix (tests/support/kill_matrix.py) and prints its summary line."""
 
 from __future__ import annotations
 
@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_matrix(tmp_path: Path, *args: str) -> dict[str, Any]:
     out = tmp_path / "matrix.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.kill_matrix", "--out", str(out), *args],
+        [sys.executable, "-m", "tests.support.kill_matrix", "--out", str(out), *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

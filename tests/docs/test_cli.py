@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(
@@ -32,7 +32,7 @@ def cli(
 def populate(db: str, app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run the app once, as the user's own process would."""
     monkeypatch.setenv("CLI_APP_DIR", str(app_dir))
-    from tests import cli_app
+    from tests.support import cli_app
 
     if db.startswith("postgresql://"):
         from langgraph_rollback.postgres import PostgresRollbackSaver
@@ -77,7 +77,7 @@ def run_session(db: str, app_dir: Path) -> None:
         "--to",
         "first",
         "--graph",
-        "tests.cli_app:builder",
+        "tests.support.cli_app:builder",
         env=env,
     )
     assert plan.returncode == 0, plan.stderr
@@ -94,7 +94,7 @@ def run_session(db: str, app_dir: Path) -> None:
         "--to",
         "first",
         "--graph",
-        "tests.cli_app:builder",
+        "tests.support.cli_app:builder",
         env=env,
         stdin="n\n",
     )
@@ -110,7 +110,7 @@ def run_session(db: str, app_dir: Path) -> None:
         "--to",
         "first",
         "--graph",
-        "tests.cli_app:builder",
+        "tests.support.cli_app:builder",
         "--yes",
         env=env,
     )

@@ -1,8 +1,8 @@
 """Worker processes for the many-workers PostgreSQL test.
 
-`python -m tests.pg_workers record URL THREAD COUNT`: run a graph on THREAD
+`python -m tests.support.pg_workers record URL THREAD COUNT`: run a graph on THREAD
 that records COUNT effects (rows inserted in a shared `world_items` table).
-`python -m tests.pg_workers rollback URL START_AT THREAD...`: wait until
+`python -m tests.support.pg_workers rollback URL START_AT THREAD...`: wait until
 START_AT (epoch seconds), then roll each THREAD back to its first checkpoint,
 retrying while another process holds it. Every forward call and every inverse
 is logged in `world_log`, in the same database, by the world itself.

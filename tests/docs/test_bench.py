@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("agent", "recording", "rollback", "planning", "reads")
 
 

@@ -23,8 +23,8 @@ from langgraph_rollback import (
     ToolRegistry,
     reversible,
 )
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 
 class Files(TypedDict, total=False):

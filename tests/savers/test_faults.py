@@ -24,7 +24,7 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from tests.world import World
+from tests.support.world import World
 
 
 class Log(TypedDict, total=False):

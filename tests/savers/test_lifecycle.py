@@ -16,8 +16,8 @@ from langgraph_rollback import (
     ToolRegistry,
     rollback,
 )
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 
 class Log(TypedDict, total=False):

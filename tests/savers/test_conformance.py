@@ -58,7 +58,7 @@ async def test_base_conformance_postgres(
         AsyncPostgresRollbackSaver,
         PostgresRollbackSaver,
     )
-    from tests.pg_server import create_database, drop_database
+    from tests.support.pg_server import create_database, drop_database
 
     async def saver() -> AsyncIterator[Any]:
         url = create_database(pg_server)

@@ -1,6 +1,6 @@
 """The kill -9 matrix: kill a real graph at every named point, and at random.
 
-`python -m tests.kill_matrix --backend sqlite --random 220 --out result.json`
+`python -m tests.support.kill_matrix --backend sqlite --random 220 --out result.json`
 
 For each scenario this process forks a child that runs a graph on a real
 saver (a SQLite file, or PostgreSQL with `--url`) against a world of its own

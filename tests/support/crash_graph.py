@@ -1,6 +1,6 @@
 """A small graph run in a child process that kills itself mid-tool-call.
 
-`python -m tests.crash_graph DB WORLD` runs the graph on a SQLite file; the
+`python -m tests.support.crash_graph DB WORLD` runs the graph on a SQLite file; the
 `charge` tool logs its call to the world, then SIGKILLs its own process: the
 intent is committed, the outcome never is.
 """
@@ -23,7 +23,7 @@ from langgraph_rollback import (
     ToolRegistry,
     reversible,
 )
-from tests.world import World
+from tests.support.world import World
 
 
 class State(TypedDict, total=False):

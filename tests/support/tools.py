@@ -14,7 +14,7 @@ from langgraph_rollback import (
     irreversible,
     reversible,
 )
-from tests.world import World
+from tests.support.world import World
 
 
 @dataclass

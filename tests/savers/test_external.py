@@ -24,16 +24,16 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
-from tests import crash_api
-from tests.crash_graph import State
+from tests.support import crash_api
+from tests.support.crash_graph import State
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG: Any = {"configurable": {"thread_id": "pay"}}
 
 
 def run_child_that_dies_after_the_api(db: Path, api: Path, mode: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.crash_api", str(db), str(api), mode],
+        [sys.executable, "-m", "tests.support.crash_api", str(db), str(api), mode],
         env={**os.environ, "CRASH_AFTER_API": "1", "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
         capture_output=True,

@@ -22,8 +22,8 @@ from langgraph_rollback import (
     record_tool_call,
     rollback,
 )
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 
 class ScriptedModel(FakeMessagesListChatModel):

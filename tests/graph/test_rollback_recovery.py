@@ -23,8 +23,8 @@ from langgraph_rollback import (
 )
 from langgraph_rollback._liveness import mark_released, new_holder
 from langgraph_rollback.core.ops import LockThread
-from tests.tools import build_tools
-from tests.world import World
+from tests.support.tools import build_tools
+from tests.support.world import World
 
 
 class Log(TypedDict, total=False):

@@ -1,4 +1,4 @@
-"""A user's app, as the CLI tests load it with `--graph tests.cli_app:builder`.
+"""A user's app, as the CLI tests load it with `--graph tests.support.cli_app:builder`.
 
 Its tools write files in the directory named by `CLI_APP_DIR`.
 """

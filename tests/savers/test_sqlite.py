@@ -24,11 +24,11 @@ from langgraph_rollback import (
     ToolRegistry,
 )
 from langgraph_rollback.savers import sqlite_sql as sqlite_schema
-from tests import crash_graph
-from tests.tools import build_tools
-from tests.world import World
+from tests.support import crash_graph
+from tests.support.tools import build_tools
+from tests.support.world import World
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cfg(thread: str = "t1") -> dict[str, Any]:
@@ -59,7 +59,7 @@ def test_crash_between_intent_and_outcome_is_reported(tmp_path: Path) -> None:
     root = tmp_path / "world"
     env = {**os.environ, "CRASH_DURING_CHARGE": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.crash_graph", db, str(root)],
+        [sys.executable, "-m", "tests.support.crash_graph", db, str(root)],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -1,6 +1,6 @@
 """A graph that pays through a deduplicating API, run in a child process.
 
-`python -m tests.crash_api DB API MODE`: the `charge` tool sends its effect's
+`python -m tests.support.crash_api DB API MODE`: the `charge` tool sends its effect's
 idempotency key to a fake payments API (a real SQLite table with a UNIQUE
 key), then, when `CRASH_AFTER_API=1`, SIGKILLs its own process before the
 outcome is recorded. MODE is "observe" (the tool declares an observation that

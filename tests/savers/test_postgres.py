@@ -15,14 +15,14 @@ import psycopg
 import pytest
 
 from langgraph_rollback import arollback, rollback
-from tests import pg_workers
+from tests.support import pg_workers
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _spawn(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.pg_workers", *args],
+        [sys.executable, "-m", "tests.support.pg_workers", *args],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.PIPE,
@@ -40,6 +40,7 @@ def _wait(procs: list[subprocess.Popen[str]]) -> None:
     assert failures == []
 
 
+@pytest.mark.slow
 def test_many_workers_record_and_roll_back_exactly_once(pg_url: str) -> None:
     from langgraph_rollback.postgres import PostgresRollbackSaver
 
@@ -128,8 +129,8 @@ def _two_files(tmp_path: Path) -> tuple[Any, Any, Any]:
     from langgraph.graph import END, START, StateGraph
 
     from langgraph_rollback import ToolRegistry, reversible
-    from tests.crash_graph import State
-    from tests.world import World
+    from tests.support.crash_graph import State
+    from tests.support.world import World
 
     world = World(tmp_path / "world")
     registry = ToolRegistry()
@@ -265,7 +266,7 @@ def test_rollback_locks_take_no_pool_connection(pg_url: str) -> None:
 
     from langgraph_rollback import ToolRegistry, reversible
     from langgraph_rollback.postgres import PostgresRollbackSaver
-    from tests.crash_graph import State
+    from tests.support.crash_graph import State
 
     both_inside = threading.Barrier(2)
     registry = ToolRegistry()

@@ -32,8 +32,8 @@ from langgraph_rollback import (
 from langgraph_rollback._declare import _declare
 from langgraph_rollback._liveness import new_holder
 from langgraph_rollback.core.ops import LockThread, UnlockThread
-from tests.tools import Tools, build_tools
-from tests.world import World
+from tests.support.tools import Tools, build_tools
+from tests.support.world import World
 
 
 class Log(TypedDict, total=False):
