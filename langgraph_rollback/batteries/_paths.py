@@ -338,7 +338,7 @@ def remove_entry(fd: int, name: str) -> str:
             os.rmdir(name, dir_fd=fd)
         except OSError as exc:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
-                return "kept (the directory holds entries the agent did not make)"
+                return "kept (the directory is not empty)"
             raise
         return "removed"
     os.unlink(name, dir_fd=fd)
@@ -415,5 +415,5 @@ def _restore_missing(root: str, names: tuple[str, ...], created: list[str]) -> s
     kept = _remove_created_dirs(root, created)
     note = f"; kept {', '.join(kept)} (not empty)" if kept else ""
     if done.startswith("kept"):
-        return f"kept directory {shown}: it holds entries the agent did not make{note}"
+        return f"kept directory {shown} (not empty){note}"
     return f"removed {shown}{note}"

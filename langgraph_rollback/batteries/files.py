@@ -125,6 +125,12 @@ class _Workspace:
     def observe(self, path: str) -> dict[str, Any]:
         return image(self.root, path, self.limit)
 
+    def missing_parents(self, path: str) -> list[str]:
+        """The directories above `path` that do not exist, outermost first."""
+        names = parts(self.root, path)
+        with parent(self.root, names, create=False) as (_fd, missing):
+            return missing
+
     def put(self, path: str, data: bytes, *, append: bool) -> None:
         names = parts(self.root, path)
         shown = "/".join(names)
@@ -246,13 +252,26 @@ def file_tools(
     def observe_move(source: str, destination: str) -> dict[str, Any]:
         return dict(MOVED)
 
+    def make_parents(owner: str, path: str) -> None:
+        # Each directory a call creates is an effect of its own, keyed by its
+        # path, so an earlier effect on that path chains through it.
+        with _owning(owner):
+            for name in ws.missing_parents(path):
+                make_parent(path=name, for_path=path)
+
+    def create_parent_directory(path: str, for_path: str) -> str:
+        ws.make_directory(path)
+        return f"created directory {path} for {for_path}"
+
     def write_file(path: str, content: str) -> str:
         """Write `content` to the file at `path`, replacing what was there."""
+        make_parents("write_file", path)
         ws.put(path, content.encode(), append=False)
         return f"wrote {len(content)} characters to {path}"
 
     def append_file(path: str, content: str) -> str:
         """Append `content` to the file at `path` (created if missing)."""
+        make_parents("append_file", path)
         ws.put(path, content.encode(), append=True)
         return f"appended {len(content)} characters to {path}"
 
@@ -263,10 +282,12 @@ def file_tools(
 
     def make_directory(path: str) -> str:
         """Create the directory `path` (and its parents)."""
+        make_parents("make_directory", path)
         ws.make_directory(path)
         return f"created directory {path}"
 
     def move_file_destination(path: str, source: str) -> str:
+        make_parents("move_file_destination", path)
         ws.rename(source, path)
         return f"{source} arrived at {path}"
 
@@ -313,6 +334,7 @@ def file_tools(
         )
         return declared
 
+    make_parent = declare_step(create_parent_directory)
     arrive = declare_step(move_file_destination)
     leave = declare_step(move_file_source)
     return [

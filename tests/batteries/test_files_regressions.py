@@ -165,3 +165,21 @@ def test_a_forced_undo_replaces_a_swapped_in_file_link_not_its_target(
     assert report.ok, str(report)
     assert outside.read_text() == "not the agent's"
     assert tree(root) == {"f.txt": (b"before", 0o644)}
+
+
+def test_a_deleted_entry_whose_name_a_later_write_made_a_directory_rolls_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    # Found by the property test: the directory a write creates is an effect
+    # on its own path, so the earlier delete of that path chains through it.
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "x").write_text("a file named x")
+    before = tree(root)
+    turns = [
+        [("delete_file", {"path": "x"})],
+        [("write_file", {"path": "x/inside.txt", "content": "x is a directory now"})],
+    ]
+    report = run_then_roll_back(ledger, registry, root, turns)
+    assert report.ok, str(report)
+    assert tree(root) == before
