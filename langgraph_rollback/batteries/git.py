@@ -33,7 +33,9 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import json
 import os
+import stat
 import subprocess
 from collections.abc import Callable
 from contextlib import suppress
@@ -179,6 +181,7 @@ def _build_index(work_tree: str, git_dir: str, index: str) -> list[str]:
         index=index,
     )
     names = [n for n in listed.split(b"\0") if n]
+    names += [n for n in _tracked_but_ignored(work_tree) if n not in names]
     plain = b"".join(n + b"\0" for n in names if not n.endswith(b"/"))
     _git(
         work_tree,
@@ -196,6 +199,124 @@ def _build_index(work_tree: str, git_dir: str, index: str) -> list[str]:
         _git(work_tree, git_dir, "read-tree", f"--prefix={nested}/", tree, index=index)
         found += [nested, *(f"{nested}/{name}" for name in inner)]
     return found
+
+
+def _tracked_but_ignored(work_tree: str) -> list[bytes]:
+    """Files the repository at `work_tree` tracks although its ignore rules
+    match them (added with `git add -f`): they are the user's, so snapshotted.
+
+    Reads the repository's index (never writes it); none outside a repository.
+    """
+    done = _run(
+        work_tree,
+        _env(None, None, None),
+        ("ls-files", "-z", "--cached", "--ignored", "--exclude-standard"),
+    )
+    if done.returncode != 0:
+        return []
+    names = [n for n in done.stdout.split(b"\0") if n]
+    return [n for n in names if os.path.isfile(os.path.join(work_tree, os.fsdecode(n)))]
+
+
+def _manifest(work_tree: str, git_dir: str) -> dict[str, Any]:
+    """What a git tree does not keep: permission bits other than 644 and 755,
+    and empty directories."""
+    modes: dict[str, int] = {}
+    for entry in _git(work_tree, git_dir, "ls-files", "-s", "-z").split(b"\0"):
+        if not entry:
+            continue
+        meta, raw = entry.split(b"\t", 1)
+        kind = meta.split()[0]
+        if kind not in (b"100644", b"100755"):
+            continue
+        name = os.fsdecode(raw)
+        with suppress(OSError):
+            mode = stat.S_IMODE(os.lstat(os.path.join(work_tree, name)).st_mode)
+            if mode != (0o755 if kind == b"100755" else 0o644):
+                modes[name] = mode
+    listed = _git(
+        work_tree,
+        git_dir,
+        "ls-files",
+        "-z",
+        "--others",
+        "--directory",
+        "--exclude-standard",
+    )
+    empty = []
+    for raw in listed.split(b"\0"):
+        path = os.path.join(work_tree, os.fsdecode(raw))
+        if (
+            raw.endswith(b"/")
+            and not os.path.islink(path[:-1])
+            and not os.listdir(path)
+        ):
+            empty.append(os.fsdecode(raw[:-1]))
+    found: dict[str, Any] = {}
+    if modes:
+        found["modes"] = modes
+    if empty:
+        found["empty_dirs"] = sorted(empty)
+    return found
+
+
+def _manifest_of(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
+    text = _git(work_tree, git_dir, "cat-file", "commit", commit).decode()
+    body = text.split("\n\n", 1)[1] if "\n\n" in text else ""
+    _title, _, manifest = body.partition("\n\n")
+    loaded: dict[str, Any] = json.loads(manifest) if manifest.strip() else {}
+    return loaded
+
+
+def _settle(
+    work_tree: str,
+    git_dir: str,
+    target: dict[str, Any],
+    now: dict[str, Any],
+    rewritten: list[str],
+) -> None:
+    """Give files the target's permission bits and directories the target's
+    emptiness, after a checkout (never through a link)."""
+    modes: dict[str, int] = target.get("modes", {})
+    index = {
+        os.fsdecode(e.split(b"\t", 1)[1]): e.split()[0]
+        for e in _git(work_tree, git_dir, "ls-files", "-s", "-z").split(b"\0")
+        if e
+    }
+    for name in sorted(set(modes) | set(now.get("modes", {})) | set(rewritten)):
+        kind = index.get(name)
+        if kind not in (b"100644", b"100755"):
+            continue
+        wanted = modes.get(name, 0o755 if kind == b"100755" else 0o644)
+        names = parts(work_tree, name)
+        with parent(work_tree, names, create=False) as (fd, _missing):
+            if fd is not None:
+                _chmod_at(fd, names[-1], wanted)
+    for name in now.get("empty_dirs", []):
+        if name not in target.get("empty_dirs", []):
+            names = parts(work_tree, name)
+            with parent(work_tree, names, create=False) as (fd, _missing):
+                if fd is not None:
+                    remove_entry(fd, names[-1])
+    for name in target.get("empty_dirs", []):
+        names = parts(work_tree, name)
+        with parent(work_tree, names, create=True) as (fd, _created):
+            assert fd is not None
+            with suppress(FileExistsError):
+                os.mkdir(names[-1], dir_fd=fd)
+
+
+def _chmod_at(fd: int, name: str, mode: int) -> None:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        handle = os.open(name, flags, dir_fd=fd)
+    except OSError:
+        return  # gone, or a link: nothing of ours to change
+    try:
+        if stat.S_ISREG(os.fstat(handle).st_mode):
+            os.fchmod(handle, mode)
+    finally:
+        os.close(handle)
 
 
 def _tree_of(work_tree: str, git_dir: str, outer: str) -> tuple[str, list[str]]:
@@ -247,9 +368,11 @@ def snapshot(work_tree: str, git_dir: str) -> dict[str, Any]:
     _ensure(work_tree, git_dir)
     nested_names = _build_index(work_tree, git_dir, os.path.join(git_dir, "lgrb-index"))
     tree = _git(work_tree, git_dir, "write-tree").decode().strip()
-    commit = (
-        _git(work_tree, git_dir, "commit-tree", tree, "-m", "snapshot").decode().strip()
-    )
+    manifest = _manifest(work_tree, git_dir)
+    message = ["-m", "snapshot"]
+    if manifest:  # in the commit, so a change of mode alone is drift too
+        message += ["-m", json.dumps(manifest, sort_keys=True)]
+    commit = _git(work_tree, git_dir, "commit-tree", tree, *message).decode().strip()
     _git(work_tree, git_dir, "update-ref", f"refs/lgrb/{commit}", commit)
     taken: dict[str, Any] = {"tree": tree, "commit": commit}
     nested = {
@@ -314,6 +437,13 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
             "--stdin",
             stdin=b"\0".join(rewrite) + b"\0",
         )
+    _settle(
+        work_tree,
+        git_dir,
+        _manifest_of(work_tree, git_dir, commit),
+        _manifest_of(work_tree, git_dir, saved["commit"]),
+        [os.fsdecode(r) for r in rewrite],
+    )
     return {
         "restored": commit,
         "saved_as": saved["commit"],

@@ -171,3 +171,30 @@ def test_the_snapshot_store_never_shows_in_git_status(
     )
     common = git(work, "rev-parse", "--path-format=absolute", "--git-common-dir")
     assert workspace.git_dir.is_relative_to(Path(common.strip()))
+
+
+def test_modes_empty_directories_and_force_added_files_come_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, tmp_path: Path
+) -> None:
+    # Found in the adversarial pass: what a git tree does not keep.
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text("*.gen\n")
+    (repo / "forced.gen").write_text("tracked although ignored\n")
+    git(repo, "add", "-f", "forced.gen")
+    (repo / "secret.txt").write_text("s")
+    (repo / "secret.txt").chmod(0o600)
+    (repo / "empty").mkdir()
+    picture = {**files(repo), "mode": (repo / "secret.txt").stat().st_mode}
+
+    def edit() -> None:
+        (repo / "secret.txt").chmod(0o644)
+        (repo / "forced.gen").write_text("edited by the agent\n")
+        (repo / "empty").rmdir()
+        (repo / "made").mkdir()
+
+    report = run_and_roll_back(
+        one_step(ledger, GitWorkspace(repo, registry=registry), edit)
+    )
+    assert report.ok, str(report)
+    assert {**files(repo), "mode": (repo / "secret.txt").stat().st_mode} == picture
+    assert (repo / "empty").is_dir() and not (repo / "made").exists()
