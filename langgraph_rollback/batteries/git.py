@@ -13,19 +13,37 @@ builder.add_node("edit_code", edit_code)
 ```
 
 Each wrapped node is recorded as one effect (`git_workspace_step`) whose
-`before` and `after` observations are snapshots of the working tree, untracked
-files included (files ignored by the repository's `.gitignore` are not part
-of the tree). A rollback restores the tree to the `before` snapshot, after
-saving the current tree as another snapshot (so nothing is lost), and treats
-a tree that changed since the step ended as a conflict. Declared tools called
-inside the step are still recorded on their own.
+`before` and `after` observations are snapshots of the working tree. A
+rollback restores the tree to the `before` snapshot, after saving the current
+tree as another snapshot (so nothing is lost), and treats a tree that changed
+since the step ended as a conflict. Declared tools called inside the step are
+still recorded on their own.
 
-Snapshots live in a separate bare git directory (by default
-`.git/lgrb-snapshots` inside a repository, or `.lgrb-snapshots` in a plain
-directory), with their own index and refs and no hooks: the user's index,
-refs, hooks and configuration are never read or written. The step's result
-(the node's update) is recorded too, so a replayed step returns it without
-running again.
+What a snapshot holds, and a rollback restores:
+
+- every file's bytes as they are on disk (no end-of-line conversion, filter,
+  `ident` or re-encoding, whatever `.gitattributes` says), untracked files
+  and files tracked although ignored included; files the ignore rules match
+  otherwise are not part of it;
+- symbolic links (as links), permission bits (644 and 755 as git keeps them,
+  others such as 600 beside the tree) and empty directories;
+- the working-tree files of nested repositories (a directory with its own
+  `.git` inside the tree): their HEAD, index and refs are left as they are,
+  and the undo's text names each nested repository whose HEAD, index or refs
+  differ from before the step.
+
+Files the snapshot does not have are removed without following links (each
+path is opened one component at a time, `O_NOFOLLOW`).
+
+Snapshots live in a separate bare git directory, outside every working tree:
+under the repository's git common dir (`.git/lgrb-snapshots` for the main
+working tree's root, `.git/lgrb-snapshots-<digest>` for a subdirectory or a
+linked worktree), or `.lgrb-snapshots` in a plain directory (excluded from
+the snapshots), or where `git_dir=` says. It has its own index, refs and
+attributes and runs no hooks: the user's index, refs, hooks and configuration
+are never written, and nothing shows in `git status`. The step's result (the
+node's update) is recorded too, so a replayed step returns it without running
+again.
 """
 
 from __future__ import annotations
@@ -50,7 +68,7 @@ from langgraph_rollback._record import record_flow
 from langgraph_rollback._registry import ToolDefinition, ToolRegistry, default_registry
 from langgraph_rollback.batteries._paths import parent, parts, remove_entry
 
-__all__ = ["GitWorkspace", "restore", "snapshot"]
+__all__ = ["GitError", "GitWorkspace", "default_store", "restore", "snapshot"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 TOOL = "git_workspace_step"
@@ -497,6 +515,7 @@ def default_store(work_tree: Path) -> Path:
 
 
 def restore_tree(effect: Effect) -> str:
+    """The inverse of a step: the tree back to its `before` snapshot, in words."""
     done = restore(
         effect.args["work_tree"], effect.args["git_dir"], effect.before["commit"]
     )
@@ -524,8 +543,9 @@ class GitWorkspace:
 
     Args:
         work_tree: The directory (usually a git repository's root).
-        git_dir: Where snapshots go; defaults to `.git/lgrb-snapshots` in a
-            repository, else `.lgrb-snapshots` (excluded from the snapshots).
+        git_dir: Where snapshots go; defaults to `default_store(work_tree)`:
+            under the repository's git common dir, else `.lgrb-snapshots`
+            inside a plain directory (excluded from the snapshots).
         registry: Where the `git_workspace_step` tool is declared.
     """
 

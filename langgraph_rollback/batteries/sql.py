@@ -11,11 +11,26 @@ Each tool changes rows of one table and, in the same database transaction,
 captures the rows it touched before and after (their "images", keyed by the
 table's primary key). The model sees a short summary; the images are the
 tool's artifact, recorded in the ledger. A rollback restores the before-images
-(re-inserting deleted rows, deleting inserted ones, putting updated ones
-back) in one transaction, after checking that each row still equals its
+in one transaction, after checking that each row still equals its
 after-image: a row someone changed since is *drift*, and the inverse fails
 with `RowDriftError` (nothing is overwritten) unless the database was declared
 with `on_drift="overwrite"`.
+
+What it restores: the rows the statement names, and every row foreign keys
+change with them: the schema is walked recursively (SQLite's
+`pragma_foreign_key_list`, PostgreSQL's `pg_constraint`) for ON DELETE (and,
+for the columns an update sets, ON UPDATE) CASCADE, SET NULL and SET DEFAULT,
+and the rows found are imaged before the statement runs and read again after
+it (SQLite applies them only with `PRAGMA foreign_keys=ON` on the battery's
+connection: `SqlDatabase.sqlite(..., foreign_keys=True)`). Rows are put back
+parents first, by UPDATE when the row exists (so no ON DELETE action fires)
+and INSERT otherwise; rows the statement created are removed children first.
+
+What it refuses (`HiddenEffectsError`, before the call runs and again at
+rollback time): a table, or a table a cascade reaches, with triggers, rules
+(PostgreSQL) or inheriting tables and partitions, whose effects it cannot
+see; a referencing table in another schema. And, at rollback time, removing
+an inserted row that rows outside the images now reference (`RowDriftError`).
 
 Tables and columns are checked against the database's own schema, and every
 value is bound, so model-written arguments cannot inject SQL. A rollback finds
