@@ -181,6 +181,20 @@ class SqlDatabase:
         finally:
             conn.close()
 
+    def writable_columns(self, cur: Any, table: str) -> list[str]:
+        """The table's columns a row can be written to (generated ones left out)."""
+        if self.dialect == "sqlite":
+            # table_info leaves out generated columns (table_xinfo shows them).
+            cur.execute("SELECT name FROM pragma_table_info(?)", (table,))
+        else:
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE "
+                "table_name = %s AND table_schema = current_schema() "
+                "AND is_generated = 'NEVER'",
+                (table,),
+            )
+        return [r[0] for r in cur.fetchall()]
+
     def schema(self, cur: Any, table: str) -> tuple[list[str], list[str]]:
         """The table's columns and primary-key columns, or InvalidConfigError."""
         if self.dialect == "sqlite":
@@ -240,6 +254,7 @@ class _Rows:
     def __init__(self, db: SqlDatabase, cur: Any, table: str) -> None:
         self.db, self.cur, self.table = db, cur, table
         self.columns, self.keys = db.schema(cur, table)
+        self.writable = set(db.writable_columns(cur, table))
         self.q = _quote(table)
 
     def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -288,15 +303,20 @@ class _Rows:
         no ON DELETE action fires), else an insert."""
         key = self.key_of(row)
         if self.by_key(key) is None:
-            names = list(row)
+            names = [n for n in row if n in self.writable]
             marks = ", ".join([self.db.mark] * len(names))
+            # PostgreSQL: put back the recorded value of a GENERATED ALWAYS
+            # identity column too.
+            override = (
+                " OVERRIDING SYSTEM VALUE" if self.db.dialect == "postgres" else ""
+            )
             self.cur.execute(
-                f"INSERT INTO {self.q} ({', '.join(_quote(n) for n in names)}) "
-                f"VALUES ({marks})",
-                list(row.values()),
+                f"INSERT INTO {self.q} ({', '.join(_quote(n) for n in names)})"
+                f"{override} VALUES ({marks})",
+                [row[n] for n in names],
             )
             return
-        others = [n for n in row if n not in self.keys]
+        others = [n for n in row if n not in self.keys and n in self.writable]
         if not others:
             return
         sets = ", ".join(f"{_quote(n)} = {self.db.mark}" for n in others)

@@ -168,3 +168,30 @@ def test_rows_that_reference_an_inserted_row_stop_its_removal(
     assert report.status == "failed"
     assert "reference rows the agent inserted" in report.failures[0].error
     assert (13, 3, "a human replied") in database.world()["comments"]
+
+
+GENERATED = {
+    "sqlite": "CREATE TABLE prices (id INTEGER PRIMARY KEY, net INTEGER, "
+    "gross INTEGER GENERATED ALWAYS AS (net * 2) STORED)",
+    "postgres": "CREATE TABLE prices (id INTEGER GENERATED ALWAYS AS IDENTITY "
+    "PRIMARY KEY, net INTEGER, gross INTEGER GENERATED ALWAYS AS (net * 2) STORED)",
+}
+
+
+def test_generated_columns_are_restored_by_the_database(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, database: Database
+) -> None:
+    # Found in the adversarial pass: generated values cannot be written back.
+    database.run(GENERATED[database.db.dialect], "INSERT INTO prices (net) VALUES (5)")
+    with database.db.transaction() as cur:
+        cur.execute("SELECT * FROM prices")
+        before = [tuple(r) for r in cur.fetchall()]
+    calls = [
+        ("update_rows", {"table": "prices", "where": {"id": 1}, "values": {"net": 7}}),
+        ("delete_rows", {"table": "prices", "where": {"id": 1}}),
+    ]
+    report = roll_back_after(ledger, registry, database, calls)
+    assert report.ok, str(report)
+    with database.db.transaction() as cur:
+        cur.execute("SELECT * FROM prices")
+        assert [tuple(r) for r in cur.fetchall()] == before
