@@ -7,120 +7,220 @@ tools = file_tools("workspace")          # write_file, append_file, delete_file,
 node = ToolNode(tools)                   # move_file, make_directory
 ```
 
-Each tool observes its target before and after the call: the observation is
-the file's bytes (a before-image, identified by its SHA-256), or that it is
-missing, or a directory. A rollback restores the before-image, and refuses
-(as a conflict) when the file changed since the agent touched it. Images past
-`max_image_bytes` (10 MiB by default) are refused before the call, with
-`BeforeImageTooLargeError`. Paths are relative to the workspace; one that
-escapes it is refused with `InvalidConfigError`.
+Every tool observes the paths it touches the same way, one observation per
+path: the entry's *image* (a file's bytes, SHA-256 and permission bits, a
+directory, a symbolic link's target, or nothing, with the directories that
+are missing on the way). A rollback puts each before-image back and treats a
+path that changed since the agent touched it as a conflict. Because every
+tool observes a path alike, a rollback follows one file through several tools
+(written, then moved, then appended to).
 
-The tools keep the workspace's absolute path in their observations, so a
+What a rollback restores:
+
+- a file's bytes and permission bits (written anew and renamed into place, so
+  an inode shared with a hard link outside the workspace is never written);
+- a removed file or symbolic link (the link's target is kept, never followed);
+- the directories a call created, removed again when empty (a directory
+  that holds someone else's entries is kept, and the undo says so);
+- a move: `move_file` records the move itself and one effect per path, the
+  source (`move_file_source`) and the destination (`move_file_destination`);
+  moving into an existing directory moves to `directory/<name>`, as `mv`
+  does.
+
+What it refuses:
+
+- a path that leaves the workspace (`..` above it, an absolute path outside
+  it) or goes through a symbolic link, before the call and again at undo time:
+  every path is opened one component at a time relative to the workspace's
+  directory, with `O_NOFOLLOW`, so a link swapped in after the call cannot make
+  an undo touch anything outside, even with `on_conflict="force"`
+  (`UnsafePathError`);
+- writing or appending through a symbolic link, moving or deleting a
+  directory, anything on FIFOs, sockets and devices (`EntryKindError`);
+- a before-image past `max_image_bytes` (10 MiB by default), before the call
+  (`BeforeImageTooLargeError`).
+
+Paths are read lexically and recorded in normal form (`./a/../b.txt` is
+`b.txt`; an absolute path inside the workspace becomes relative). Content is
+written as UTF-8. The observations keep the workspace's absolute path, so a
 rollback in another process finds the files without the original objects.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import AfterValidator, BaseModel, Field, create_model
 
+from langgraph_rollback._current import container_call, current_effect
 from langgraph_rollback._declare import reversible
-from langgraph_rollback._errors import InvalidConfigError, RollbackError
 from langgraph_rollback._models import Effect
+from langgraph_rollback.batteries._paths import (
+    BeforeImageTooLargeError,
+    EntryKindError,
+    ImageTamperedError,
+    UnsafePathError,
+    canonical,
+    image,
+    kind_of,
+    lstat_at,
+    parent,
+    parts,
+    read_file,
+    restore_image,
+    write_new,
+)
 from langgraph_rollback.core.registry import ToolRegistry
 
-__all__ = ["BeforeImageTooLargeError", "file_tools", "image", "restore_image"]
+__all__ = [
+    "BeforeImageTooLargeError",
+    "EntryKindError",
+    "ImageTamperedError",
+    "UnsafePathError",
+    "file_tools",
+    "image",
+    "restore_image",
+]
 
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MOVED = {"recorded_by": ["move_file_source", "move_file_destination"]}
+"""What `move_file`'s own observation says: its two path effects hold the images."""
 
 
-class BeforeImageTooLargeError(RollbackError):
-    """A file is too large to keep its before-image in the ledger.
-
-    Attributes:
-        path: The file.
-        size: Its size in bytes.
-        limit: The cap.
-    """
-
-    def __init__(self, *, path: str, size: int, limit: int) -> None:
-        super().__init__(
-            f"{path} is {size} bytes, over the {limit}-byte cap for before-images "
-            "kept in the ledger, so the change could not be undone. Fix: pass "
-            "file_tools(..., max_image_bytes=...) a larger cap, or keep large "
-            "files out of the agent's reach (e.g. snapshot them with the git battery)."
-        )
-        self.path = path
-        self.size = size
-        self.limit = limit
-
-
-def _resolve(root: Path, path: str) -> Path:
-    target = (root / path).resolve()
-    if target != root and root not in target.parents:
-        raise InvalidConfigError(
-            f"Path {path!r} leaves the workspace {root}. Fix: use a path inside it."
-        )
-    return target
-
-
-def image(target: Path, limit: int) -> dict[str, Any]:
-    """What is at `target` now: a file's bytes and hash, a directory, or nothing."""
-    if target.is_dir():
-        return {"path": str(target), "kind": "dir"}
-    if not target.exists():
-        return {"path": str(target), "kind": "missing"}
-    size = target.stat().st_size
-    if size > limit:
-        raise BeforeImageTooLargeError(path=str(target), size=size, limit=limit)
-    data = target.read_bytes()
-    return {
-        "path": str(target),
-        "kind": "file",
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "content": data,
-        "mode": target.stat().st_mode & 0o777,
-    }
-
-
-def restore_image(before: dict[str, Any]) -> str:
-    """Put `before` back at its path."""
-    target = Path(before["path"])
-    if before["kind"] == "missing":
-        if target.is_dir():
-            target.rmdir()  # only when empty: anything else was not ours
-        elif target.exists():
-            target.unlink()
-        return f"removed {target.name}"
-    if before["kind"] == "dir":
-        target.mkdir(parents=True, exist_ok=True)
-        return f"restored directory {target.name}"
-    content: bytes = before["content"]
-    if hashlib.sha256(content).hexdigest() != before["sha256"]:
-        raise RollbackError(
-            f"The before-image of {target} does not match its hash; refusing to "
-            "write it. Fix: inspect the ledger row; it was altered."
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(content)
-    os.chmod(target, before.get("mode", 0o644))
-    return f"restored {target.name}"
-
-
-def restore_file(effect: Effect) -> str:
+def restore_path(effect: Effect) -> str:
+    """Put back the before-image of the one path `effect` touched."""
     return restore_image(effect.before)
 
 
-def restore_moved_files(effect: Effect) -> str:
-    # Restore the destination first (it may have held something), then the source.
-    restore_image(effect.before["destination"])
-    restore_image(effect.before["source"])
-    return f"moved {Path(effect.before['destination']['path']).name} back"
+def note_move_undone(effect: Effect) -> str:
+    """The inverse of `move_file` itself: its path effects did the restoring."""
+    return (
+        f"moved {effect.args['destination']} back to {effect.args['source']} "
+        "(see move_file_destination and move_file_source)"
+    )
+
+
+@contextmanager
+def _owning(tool: str) -> Iterator[None]:
+    """Record the calls made inside `tool`'s own forward call (and no one else's)."""
+    effect = current_effect()
+    if effect is not None and effect.tool == tool:
+        with container_call():
+            yield
+    else:
+        yield
+
+
+class _Workspace:
+    """The operations of the tools, on one workspace root."""
+
+    def __init__(self, root: str, limit: int) -> None:
+        self.root, self.limit = root, limit
+
+    def observe(self, path: str) -> dict[str, Any]:
+        return image(self.root, path, self.limit)
+
+    def missing_parents(self, path: str) -> list[str]:
+        """The directories above `path` that do not exist, outermost first."""
+        names = parts(self.root, path)
+        with parent(self.root, names, create=False) as (_fd, missing):
+            return missing
+
+    def put(self, path: str, data: bytes, *, append: bool) -> None:
+        names = parts(self.root, path)
+        shown = "/".join(names)
+        with parent(self.root, names, create=True) as (fd, _created):
+            assert fd is not None
+            kind = kind_of(lstat_at(fd, names[-1]))
+            if kind not in ("file", "missing"):
+                raise EntryKindError(
+                    path=shown,
+                    kind=kind,
+                    action="write to",
+                    fix="write to a regular file (the tools never write through links)",
+                )
+            old, mode = b"", None
+            if kind == "file":
+                old, mode = read_file(fd, names[-1], shown, self.limit)
+            write_new(fd, names[-1], (old if append else b"") + data, mode)
+
+    def delete(self, path: str) -> None:
+        names = parts(self.root, path)
+        with parent(self.root, names, create=False) as (fd, _missing):
+            kind = "missing" if fd is None else kind_of(lstat_at(fd, names[-1]))
+            if kind == "missing":
+                raise FileNotFoundError(f"{path} does not exist in the workspace")
+            if kind in ("dir", "other"):
+                raise EntryKindError(
+                    path=path,
+                    kind=kind,
+                    action="delete",
+                    fix="delete the files inside a directory one by one",
+                )
+            assert fd is not None
+            os.unlink(names[-1], dir_fd=fd)
+
+    def make_directory(self, path: str) -> None:
+        names = parts(self.root, path)
+        with parent(self.root, names, create=True) as (fd, _created):
+            assert fd is not None
+            kind = kind_of(lstat_at(fd, names[-1]))
+            if kind == "missing":
+                os.mkdir(names[-1], dir_fd=fd)
+            elif kind != "dir":
+                raise EntryKindError(
+                    path=path,
+                    kind=kind,
+                    action="make a directory at",
+                    fix="pick another path",
+                )
+
+    def destination_of(self, source: str, destination: str) -> str:
+        """Where a move lands: `destination`, or inside it when it is a directory."""
+        if self.observe(destination)["kind"] == "dir":
+            name = parts(self.root, source)[-1]
+            return "/".join((*parts(self.root, destination), name))
+        return destination
+
+    def rename(self, source: str, destination: str) -> None:
+        src, dst = parts(self.root, source), parts(self.root, destination)
+        with parent(self.root, src, create=False) as (sfd, _missing):
+            kind = "missing" if sfd is None else kind_of(lstat_at(sfd, src[-1]))
+            if kind == "missing":
+                raise FileNotFoundError(f"{source} does not exist in the workspace")
+            if kind not in ("file", "link"):
+                raise EntryKindError(
+                    path=source, kind=kind, action="move", fix="move files one by one"
+                )
+            with parent(self.root, dst, create=True) as (dfd, _created):
+                assert sfd is not None and dfd is not None
+                if kind_of(lstat_at(dfd, dst[-1])) == "dir":
+                    raise EntryKindError(
+                        path=destination,
+                        kind="dir",
+                        action="move onto",
+                        fix="name a path inside the directory",
+                    )
+                os.rename(src[-1], dst[-1], src_dir_fd=sfd, dst_dir_fd=dfd)
+
+
+def _schema(
+    name: str, root: str, paths: tuple[str, ...], texts: tuple[str, ...]
+) -> type[BaseModel]:
+    """The arguments of one tool, with its path arguments put in normal form."""
+    normal = AfterValidator(lambda value: canonical(root, value))
+    fields: dict[str, Any] = {
+        p: (Annotated[str, normal], Field(description="A path in the workspace."))
+        for p in paths
+    }
+    fields.update({t: (str, Field(description="The text (UTF-8).")) for t in texts})
+    model: type[BaseModel] = create_model(name, **fields)
+    return model
 
 
 def file_tools(
@@ -142,62 +242,110 @@ def file_tools(
     """
     base = Path(root).resolve()
     base.mkdir(parents=True, exist_ok=True)
+    ws = _Workspace(str(base), max_image_bytes)
 
-    def observe_one(path: str, **_: Any) -> dict[str, Any]:
-        return image(_resolve(base, path), max_image_bytes)
+    # One observation function for every path effect: the rollback plan
+    # chains effects on the same target by (observe, path).
+    def observe(path: str, **_: Any) -> dict[str, Any]:
+        return ws.observe(path)
 
     def observe_move(source: str, destination: str) -> dict[str, Any]:
-        return {
-            "source": image(_resolve(base, source), max_image_bytes),
-            "destination": image(_resolve(base, destination), max_image_bytes),
-        }
+        return dict(MOVED)
+
+    def make_parents(owner: str, path: str) -> None:
+        # Each directory a call creates is an effect of its own, keyed by its
+        # path, so an earlier effect on that path chains through it.
+        with _owning(owner):
+            for name in ws.missing_parents(path):
+                make_parent(path=name, for_path=path)
+
+    def create_parent_directory(path: str, for_path: str) -> str:
+        ws.make_directory(path)
+        return f"created directory {path} for {for_path}"
 
     def write_file(path: str, content: str) -> str:
         """Write `content` to the file at `path`, replacing what was there."""
-        target = _resolve(base, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
+        make_parents("write_file", path)
+        ws.put(path, content.encode(), append=False)
         return f"wrote {len(content)} characters to {path}"
 
     def append_file(path: str, content: str) -> str:
         """Append `content` to the file at `path` (created if missing)."""
-        target = _resolve(base, path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a") as fh:
-            fh.write(content)
+        make_parents("append_file", path)
+        ws.put(path, content.encode(), append=True)
         return f"appended {len(content)} characters to {path}"
 
     def delete_file(path: str) -> str:
         """Delete the file at `path`."""
-        _resolve(base, path).unlink()
+        ws.delete(path)
         return f"deleted {path}"
-
-    def move_file(source: str, destination: str) -> str:
-        """Move the file at `source` to `destination`, replacing what was there."""
-        target = _resolve(base, destination)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(_resolve(base, source)), str(target))
-        return f"moved {source} to {destination}"
 
     def make_directory(path: str) -> str:
         """Create the directory `path` (and its parents)."""
-        _resolve(base, path).mkdir(parents=True, exist_ok=True)
+        make_parents("make_directory", path)
+        ws.make_directory(path)
         return f"created directory {path}"
 
-    def declare(fn: Any, undo: Any, observe: Any) -> BaseTool:
+    def move_file_destination(path: str, source: str) -> str:
+        make_parents("move_file_destination", path)
+        ws.rename(source, path)
+        return f"{source} arrived at {path}"
+
+    def move_file_source(path: str, destination: str) -> str:
+        with _owning("move_file_source"):
+            return arrive(path=destination, source=path)
+
+    def move_file(source: str, destination: str) -> str:
+        """Move the file at `source` to `destination`, replacing what was there.
+
+        Into an existing directory, the file keeps its name.
+        """
+        source = canonical(str(base), source)
+        target = ws.destination_of(source, canonical(str(base), destination))
+        with _owning("move_file"):
+            leave(path=source, destination=target)
+        return f"moved {source} to {target}"
+
+    def identify(fn: Callable[..., Any]) -> None:
         # The workspace is part of the tool's identity: another workspace in
         # the same registry is a different tool under the same name.
         fn.__qualname__ = f"file_tools[{base}].{fn.__name__}"
-        lc_tool = StructuredTool.from_function(fn)
-        declared: BaseTool = reversible(undo=undo, observe=observe, registry=registry)(
+
+    def declare_step(fn: Callable[..., str]) -> Callable[..., str]:
+        identify(fn)
+        declared: Callable[..., str] = reversible(
+            undo=restore_path, observe=observe, registry=registry
+        )(fn)
+        return declared
+
+    def declare(
+        fn: Callable[..., str],
+        paths: tuple[str, ...],
+        texts: tuple[str, ...] = (),
+        *,
+        undo: Callable[[Effect], str] = restore_path,
+        observer: Callable[..., Any] = observe,
+    ) -> BaseTool:
+        identify(fn)
+        schema = _schema(fn.__name__, str(base), paths, texts)
+        lc_tool = StructuredTool.from_function(fn, args_schema=schema)
+        declared: BaseTool = reversible(undo=undo, observe=observer, registry=registry)(
             lc_tool
         )
         return declared
 
+    make_parent = declare_step(create_parent_directory)
+    arrive = declare_step(move_file_destination)
+    leave = declare_step(move_file_source)
     return [
-        declare(write_file, restore_file, observe_one),
-        declare(append_file, restore_file, observe_one),
-        declare(delete_file, restore_file, observe_one),
-        declare(move_file, restore_moved_files, observe_move),
-        declare(make_directory, restore_file, observe_one),
+        declare(write_file, ("path",), ("content",)),
+        declare(append_file, ("path",), ("content",)),
+        declare(delete_file, ("path",)),
+        declare(
+            move_file,
+            ("source", "destination"),
+            undo=note_move_undone,
+            observer=observe_move,
+        ),
+        declare(make_directory, ("path",)),
     ]

@@ -16,7 +16,7 @@ from langgraph_rollback import (
 )
 from langgraph_rollback.batteries.files import file_tools
 from langgraph_rollback.viz import atimeline, timeline
-from tests.test_battery_files import agent
+from tests.batteries.test_files import agent
 
 CFG: Any = {"configurable": {"thread_id": "viz"}}
 

@@ -16,7 +16,7 @@ from langgraph_rollback import (
     rollback,
 )
 from langgraph_rollback.batteries.sql import SqlDatabase, sql_tools
-from tests.test_battery_files import agent
+from tests.batteries.test_files import agent
 
 CFG: Any = {"configurable": {"thread_id": "sql"}}
 ID = {"sqlite": "INTEGER PRIMARY KEY", "postgres": "SERIAL PRIMARY KEY"}
