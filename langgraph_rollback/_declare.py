@@ -264,10 +264,11 @@ def _declare(
     registry: ToolRegistry | None,
 ) -> T:
     name = _tool_name(target)
-    if definition_of(target) is not None:
+    declared = definition_of(target)
+    if declared is not None:
         raise DeclarationError(
             f"Tool {name!r} is already declared "
-            f"({definition_of(target).kind.value}); a tool takes one "  # type: ignore[union-attr]
+            f"({declared.kind.value}); a tool takes one "
             "declaration. Fix: remove one of the @reversible/@irreversible "
             "decorators.",
             tool=name,

@@ -33,6 +33,8 @@ wrapped or swallowed: they pass through every layer untouched.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CheckpointNotFoundError",
     "DeclarationError",
@@ -56,7 +58,25 @@ __all__ = [
 
 
 class RollbackError(Exception):
-    """Base class of every error raised by `langgraph_rollback`."""
+    """Base class of every error raised by `langgraph_rollback`.
+
+    Every error pickles with its message and structured attributes, so it
+    survives LangGraph serialising a task's error, or a process boundary.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take keyword-only arguments, which the default
+        # `Exception.__reduce__` (calling `cls(*self.args)`) cannot rebuild.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[RollbackError], args: tuple[Any, ...], state: dict[str, Any]
+) -> RollbackError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class DeclarationError(RollbackError, TypeError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
@@ -42,8 +42,8 @@ from langgraph_rollback.core.ops import (
     do,
 )
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.record import resolve_flow
 from langgraph_rollback.core.registry import ToolRegistry, default_registry
+from langgraph_rollback.core.resolve import resolve_flow
 from langgraph_rollback.core.store import FaultPoint, Probe
 from langgraph_rollback.core.task import GUARD_MODES, GuardMode
 from langgraph_rollback.drivers import run_async, run_sync
@@ -95,13 +95,13 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     def execute(self, op: StorageOp[R]) -> R:
         """Perform one storage operation with blocking I/O (`core.store.LedgerStore`)."""
         if self._kept.keep(op):
-            return True  # type: ignore[return-value]  # Update's result: bool
+            return cast(R, True)  # an Update's result: it will be written
         before, after = _fault_points(op)
         self._fire(before, op)
         result: R
         with _liveness_of(op):
             if isinstance(op, ReadCheckpoint):
-                result = self.get_tuple(op.config)  # type: ignore[assignment]
+                result = cast(R, self.get_tuple(op.config))
             else:
                 result = self._execute(op)
         self._fire(after, op)
@@ -110,13 +110,13 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     async def aexecute(self, op: StorageOp[R]) -> R:
         """Perform one storage operation with async I/O (`core.store.AsyncLedgerStore`)."""
         if self._kept.keep(op):
-            return True  # type: ignore[return-value]  # Update's result: bool
+            return cast(R, True)  # an Update's result: it will be written
         before, after = _fault_points(op)
         self._fire(before, op)
         result: R
         with _liveness_of(op):
             if isinstance(op, ReadCheckpoint):
-                result = await self.aget_tuple(op.config)  # type: ignore[assignment]
+                result = cast(R, await self.aget_tuple(op.config))
             else:
                 result = await self._aexecute(op)
         self._fire(after, op)
@@ -340,4 +340,4 @@ def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:
         return metadata
     tagged: dict[str, Any] = dict(metadata)
     tagged["lgrb_restore"] = dict(mark)
-    return tagged  # type: ignore[return-value]
+    return cast(CheckpointMetadata, tagged)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -212,10 +212,10 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     def _run(self, script: pipeline.Script[T]) -> T:
         """Run one script of the shared SQLite pipeline in its transaction."""
         with self._transaction(write=script.write, immediate=script.immediate) as cur:
-            steps, rows = script.steps, None
+            steps, rows = script.steps, cast(Any, None)
             while True:
                 try:
-                    stmt = steps.send(rows)  # type: ignore[arg-type]
+                    stmt = steps.send(rows)
                 except StopIteration as stop:
                     result: T = stop.value
                     return result

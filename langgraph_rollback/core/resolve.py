@@ -1,0 +1,151 @@
+"""An operator's decision on an effect whose outcome is unknown: `resolve_flow`.
+
+`saver.resolve_effect(config, effect_id, applied=... | compensated=...)` drives
+it. It never runs the tool or its inverse; it records what a human found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    EffectStateError,
+    InvalidConfigError,
+)
+from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback.core.codec import encode_payload, normalize
+from langgraph_rollback.core.ledger import effect_from_row, utcnow
+from langgraph_rollback.core.ops import Flow, Observe, Select, Update, do
+from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.record import applied_changes, outcome_changes
+from langgraph_rollback.core.registry import ToolRegistry
+
+__all__ = ["resolve_flow"]
+
+
+def resolve_flow(
+    thread_id: str,
+    effect_id: str,
+    *,
+    applied: bool | None,
+    compensated: bool | None,
+    result: Any,
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+) -> Flow[Effect]:
+    """Record what an operator found out about an effect whose outcome is unknown.
+
+    A `pending` effect (the process died during the call) takes `applied=`; a
+    `compensating` one (a rollback died, or timed out, during its inverse)
+    takes `compensated=`. An applied resolution takes the `after` observation
+    when the tool declares `observe`, so later drift checks stay meaningful.
+    """
+    query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
+    rows = yield from do(Select(query))
+    if not rows:
+        raise EffectNotFoundError(effect_id=effect_id, thread_id=thread_id)
+    row = rows[0]
+    effect = effect_from_row(row, serde)
+    if effect.status is EffectStatus.PENDING:
+        changes = yield from _resolve_call(
+            effect, applied, compensated, result, registry, serde
+        )
+    elif effect.status is EffectStatus.COMPENSATING:
+        changes = _resolve_inverse(effect, applied, compensated, result, serde)
+    else:
+        raise EffectStateError(
+            effect_id=effect_id,
+            status=effect.status.value,
+            expected="pending or compensating",
+        )
+    changed = yield from do(
+        Update(
+            effect_id,
+            changes,
+            expect=(effect.status.value,),
+            expect_attempt=row.attempt,
+        )
+    )
+    rows = yield from do(Select(query))
+    resolved = effect_from_row(rows[0], serde)
+    if not changed:
+        raise EffectStateError(
+            effect_id=effect_id,
+            status=resolved.status.value,
+            expected=effect.status.value,
+        )
+    return resolved
+
+
+def _resolve_call(
+    effect: Effect,
+    applied: bool | None,
+    compensated: bool | None,
+    result: Any,
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+) -> Flow[dict[str, Any]]:
+    if applied is None or compensated is not None:
+        raise InvalidConfigError(
+            f"Effect {effect.id} is 'pending' (the call's outcome is unknown). "
+            "Fix: pass applied=True (it landed) or applied=False (it did not)."
+        )
+    if not applied:
+        payload = encode_payload(
+            serde,
+            {
+                "error": "resolved by an operator: not applied",
+                "notes": ["outcome resolved by an operator: not applied"],
+            },
+            tool=effect.tool,
+        )
+        return outcome_changes(EffectStatus.FAILED, payload)
+    notes = ["outcome resolved by an operator: applied"]
+    after, observed = None, False
+    definition = registry.get(effect.tool)
+    if definition is not None and definition.observe is not None:
+        seen = yield from do(Observe(definition.observe, effect.args, effect))
+        if seen.error is None:
+            after, observed = normalize(serde, seen.value), True
+        else:
+            notes.append(f"observe() raised {seen.error!r}")
+    return applied_changes(
+        serde, effect.tool, result=result, after=after, observed=observed, notes=notes
+    )
+
+
+def _resolve_inverse(
+    effect: Effect,
+    applied: bool | None,
+    compensated: bool | None,
+    result: Any,
+    serde: SerializerProtocol,
+) -> dict[str, Any]:
+    if compensated is None or applied is not None:
+        raise InvalidConfigError(
+            f"Effect {effect.id} is 'compensating' (an inverse was cut off). "
+            "Fix: pass compensated=True (the inverse took effect) or "
+            "compensated=False (it did not; a rollback will run it again)."
+        )
+    if compensated:
+        note = "inverse outcome resolved by an operator: took effect"
+        status = EffectStatus.COMPENSATED
+    else:
+        note = "inverse outcome resolved by an operator: did not take effect"
+        status = EffectStatus.COMPENSATION_FAILED
+    payload = encode_payload(
+        serde, {"result": result, "notes": [note]}, tool=effect.tool
+    )
+    now = utcnow()
+    changes = {
+        "status": status.value,
+        "undo_type": payload[0],
+        "undo": payload[1],
+        "updated_at": now,
+    }
+    if compensated:
+        changes["compensated_at"] = now
+    return changes
