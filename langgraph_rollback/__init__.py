@@ -27,6 +27,7 @@ from langgraph_rollback._capture import (
 from langgraph_rollback._current import current_effect
 from langgraph_rollback._declare import irreversible, reversible
 from langgraph_rollback._errors import (
+    AmbiguousTargetError,
     CheckpointNotFoundError,
     DeclarationError,
     DuplicateToolError,
@@ -35,6 +36,7 @@ from langgraph_rollback._errors import (
     EffectOutcomeUnknownError,
     EffectStateError,
     InvalidConfigError,
+    InvalidTargetError,
     IrreversibleToolBlockedError,
     LedgerSchemaError,
     NotAnAncestorError,
@@ -47,12 +49,7 @@ from langgraph_rollback._errors import (
     UnregisteredToolError,
 )
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback._node import (
-    RollbackNode,
-    TargetSelector,
-    before_node,
-    run_start,
-)
+from langgraph_rollback._node import RollbackNode
 from langgraph_rollback._rollback import (
     aplan_rollback,
     arollback,
@@ -71,12 +68,19 @@ from langgraph_rollback.core.report import (
     SkippedStep,
     UndoneStep,
 )
+from langgraph_rollback.core.targets import (
+    Target,
+    TargetSelector,
+    before_node,
+    run_start,
+)
 from langgraph_rollback.savers.aio_sqlite import AsyncSqliteRollbackSaver
 from langgraph_rollback.savers.base import BaseRollbackSaver
 from langgraph_rollback.savers.memory import InMemoryRollbackSaver
 from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
 
 __all__ = [
+    "AmbiguousTargetError",
     "AsyncSqliteRollbackSaver",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
@@ -92,6 +96,7 @@ __all__ = [
     "FailedStep",
     "InMemoryRollbackSaver",
     "InvalidConfigError",
+    "InvalidTargetError",
     "IrreversibleToolBlockedError",
     "LedgerSchemaError",
     "NotAnAncestorError",
@@ -108,6 +113,7 @@ __all__ = [
     "SerializationError",
     "SkippedStep",
     "SqliteRollbackSaver",
+    "Target",
     "TargetSelector",
     "ToolDefinition",
     "ToolRegistry",

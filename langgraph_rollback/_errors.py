@@ -18,6 +18,8 @@ RollbackError
 ├── EffectNotFoundError       no effect with that id on that thread
 ├── EffectStateError          an effect is not in the status an operation needs
 ├── InvalidConfigError        a config or argument that names nothing usable
+│   └── InvalidTargetError    a rollback target that is not in the vocabulary
+│       └── AmbiguousTargetError  a tool call id naming several effects
 ├── LedgerSchemaError         the ledger tables are newer than this library
 ├── IrreversibleToolBlockedError  the guard policy refused an irreversible call
 ├── CheckpointNotFoundError   a rollback target that is not in the thread
@@ -36,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AmbiguousTargetError",
     "CheckpointNotFoundError",
     "DeclarationError",
     "DuplicateToolError",
@@ -44,6 +47,7 @@ __all__ = [
     "EffectOutcomeUnknownError",
     "EffectStateError",
     "InvalidConfigError",
+    "InvalidTargetError",
     "IrreversibleToolBlockedError",
     "LedgerSchemaError",
     "NotAnAncestorError",
@@ -287,6 +291,31 @@ class InvalidConfigError(RollbackError, ValueError):
     """A config or argument names nothing usable (no thread id, a bad filter)."""
 
 
+class InvalidTargetError(InvalidConfigError):
+    """A rollback target that is not in the targets vocabulary.
+
+    Attributes:
+        target: What was given.
+    """
+
+    def __init__(self, message: str, *, target: str) -> None:
+        super().__init__(message)
+        self.target = target
+
+
+class AmbiguousTargetError(InvalidTargetError):
+    """A model's tool call id that names more than one effect of the thread.
+
+    Attributes:
+        target: The tool call id.
+        candidates: The ids of the effects it names.
+    """
+
+    def __init__(self, message: str, *, target: str, candidates: list[str]) -> None:
+        super().__init__(message, target=target)
+        self.candidates = candidates
+
+
 class IrreversibleToolBlockedError(RollbackError):
     """The guard policy refused to run an irreversible (or undeclared) tool.
 
@@ -371,15 +400,22 @@ class NotAnAncestorError(CheckpointNotFoundError):
     """
 
     def __init__(
-        self, *, checkpoint_id: str, thread_id: str, head_checkpoint_id: str
+        self,
+        *,
+        checkpoint_id: str,
+        thread_id: str,
+        head_checkpoint_id: str,
+        fix: str | None = None,
     ) -> None:
+        fix = fix or (
+            "Fix: roll back to a checkpoint on the current path, e.g. from "
+            "`graph.get_state_history(config)` following `parent_config` from "
+            "the head."
+        )
         super().__init__(
             f"Checkpoint {checkpoint_id!r} is in thread {thread_id!r} but is not "
             f"an ancestor of its head {head_checkpoint_id!r}: it lies on another "
-            "branch (a fork or an earlier rollback left it behind). Fix: roll "
-            "back to a checkpoint on the current path, e.g. from "
-            "`graph.get_state_history(config)` following `parent_config` from "
-            "the head.",
+            f"branch (a fork or an earlier rollback left it behind). {fix}",
             checkpoint_id=checkpoint_id,
             thread_id=thread_id,
         )

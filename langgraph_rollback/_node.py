@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langgraph.channels.base import BaseChannel
 from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.constants import END
-from langgraph.types import Command, Overwrite, StateSnapshot
+from langgraph.types import Command, Overwrite
 
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
     DurabilityError,
     InvalidConfigError,
+    InvalidTargetError,
 )
 from langgraph_rollback._langgraph import (
     current_channels,
@@ -33,13 +34,12 @@ from langgraph_rollback._langgraph import (
     empty_value,
 )
 from langgraph_rollback._liveness import new_holder
-from langgraph_rollback._rollback import CheckpointRef
+from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.execute import (
     OnConflict,
     OnFailure,
     OnIrreversible,
     Policies,
-    checkpoint_config,
     execute_flow,
     holding_lock,
     new_rollback_id,
@@ -50,19 +50,21 @@ from langgraph_rollback.core.plan import RollbackPlan, plan_flow
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.targets import (
-    TargetSelector,
-    before_node,
+    Target,
+    is_target,
+    parse_target,
     run_start,
-    select_target,
+    target_flow,
 )
 from langgraph_rollback.core.task import approved
+from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.drivers import run_async, run_sync
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
-__all__ = ["RollbackNode", "TargetSelector", "before_node", "run_start"]
+__all__ = ["RollbackNode"]
 
 
-TargetFn = Callable[[Any, RunnableConfig], CheckpointRef]
+TargetFn = Callable[[Any, RunnableConfig], Target]
 
 
 class RollbackNode(RunnableLambda[Any, Command[Any]]):
@@ -90,10 +92,12 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
     `DurabilityError`.
 
     Args:
-        to: The target: `run_start()` (the default), `before_node(name)`, or
-            a callable `(state, thread_config) -> checkpoint id | config |
-            StateSnapshot`, where `thread_config` names the thread's root
-            namespace (pass it to `saver.list` or `graph.get_state_history`).
+        to: Where to go back to, walking back from the checkpoint the node
+            started from: any target `rollback()` takes (`run_start()`, the
+            default; `before_node(name)`; `"first"`; a checkpoint or effect
+            id), or a callable `(state, thread_config) -> target`, where
+            `thread_config` names the thread's root namespace (pass it to
+            `saver.list` or `graph.get_state_history`).
         goto: Where to route after the rollback: a node name (default
             `END`), or a callable `(report) -> node name`.
         approval: Ask a human first: the node calls `interrupt()` with the
@@ -110,7 +114,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
     def __init__(
         self,
         *,
-        to: TargetSelector | TargetFn | None = None,
+        to: Target | TargetFn | None = None,
         goto: str | Callable[[RollbackReport], str] = END,
         approval: bool = False,
         report_key: str | None = "rollback_report",
@@ -122,11 +126,13 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         registry: ToolRegistry | None = None,
         name: str = "rollback",
     ) -> None:
-        self.to: TargetSelector | TargetFn = to if to is not None else run_start()
-        if not isinstance(self.to, TargetSelector) and not callable(self.to):
-            raise InvalidConfigError(
+        self.to: Target | TargetFn = to if to is not None else run_start()
+        if not is_target(self.to) and not callable(self.to):
+            raise InvalidTargetError(
                 f"RollbackNode(to={to!r}): not a target. Fix: pass run_start(), "
-                "before_node('name'), or a function (state, config) -> checkpoint."
+                "before_node('name'), 'first', a checkpoint or effect id, or a "
+                "function (state, config) -> target.",
+                target=repr(to),
             )
         self.goto = goto
         self.approval = approval
@@ -187,22 +193,18 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         return report, (yield from self._values_flow(thread_id, target))
 
     def _target_flow(self, thread_id: str, head: str, state: Any) -> Flow[str]:
-        if not isinstance(self.to, TargetSelector):
+        raw = self.to
+        if is_target(raw):
+            to: Target = raw
+        else:
             thread_config: RunnableConfig = {
                 "configurable": {"thread_id": thread_id, "checkpoint_ns": ""}
             }
-            ref: Any = self.to(state, thread_config)
-            if isinstance(ref, StateSnapshot):
-                ref = ref.config
-            if isinstance(ref, Mapping):
-                ref = (ref.get("configurable") or {}).get("checkpoint_id")
-            if not isinstance(ref, str) or not ref:
-                raise InvalidConfigError(
-                    f"RollbackNode's target function returned {ref!r}. Fix: return "
-                    "a checkpoint id, a checkpoint's config, or a StateSnapshot."
-                )
-            return ref
-        return (yield from select_target(self.to, thread_id, head))
+            to = cast(TargetFn, raw)(state, thread_config)
+        selector = parse_target(to, thread_id=thread_id, voice=Voice.PYTHON)
+        return (
+            yield from target_flow(selector, thread_id, head=head, voice=Voice.PYTHON)
+        )
 
     def _values_flow(self, thread_id: str, target: str) -> Flow[dict[str, Any]]:
         found = yield from do(ReadCheckpoint(checkpoint_config(thread_id, target)))

@@ -6,14 +6,13 @@ Each is a short driver of one flow (`core.execute.rollback_flow`,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
-from langgraph.types import StateSnapshot
 
-from langgraph_rollback._errors import CheckpointNotFoundError, InvalidConfigError
+from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._liveness import new_holder
 from langgraph_rollback.core.config import thread_id_of
 from langgraph_rollback.core.execute import (
@@ -27,11 +26,17 @@ from langgraph_rollback.core.ops import Flow
 from langgraph_rollback.core.plan import RollbackPlan, plan_flow
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
+from langgraph_rollback.core.targets import (
+    Target,
+    TargetSelector,
+    Voice,
+    parse_target,
+    target_flow,
+)
 from langgraph_rollback.drivers import Progress, run_async, run_sync
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
 __all__ = [
-    "CheckpointRef",
     "aplan_rollback",
     "arollback",
     "plan_rollback",
@@ -42,27 +47,30 @@ __all__ = [
 Graph = Pregel[Any, Any, Any, Any]
 """A compiled graph (`StateGraph.compile()` returns a subclass)."""
 
-CheckpointRef = str | Mapping[str, Any] | StateSnapshot
-"""A rollback target: a checkpoint id, a checkpoint's config, or a snapshot."""
-
 
 def plan_rollback(
     graph: Graph,
     config: RunnableConfig,
     *,
-    to: CheckpointRef,
+    to: Target,
     registry: ToolRegistry | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> RollbackPlan:
     """What `rollback(graph, config, to=...)` would do, without doing anything.
 
     Args:
         graph: The compiled graph, whose checkpointer is a rollback saver.
         config: Names the thread (`configurable.thread_id`).
-        to: The target: a checkpoint id, a config carrying one, or a
-            `StateSnapshot` (e.g. from `graph.get_state_history(config)`).
+        to: Where to go back to (`core.targets`): a checkpoint id, config
+            or `StateSnapshot`; `"first"`; `"run_start"` or `run_start(run_id)`;
+            an effect (its id, an `Effect`, or a model `tool_call_id`): that
+            effect and everything after it; `before_node("name")`.
         registry: Where to find inverses; defaults to the saver's.
+        voice: Whose words error messages use for the fix (the CLI and the
+            server pass their own).
 
     Raises:
+        InvalidTargetError: `to` is not a target.
         CheckpointNotFoundError: The target is not in the thread.
         NotAnAncestorError: The target is not on the path behind the head.
 
@@ -72,7 +80,7 @@ def plan_rollback(
         print(plan)   # one line per effect: undo / skip / conflict / ...
         ```
     """
-    saver, flow = _planning(graph, config, to, registry)
+    saver, flow = _planning(graph, config, to, registry, voice)
     return run_sync(flow, saver)
 
 
@@ -80,11 +88,12 @@ async def aplan_rollback(
     graph: Graph,
     config: RunnableConfig,
     *,
-    to: CheckpointRef,
+    to: Target,
     registry: ToolRegistry | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> RollbackPlan:
     """Async `plan_rollback`."""
-    saver, flow = _planning(graph, config, to, registry)
+    saver, flow = _planning(graph, config, to, registry, voice)
     return await run_async(flow, saver)
 
 
@@ -92,7 +101,7 @@ def rollback(
     graph: Graph,
     config: RunnableConfig,
     *,
-    to: CheckpointRef,
+    to: Target,
     on_irreversible: OnIrreversible = "skip",
     on_conflict: OnConflict = "abort",
     on_failure: OnFailure = "stop",
@@ -100,6 +109,7 @@ def rollback(
     skip: Iterable[str] = (),
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> RollbackReport:
     """Undo every effect after checkpoint `to`, newest first, then restore the state.
 
@@ -111,8 +121,7 @@ def rollback(
     Args:
         graph: The compiled graph, whose checkpointer is a rollback saver.
         config: Names the thread (`configurable.thread_id`).
-        to: The target: a checkpoint id, a config carrying one, or a
-            `StateSnapshot`.
+        to: Where to go back to, as for `plan_rollback`.
         on_irreversible: "skip" (default) leaves irreversible and undeclared
             effects and reports them; "abort" refuses before undoing anything.
         on_conflict: "abort" (default) refuses before undoing anything when a
@@ -126,6 +135,7 @@ def rollback(
         registry: Where to find inverses; defaults to the saver's.
         progress: Called after each inverse with its `Effect` and whether it
             succeeded (the CLI shows progress with it).
+        voice: Whose words error messages use for the fix.
 
     Returns:
         The `RollbackReport`; check `report.ok` (or call
@@ -146,7 +156,8 @@ def rollback(
         ```
     """
     policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    saver, flow = _rolling_back(graph, config, to, policies.with_skip(skip), registry)
+    policies = policies.with_skip(skip)
+    saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return run_sync(flow, saver, graph=graph, progress=progress)
 
 
@@ -154,7 +165,7 @@ async def arollback(
     graph: Graph,
     config: RunnableConfig,
     *,
-    to: CheckpointRef,
+    to: Target,
     on_irreversible: OnIrreversible = "skip",
     on_conflict: OnConflict = "abort",
     on_failure: OnFailure = "stop",
@@ -162,51 +173,66 @@ async def arollback(
     skip: Iterable[str] = (),
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> RollbackReport:
     """Async `rollback`: async inverses are awaited, sync ones run in a thread."""
     policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    saver, flow = _rolling_back(graph, config, to, policies.with_skip(skip), registry)
+    policies = policies.with_skip(skip)
+    saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return await run_async(flow, saver, graph=graph, progress=progress)
 
 
 def _planning(
     graph: Graph,
     config: RunnableConfig,
-    to: CheckpointRef,
+    to: Target,
     registry: ToolRegistry | None,
+    voice: Voice,
 ) -> tuple[BaseRollbackSaver, Flow[RollbackPlan]]:
-    saver, thread_id, target = resolve(graph, config, to)
+    saver, thread_id, selector = resolve(graph, config, to, voice=voice)
     registry = registry if registry is not None else saver.registry
-    return saver, plan_flow(thread_id, target, registry=registry, serde=saver.serde)
+
+    def flow() -> Flow[RollbackPlan]:
+        target = yield from target_flow(selector, thread_id, head=None, voice=voice)
+        return (
+            yield from plan_flow(
+                thread_id, target, registry=registry, serde=saver.serde
+            )
+        )
+
+    return saver, flow()
 
 
 def _rolling_back(
     graph: Graph,
     config: RunnableConfig,
-    to: CheckpointRef,
+    to: Target,
     policies: Policies,
     registry: ToolRegistry | None,
+    voice: Voice,
 ) -> tuple[BaseRollbackSaver, Flow[RollbackReport]]:
-    saver, thread_id, target = resolve(graph, config, to)
+    saver, thread_id, selector = resolve(graph, config, to, voice=voice)
     flow = rollback_flow(
         thread_id,
-        target,
+        selector,
         holder=new_holder(),
         policies=policies,
         registry=registry if registry is not None else saver.registry,
         serde=saver.serde,
+        voice=voice,
     )
     return saver, flow
 
 
 def resolve(
-    graph: Graph, config: RunnableConfig, to: CheckpointRef
-) -> tuple[BaseRollbackSaver, str, str]:
-    """The saver, thread id and target checkpoint id a rollback call names.
+    graph: Graph, config: RunnableConfig, to: Target, *, voice: Voice = Voice.PYTHON
+) -> tuple[BaseRollbackSaver, str, TargetSelector]:
+    """The saver, thread id and target a rollback call names (not yet looked up).
 
     Raises:
-        InvalidConfigError: The graph has no rollback saver, the config names
-            no thread, or `to` names no root checkpoint.
+        InvalidConfigError: The graph has no rollback saver, or the config
+            names no thread.
+        InvalidTargetError: `to` is not in the targets vocabulary.
         CheckpointNotFoundError: `to` is a config of another thread.
     """
     saver = getattr(graph, "checkpointer", None)
@@ -218,35 +244,4 @@ def resolve(
             "(...))`."
         )
     thread_id = thread_id_of(config)
-    if isinstance(to, StateSnapshot):
-        to = to.config
-    if isinstance(to, str):
-        return saver, thread_id, to
-    if isinstance(to, Mapping):
-        configurable = to.get("configurable") or {}
-        checkpoint_id = configurable.get("checkpoint_id")
-        if not checkpoint_id:
-            raise InvalidConfigError(
-                "to= is a config without `configurable.checkpoint_id`. Fix: pass "
-                "a checkpoint id, a checkpoint's config, or a StateSnapshot from "
-                "`graph.get_state_history(config)`."
-            )
-        if configurable.get("checkpoint_ns"):
-            raise InvalidConfigError(
-                f"to= names a checkpoint of the subgraph namespace "
-                f"{configurable['checkpoint_ns']!r}; a rollback targets the root "
-                "graph's checkpoints. Fix: pick the root checkpoint the subgraph "
-                "task started from (`graph.get_state_history(config)`)."
-            )
-        other = configurable.get("thread_id")
-        if other is not None and str(other) != thread_id:
-            raise CheckpointNotFoundError(
-                checkpoint_id=str(checkpoint_id),
-                thread_id=thread_id,
-                found_in=[str(other)],
-            )
-        return saver, thread_id, str(checkpoint_id)
-    raise InvalidConfigError(
-        f"to= is a {type(to).__name__}. Fix: pass a checkpoint id (str), a "
-        "checkpoint's config, or a StateSnapshot."
-    )
+    return saver, thread_id, parse_target(to, thread_id=thread_id, voice=voice)

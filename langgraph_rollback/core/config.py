@@ -10,7 +10,7 @@ from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.query import EffectQuery
 
-__all__ = ["effect_query", "thread_id_of"]
+__all__ = ["checkpoint_config", "effect_query", "thread_id_of"]
 
 StatusFilter = EffectStatus | str | list[EffectStatus | str] | None
 
@@ -75,3 +75,14 @@ def _status(value: EffectStatus | str) -> str:
         raise InvalidConfigError(
             f"Unknown effect status {value!r}. Fix: use one of {allowed}."
         ) from None
+
+
+def checkpoint_config(thread_id: str, checkpoint_id: str) -> RunnableConfig:
+    """The config of a root checkpoint."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }

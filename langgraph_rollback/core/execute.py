@@ -28,6 +28,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph_rollback._errors import InvalidConfigError, UnregisteredToolError
 from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback.core.codec import encode_payload, normalize, storable_or
+from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.ledger import utcnow
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
@@ -51,6 +52,8 @@ from langgraph_rollback.core.report import (
     UndoneStep,
     describe_undo,
 )
+from langgraph_rollback.core.targets import TargetSelector, target_flow
+from langgraph_rollback.core.voice import Voice
 
 __all__ = [
     "InverseTimeoutError",
@@ -58,7 +61,6 @@ __all__ = [
     "OnFailure",
     "OnIrreversible",
     "Policies",
-    "checkpoint_config",
     "execute_flow",
     "holding_lock",
     "new_rollback_id",
@@ -149,30 +151,22 @@ def skip_ids(values: Iterable[str] | None) -> frozenset[str]:
     return frozenset(str(v) for v in values or ())
 
 
-def checkpoint_config(thread_id: str, checkpoint_id: str) -> RunnableConfig:
-    """The config of a root checkpoint."""
-    return {
-        "configurable": {
-            "thread_id": thread_id,
-            "checkpoint_ns": "",
-            "checkpoint_id": checkpoint_id,
-        }
-    }
-
-
 def rollback_flow(
     thread_id: str,
-    target: str,
+    to: TargetSelector,
     *,
     holder: LockHolder,
     policies: Policies,
     registry: ToolRegistry,
     serde: SerializerProtocol,
+    voice: Voice = Voice.PYTHON,
 ) -> Flow[RollbackReport]:
-    """Lock the thread, plan, execute and restore; unlock whatever happens."""
+    """Lock the thread, find the target, plan, execute and restore; unlock
+    whatever happens."""
     started = datetime.now(UTC)
 
     def plan_and_execute() -> Flow[RollbackReport]:
+        target = yield from target_flow(to, thread_id, head=None, voice=voice)
         plan = yield from plan_flow(thread_id, target, registry=registry, serde=serde)
         return (
             yield from execute_flow(

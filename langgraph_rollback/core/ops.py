@@ -114,20 +114,39 @@ class CheckpointLink:
 
     `copies` lists every checkpoint this one stands for: the target a rollback
     restored it from, and (transitively) whatever that target was a copy of.
+    `source`, `step` and `run_id` come from its metadata (LangGraph's
+    "input" / "loop" / "update" / "fork", the step number, the run that
+    wrote it when the caller named one).
     """
 
     checkpoint_id: str
     parent_id: str | None
     copies: tuple[str, ...] = ()
+    source: str | None = None
+    step: int | None = None
+    run_id: str | None = None
 
     @classmethod
     def from_row(
-        cls, checkpoint_id: str, parent_id: str | None, copies: Any
+        cls,
+        checkpoint_id: str,
+        parent_id: str | None,
+        copies: Any,
+        source: Any = None,
+        step: Any = None,
+        run_id: Any = None,
     ) -> CheckpointLink:
         """From a row whose `copies` is a JSON array (text), a list, or None."""
         if isinstance(copies, str):
             copies = json.loads(copies)
-        return cls(checkpoint_id, parent_id, tuple(str(c) for c in copies or ()))
+        return cls(
+            str(checkpoint_id),
+            None if parent_id is None else str(parent_id),
+            tuple(str(c) for c in copies or ()),
+            None if source is None else str(source),
+            None if step is None else int(step),
+            None if run_id is None else str(run_id),
+        )
 
     def stands_for(self, checkpoint_id: str) -> bool:
         """Whether this checkpoint is `checkpoint_id` or a restored copy of it."""

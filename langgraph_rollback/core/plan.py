@@ -48,6 +48,7 @@ from langgraph_rollback.core.ops import (
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolDefinition, ToolRegistry
 from langgraph_rollback.core.report import call_text
+from langgraph_rollback.core.voice import Voice, on_path_fix
 
 __all__ = ["Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
 
@@ -178,6 +179,7 @@ def plan_flow(
     registry: ToolRegistry,
     serde: SerializerProtocol,
     head: str | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> Flow[RollbackPlan]:
     """Compute the plan to roll `thread_id` back to checkpoint `target`.
 
@@ -191,7 +193,7 @@ def plan_flow(
             thread (the error says which thread holds it, if any).
         NotAnAncestorError: `target` is in the thread but not on the head's path.
     """
-    head, chain = yield from _walk(thread_id, target, head)
+    head, chain = yield from _walk(thread_id, target, head, voice)
     path = [link.checkpoint_id for link in chain]
     subtree = yield from do(ReadSubtree(thread_id, path[-1]))
     region = {link.checkpoint_id for link in subtree} | set(path)
@@ -235,7 +237,7 @@ def plan_flow(
 
 
 def _walk(
-    thread_id: str, target: str, head: str | None
+    thread_id: str, target: str, head: str | None, voice: Voice
 ) -> Flow[tuple[str, list[CheckpointLink]]]:
     """The head, and the links from it back to the target (or a copy of it)."""
     if head is None:
@@ -258,7 +260,10 @@ def _walk(
         owners = yield from do(FindCheckpoint(target))
         if thread_id in owners:
             raise NotAnAncestorError(
-                checkpoint_id=target, thread_id=thread_id, head_checkpoint_id=head
+                checkpoint_id=target,
+                thread_id=thread_id,
+                head_checkpoint_id=head,
+                fix=None if voice is Voice.PYTHON else on_path_fix(voice),
             )
         raise CheckpointNotFoundError(
             checkpoint_id=target,

@@ -27,6 +27,7 @@ class EffectQuery:
     started from this checkpoint of that namespace."""
     statuses: tuple[str, ...] = ()
     tool: str | None = None
+    tool_call_id: str | None = None
     before_seq: int | None = None
     limit: int | None = None
     anchors: tuple[str, ...] | None = None
@@ -53,6 +54,8 @@ class EffectQuery:
         if self.statuses and row.status not in self.statuses:
             return False
         if self.tool is not None and row.tool != self.tool:
+            return False
+        if self.tool_call_id is not None and row.tool_call_id != self.tool_call_id:
             return False
         if self.anchors is not None and not (
             row.root_checkpoint_id in self.anchors

@@ -1,92 +1,454 @@
-"""Rollback targets picked by walking back from a checkpoint: `run_start()`,
-`before_node(name)`.
+"""Where a rollback goes back to: one vocabulary for Python, the CLI and the server.
 
-`select_target` is I/O-free: it reads checkpoints with `ReadCheckpoint` from
-the head back through their parents.
+A target is one of:
+
+| target | Python | CLI `--to` / server `"to"` | goes back to |
+|---|---|---|---|
+| a checkpoint | its id, its config, a `StateSnapshot` | its id | that checkpoint |
+| the thread's start | `"first"` | `first` | the first checkpoint on the head's path |
+| the latest run | `"run_start"`, `run_start()` | `run_start` | where the thread's latest input started |
+| one run | `run_start(run_id)` | `run_start:<run_id>` | where that run started |
+| an effect | its id, an `Effect`, or a model `tool_call_id` | the same ids | the checkpoint its task started from: it and everything after it are undone |
+| a node | `before_node("name")` | `before_node:<name>` | the checkpoint from which that node last ran |
+
+Keywords and node names match case-insensitively where that is unambiguous
+(`First`, `RUN-START`); ids match exactly. `parse_target` turns what a caller
+passed into a `TargetSelector` without I/O; `target_flow` resolves it to a
+checkpoint id by reading the store (`ReadAncestry`, `ReadCheckpoint`,
+`Select`). Each failure is a typed error whose "Fix:" speaks the caller's
+language (`Voice`): a Python call, a CLI option, or a JSON field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import StateSnapshot
 
-from langgraph_rollback._errors import CheckpointNotFoundError
-from langgraph_rollback.core.execute import checkpoint_config
-from langgraph_rollback.core.ops import Flow, ReadCheckpoint, do
+from langgraph_rollback._errors import (
+    AmbiguousTargetError,
+    CheckpointNotFoundError,
+    InvalidTargetError,
+)
+from langgraph_rollback._models import Effect
+from langgraph_rollback.core.config import checkpoint_config
+from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ops import (
+    CheckpointLink,
+    ExistingCheckpoints,
+    FindCheckpoint,
+    Flow,
+    ReadAncestry,
+    ReadCheckpoint,
+    ReadHead,
+    Select,
+    do,
+)
+from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.voice import Voice, fix, given, say
 
-__all__ = ["TargetSelector", "before_node", "run_start", "select_target"]
+__all__ = [
+    "Target",
+    "TargetSelector",
+    "Voice",
+    "before_node",
+    "is_target",
+    "parse_target",
+    "run_start",
+    "target_flow",
+]
+
+Kind = Literal["checkpoint", "first", "run_start", "before_node", "effect", "id"]
 
 
 @dataclass(frozen=True)
 class TargetSelector:
-    """Picks a rollback target by walking back from the head.
+    """A rollback target before it is resolved to a checkpoint.
 
-    Use `before_node(name)` or `run_start()` to make one.
+    Make one with `run_start()`, `before_node(name)`, or pass any target
+    (`"first"`, an id, a config, a snapshot, an `Effect`) where one is taken.
+
+    Attributes:
+        kind: Which kind of target this is ("id": a checkpoint id, effect id
+            or tool call id, to be looked up in that order).
+        value: The id, run id or node name (None for "first" and the
+            latest run).
     """
 
-    kind: Literal["before_node", "run_start"]
-    node: str | None = None
+    kind: Kind
+    value: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind in ("checkpoint", "effect", "id"):
+            return str(self.value)
+        return self.kind if self.value is None else f"{self.kind}:{self.value}"
+
+
+Target = str | Mapping[str, Any] | StateSnapshot | Effect | TargetSelector
+"""Anything `rollback(..., to=...)` and `RollbackNode(to=...)` take as a target."""
+
+
+def is_target(value: object) -> TypeGuard[Target]:
+    """Whether `value` is of a kind `parse_target` takes."""
+    return isinstance(value, (str, Mapping, StateSnapshot, Effect, TargetSelector))
+
+
+def run_start(run_id: str | None = None) -> TargetSelector:
+    """Target the start of a run.
+
+    Without `run_id`: the start of the thread's latest input, the first
+    checkpoint after it was applied (step 0 of the latest `invoke(inputs)`);
+    resuming with `invoke(None)` or `Command(resume=...)` continues the same
+    input, so it does not move this point. Under durability "exit", where a
+    run's steps are not stored, it is the checkpoint the latest run started
+    from.
+
+    With `run_id`: where that run started: the first checkpoint after its
+    input, or, for a run that resumed the thread, the checkpoint it resumed.
+    """
+    return TargetSelector("run_start", run_id)
 
 
 def before_node(name: str) -> TargetSelector:
     """Target the checkpoint from which node `name` last ran.
 
-    Walking back from the checkpoint the rollback node started from, this is
-    the nearest checkpoint whose next step ran `name`: in a loop, the start
-    of `name`'s most recent run on the current path. The state there is the
-    state `name` received. Works for nodes reached by edges (including
-    conditional edges), not for tasks started with `Send`.
+    Walking back from the head (inside a `RollbackNode`: from the checkpoint
+    it started from), this is the nearest checkpoint whose next step ran
+    `name`: in a loop, the start of `name`'s most recent run on the current
+    path. The state there is the state `name` received. Works for nodes
+    reached by edges (including conditional edges), not for tasks started
+    with `Send`.
     """
+    if not isinstance(name, str) or not name:
+        raise InvalidTargetError(
+            f"before_node({name!r}): a node name is a non-empty string. Fix: pass "
+            "the name the node was added with, e.g. before_node('planner').",
+            target=repr(name),
+        )
     return TargetSelector("before_node", name)
 
 
-def run_start() -> TargetSelector:
-    """Target the start of the current run.
-
-    That is the first checkpoint after the thread's most recent input was
-    applied (step 0 of the latest `invoke(inputs)`): the state holds the new
-    input and no node of the run has acted yet. Resuming with `invoke(None)`
-    or `Command(resume=...)` continues the same run, so it does not move this
-    point.
-    """
-    return TargetSelector("run_start")
+_KEYWORDS = {"first": "first", "run_start": "run_start", "before_node": "before_node"}
 
 
-def select_target(selector: TargetSelector, thread_id: str, head: str) -> Flow[str]:
-    """The checkpoint `selector` names, walking back from `head`.
+def parse_target(to: Target, *, thread_id: str, voice: Voice) -> TargetSelector:
+    """What `to` names, without reading anything.
 
     Raises:
-        CheckpointNotFoundError: The walk reached the thread's start without
-            finding it.
+        InvalidTargetError: `to` is not a target (the message says what is).
+        CheckpointNotFoundError: `to` is a config of another thread.
     """
+    if isinstance(to, TargetSelector):
+        return to
+    if isinstance(to, Effect):
+        return TargetSelector("effect", to.id)
+    if isinstance(to, StateSnapshot):
+        to = to.config
+    if isinstance(to, Mapping):
+        return _from_config(to, thread_id, voice)
+    if isinstance(to, str):
+        return _from_text(to, voice)
+    raise InvalidTargetError(
+        f"to= is a {type(to).__name__}, not a rollback target. {fix(voice)}",
+        target=repr(to),
+    )
+
+
+def _from_config(to: Mapping[str, Any], thread_id: str, voice: Voice) -> TargetSelector:
+    configurable = to.get("configurable") or {}
+    checkpoint_id = configurable.get("checkpoint_id")
+    if not checkpoint_id:
+        raise InvalidTargetError(
+            "to= is a config without `configurable.checkpoint_id`, so it names no "
+            f"checkpoint. {fix(voice)}",
+            target=repr(dict(to)),
+        )
+    if configurable.get("checkpoint_ns"):
+        raise InvalidTargetError(
+            f"to= names a checkpoint of the subgraph namespace "
+            f"{configurable['checkpoint_ns']!r}; a rollback targets the root "
+            "graph's checkpoints. Fix: pick the root checkpoint the subgraph "
+            "task started from (`graph.get_state_history(config)`).",
+            target=str(checkpoint_id),
+        )
+    other = configurable.get("thread_id")
+    if other is not None and str(other) != thread_id:
+        raise CheckpointNotFoundError(
+            checkpoint_id=str(checkpoint_id), thread_id=thread_id, found_in=[str(other)]
+        )
+    return TargetSelector("checkpoint", str(checkpoint_id))
+
+
+def _from_text(text: str, voice: Voice) -> TargetSelector:
+    word, sep, rest = text.strip().partition(":")
+    keyword = _KEYWORDS.get(word.casefold().replace("-", "_"))
+    if keyword is None:
+        if not text.strip():
+            raise InvalidTargetError(
+                f"{given(text, voice)} is empty, not a rollback target. {fix(voice)}",
+                target=text,
+            )
+        return TargetSelector("id", text.strip())
+    if keyword == "first":
+        if sep:
+            raise InvalidTargetError(
+                f"{given(text, voice)}: 'first' takes no value. {fix(voice)}",
+                target=text,
+            )
+        return TargetSelector("first")
+    if keyword == "run_start":
+        return TargetSelector("run_start", rest.strip() or None)
+    if not rest.strip():
+        raise InvalidTargetError(
+            f"{given(text, voice)} names no node. Fix: "
+            + say(voice, "to=before_node('planner')", "--to before_node:planner")
+            + ".",
+            target=text,
+        )
+    return TargetSelector("before_node", rest.strip())
+
+
+# --- resolving a selector to a checkpoint ------------------------------------------
+
+
+def target_flow(
+    selector: TargetSelector, thread_id: str, *, head: str | None, voice: Voice
+) -> Flow[str]:
+    """The checkpoint id `selector` names on `thread_id`, walking back from
+    `head` (the thread's newest checkpoint when None).
+
+    Raises:
+        CheckpointNotFoundError: Nothing on the thread matches (the message
+            says what was looked for and the fix).
+        AmbiguousTargetError: A tool call id names several effects.
+    """
+    if selector.kind == "checkpoint":
+        return str(selector.value)
+    if selector.kind == "effect":
+        return (yield from _effect_target(thread_id, str(selector.value), voice))
+    if head is None:
+        head = yield from do(ReadHead(thread_id))
+    if selector.kind == "id":
+        return (yield from _id_target(str(selector.value), thread_id, voice))
+    if head is None:
+        raise CheckpointNotFoundError(
+            f"Thread {thread_id!r} has no checkpoints, so {selector} names none. "
+            "Fix: check the thread id; a thread gets checkpoints when a graph "
+            "compiled with this saver runs on it.",
+            checkpoint_id=str(selector),
+            thread_id=thread_id,
+        )
+    if selector.kind == "before_node":
+        return (yield from _node_target(str(selector.value), thread_id, head, voice))
+    chain = yield from do(ReadAncestry(thread_id, head, ""))
+    if selector.kind == "first":
+        return chain[-1].checkpoint_id
+    return _run_target(selector.value, chain, thread_id, voice)
+
+
+def _id_target(value: str, thread_id: str, voice: Voice) -> Flow[str]:
+    """A checkpoint id, else an effect id, else a model's tool call id."""
+    found = yield from do(ExistingCheckpoints(thread_id, [value]))
+    if value in found:
+        return value
+    rows = yield from do(Select(EffectQuery(thread_id=thread_id, effect_id=value)))
+    if not rows:
+        query = EffectQuery(thread_id=thread_id, tool_call_id=value)
+        rows = yield from do(Select(query))
+    if len(rows) > 1:
+        candidates = [row.effect_id for row in rows]
+        raise AmbiguousTargetError(
+            f"Tool call id {value!r} names {len(rows)} effects on thread "
+            f"{thread_id!r} ({', '.join(_describe(r) for r in rows)}). Fix: pass "
+            "one of their effect ids instead.",
+            target=value,
+            candidates=candidates,
+        )
+    if rows:
+        return (yield from _anchor_of(rows[0], thread_id, voice))
+    owners = yield from do(FindCheckpoint(value))
+    if owners:
+        raise CheckpointNotFoundError(
+            f"Checkpoint {value!r} belongs to thread {owners[0]!r}, not to thread "
+            f"{thread_id!r}; a rollback undoes one thread's effects. Fix: "
+            + say(
+                voice,
+                "pass that thread's config, or a checkpoint of this thread",
+                f"use --thread {owners[0]}, or a checkpoint of this thread",
+            )
+            + ".",
+            checkpoint_id=value,
+            thread_id=thread_id,
+            found_in=owners,
+        )
+    hint = ""
+    if value.casefold() in _NOT_WORDS:
+        hint = " (to undo the thread's latest run, the word is run_start)"
+    raise CheckpointNotFoundError(
+        f"Thread {thread_id!r} has no checkpoint, effect or tool call "
+        f"{value!r}, and no thread has a checkpoint with that id{hint}. "
+        f"{fix(voice)}",
+        checkpoint_id=value,
+        thread_id=thread_id,
+    )
+
+
+_NOT_WORDS = frozenset({"last", "latest", "last_run", "start", "begin", "beginning"})
+
+
+def _effect_target(thread_id: str, effect_id: str, voice: Voice) -> Flow[str]:
+    rows = yield from do(Select(EffectQuery(thread_id=thread_id, effect_id=effect_id)))
+    if not rows:
+        raise CheckpointNotFoundError(
+            f"Thread {thread_id!r} has no effect {effect_id!r}. "
+            + say(
+                voice,
+                "Fix: take the id from saver.list_effects(config) for that thread.",
+                "Fix: take the id from `langgraph-rollback effects DB --thread T`.",
+            ),
+            checkpoint_id=effect_id,
+            thread_id=thread_id,
+        )
+    return (yield from _anchor_of(rows[0], thread_id, voice))
+
+
+def _anchor_of(row: LedgerRow, thread_id: str, voice: Voice) -> Flow[str]:
+    """The stored checkpoint the effect's task started from (or, when that one
+    was never stored, the one its run started from)."""
+    root = row.root_checkpoint_id
+    stored = yield from do(ExistingCheckpoints(thread_id, [root]))
+    if root in stored:
+        return root
+    if row.base_checkpoint_id is not None:
+        return row.base_checkpoint_id
+    raise CheckpointNotFoundError(
+        f"Effect {row.effect_id} ({row.tool!r}) was recorded before thread "
+        f"{thread_id!r} stored any checkpoint (its run used durability 'exit' "
+        "or stopped early), so no checkpoint lies before it. Fix: "
+        + say(voice, "roll back to='first'", "use --to first")
+        + " to undo everything the thread's first run did.",
+        checkpoint_id=row.effect_id,
+        thread_id=thread_id,
+    )
+
+
+def _describe(row: LedgerRow) -> str:
+    return f"{row.effect_id}: {row.tool}"
+
+
+def _run_target(
+    run_id: str | None, chain: list[CheckpointLink], thread_id: str, voice: Voice
+) -> str:
+    """The start of the latest input (run_id None) or of run `run_id` on the path."""
+    if run_id is not None:
+        return _named_run_target(run_id, chain, thread_id, voice)
+    for i, link in enumerate(chain):
+        if link.source == "input":
+            # The first checkpoint after the input was applied (or the input
+            # checkpoint itself, when nothing came after it).
+            return chain[max(i - 1, 0)].checkpoint_id
+        if i + 1 < len(chain) and _gap(chain[i + 1], link):
+            # Steps were not stored (durability "exit"): the run started there.
+            return chain[i + 1].checkpoint_id
+    raise CheckpointNotFoundError(
+        f"Walking back from the head of thread {thread_id!r}, the latest run "
+        "started before any stored checkpoint (its steps were not stored, e.g. "
+        "durability 'exit' on the thread's first run). Fix: "
+        + say(voice, "roll back to='first'", "use --to first")
+        + ".",
+        checkpoint_id="run_start",
+        thread_id=thread_id,
+    )
+
+
+def _named_run_target(
+    run_id: str, chain: list[CheckpointLink], thread_id: str, voice: Voice
+) -> str:
+    positions = [i for i, link in enumerate(chain) if link.run_id == run_id]
+    if not positions:
+        raise CheckpointNotFoundError(
+            f"No checkpoint on the path of thread {thread_id!r} was written by run "
+            f"{run_id!r} (runs are named when the caller passes a run_id, as the "
+            "Agent Server does). Fix: "
+            + say(
+                voice,
+                "pass the run_id an effect of that run carries (effect.run_id), or "
+                "to=run_start() for the latest run",
+                "use the run id of an effect (`langgraph-rollback effects`), or "
+                "--to run_start for the latest run",
+            )
+            + ".",
+            checkpoint_id=f"run_start:{run_id}",
+            thread_id=thread_id,
+        )
+    oldest = positions[-1]
+    if chain[oldest].source == "input" and oldest > 0:
+        return chain[oldest - 1].checkpoint_id
+    if oldest + 1 < len(chain):
+        return chain[oldest + 1].checkpoint_id
+    raise CheckpointNotFoundError(
+        f"Run {run_id!r} started before thread {thread_id!r} stored any "
+        "checkpoint. Fix: "
+        + say(voice, "roll back to='first'", "use --to first")
+        + ".",
+        checkpoint_id=f"run_start:{run_id}",
+        thread_id=thread_id,
+    )
+
+
+def _gap(parent: CheckpointLink, child: CheckpointLink) -> bool:
+    """Whether steps between `parent` and `child` were never stored."""
+    if parent.step is None or child.step is None:
+        return False
+    return child.step - parent.step > 1 and child.source == "loop"
+
+
+def _node_target(name: str, thread_id: str, head: str, voice: Voice) -> Flow[str]:
+    """The nearest checkpoint whose next step ran node `name` (walking back)."""
     child: Any = None
+    node: str | None = None
     current: RunnableConfig | None = checkpoint_config(thread_id, head)
     while current is not None:
         found = yield from do(ReadCheckpoint(current))
         if found is None:
             break
-        checkpoint_id = str(found.config["configurable"]["checkpoint_id"])
-        if selector.kind == "run_start":
-            if found.metadata.get("source") == "input" and child is not None:
-                return str(child.config["configurable"]["checkpoint_id"])
-        elif child is not None:
-            seen_here = found.checkpoint["versions_seen"].get(selector.node or "")
-            seen_after = child.checkpoint["versions_seen"].get(selector.node or "")
-            if seen_after is not None and seen_after != seen_here:
-                return checkpoint_id
+        if child is not None:
+            seen_after = child.checkpoint["versions_seen"]
+            node = node or _node_name(name, seen_after, voice)
+            if node is not None:
+                here = found.checkpoint["versions_seen"].get(node)
+                after = seen_after.get(node)
+                if after is not None and after != here:
+                    return str(found.config["configurable"]["checkpoint_id"])
         child = found
         current = found.parent_config
-    what = (
-        "the start of the current run (no input checkpoint on the path)"
-        if selector.kind == "run_start"
-        else f"a checkpoint from which node {selector.node!r} ran"
-    )
     raise CheckpointNotFoundError(
-        f"RollbackNode found no target: walking back from checkpoint {head!r} "
-        f"of thread {thread_id!r}, there is no {what}. Fix: check the node "
-        "name, or give RollbackNode(to=...) a function that picks the target.",
-        checkpoint_id=head,
+        f"Walking back from checkpoint {head!r} of thread {thread_id!r}, no "
+        f"checkpoint ran node {name!r}. Fix: check the node name (nodes started "
+        "with Send are not found this way), or "
+        + say(
+            voice,
+            "pass a checkpoint from graph.get_state_history(config)",
+            "pass a checkpoint id from `langgraph-rollback checkpoints`",
+        )
+        + ".",
+        checkpoint_id=f"before_node:{name}",
         thread_id=thread_id,
     )
+
+
+def _node_name(name: str, seen: Mapping[str, Any], voice: Voice) -> str | None:
+    """`name` as the graph spells it: exact, else the one case-insensitive match."""
+    if name in seen:
+        return name
+    matches = sorted(n for n in seen if n.casefold() == name.casefold())
+    if len(matches) > 1:
+        raise InvalidTargetError(
+            f"Node name {name!r} matches {', '.join(repr(m) for m in matches)}, "
+            "which differ only in case. Fix: spell it exactly.",
+            target=name,
+        )
+    return matches[0] if matches else None

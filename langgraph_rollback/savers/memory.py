@@ -252,8 +252,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
 
     def _link(self, checkpoint_id: str, entry: Any) -> CheckpointLink:
         _, metadata, parent = entry
-        restore = self.serde.loads_typed(metadata).get("lgrb_restore") or {}
-        return CheckpointLink.from_row(checkpoint_id, parent, restore.get("copies"))
+        meta = self.serde.loads_typed(metadata)
+        restore = meta.get("lgrb_restore") or {}
+        return CheckpointLink.from_row(
+            checkpoint_id,
+            parent,
+            restore.get("copies"),
+            meta.get("source"),
+            meta.get("step"),
+            meta.get("run_id"),
+        )
 
     def _head(self, thread_id: str) -> str | None:
         # Checkpoints enter only through `put` (and `copy_thread`, which drops

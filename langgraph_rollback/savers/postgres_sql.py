@@ -167,21 +167,28 @@ WHERE checkpoint_ns = '' AND checkpoint_id = %s LIMIT 10
 """
 
 _COPIES = "{t}metadata -> 'lgrb_restore' -> 'copies'"
+_META = (
+    "{t}metadata ->> 'source', ({t}metadata ->> 'step')::bigint, "
+    "{t}metadata ->> 'run_id'"
+)
 
 ANCESTRY = f"""
-WITH RECURSIVE chain (checkpoint_id, parent_id, copies, depth) AS (
-    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}, 0
+WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)
+AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")},
+           {_META.format(t="")}, 0
     FROM checkpoints
     WHERE thread_id = %(thread)s AND checkpoint_ns = '' AND checkpoint_id = %(start)s
     UNION ALL
     SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")},
-           chain.depth + 1
+           {_META.format(t="c.")}, chain.depth + 1
     FROM checkpoints AS c JOIN chain ON c.checkpoint_id = chain.parent_id
     WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = ''
       AND chain.checkpoint_id != %(stop)s
       AND NOT COALESCE(chain.copies ? %(stop)s, false)
 )
-SELECT checkpoint_id, parent_id, copies FROM chain ORDER BY depth
+SELECT checkpoint_id, parent_id, copies, source, step, run_id
+FROM chain ORDER BY depth
 """
 
 SUBTREE = f"""

@@ -74,6 +74,9 @@ def where_clause(
     if query.tool is not None:
         clauses.append(f"tool = {mark}")
         params.append(query.tool)
+    if query.tool_call_id is not None:
+        clauses.append(f"tool_call_id = {mark}")
+        params.append(query.tool_call_id)
     if query.before_seq is not None:
         clauses.append(f"seq < {mark}")
         params.append(query.before_seq)

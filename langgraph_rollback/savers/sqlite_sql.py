@@ -111,6 +111,11 @@ read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 
 _COPIES = "json_extract(CAST({t}metadata AS TEXT), '$.lgrb_restore.copies')"
+_META = (
+    "json_extract(CAST({t}metadata AS TEXT), '$.source'), "
+    "json_extract(CAST({t}metadata AS TEXT), '$.step'), "
+    "json_extract(CAST({t}metadata AS TEXT), '$.run_id')"
+)
 
 SELECT_HEAD = """
 SELECT checkpoint_id FROM checkpoints
@@ -124,13 +129,15 @@ WHERE checkpoint_ns = '' AND checkpoint_id = ? LIMIT 10
 """
 
 ANCESTRY = f"""
-WITH RECURSIVE chain (checkpoint_id, parent_id, copies, depth) AS (
-    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")}, 0
+WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)
+AS (
+    SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")},
+           {_META.format(t="")}, 0
     FROM checkpoints
     WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :start
     UNION ALL
     SELECT c.checkpoint_id, c.parent_checkpoint_id, {_COPIES.format(t="c.")},
-           chain.depth + 1
+           {_META.format(t="c.")}, chain.depth + 1
     FROM checkpoints AS c JOIN chain ON c.checkpoint_id = chain.parent_id
     WHERE c.thread_id = :thread AND c.checkpoint_ns = ''
       AND chain.checkpoint_id != :stop
@@ -139,7 +146,8 @@ WITH RECURSIVE chain (checkpoint_id, parent_id, copies, depth) AS (
         OR NOT EXISTS (SELECT 1 FROM json_each(chain.copies) WHERE value = :stop)
       )
 )
-SELECT checkpoint_id, parent_id, copies FROM chain ORDER BY depth
+SELECT checkpoint_id, parent_id, copies, source, step, run_id
+FROM chain ORDER BY depth
 """
 """Walk up from `:start`; the row for `:stop` (or a copy of it) is the last."""
 

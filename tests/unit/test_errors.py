@@ -53,6 +53,12 @@ SAMPLES: dict[str, dict[str, object]] = {
     "RollbackInProgressError": {"thread_id": "t1", "holder": "host:1:abc"},
     "SerializationError": {"message": "bad", "tool": "t", "field": "result"},
     "UnregisteredToolError": {"tool": "write_file", "effect_id": "e1"},
+    "InvalidTargetError": {"message": "not a target", "target": "lats"},
+    "AmbiguousTargetError": {
+        "message": "two effects",
+        "target": "call_1",
+        "candidates": ["e1", "e2"],
+    },
 }
 
 

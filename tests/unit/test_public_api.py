@@ -5,6 +5,7 @@ from __future__ import annotations
 import langgraph_rollback
 
 EXPECTED = [
+    "AmbiguousTargetError",
     "AsyncSqliteRollbackSaver",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
@@ -20,6 +21,7 @@ EXPECTED = [
     "FailedStep",
     "InMemoryRollbackSaver",
     "InvalidConfigError",
+    "InvalidTargetError",
     "IrreversibleToolBlockedError",
     "LedgerSchemaError",
     "NotAnAncestorError",
@@ -36,6 +38,7 @@ EXPECTED = [
     "SerializationError",
     "SkippedStep",
     "SqliteRollbackSaver",
+    "Target",
     "TargetSelector",
     "ToolDefinition",
     "ToolRegistry",
