@@ -121,95 +121,142 @@ class Timeline:
 
     def to_svg(self) -> str:
         """The picture as a standalone SVG document."""
-        col, top, box_h = 120, 70, 22
-
-        def depth(on_path: bool) -> int:
-            stacks = [len(c.effects) for c in self.checkpoints if c.on_path == on_path]
-            return 40 + max(stacks, default=0) * (box_h + 4)
-
-        lane_gap = depth(True) + 30
-        two_lanes = any(not c.on_path for c in self.checkpoints)
-        width = max(col * len(self.checkpoints) + 40, 700)
-        legend_y = top + (lane_gap + depth(False) if two_lanes else depth(True))
-        height = legend_y + 24 * ((len(LEGEND) + 2) // 3) + 14
-        pos: dict[str, tuple[float, float]] = {}
-        for i, c in enumerate(self.checkpoints):
-            pos[c.checkpoint_id] = (
-                40 + col * i + col / 2 - 20,
-                top + (0 if c.on_path else lane_gap),
-            )
+        lay = _layout(self.checkpoints)
         out = [
-            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-            f'height="{height}" font-family="sans-serif" font-size="11">',
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width}" '
+            f'height="{lay.height}" font-family="sans-serif" font-size="11">',
             f'<text x="10" y="18" font-size="13" font-weight="bold">'
             f"{escape(self.thread_id)}</text>",
         ]
-        if two_lanes:
+        if lay.two_lanes:
             out.append(
-                f'<text x="10" y="{top + lane_gap - 30}" fill="#80868b">'
+                f'<text x="10" y="{_TOP + lay.lane_gap - 30}" fill="#80868b">'
                 "abandoned branches</text>"
             )
-        for c in self.checkpoints:  # edges first, under the nodes
-            if c.parent_id in pos:
-                (x1, y1), (x2, y2) = pos[c.parent_id], pos[c.checkpoint_id]
-                colour = "#5f6368" if c.on_path else "#bdc1c6"
-                out.append(
-                    f'<path d="M{x1},{y1} C{(x1 + x2) / 2},{y1} {(x1 + x2) / 2},{y2} '
-                    f'{x2},{y2}" fill="none" stroke="{colour}" stroke-width="2"/>'
-                )
-            if c.copy_of in pos:
-                (x1, y1), (x2, y2) = pos[c.copy_of], pos[c.checkpoint_id]
-                out.append(
-                    f'<path d="M{x1},{y1 - 10} Q{(x1 + x2) / 2},{y1 - 45} {x2},{y2 - 10}" '
-                    'fill="none" stroke="#188038" stroke-dasharray="4 3"/>'
-                )
+        out += _svg_edges(self.checkpoints, lay.pos)  # under the nodes
         for i, c in enumerate(self.checkpoints, start=1):
-            x, y = pos[c.checkpoint_id]
-            head = c.checkpoint_id == self.head_id
-            stroke = 'stroke="#202124" stroke-width="3"' if head else 'stroke="#5f6368"'
-            fill = "#ffffff" if c.on_path else "#f1f3f4"
-            if c.copy_of is not None:
-                out.append(
-                    f'<polygon points="{x},{y - 11} {x + 11},{y} {x},{y + 11} {x - 11},{y}" '
-                    f'fill="#ceead6" {stroke}/>'
-                )
-            else:
-                out.append(f'<circle cx="{x}" cy="{y}" r="9" fill="{fill}" {stroke}/>')
-            out.append(f'<text x="{x}" y="{y + 4}" text-anchor="middle">{i}</text>')
-            label = c.source if c.step is None else f"{c.source} · step {c.step}"
-            if c.copy_of is not None:
-                label = f"restored #{self.index(c.copy_of)}"
-            if head:
-                label += " · head"
-            out.append(
-                f'<text x="{x}" y="{y - 16}" text-anchor="middle" fill="#3c4043">'
-                f"{escape(label)}</text>"
-            )
-            for k, effect in enumerate(c.effects):
-                _, bg, fg = _style(effect)
-                by = y + 20 + k * (box_h + 4)
-                dash = ' stroke-dasharray="3 2"' if bg == "#ffffff" else ""
-                deco = ' text-decoration="line-through"' if bg == _UNDONE[1] else ""
-                out.append(
-                    f'<rect x="{x - col / 2 + 6}" y="{by}" width="{col - 12}" '
-                    f'height="{box_h}" rx="4" fill="{bg}" stroke="{fg}"{dash}/>'
-                    f'<text x="{x}" y="{by + 15}" text-anchor="middle" fill="{fg}"{deco}>'
-                    f"{escape(_short(effect.tool, 16))} #{effect.seq}</text>"
-                )
-        for n, (label, bg, fg) in enumerate(LEGEND):
-            lx, ly = 10 + (n % 3) * 230, legend_y + 24 * (n // 3)
-            out.append(
-                f'<rect x="{lx}" y="{ly}" width="14" height="14" rx="3" fill="{bg}" '
-                f'stroke="{fg}"/><text x="{lx + 20}" y="{ly + 11}">{escape(label)}</text>'
-            )
+            x, y = lay.pos[c.checkpoint_id]
+            out += self._svg_node(i, c, x, y)
+            out += _svg_effects(c.effects, x, y)
+        out += _svg_legend(lay.legend_y)
         if self.unplaced:
             out.append(
-                f'<text x="10" y="{height - 6}" fill="#80868b">'
+                f'<text x="10" y="{lay.height - 6}" fill="#80868b">'
                 f"{len(self.unplaced)} effect(s) whose checkpoints are gone are not "
                 "drawn</text>"
             )
         out.append("</svg>")
         return "".join(out)
+
+    def _svg_node(self, i: int, c: TimelineCheckpoint, x: float, y: float) -> list[str]:
+        """Checkpoint `c` (column `i`): its circle or diamond, number and label."""
+        head = c.checkpoint_id == self.head_id
+        stroke = 'stroke="#202124" stroke-width="3"' if head else 'stroke="#5f6368"'
+        fill = "#ffffff" if c.on_path else "#f1f3f4"
+        if c.copy_of is not None:
+            shape = (
+                f'<polygon points="{x},{y - 11} {x + 11},{y} {x},{y + 11} {x - 11},{y}" '
+                f'fill="#ceead6" {stroke}/>'
+            )
+        else:
+            shape = f'<circle cx="{x}" cy="{y}" r="9" fill="{fill}" {stroke}/>'
+        label = c.source if c.step is None else f"{c.source} · step {c.step}"
+        if c.copy_of is not None:
+            label = f"restored #{self.index(c.copy_of)}"
+        if head:
+            label += " · head"
+        return [
+            shape,
+            f'<text x="{x}" y="{y + 4}" text-anchor="middle">{i}</text>',
+            f'<text x="{x}" y="{y - 16}" text-anchor="middle" fill="#3c4043">'
+            f"{escape(label)}</text>",
+        ]
+
+
+_COL, _TOP, _BOX_H = 120, 70, 22
+"""A checkpoint's column width, the top lane's height, an effect box's height."""
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The picture's size and where each checkpoint sits."""
+
+    lane_gap: int
+    two_lanes: bool
+    width: int
+    height: int
+    legend_y: int
+    pos: dict[str, tuple[float, float]]
+
+
+def _layout(checkpoints: Sequence[TimelineCheckpoint]) -> _Layout:
+    def depth(on_path: bool) -> int:
+        stacks = [len(c.effects) for c in checkpoints if c.on_path == on_path]
+        return 40 + max(stacks, default=0) * (_BOX_H + 4)
+
+    lane_gap = depth(True) + 30
+    two_lanes = any(not c.on_path for c in checkpoints)
+    width = max(_COL * len(checkpoints) + 40, 700)
+    legend_y = _TOP + (lane_gap + depth(False) if two_lanes else depth(True))
+    height = legend_y + 24 * ((len(LEGEND) + 2) // 3) + 14
+    pos: dict[str, tuple[float, float]] = {
+        c.checkpoint_id: (
+            40 + _COL * i + _COL / 2 - 20,
+            _TOP + (0 if c.on_path else lane_gap),
+        )
+        for i, c in enumerate(checkpoints)
+    }
+    return _Layout(lane_gap, two_lanes, width, height, legend_y, pos)
+
+
+def _svg_edges(
+    checkpoints: Sequence[TimelineCheckpoint], pos: dict[str, tuple[float, float]]
+) -> list[str]:
+    """Parent edges, and a dashed arc from each restored copy's target."""
+    out = []
+    for c in checkpoints:
+        if c.parent_id in pos:
+            (x1, y1), (x2, y2) = pos[c.parent_id], pos[c.checkpoint_id]
+            colour = "#5f6368" if c.on_path else "#bdc1c6"
+            out.append(
+                f'<path d="M{x1},{y1} C{(x1 + x2) / 2},{y1} {(x1 + x2) / 2},{y2} '
+                f'{x2},{y2}" fill="none" stroke="{colour}" stroke-width="2"/>'
+            )
+        if c.copy_of in pos:
+            (x1, y1), (x2, y2) = pos[c.copy_of], pos[c.checkpoint_id]
+            out.append(
+                f'<path d="M{x1},{y1 - 10} Q{(x1 + x2) / 2},{y1 - 45} {x2},{y2 - 10}" '
+                'fill="none" stroke="#188038" stroke-dasharray="4 3"/>'
+            )
+    return out
+
+
+def _svg_effects(effects: Sequence[Effect], x: float, y: float) -> list[str]:
+    """The effects under a checkpoint at (x, y), one box each, top down."""
+    out = []
+    for k, effect in enumerate(effects):
+        _, bg, fg = _style(effect)
+        by = y + 20 + k * (_BOX_H + 4)
+        dash = ' stroke-dasharray="3 2"' if bg == "#ffffff" else ""
+        deco = ' text-decoration="line-through"' if bg == _UNDONE[1] else ""
+        out.append(
+            f'<rect x="{x - _COL / 2 + 6}" y="{by}" width="{_COL - 12}" '
+            f'height="{_BOX_H}" rx="4" fill="{bg}" stroke="{fg}"{dash}/>'
+            f'<text x="{x}" y="{by + 15}" text-anchor="middle" fill="{fg}"{deco}>'
+            f"{escape(_short(effect.tool, 16))} #{effect.seq}</text>"
+        )
+    return out
+
+
+def _svg_legend(legend_y: int) -> list[str]:
+    out = []
+    for n, (label, bg, fg) in enumerate(LEGEND):
+        lx, ly = 10 + (n % 3) * 230, legend_y + 24 * (n // 3)
+        out.append(
+            f'<rect x="{lx}" y="{ly}" width="14" height="14" rx="3" fill="{bg}" '
+            f'stroke="{fg}"/><text x="{lx + 20}" y="{ly + 11}">{escape(label)}</text>'
+        )
+    return out
 
 
 def _short(text: str, n: int) -> str:

@@ -1,13 +1,22 @@
 """What a database's schema says a row change sets off: foreign-key actions,
 triggers, rules and inheritance, read from SQLite's pragmas and PostgreSQL's
-catalogs. I/O on a cursor the caller owns; no writes."""
+catalogs, and the error that refuses what the battery cannot image. I/O on a
+cursor the caller owns; no writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ForeignKey", "hidden_effects", "references_from", "references_to"]
+from langgraph_rollback._errors import RollbackError
+
+__all__ = [
+    "ForeignKey",
+    "HiddenEffectsError",
+    "hidden_effects",
+    "references_from",
+    "references_to",
+]
 
 ACTIONS = frozenset({"cascade", "set null", "set default"})
 """Foreign-key actions that change rows of the referencing table."""
@@ -19,6 +28,30 @@ _PG_ACTIONS = {
     "n": "set null",
     "d": "set default",
 }
+
+
+class HiddenEffectsError(RollbackError):
+    """The schema shows row changes the battery cannot image (triggers, rules,
+    inheriting tables), so the call or its inverse was refused before it ran.
+
+    Attributes:
+        table: The table the call names.
+        effects: `(table, what)` for each trigger, rule or inheriting table.
+    """
+
+    def __init__(
+        self, *, tool: str, table: str, found: list[tuple[str, str, str]], when: str
+    ) -> None:
+        whats = ", ".join(f"{what} on {t!r}" for t, what, _fix in found)
+        fixes = "; ".join(dict.fromkeys(fix for _t, _w, fix in found))
+        super().__init__(
+            f"{tool} on {table!r} was refused {when}: {whats} can change rows the "
+            "SQL battery does not see, so a rollback could not restore exactly what "
+            f"was there. Fix: {fixes} (or make the change through a tool of your "
+            "own whose inverse knows what they do)."
+        )
+        self.table = table
+        self.effects = [(t, what) for t, what, _fix in found]
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,156 @@ def _schema(
     return model
 
 
+class _Declarer:
+    """Declares the tools of one workspace in one registry."""
+
+    def __init__(self, ws: _Workspace, registry: ToolRegistry | None) -> None:
+        self.ws, self.registry = ws, registry
+
+        # One observation function for every path effect: the rollback plan
+        # chains effects on the same target by (observe, path).
+        def observe(path: str, **_: Any) -> dict[str, Any]:
+            return ws.observe(path)
+
+        self.observe = observe
+
+    def identify(self, fn: Callable[..., Any]) -> None:
+        # The workspace is part of the tool's identity: another workspace in
+        # the same registry is a different tool under the same name.
+        fn.__qualname__ = f"file_tools[{self.ws.root}].{fn.__name__}"
+
+    def step(self, fn: Callable[..., str]) -> Callable[..., str]:
+        """Declare an inner step, called by the tools (one path effect)."""
+        self.identify(fn)
+        declared: Callable[..., str] = reversible(
+            undo=restore_path, observe=self.observe, registry=self.registry
+        )(fn)
+        return declared
+
+    def tool(
+        self,
+        fn: Callable[..., str],
+        paths: tuple[str, ...],
+        texts: tuple[str, ...] = (),
+        *,
+        undo: Callable[[Effect], str] = restore_path,
+        observer: Callable[..., Any] | None = None,
+    ) -> BaseTool:
+        """Declare a tool the model calls, its path arguments in normal form."""
+        self.identify(fn)
+        schema = _schema(fn.__name__, self.ws.root, paths, texts)
+        lc_tool = StructuredTool.from_function(fn, args_schema=schema)
+        declared: BaseTool = reversible(
+            undo=undo, observe=observer or self.observe, registry=self.registry
+        )(lc_tool)
+        return declared
+
+
+_MakeParents = Callable[[str, str], None]
+"""`make_parents(owner, path)`: create the directories missing above `path`."""
+
+
+def _parents_step(d: _Declarer) -> _MakeParents:
+    """Declare the step that creates one missing parent directory."""
+
+    def create_parent_directory(path: str, for_path: str) -> str:
+        d.ws.make_directory(path)
+        return f"created directory {path} for {for_path}"
+
+    make_parent = d.step(create_parent_directory)
+
+    def make_parents(owner: str, path: str) -> None:
+        # Each directory a call creates is an effect of its own, keyed by its
+        # path, so an earlier effect on that path chains through it.
+        with _owning(owner):
+            for name in d.ws.missing_parents(path):
+                make_parent(path=name, for_path=path)
+
+    return make_parents
+
+
+def _move_steps(d: _Declarer, make_parents: _MakeParents) -> Callable[..., str]:
+    """Declare the two path effects of a move; return the source's step."""
+    ws = d.ws
+
+    def move_file_destination(path: str, source: str) -> str:
+        make_parents("move_file_destination", path)
+        ws.rename(source, path)
+        return f"{source} arrived at {path}"
+
+    arrive = d.step(move_file_destination)
+
+    def move_file_source(path: str, destination: str) -> str:
+        with _owning("move_file_source"):
+            return arrive(path=destination, source=path)
+
+    return d.step(move_file_source)
+
+
+def _write_file(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
+    def write_file(path: str, content: str) -> str:
+        """Write `content` to the file at `path`, replacing what was there."""
+        make_parents("write_file", path)
+        d.ws.put(path, content.encode(), append=False)
+        return f"wrote {len(content)} characters to {path}"
+
+    return d.tool(write_file, ("path",), ("content",))
+
+
+def _append_file(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
+    def append_file(path: str, content: str) -> str:
+        """Append `content` to the file at `path` (created if missing)."""
+        make_parents("append_file", path)
+        d.ws.put(path, content.encode(), append=True)
+        return f"appended {len(content)} characters to {path}"
+
+    return d.tool(append_file, ("path",), ("content",))
+
+
+def _delete_file(d: _Declarer) -> BaseTool:
+    def delete_file(path: str) -> str:
+        """Delete the file at `path`."""
+        d.ws.delete(path)
+        return f"deleted {path}"
+
+    return d.tool(delete_file, ("path",))
+
+
+def _move_file(d: _Declarer, leave: Callable[..., str]) -> BaseTool:
+    root = d.ws.root
+
+    def observe_move(source: str, destination: str) -> dict[str, Any]:
+        return dict(MOVED)
+
+    def move_file(source: str, destination: str) -> str:
+        """Move the file at `source` to `destination`, replacing what was there.
+
+        Into an existing directory, the file keeps its name.
+        """
+        source = canonical(root, source)
+        target = d.ws.destination_of(source, canonical(root, destination))
+        with _owning("move_file"):
+            leave(path=source, destination=target)
+        return f"moved {source} to {target}"
+
+    return d.tool(
+        move_file,
+        ("source", "destination"),
+        undo=note_move_undone,
+        observer=observe_move,
+    )
+
+
+def _make_directory(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
+    def make_directory(path: str) -> str:
+        """Create the directory `path` (and its parents)."""
+        make_parents("make_directory", path)
+        d.ws.make_directory(path)
+        return f"created directory {path}"
+
+    return d.tool(make_directory, ("path",))
+
+
 def file_tools(
     root: str | os.PathLike[str],
     *,
@@ -242,110 +392,13 @@ def file_tools(
     """
     base = Path(root).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    ws = _Workspace(str(base), max_image_bytes)
-
-    # One observation function for every path effect: the rollback plan
-    # chains effects on the same target by (observe, path).
-    def observe(path: str, **_: Any) -> dict[str, Any]:
-        return ws.observe(path)
-
-    def observe_move(source: str, destination: str) -> dict[str, Any]:
-        return dict(MOVED)
-
-    def make_parents(owner: str, path: str) -> None:
-        # Each directory a call creates is an effect of its own, keyed by its
-        # path, so an earlier effect on that path chains through it.
-        with _owning(owner):
-            for name in ws.missing_parents(path):
-                make_parent(path=name, for_path=path)
-
-    def create_parent_directory(path: str, for_path: str) -> str:
-        ws.make_directory(path)
-        return f"created directory {path} for {for_path}"
-
-    def write_file(path: str, content: str) -> str:
-        """Write `content` to the file at `path`, replacing what was there."""
-        make_parents("write_file", path)
-        ws.put(path, content.encode(), append=False)
-        return f"wrote {len(content)} characters to {path}"
-
-    def append_file(path: str, content: str) -> str:
-        """Append `content` to the file at `path` (created if missing)."""
-        make_parents("append_file", path)
-        ws.put(path, content.encode(), append=True)
-        return f"appended {len(content)} characters to {path}"
-
-    def delete_file(path: str) -> str:
-        """Delete the file at `path`."""
-        ws.delete(path)
-        return f"deleted {path}"
-
-    def make_directory(path: str) -> str:
-        """Create the directory `path` (and its parents)."""
-        make_parents("make_directory", path)
-        ws.make_directory(path)
-        return f"created directory {path}"
-
-    def move_file_destination(path: str, source: str) -> str:
-        make_parents("move_file_destination", path)
-        ws.rename(source, path)
-        return f"{source} arrived at {path}"
-
-    def move_file_source(path: str, destination: str) -> str:
-        with _owning("move_file_source"):
-            return arrive(path=destination, source=path)
-
-    def move_file(source: str, destination: str) -> str:
-        """Move the file at `source` to `destination`, replacing what was there.
-
-        Into an existing directory, the file keeps its name.
-        """
-        source = canonical(str(base), source)
-        target = ws.destination_of(source, canonical(str(base), destination))
-        with _owning("move_file"):
-            leave(path=source, destination=target)
-        return f"moved {source} to {target}"
-
-    def identify(fn: Callable[..., Any]) -> None:
-        # The workspace is part of the tool's identity: another workspace in
-        # the same registry is a different tool under the same name.
-        fn.__qualname__ = f"file_tools[{base}].{fn.__name__}"
-
-    def declare_step(fn: Callable[..., str]) -> Callable[..., str]:
-        identify(fn)
-        declared: Callable[..., str] = reversible(
-            undo=restore_path, observe=observe, registry=registry
-        )(fn)
-        return declared
-
-    def declare(
-        fn: Callable[..., str],
-        paths: tuple[str, ...],
-        texts: tuple[str, ...] = (),
-        *,
-        undo: Callable[[Effect], str] = restore_path,
-        observer: Callable[..., Any] = observe,
-    ) -> BaseTool:
-        identify(fn)
-        schema = _schema(fn.__name__, str(base), paths, texts)
-        lc_tool = StructuredTool.from_function(fn, args_schema=schema)
-        declared: BaseTool = reversible(undo=undo, observe=observer, registry=registry)(
-            lc_tool
-        )
-        return declared
-
-    make_parent = declare_step(create_parent_directory)
-    arrive = declare_step(move_file_destination)
-    leave = declare_step(move_file_source)
+    d = _Declarer(_Workspace(str(base), max_image_bytes), registry)
+    make_parents = _parents_step(d)
+    leave = _move_steps(d, make_parents)
     return [
-        declare(write_file, ("path",), ("content",)),
-        declare(append_file, ("path",), ("content",)),
-        declare(delete_file, ("path",)),
-        declare(
-            move_file,
-            ("source", "destination"),
-            undo=note_move_undone,
-            observer=observe_move,
-        ),
-        declare(make_directory, ("path",)),
+        _write_file(d, make_parents),
+        _append_file(d, make_parents),
+        _delete_file(d),
+        _move_file(d, leave),
+        _make_directory(d, make_parents),
     ]
