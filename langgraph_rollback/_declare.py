@@ -94,38 +94,11 @@ def reversible(
             return f"created {path}"
         ```
     """
-    try:
-        reversibility = Reversibility(kind)
-    except ValueError:
-        reversibility = Reversibility.UNKNOWN
-    if reversibility not in (Reversibility.REVERSIBLE, Reversibility.COMPENSABLE):
-        raise DeclarationError(
-            f"@reversible(kind={kind!r}) is not a kind of undoable tool. Fix: use "
-            'kind="reversible" or kind="compensable", or @irreversible for tools '
-            "that cannot be undone.",
-            tool="?",
-        )
+    reversibility = _undoable_kind(kind)
 
     def decorate(target: T) -> T:
         name = _tool_name(target)
-        if isinstance(undo, BaseTool):
-            if undo_args is None:
-                raise DeclarationError(
-                    f"undo= of tool {name!r} is the LangChain tool {undo.name!r}, "
-                    "which needs its arguments. Fix: pass undo_args=, a function "
-                    "from the recorded Effect to the tool's arguments, e.g. "
-                    "`undo_args=lambda effect: {'id': effect.result}`.",
-                    tool=name,
-                )
-            _check_callable(undo_args, role="undo_args", tool=name, arity=1)
-        else:
-            _check_callable(undo, role="undo", tool=name, arity=1)
-            if undo_args is not None:
-                raise DeclarationError(
-                    f"undo_args= of tool {name!r} is only used when undo= is a "
-                    "LangChain tool. Fix: remove undo_args, or pass the tool.",
-                    tool=name,
-                )
+        _check_inverse(name, undo, undo_args)
         if observe is not None:
             _check_callable(observe, role="observe", tool=name, arity=None)
         return _declare(
@@ -193,6 +166,46 @@ def irreversible(
 
 
 # --- validation ---------------------------------------------------------------
+
+
+def _undoable_kind(kind: Reversibility | str) -> Reversibility:
+    try:
+        reversibility = Reversibility(kind)
+    except ValueError:
+        reversibility = Reversibility.UNKNOWN
+    if reversibility not in (Reversibility.REVERSIBLE, Reversibility.COMPENSABLE):
+        raise DeclarationError(
+            f"@reversible(kind={kind!r}) is not a kind of undoable tool. Fix: use "
+            'kind="reversible" or kind="compensable", or @irreversible for tools '
+            "that cannot be undone.",
+            tool="?",
+        )
+    return reversibility
+
+
+def _check_inverse(
+    name: str,
+    undo: Callable[..., Any] | BaseTool,
+    undo_args: Callable[[Effect], dict[str, Any]] | None,
+) -> None:
+    if isinstance(undo, BaseTool):
+        if undo_args is None:
+            raise DeclarationError(
+                f"undo= of tool {name!r} is the LangChain tool {undo.name!r}, "
+                "which needs its arguments. Fix: pass undo_args=, a function "
+                "from the recorded Effect to the tool's arguments, e.g. "
+                "`undo_args=lambda effect: {'id': effect.result}`.",
+                tool=name,
+            )
+        _check_callable(undo_args, role="undo_args", tool=name, arity=1)
+        return
+    _check_callable(undo, role="undo", tool=name, arity=1)
+    if undo_args is not None:
+        raise DeclarationError(
+            f"undo_args= of tool {name!r} is only used when undo= is a "
+            "LangChain tool. Fix: remove undo_args, or pass the tool.",
+            tool=name,
+        )
 
 
 def _tool_name(target: object) -> str:
