@@ -1,0 +1,167 @@
+"""Plain data for driving the core's flows: rows, effects, tasks, tools, plans.
+
+Nothing here touches a database or runs a graph: a `LedgerRow` is built the
+way a store would return it, with its payloads encoded by `SERDE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+from langgraph_rollback._models import Effect, Reversibility
+from langgraph_rollback.core.codec import decode_payload, encode_payload
+from langgraph_rollback.core.ledger import LedgerRow, effect_from_row
+from langgraph_rollback.core.plan import Decision, PlannedStep, RollbackPlan
+from langgraph_rollback.core.registry import ToolDefinition, ToolRegistry
+from langgraph_rollback.core.task import TaskContext
+
+SERDE = JsonPlusSerializer()
+T0 = "2025-01-01T00:00:00+00:00"
+
+
+class Scope:
+    """Stands for a task's preparation (ordinals are counted per scope)."""
+
+
+def context(**fields: Any) -> TaskContext:
+    """A task of thread "t" that started from root checkpoint "c1"."""
+    values: dict[str, Any] = {
+        "store": object(),
+        "thread_id": "t",
+        "task_ns": "node:task-1",
+        "checkpoint_ns": "",
+        "checkpoint_id": "c1",
+        "root_checkpoint_id": "c1",
+        "task_id": "task-1",
+        "run_id": None,
+        "attempt": 1,
+        "scope": Scope(),
+    }
+    return TaskContext(**(values | fields))
+
+
+def undo_write(effect: Effect) -> str:
+    return f"restored {effect.args.get('path')}"
+
+
+def tool(
+    name: str = "write",
+    kind: Reversibility = Reversibility.REVERSIBLE,
+    *,
+    undo: Any = undo_write,
+    observe: Callable[..., Any] | None = None,
+    **fields: Any,
+) -> ToolDefinition:
+    """A declared tool (an irreversible one has no inverse)."""
+    if kind is Reversibility.IRREVERSIBLE:
+        undo = None
+    fields.setdefault("origin", f"tests.{name}")
+    return ToolDefinition(name=name, kind=kind, undo=undo, observe=observe, **fields)
+
+
+def registry(*definitions: ToolDefinition) -> ToolRegistry:
+    tools = ToolRegistry()
+    for definition in definitions:
+        tools.register(definition)
+    return tools
+
+
+def encoded(payload: dict[str, Any] | None) -> tuple[str | None, bytes | None]:
+    if payload is None:
+        return None, None
+    return encode_payload(SERDE, payload, tool="test")
+
+
+def decoded(type_: str | None, data: bytes | None) -> dict[str, Any]:
+    return decode_payload(SERDE, type_, data, tool="test", field="test")
+
+
+def row(
+    effect_id: str = "e1",
+    *,
+    status: str = "applied",
+    tool: str = "write",
+    kind: str = "reversible",
+    args: dict[str, Any] | None = None,
+    before: Any = None,
+    outcome: dict[str, Any] | None = None,
+    undo: dict[str, Any] | None = None,
+    root: str = "c1",
+    **fields: Any,
+) -> LedgerRow:
+    """A ledger row as a store returns it; `outcome` and `undo` are payloads."""
+    intent_type, intent = encoded(
+        {"args": {"path": "a"} if args is None else args, "before": before}
+    )
+    outcome_type, outcome_data = encoded(outcome)
+    undo_type, undo_data = encoded(undo)
+    values: dict[str, Any] = {
+        "effect_id": effect_id,
+        "thread_id": "t",
+        "checkpoint_ns": "",
+        "task_ns": "node:task-1",
+        "checkpoint_id": root,
+        "root_checkpoint_id": root,
+        "task_id": "task-1",
+        "call_key": f"call:{effect_id}",
+        "tool_call_id": None,
+        "ordinal": None,
+        "tool": tool,
+        "kind": kind,
+        "status": status,
+        "attempt": 1,
+        "idempotency_key": f"lgrb-{effect_id}",
+        "run_id": None,
+        "intent_type": intent_type,
+        "intent": intent,
+        "outcome_type": outcome_type,
+        "outcome": outcome_data,
+        "created_at": T0,
+        "updated_at": T0,
+        "completed_at": None,
+        "base_checkpoint_id": None,
+        "undo_type": undo_type,
+        "undo": undo_data,
+        "seq": 1,
+    }
+    return LedgerRow(**(values | fields))
+
+
+def effect(effect_id: str = "e1", **fields: Any) -> Effect:
+    """The `Effect` of `row(effect_id, **fields)`."""
+    return effect_from_row(row(effect_id, **fields), SERDE)
+
+
+def step(
+    the_effect: Effect,
+    decision: Decision = Decision.UNDO,
+    *,
+    reason: str = "reversible; undo with undo_write",
+    **fields: Any,
+) -> PlannedStep:
+    return PlannedStep(effect=the_effect, decision=decision, reason=reason, **fields)
+
+
+def plan(
+    *steps: PlannedStep,
+    head: str = "c3",
+    target: str = "c1",
+    reached_copy: str | None = None,
+    orphans: list[Effect] | None = None,
+) -> RollbackPlan:
+    """A plan of thread "t" from `head` back to `target`."""
+    return RollbackPlan(
+        thread_id="t",
+        target_checkpoint_id=target,
+        head_checkpoint_id=head,
+        path=[head, target] if head != target else [target],
+        reached_copy=reached_copy,
+        target_copies=[target],
+        steps=list(steps),
+        orphans=orphans or [],
+        created_at=datetime.now(UTC),
+    )

@@ -1,0 +1,81 @@
+"""Effect identity (`core.identity`) and the task it is counted in (`core.task`)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from langgraph_rollback._errors import SerializationError
+from langgraph_rollback.core.identity import args_digest, call_key_for, effect_id_for
+from langgraph_rollback.core.task import approved
+from tests.unit.build import Scope, context
+
+
+def test_effect_id_is_a_stable_uuid_of_the_identity() -> None:
+    one = effect_id_for("node:1", "task", "call:a")
+    assert one == effect_id_for("node:1", "task", "call:a")
+    assert one != effect_id_for("node:1", "task", "call:b")
+    assert one != effect_id_for("node:2", "task", "call:a")
+    assert len(one) == 36
+
+
+def test_args_digest_depends_on_the_arguments_only() -> None:
+    assert args_digest("w", {"a": 1, "b": [2]}) == args_digest("w", {"a": 1, "b": [2]})
+    assert args_digest("w", {"a": 1}) != args_digest("w", {"a": 2})
+    assert len(args_digest("w", {})) == 16
+
+
+def test_args_digest_refuses_unstorable_arguments() -> None:
+    with pytest.raises(SerializationError):
+        args_digest("w", {"lock": threading.Lock()})
+
+
+def test_model_tool_call_is_keyed_by_its_id_without_an_ordinal() -> None:
+    assert call_key_for(context(), "w", {"a": 1}, "call-9") == ("call:call-9", None)
+
+
+def test_direct_calls_count_per_tool_and_arguments() -> None:
+    ctx = context()
+    first = call_key_for(ctx, "w", {"a": 1}, None)
+    again = call_key_for(ctx, "w", {"a": 1}, None)
+    other = call_key_for(ctx, "w", {"a": 2}, None)
+    digest = args_digest("w", {"a": 1})
+    assert first == (f"w:{digest}#0", 0)
+    assert again == (f"w:{digest}#1", 1)
+    assert other[1] == 0
+
+
+def test_ordinals_restart_for_a_new_attempt_and_a_new_task() -> None:
+    scope = Scope()
+    ctx = context(scope=scope)
+    assert ctx.next_ordinal("k") == 0
+    assert ctx.next_ordinal("k") == 1
+    assert context(scope=scope, attempt=2).next_ordinal("k") == 0
+    assert context(scope=scope).next_ordinal("k") == 2
+    assert context().next_ordinal("k") == 0
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        True,
+        "yes",
+        " Approve ",
+        "y",
+        "TRUE",
+        "approved",
+        {"approve": True},
+        {"approved": "yes"},
+    ],
+)
+def test_answers_that_approve(answer: Any) -> None:
+    assert approved(answer)
+
+
+@pytest.mark.parametrize(
+    "answer", [False, None, 1, "no", "", {"approve": False}, {}, {"skip": ["e1"]}]
+)
+def test_answers_that_do_not(answer: Any) -> None:
+    assert not approved(answer)

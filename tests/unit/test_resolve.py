@@ -1,0 +1,166 @@
+"""An operator's decision on an unknown outcome (`resolve_flow`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    EffectStateError,
+    InvalidConfigError,
+)
+from langgraph_rollback.core.ops import Observe, Outcome, Select, Update
+from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.record import resolve_flow
+from langgraph_rollback.core.registry import ToolRegistry
+from tests.unit.build import SERDE, decoded, registry, row, tool
+from tests.unit.script import Script
+
+
+def observe_path(path: str) -> str:
+    return path
+
+
+def start(
+    applied: bool | None = None,
+    compensated: bool | None = None,
+    result: Any = None,
+    tools: ToolRegistry | None = None,
+) -> Script:
+    flow = resolve_flow(
+        "t",
+        "e1",
+        applied=applied,
+        compensated=compensated,
+        result=result,
+        registry=tools or registry(),
+        serde=SERDE,
+    )
+    return Script(flow)
+
+
+def found(flow: Script, status: str, **fields: Any) -> None:
+    query = EffectQuery(thread_id="t", effect_id="e1")
+    flow.reply(Select, [row(status=status, **fields)], query=query)
+
+
+def reread(flow: Script, status: str, **fields: Any) -> None:
+    flow.reply(Select, [row(status=status, **fields)])
+
+
+def test_unknown_effect_is_not_found() -> None:
+    flow = start(applied=True)
+    flow.reply(Select, [])
+    error = flow.raises(EffectNotFoundError)
+    assert (error.effect_id, error.thread_id) == ("e1", "t")
+
+
+def test_applied_takes_the_after_observation() -> None:
+    flow = start(applied=True, result="r", tools=registry(tool(observe=observe_path)))
+    found(flow, "pending", attempt=2)
+    observe = flow.reply(Observe, Outcome(value=("B",)), kwargs={"path": "a"})
+    assert observe.effect is not None and observe.effect.id == "e1"
+    update = flow.expect(Update, expect=("pending",), expect_attempt=2)
+    assert update.changes["status"] == "applied"
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome == {
+        "result": "r",
+        "after": ["B"],
+        "observed": True,
+        "notes": ["outcome resolved by an operator: applied"],
+    }
+    flow.send(True)
+    reread(flow, "applied", outcome=outcome)
+    resolved = flow.returns()
+    assert (resolved.status.value, resolved.after) == ("applied", ["B"])
+
+
+@pytest.mark.parametrize(
+    "tools", [registry(), registry(tool())], ids=["undeclared", "no_observe"]
+)
+def test_applied_without_observe_records_no_after(tools: ToolRegistry) -> None:
+    flow = start(applied=True, tools=tools)
+    found(flow, "pending")
+    update = flow.expect(Update)
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert (outcome["after"], outcome["observed"]) == (None, False)
+
+
+def test_applied_with_observe_raising_notes_it() -> None:
+    flow = start(applied=True, tools=registry(tool(observe=observe_path)))
+    found(flow, "pending")
+    flow.reply(Observe, Outcome(error=OSError("gone")))
+    update = flow.expect(Update)
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome["observed"] is False
+    assert outcome["notes"][1] == "observe() raised OSError('gone')"
+
+
+def test_not_applied_records_a_failed_call() -> None:
+    flow = start(applied=False)
+    found(flow, "pending")
+    update = flow.expect(Update, expect=("pending",))
+    assert update.changes["status"] == "failed"
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome["error"] == "resolved by an operator: not applied"
+
+
+def test_compensated_records_the_inverse_as_taken_effect() -> None:
+    flow = start(compensated=True, result="ok")
+    found(flow, "compensating")
+    update = flow.expect(Update, expect=("compensating",))
+    assert update.changes["status"] == "compensated"
+    assert update.changes["compensated_at"] == update.changes["updated_at"]
+    undo = decoded(update.changes["undo_type"], update.changes["undo"])
+    assert undo == {
+        "result": "ok",
+        "notes": ["inverse outcome resolved by an operator: took effect"],
+    }
+    flow.send(True)
+    reread(flow, "compensated")
+    assert flow.returns().status.value == "compensated"
+
+
+def test_not_compensated_lets_a_rollback_run_the_inverse_again() -> None:
+    flow = start(compensated=False)
+    found(flow, "compensating")
+    update = flow.expect(Update)
+    assert update.changes["status"] == "compensation_failed"
+    assert "compensated_at" not in update.changes
+
+
+@pytest.mark.parametrize(
+    ("status", "applied", "compensated"),
+    [
+        ("pending", None, None),
+        ("pending", True, True),
+        ("compensating", None, None),
+        ("compensating", True, True),
+    ],
+)
+def test_the_wrong_keyword_for_the_status_is_refused(
+    status: str, applied: bool | None, compensated: bool | None
+) -> None:
+    flow = start(applied=applied, compensated=compensated)
+    found(flow, status)
+    error = flow.raises(InvalidConfigError)
+    assert f"is {status!r}" in str(error)
+
+
+@pytest.mark.parametrize("status", ["applied", "failed", "compensated"])
+def test_an_effect_with_a_known_outcome_cannot_be_resolved(status: str) -> None:
+    flow = start(applied=True)
+    found(flow, status)
+    error = flow.raises(EffectStateError)
+    assert (error.status, error.expected) == (status, "pending or compensating")
+
+
+def test_update_lost_names_the_status_found_instead() -> None:
+    flow = start(applied=False)
+    found(flow, "pending")
+    flow.reply(Update, False)
+    reread(flow, "applied")
+    error = flow.raises(EffectStateError)
+    assert (error.status, error.expected) == ("applied", "pending")
