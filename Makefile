@@ -10,7 +10,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast lint typecheck pytest bench clean
+.PHONY: demo test test-fast lint typecheck coverage pytest bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+# The unit tests of the I/O-free core cover every branch of it.
+coverage: $(STAMP)
+	$(BIN)/python -m pytest tests/unit -q -p no:cacheprovider --cov=langgraph_rollback.core --cov-branch --cov-report=term:skip-covered --cov-fail-under=100
+
+test: lint typecheck coverage pytest
 
 # For local work: lint, types and every test not marked slow (the kill
 # matrix, notebooks, many-process and subprocess tests run in `make test`).

@@ -34,6 +34,8 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph_rollback._errors import RollbackError
 from langgraph_rollback._models import Effect
 from langgraph_rollback._rollback import plan_rollback, rollback
+from langgraph_rollback.core.ops import ReadAncestry, ReadHead
+from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
 __all__ = ["main"]
@@ -155,38 +157,37 @@ def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
     )
 
 
-def _target(graph: Any, thread: str, to: str) -> Any:
-    if to != "first":
-        return to
-    history = list(graph.get_state_history({"configurable": {"thread_id": thread}}))
-    if not history:
-        raise CliError(f"Thread {thread!r} has no checkpoints.")
-    return history[-1]
-
-
-def _row(effect: Effect, width: int) -> list[str]:
+def _effect_row(effect: Effect, width: int) -> list[str]:
     args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
     if len(args) > width:
         args = args[: width - 3] + "..."
     return [
         str(effect.seq),
+        effect.id,
         effect.status.value,
         effect.kind.value,
         effect.tool,
         effect.node,
+        effect.root_checkpoint_id,
         effect.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         args,
     ]
 
 
-def print_table(effects: Sequence[Effect], out: TextIO) -> None:
-    """The ledger as a plain-text table, newest first."""
-    header = ["seq", "status", "kind", "tool", "node", "created (UTC)", "args"]
-    rows = [header] + [_row(e, 48) for e in effects]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
-    for row in rows:
+def write_table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    """Rows as plain-text columns; the last column is not padded."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
         out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def print_table(effects: Sequence[Effect], out: TextIO) -> None:
+    """The ledger as a plain-text table, newest first."""
+    header = ["seq", "id", "status", "kind", "tool", "node", "checkpoint"]
+    header += ["created (UTC)", "args"]
+    write_table(header, [_effect_row(e, 48) for e in effects], out)
     if not effects:
         out.write("(no effects)\n")
 
@@ -204,11 +205,95 @@ def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        config: RunnableConfig = {
+            "configurable": {"thread_id": args.thread, "checkpoint_ns": ""}
+        }
+        rows = checkpoint_rows(saver, args.thread, config, args.limit)
+    if args.json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write(f"(thread {args.thread!r} has no checkpoints)\n")
+        return 0
+    header = ["checkpoint", "step", "source", "ran", "run id", "effects", "path"]
+    write_table(
+        header,
+        [[str(r[k] if r[k] is not None else "") for k in _CP_KEYS] for r in rows],
+        out,
+    )
+    out.write(
+        "path: * on the head's path (a target for --to); 'copy of X': a rollback's "
+        "restored head.\n"
+    )
+    return 0
+
+
+_CP_KEYS = ("checkpoint_id", "step", "source", "ran", "run_id", "effects", "path")
+
+
+def checkpoint_rows(
+    saver: BaseRollbackSaver, thread: str, config: RunnableConfig, limit: int | None
+) -> list[dict[str, Any]]:
+    """The thread's root checkpoints, newest first, as plain data."""
+    tuples = list(saver.list(config, limit=limit))
+    head = saver.execute(ReadHead(thread))
+    on_path: set[str] = set()
+    if head is not None:
+        on_path = {
+            link.checkpoint_id for link in saver.execute(ReadAncestry(thread, head, ""))
+        }
+    counts: dict[str, int] = {}
+    for effect in saver.list_effects({"configurable": {"thread_id": thread}}):
+        counts[effect.root_checkpoint_id] = counts.get(effect.root_checkpoint_id, 0) + 1
+    by_id = {t.config["configurable"]["checkpoint_id"]: t for t in tuples}
+    rows = []
+    for item in tuples:
+        checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
+        parent = item.parent_config
+        before = None
+        if parent is not None:
+            before = by_id.get(
+                parent["configurable"]["checkpoint_id"]
+            ) or saver.get_tuple(parent)
+        restore = item.metadata.get("lgrb_restore")
+        copy_of = restore.get("copy_of") if isinstance(restore, dict) else None
+        mark = "*" if checkpoint_id in on_path else ""
+        if copy_of:
+            mark = f"{mark} copy of {copy_of}".strip()
+        rows.append(
+            {
+                "checkpoint_id": checkpoint_id,
+                "step": item.metadata.get("step"),
+                "source": item.metadata.get("source"),
+                "ran": ",".join(_ran(before, item)),
+                "run_id": item.metadata.get("run_id"),
+                "effects": counts.get(checkpoint_id, 0),
+                "path": mark,
+            }
+        )
+    return rows
+
+
+def _ran(parent: Any, child: Any) -> list[str]:
+    """The nodes that ran in the step from `parent` to `child`."""
+    if parent is None:
+        return []
+    seen_before = parent.checkpoint.get("versions_seen", {})
+    seen_after = child.checkpoint.get("versions_seen", {})
+    return sorted(
+        node
+        for node, versions in seen_after.items()
+        if not node.startswith("__") and versions != seen_before.get(node)
+    )
+
+
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
         graph = load_graph(args.graph, saver)
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
-        plan = plan_rollback(graph, config, to=_target(graph, args.thread, args.to))
+        plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
     out.write(str(plan) + "\n")
     return 0
 
@@ -217,8 +302,7 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
         graph = load_graph(args.graph, saver)
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
-        target = _target(graph, args.thread, args.to)
-        plan = plan_rollback(graph, config, to=target)
+        plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
         out.write(str(plan) + "\n")
         if not args.yes:
             out.write("Roll back? [y/N] ")
@@ -239,7 +323,8 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
         report = rollback(
             graph,
             config,
-            to=target,
+            to=args.to,
+            voice=Voice.CLI,
             on_irreversible=args.on_irreversible,
             on_conflict=args.on_conflict,
             on_failure=args.on_failure,
@@ -308,6 +393,15 @@ def build_parser() -> argparse.ArgumentParser:
     effects.add_argument("--json", action="store_true", help="print JSON")
     effects.set_defaults(run=cmd_effects)
 
+    checkpoints = sub.add_parser(
+        "checkpoints", help="a thread's checkpoints, newest first (targets for --to)"
+    )
+    checkpoints.add_argument("db", help="SQLite file or postgresql:// URL")
+    checkpoints.add_argument("--thread", required=True, help="the thread id")
+    checkpoints.add_argument("--limit", type=int, help="at most this many")
+    checkpoints.add_argument("--json", action="store_true", help="print JSON")
+    checkpoints.set_defaults(run=cmd_checkpoints)
+
     for name, helptext, run in (
         ("plan", "what a rollback to a checkpoint would do", cmd_plan),
         ("rollback", "undo the effects after a checkpoint", cmd_rollback),
@@ -318,7 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--to",
             required=True,
-            help="checkpoint id, or 'first' (the thread's first checkpoint)",
+            help="where to go back to: a checkpoint id, first, run_start, "
+            "run_start:<run id>, before_node:<node>, or an effect id or model "
+            "tool call id (that effect and everything after it)",
         )
         command.add_argument(
             "--graph",

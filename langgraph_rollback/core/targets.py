@@ -417,7 +417,7 @@ def _node_target(name: str, thread_id: str, head: str, voice: Voice) -> Flow[str
             break
         if child is not None:
             seen_after = child.checkpoint["versions_seen"]
-            node = node or _node_name(name, seen_after, voice)
+            node = node or _node_name(name, seen_after)
             if node is not None:
                 here = found.checkpoint["versions_seen"].get(node)
                 after = seen_after.get(node)
@@ -440,7 +440,7 @@ def _node_target(name: str, thread_id: str, head: str, voice: Voice) -> Flow[str
     )
 
 
-def _node_name(name: str, seen: Mapping[str, Any], voice: Voice) -> str | None:
+def _node_name(name: str, seen: Mapping[str, Any]) -> str | None:
     """`name` as the graph spells it: exact, else the one case-insensitive match."""
     if name in seen:
         return name

@@ -46,6 +46,7 @@ from langgraph_rollback.core.ops import (
 from langgraph_rollback.core.plan import Decision, RollbackPlan
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
+from langgraph_rollback.core.targets import TargetSelector
 from tests.unit.build import (
     SERDE,
     decoded,
@@ -542,7 +543,7 @@ def test_rejected_report_does_nothing() -> None:
 def rollback(tools: ToolRegistry | None = None) -> Script:
     flow = rollback_flow(
         "t",
-        "c1",
+        TargetSelector("checkpoint", "c1"),
         holder=HOLDER,
         policies=Policies(),
         registry=registry(tool()) if tools is None else tools,

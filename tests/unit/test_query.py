@@ -30,7 +30,7 @@ ROWS = [
         seq=2,
     ),
     row("r3", root="c2", status="compensated", tool="delete", seq=3),
-    row("r4", root="c3", base_checkpoint_id="c2", seq=4),
+    row("r4", root="c3", base_checkpoint_id="c2", seq=4, tool_call_id="call_1"),
     row("r5", root="c1", base_checkpoint_id="c0", thread_id="u", seq=5),
     row("r6", root="c9", status="failed", seq=6),
 ]
@@ -46,6 +46,8 @@ QUERIES: list[tuple[EffectQuery, set[str]]] = [
     (EffectQuery("t", checkpoint_ns="sub:x", checkpoint_id="c1"), set()),
     (EffectQuery("t", statuses=("applied", "pending")), {"r1", "r2", "r4"}),
     (EffectQuery("t", tool="delete"), {"r3"}),
+    (EffectQuery("t", tool_call_id="call_1"), {"r4"}),
+    (EffectQuery("t", tool_call_id="call_2"), set()),
     (EffectQuery("t", before_seq=3), {"r1", "r2"}),
     (EffectQuery("t", anchors=("c2",)), {"r3", "r4"}),
     (EffectQuery("t", anchors=("c2",), unanchored=True), {"r3", "r4", "r6"}),

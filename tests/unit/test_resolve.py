@@ -13,8 +13,8 @@ from langgraph_rollback._errors import (
 )
 from langgraph_rollback.core.ops import Observe, Outcome, Select, Update
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.record import resolve_flow
 from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.resolve import resolve_flow
 from tests.unit.build import SERDE, decoded, registry, row, tool
 from tests.unit.script import Script
 
