@@ -195,6 +195,7 @@ def insert_effects(path: str, thread_id: str, anchors: list[str]) -> None:
             "undo_attempts": 0,
             "rollback_id": None,
             "compensated_at": None,
+            "owner": None,
         }
         rows.append(tuple(values[c] for c in COLUMNS if c != "seq"))
     with contextlib.closing(sqlite3.connect(path)) as conn:

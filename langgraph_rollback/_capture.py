@@ -54,11 +54,11 @@ def _plan(request: Any) -> tuple[Any, ToolDefinition] | None:
     tool = request.tool
     if tool is not None and definition_of(tool) is not None:
         return None  # a declared tool records itself
-    ctx = current_task()
-    if ctx is None or inside_effect():
-        return None
     kind = classify_tool(tool)
     if kind is None:
+        return None
+    ctx = current_task(str(request.tool_call["name"]))
+    if ctx is None or inside_effect():
         return None
     name = str(request.tool_call["name"])
     reason = (

@@ -387,7 +387,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            ctx = current_task()
+            ctx = current_task(definition)
             if ctx is None or inside_effect():
                 return await fn(*args, **kwargs)
             flow = record_flow(
@@ -404,7 +404,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        ctx = current_task()
+        ctx = current_task(definition)
         if ctx is None or inside_effect():
             return fn(*args, **kwargs)
         flow = record_flow(
@@ -454,7 +454,7 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
 
     @functools.wraps(parent__run)
     def _run(self: BaseTool, *args: Any, **kwargs: Any) -> Any:
-        ctx = current_task()
+        ctx = current_task(definition)
         if ctx is None or inside_effect():
             return parent__run(self, *args, **kwargs)
         flow = record_flow(
@@ -470,7 +470,7 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
 
     @functools.wraps(parent__arun)
     async def _arun(self: BaseTool, *args: Any, **kwargs: Any) -> Any:
-        ctx = current_task()
+        ctx = current_task(definition)
         if ctx is None or inside_effect():
             return await parent__arun(self, *args, **kwargs)
         flow = record_flow(

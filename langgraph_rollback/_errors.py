@@ -14,6 +14,8 @@ RollbackError
 │                             stored payload the ledger refuses to load
 ├── ObservationError          a tool's `observe` function raised
 ├── EffectOutcomeUnknownError an intent was committed, its outcome never was
+├── EffectResultUnknownError  a call landed, but its result was lost
+├── EffectInFlightError       a replay reached a call that may still be running
 ├── ReplayMismatchError       a replay reached a recorded effect of another tool
 ├── EffectNotFoundError       no effect with that id on that thread
 ├── EffectStateError          an effect is not in the status an operation needs
@@ -29,6 +31,9 @@ RollbackError
 └── RollbackFailedError       `report.raise_for_status()` on an unfinished rollback
 ```
 
+`UnrecordedCallWarning` (a `UserWarning`, not an error) says a declared tool
+ran without being recorded.
+
 `GraphInterrupt` and the other `GraphBubbleUp` signals of LangGraph are never
 wrapped or swallowed: they pass through every layer untouched.
 """
@@ -43,8 +48,10 @@ __all__ = [
     "DeclarationError",
     "DuplicateToolError",
     "DurabilityError",
+    "EffectInFlightError",
     "EffectNotFoundError",
     "EffectOutcomeUnknownError",
+    "EffectResultUnknownError",
     "EffectStateError",
     "InvalidConfigError",
     "InvalidTargetError",
@@ -57,6 +64,7 @@ __all__ = [
     "RollbackFailedError",
     "RollbackInProgressError",
     "SerializationError",
+    "UnrecordedCallWarning",
     "UnregisteredToolError",
 ]
 
@@ -205,6 +213,80 @@ class EffectOutcomeUnknownError(RollbackError):
         self.tool = tool
         self.thread_id = thread_id
         self.idempotency_key = idempotency_key
+
+
+class EffectResultUnknownError(RollbackError):
+    """A replay reached an effect that landed but whose result was lost.
+
+    The process died after the call took effect and before its result was
+    saved; `observe` showed the target changed, so the effect is recorded as
+    applied with `result_known=False`. A replay cannot return a result it
+    does not have, so it raises instead of returning None.
+
+    Attributes:
+        effect_id: The effect.
+        tool: Its tool.
+        thread_id: Its thread.
+    """
+
+    def __init__(self, *, effect_id: str, tool: str, thread_id: str) -> None:
+        super().__init__(
+            f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) took effect, "
+            "but its result was lost when the process stopped before saving it, "
+            "so a replay has no result to return. Fix: find the result in the "
+            "outside world, record it with `saver.resolve_effect(config, "
+            f"{effect_id!r}, result=...)`, and resume; the call is not run again."
+        )
+        self.effect_id = effect_id
+        self.tool = tool
+        self.thread_id = thread_id
+
+
+class EffectInFlightError(RollbackError):
+    """A replay reached an effect whose call may still be running.
+
+    Another attempt of the same call started and has not finished (a
+    cancelled run whose worker thread is still inside the call, or another
+    live process), so running it again could act twice.
+
+    Attributes:
+        effect_id: The effect.
+        tool: Its tool.
+        thread_id: Its thread.
+        owner: The process performing it (`host#pid#start`).
+    """
+
+    def __init__(
+        self, *, effect_id: str, tool: str, thread_id: str, owner: str | None
+    ) -> None:
+        where = (
+            "in this process"
+            if owner is None
+            else f"in process {owner.split('#')[1] if '#' in owner else owner}"
+        )
+        super().__init__(
+            f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
+            f"being performed {where}: an earlier attempt of the call has not "
+            "finished, so it is not started again. Fix: wait for that run to "
+            "finish (or its process to end), then resume; if the process is "
+            "gone, its outcome is settled then by `observe` or "
+            f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
+        )
+        self.effect_id = effect_id
+        self.tool = tool
+        self.thread_id = thread_id
+        self.owner = owner
+
+
+class UnrecordedCallWarning(UserWarning):
+    """A declared tool ran without being recorded in the ledger.
+
+    Either it ran outside its graph run's context while a rollback saver's
+    task was running in this process (a plain thread or executor inside a
+    node), or its graph's checkpointer is not a rollback saver. Filter it, or
+    turn it into an error (`warnings.simplefilter("error",
+    UnrecordedCallWarning)`), like any warning.
+    """
 
 
 class ReplayMismatchError(RollbackError):

@@ -20,8 +20,15 @@ pins them, so an upstream change breaks one place loudly. Facts used
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+import gc
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Iterator, Mapping
+from types import FrameType
+from typing import Any, cast
 
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph._internal._constants import (
@@ -30,12 +37,16 @@ from langgraph._internal._constants import (
     CONFIG_KEY_DURABILITY,
     CONFIG_KEY_READ,
     CONFIG_KEY_RUNTIME,
+    CONFIG_KEY_SCRATCHPAD,
 )
 from langgraph._internal._typing import MISSING
 from langgraph.channels.base import BaseChannel
 from langgraph.errors import EmptyChannelError
+from langgraph.pregel._retry import arun_with_retry, run_with_retry
 
-from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback._errors import InvalidConfigError, UnrecordedCallWarning
+from langgraph_rollback._liveness import PROCESS
+from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import GUARD_MODES, TaskContext
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
@@ -45,7 +56,11 @@ __all__ = [
     "current_durability",
     "current_task",
     "empty_value",
+    "find_saver",
 ]
+
+_WRAPPED_DEPTH = 8
+"""How many delegating wrappers `find_saver` looks through."""
 
 GUARD_CONFIG_KEY = "rollback_guard"
 """`configurable` key that sets the guard policy for one graph or run."""
@@ -54,27 +69,65 @@ NS_SEP = "|"
 """Separates a subgraph task's namespace from its parent's (langgraph NS_SEP)."""
 
 
-def current_task() -> TaskContext | None:
+def find_saver(checkpointer: object) -> BaseRollbackSaver | None:
+    """The rollback saver `checkpointer` is, or wraps; None when it is neither.
+
+    The rule: a checkpointer that delegates to another keeps it in `_inner`
+    (LangGraph's Agent Server wraps the checkpointer it is given in
+    `langgraph_api._checkpointer._adapter._CustomCheckpointerAdapter`, which
+    does), looked through up to `_WRAPPED_DEPTH` wrappers deep.
+    """
+    for _ in range(_WRAPPED_DEPTH):
+        if isinstance(checkpointer, BaseRollbackSaver):
+            return checkpointer
+        inner = getattr(checkpointer, "__dict__", {}).get("_inner")
+        if inner is None or inner is checkpointer:
+            return None
+        checkpointer = inner
+    return None
+
+
+def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None:
     """The task this code runs in, if it runs in a graph with a rollback saver.
 
     Returns None outside any graph run, and inside a run whose checkpointer is
-    not one of this library's savers: declared tools then run unrecorded.
+    not (and does not wrap) one of this library's savers: the declared tool
+    then runs unrecorded. With `tool` (the definition of a declared call
+    asking, or the name of an undeclared one), that is never silent inside a
+    run: `UnrecordedCallWarning` names the tool and the fix, each time when
+    the call lost its run's context while a task of a rollback saver runs in
+    this process, once per tool under another checkpointer.
     """
     config = var_child_runnable_config.get()
-    if not config:
+    conf = (config or {}).get("configurable") or {}
+    if CONFIG_KEY_RUNTIME not in conf:
+        if tool is not None and _our_task_in_flight():
+            _warn_lost_context(tool)
         return None
-    conf = config.get("configurable") or {}
-    saver = conf.get(CONFIG_KEY_CHECKPOINTER)
-    if not isinstance(saver, BaseRollbackSaver):
+    saver = find_saver(conf.get(CONFIG_KEY_CHECKPOINTER))
+    if saver is None:
+        if tool is not None:
+            _warn_foreign(tool, conf.get(CONFIG_KEY_CHECKPOINTER))
         return None
     runtime = conf.get(CONFIG_KEY_RUNTIME)
     info = getattr(runtime, "execution_info", None)
     scope = conf.get(CONFIG_KEY_READ)
-    if info is None or scope is None:
+    thread_id = None if info is None else (info.thread_id or conf.get("thread_id"))
+    if info is None or scope is None or thread_id is None:
+        if tool is not None:
+            _warn_lost_context(tool)
         return None
-    thread_id = info.thread_id or conf.get("thread_id")
-    if thread_id is None:
-        return None
+    return _task_context(saver, conf, config or {}, info, scope, str(thread_id))
+
+
+def _task_context(
+    saver: BaseRollbackSaver,
+    conf: Mapping[str, Any],
+    config: Mapping[str, Any],
+    info: Any,
+    scope: Any,
+    thread_id: str,
+) -> TaskContext:
     task_ns: str = info.checkpoint_ns
     checkpoint_ns = task_ns.rsplit(NS_SEP, 1)[0] if NS_SEP in task_ns else ""
     checkpoint_map = conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}
@@ -86,7 +139,7 @@ def current_task() -> TaskContext | None:
         )
     return TaskContext(
         store=saver,
-        thread_id=str(thread_id),
+        thread_id=thread_id,
         task_ns=task_ns,
         checkpoint_ns=checkpoint_ns,
         checkpoint_id=info.checkpoint_id,
@@ -98,7 +151,164 @@ def current_task() -> TaskContext | None:
         guard=guard,
         run_checkpoint_id=_run_checkpoint(config),
         durability=_durability(conf),
+        owner=PROCESS,
+        resumed=_resumed(conf.get(CONFIG_KEY_SCRATCHPAD)),
+        digest_key=saver.digest_key(),
+        legacy_keys=saver.legacy_keys,
+        in_flight_wait=saver.in_flight_wait,
     )
+
+
+def _resumed(scratchpad: Any) -> bool:
+    """Whether the task resumes an `interrupt()`: a resume value waits for it,
+    or one of its interrupts took one (`pregel/_algo.py` `_scratchpad`)."""
+    if scratchpad is None:
+        return False
+    if getattr(scratchpad, "resume", None):
+        return True
+    peek = getattr(scratchpad, "get_null_resume", None)
+    return peek is not None and peek(False) is not None
+
+
+# --- never silently unrecorded --------------------------------------------------
+
+_WARNED_FOREIGN: weakref.WeakSet[ToolDefinition] = weakref.WeakSet()
+_WARNED_NAMES: set[str] = set()
+_WARNED_LOCK = threading.Lock()
+_TASK_RUNNERS = frozenset({run_with_retry.__code__, arun_with_retry.__code__})
+
+
+def _name(tool: ToolDefinition | str) -> str:
+    return tool if isinstance(tool, str) else tool.name
+
+
+def _warn_lost_context(tool: ToolDefinition | str) -> None:
+    warnings.warn(
+        f"The declared tool {_name(tool)!r} ran without its graph run's context, so "
+        "the call is not in the ledger: a rollback will not undo it, and a "
+        "resume may run it again. This happens when a node calls it from a "
+        "plain thread or executor (threading.Thread, ThreadPoolExecutor, "
+        "loop.run_in_executor), which do not carry the run's context. Fix: "
+        "call it in the node itself, with asyncio.to_thread, or through "
+        "langchain_core.runnables.config.ContextThreadPoolExecutor, which copy "
+        "the context.",
+        UnrecordedCallWarning,
+        stacklevel=4,
+    )
+
+
+def _warn_foreign(tool: ToolDefinition | str, checkpointer: object) -> None:
+    with _WARNED_LOCK:
+        warned: Any = _WARNED_NAMES if isinstance(tool, str) else _WARNED_FOREIGN
+        if tool in warned:
+            return
+        warned.add(tool)
+    kind = "no checkpointer" if checkpointer is None else type(checkpointer).__name__
+    warnings.warn(
+        f"The tool {_name(tool)!r} runs in a graph whose checkpointer is "
+        f"{kind}, not a rollback saver, so its calls are not recorded and a "
+        "rollback cannot undo them (said once per tool). Fix: compile the graph "
+        "with one, e.g. `builder.compile(checkpointer=SqliteRollbackSaver(...))`.",
+        UnrecordedCallWarning,
+        stacklevel=4,
+    )
+
+
+def _our_task_in_flight() -> bool:
+    """Whether any thread or event loop of this process is running a LangGraph
+    task whose checkpointer is (or wraps) a rollback saver.
+
+    Looked up only for a declared call that found no run context: the stacks
+    of the threads (`sys._current_frames`) and the tasks of the event loops
+    found on them hold LangGraph's task runner (`pregel/_retry.py`
+    `run_with_retry`, `arun_with_retry`) with the task it runs.
+    """
+    frames = list(sys._current_frames().values())
+    loops = {id(loop): loop for loop in _loops_in(frames)}
+    for frame in frames:
+        if _runs_our_task(_stack(frame)):
+            return True
+    for loop in loops.values():
+        for task in _tasks_of(loop):
+            if _runs_our_task(_awaited_frames(task.get_coro())):
+                return True
+    return False
+
+
+def _stack(frame: FrameType | None) -> Iterator[FrameType]:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
+
+
+def _loops_in(frames: list[FrameType]) -> Iterator[asyncio.AbstractEventLoop]:
+    for top in frames:
+        for frame in _stack(top):
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, asyncio.AbstractEventLoop):
+                yield owner
+
+
+def _tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    for _ in range(3):  # the loop's thread may add tasks meanwhile
+        try:
+            return list(asyncio.all_tasks(loop))
+        except RuntimeError:
+            continue
+    return []
+
+
+def _awaited_frames(awaitable: Any) -> Iterator[FrameType]:
+    """The frames of a suspended coroutine and of what it awaits, down the chain.
+
+    Coroutines, generators and async generators expose their frame and what
+    they await; the awaitable of an async generator's `__anext__`
+    (`async_generator_asend`) exposes neither, so its generator is found
+    among the objects it refers to.
+    """
+    seen = 0
+    while awaitable is not None and seen < 200:
+        seen += 1
+        frame = _frame_of(awaitable)
+        if frame is None:
+            awaitable = _generator_behind(awaitable)
+            continue
+        yield frame
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "ag_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+        )
+
+
+def _frame_of(awaitable: Any) -> FrameType | None:
+    for name in ("cr_frame", "ag_frame", "gi_frame"):
+        frame = getattr(awaitable, name, None)
+        if frame is not None:
+            return cast(FrameType, frame)
+    return None
+
+
+def _generator_behind(awaitable: Any) -> Any:
+    if type(awaitable).__name__ not in (
+        "async_generator_asend",
+        "async_generator_athrow",
+    ):
+        return None
+    for referent in gc.get_referents(awaitable):
+        if _frame_of(referent) is not None:
+            return referent
+    return None
+
+
+def _runs_our_task(frames: Iterator[FrameType]) -> bool:
+    for frame in frames:
+        if frame.f_code in _TASK_RUNNERS:
+            task = frame.f_locals.get("task")
+            conf = (getattr(task, "config", None) or {}).get("configurable") or {}
+            if find_saver(conf.get(CONFIG_KEY_CHECKPOINTER)) is not None:
+                return True
+    return False
 
 
 def _run_checkpoint(config: Mapping[str, Any]) -> str | None:

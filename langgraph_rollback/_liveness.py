@@ -1,11 +1,13 @@
-"""Whether a rollback-lock holder still runs: the one place that asks the OS.
+"""Whether a recorded process still runs: the one place that asks the OS.
 
-A lock row records the holder's host, pid and token (`core.locks.LockHolder`).
-A holder on this host is alive while its process exists; a holder with this
-process's own pid is alive only while this process holds its token (a
-restarted process can reuse a pid, e.g. PID 1 in a container). Holders on
-other hosts are assumed alive, since only their host can tell:
-`release_rollback_lock` clears one that died.
+Lock rows and intents name the process that holds them: its host (hostname,
+pid namespace and boot id: pids are comparable only within one), its pid,
+and its start time (`/proc/<pid>/stat`, field 22), which a reused pid cannot
+fake. A holder on this host is alive while a process with that pid *and that
+start time* exists; a holder with this process's own pid is alive only while
+this process holds its token (a lock), or while the call is still in flight
+(an intent). Holders on other hosts are assumed alive, since only their host
+can tell: `release_rollback_lock` and `resolve_effect` settle them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import uuid
 
 from langgraph_rollback.core.locks import LockHolder
 
-__all__ = ["HOST", "holder_alive", "host_id", "new_holder"]
+__all__ = [
+    "HOST",
+    "PROCESS",
+    "holder_alive",
+    "host_id",
+    "new_holder",
+    "owner_alive",
+    "process_started",
+]
 
 
 def host_id() -> str:
@@ -39,7 +49,23 @@ def host_id() -> str:
     return "|".join(parts)
 
 
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), or None when there
+    is no such process or the system does not say."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            data = fh.read()
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    fields = data[data.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
+
+
 HOST = host_id()
+_STARTED = process_started(os.getpid()) or ""
+PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
+"""This process, as intents record their owner: host, pid and start time."""
 
 _LIVE_TOKENS: set[str] = set()
 """Tokens of the rollbacks that hold a lock in this process right now."""
@@ -48,7 +74,9 @@ _LIVE_LOCK = threading.Lock()
 
 def new_holder() -> LockHolder:
     """A holder for a new rollback in this process."""
-    return LockHolder(token=uuid.uuid4().hex, host=HOST, pid=os.getpid())
+    return LockHolder(
+        token=uuid.uuid4().hex, host=HOST, pid=os.getpid(), started=_STARTED
+    )
 
 
 def mark_held(holder: LockHolder) -> None:
@@ -63,16 +91,44 @@ def mark_released(holder: LockHolder) -> None:
         _LIVE_TOKENS.discard(holder.token)
 
 
-def holder_alive(host: str, pid: int, token: str) -> bool:
-    """Whether a recorded lock holder may still be running its rollback."""
+def holder_alive(host: str, pid: int, token: str, started: str | None = None) -> bool:
+    """Whether a recorded lock holder may still be running its rollback.
+
+    `started` None (a row written before start times were recorded) trusts
+    the pid alone.
+    """
     if host != HOST:
         return True
     if pid == os.getpid():
         return token in _LIVE_TOKENS
+    return _pid_alive(pid, started)
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the process an intent names (`PROCESS` of its writer) may still
+    be performing the call. Not for this process: the driver knows its own
+    calls in flight."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition("#")
+    pid_text, _, started = rest.partition("#")
+    if host != HOST:
+        return True
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return _pid_alive(pid, started or None)
+
+
+def _pid_alive(pid: int, started: str | None) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    if started is None:
         return True
-    return True
+    now = process_started(pid)
+    return now is None or now == started

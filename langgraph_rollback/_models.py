@@ -100,6 +100,11 @@ class Effect(BaseModel):
     args: dict[str, Any]
     """The call's arguments by parameter name (injected arguments left out)."""
     result: Any = None
+    result_known: bool = True
+    """False when the call took effect but its result was lost (the process
+    died before saving it, and `observe` showed the call had landed): `result`
+    is then None, not what the call returned. Write the inverse from `after`,
+    or record the result with `saver.resolve_effect(config, id, result=...)`."""
     error: str | None = None
     """`"ExceptionType: message"` when the call raised."""
     before: Any = None

@@ -27,9 +27,11 @@ from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
+from langgraph_rollback._liveness import PROCESS, owner_alive
 from langgraph_rollback.core.execute import InverseTimeoutError
 from langgraph_rollback.core.ops import (
     Ask,
+    AwaitCall,
     Flow,
     Observe,
     Op,
@@ -54,6 +56,42 @@ Progress = Callable[["Effect", bool], None]
 """Called after each inverse with its effect and whether it succeeded."""
 
 
+class _InFlight:
+    """The forward calls this process is performing, by effect id.
+
+    A call is in flight from its `Perform` until the flow that performs it
+    ends (its outcome recorded, or the flow gone), even when the run that
+    started it was cancelled and its worker thread carries on.
+    """
+
+    def __init__(self) -> None:
+        self._calls: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, effect_id: str) -> None:
+        with self._lock:
+            self._calls[effect_id] = threading.Event()
+
+    def end(self, effect_id: str) -> None:
+        with self._lock:
+            done = self._calls.pop(effect_id, None)
+        if done is not None:
+            done.set()
+
+    def wait(self, op: AwaitCall) -> str:
+        """The `AwaitCall` answer, waiting up to its timeout (blocking)."""
+        with self._lock:
+            done = self._calls.get(op.effect_id)
+        if done is not None:
+            return "finished" if done.wait(op.timeout) else "running"
+        if op.owner is not None and op.owner != PROCESS and owner_alive(op.owner):
+            return "running"
+        return "gone"
+
+
+IN_FLIGHT = _InFlight()
+
+
 def run_sync(
     flow: Flow[T],
     store: LedgerStore,
@@ -65,21 +103,27 @@ def run_sync(
     """Drive `flow` to completion with blocking I/O; return its result."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(send)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        send, error = None, None
-        try:
-            if isinstance(op, StorageOp):
-                send = store.execute(op)
-            else:
-                send = _step_sync(op, store, perform, graph)
-                _after_user_code(op, send, store, progress)
-        except BaseException as exc:
-            error = exc
+    performing: list[str] = []
+    try:
+        while True:
+            try:
+                op = flow.throw(error) if error is not None else flow.send(send)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            send, error = None, None
+            try:
+                if isinstance(op, StorageOp):
+                    send = store.execute(op)
+                else:
+                    _starting(op, performing)
+                    send = _step_sync(op, store, perform, graph)
+                    _after_user_code(op, send, store, progress)
+            except BaseException as exc:
+                error = exc
+    finally:
+        for effect_id in performing:
+            IN_FLIGHT.end(effect_id)
 
 
 def _step_sync(
@@ -103,6 +147,8 @@ def _step_sync(
                 return Outcome(error=exc)
     if isinstance(op, Ask):
         return interrupt(dict(op.payload))
+    if isinstance(op, AwaitCall):
+        return IN_FLIGHT.wait(op)
     if isinstance(op, Undo):
         return _undo_sync(op)
     if isinstance(op, Restore):
@@ -111,6 +157,12 @@ def _step_sync(
         with restoring(op.mark):
             return graph.update_state(op.config, None, as_node="__copy__")
     raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
+
+
+def _starting(op: Op[Any], performing: list[str]) -> None:
+    if isinstance(op, Perform):
+        IN_FLIGHT.start(op.effect.id)
+        performing.append(op.effect.id)
 
 
 def _after_user_code(
@@ -212,21 +264,27 @@ async def run_async(
     """Drive `flow` to completion with async I/O; return its result."""
     send: Any = None
     error: BaseException | None = None
-    while True:
-        try:
-            op = flow.throw(error) if error is not None else flow.send(send)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        send, error = None, None
-        try:
-            if isinstance(op, StorageOp):
-                send = await store.aexecute(op)
-            else:
-                send = await _step_async(op, store, perform, graph)
-                _after_user_code(op, send, store, progress)
-        except BaseException as exc:
-            error = exc
+    performing: list[str] = []
+    try:
+        while True:
+            try:
+                op = flow.throw(error) if error is not None else flow.send(send)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            send, error = None, None
+            try:
+                if isinstance(op, StorageOp):
+                    send = await store.aexecute(op)
+                else:
+                    _starting(op, performing)
+                    send = await _step_async(op, store, perform, graph)
+                    _after_user_code(op, send, store, progress)
+            except BaseException as exc:
+                error = exc
+    finally:
+        for effect_id in performing:
+            IN_FLIGHT.end(effect_id)
 
 
 async def _step_async(
@@ -253,6 +311,8 @@ async def _step_async(
                 return Outcome(error=exc)
     if isinstance(op, Ask):
         return interrupt(dict(op.payload))
+    if isinstance(op, AwaitCall):
+        return await asyncio.to_thread(IN_FLIGHT.wait, op)
     if isinstance(op, Undo):
         return await _undo_async(op)
     if isinstance(op, Restore):

@@ -274,7 +274,7 @@ class GitWorkspace:
         }
 
         def flow() -> Any:
-            ctx = current_task()
+            ctx = current_task(DEFINITION)
             if ctx is None or inside_effect():
                 return None
             return ctx, record_flow(

@@ -1,68 +1,134 @@
-"""Effect identity: deterministic ids and call keys.
+"""Effect identity: deterministic ids and call keys, the same in every process.
 
 An effect's identity is host-derived and stable across retries and resumes
 (DESIGN.md section 3, point 3): the task's namespace and id, and within the
-task the call key (the model's `tool_call_id`, or the tool, an argument
-digest and an ordinal for calls made directly in a node).
+task the call key. The call key holds the tool, a digest of the arguments and
+an ordinal among identical calls of the task attempt, and, for a model's tool
+call, its `tool_call_id`: models repeat ids, so the id alone would fold two
+calls into one.
+
+The digest is of a canonical form of the arguments, so it does not depend on
+the process (`PYTHONHASHSEED`): mappings by sorted keys, sets sorted, tuples
+as lists, pydantic models and dataclasses by their fields, every element
+compared by its encoding. Keys of this form start with `v2:`. Keys written
+before it (`legacy_call_key`) are still matched, so threads interrupted under
+the old format resume without repeating a call. When the ledger's payloads
+are encrypted, the digest is an HMAC with the database's own key, so the
+clear `call_key` says nothing about the arguments.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from pydantic import BaseModel
 
 from langgraph_rollback.core.codec import encode_payload
 from langgraph_rollback.core.task import TaskContext
 
-__all__ = ["args_digest", "call_key_for", "effect_id_for"]
+__all__ = [
+    "KEY_FORMAT",
+    "args_digest",
+    "call_key_for",
+    "canonical",
+    "effect_id_for",
+    "legacy_call_key",
+]
+
+KEY_FORMAT = "v2"
+"""The prefix of call keys built from the canonical digest."""
 
 _EFFECT_NAMESPACE = uuid.UUID("5b0a8a53-3c52-4a36-9c39-1d3c2a7f0e11")
 _DIGEST_SERDE = JsonPlusSerializer()
 
 
-def effect_id_for(task_ns: str, task_id: str, call_key: str) -> str:
+def effect_id_for(
+    task_ns: str, task_id: str, call_key: str, *, thread_id: str | None = None
+) -> str:
     """The deterministic id of an effect (a UUIDv5 of its identity).
 
     The thread is not part of it: LangGraph derives a task's id from its
     checkpoint's id (a UUIDv6, unique across threads), so `(task_ns, task_id)`
     already names one task of one thread, or of its copies. A thread copied
     with `copy_thread` keeps the checkpoint ids, so resuming the copy finds
-    the source's recorded effects and replays them instead of calling again
-    (the rows stay with the source thread).
+    the source's recorded calls and replays what they did; a call the copy
+    performs itself is recorded under `thread_id=` the copy's own thread.
     """
-    name = json.dumps([task_ns, task_id, call_key], ensure_ascii=False)
+    parts = [task_ns, task_id, call_key]
+    if thread_id is not None:
+        parts.append(thread_id)
+    name = json.dumps(parts, ensure_ascii=False)
     return str(uuid.uuid5(_EFFECT_NAMESPACE, name))
 
 
-def args_digest(tool: str, args: Mapping[str, Any]) -> str:
-    """A short, stable digest of a call's arguments.
+def canonical(value: Any) -> Any:
+    """`value` in a form whose encoding is the same in every process."""
+    if isinstance(value, BaseModel):
+        fields = value.model_dump(mode="python", round_trip=True)
+        return ["__model__", type(value).__qualname__, canonical(fields)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return ["__dataclass__", type(value).__qualname__, canonical(fields)]
+    if isinstance(value, Mapping):
+        pairs = [[canonical(k), canonical(v)] for k, v in value.items()]
+        return ["__map__", sorted(pairs, key=lambda pair: _encoded(pair[0]))]
+    if isinstance(value, (set, frozenset)):
+        return ["__set__", sorted((canonical(v) for v in value), key=_encoded)]
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
 
-    Uses a plain (never encrypted) serializer so the digest does not change
-    between processes; raises `SerializationError` for unstorable arguments,
-    before anything runs.
+
+def _encoded(value: Any) -> bytes:
+    return _DIGEST_SERDE.dumps_typed(value)[1]
+
+
+def args_digest(tool: str, args: Mapping[str, Any], *, key: bytes | None = None) -> str:
+    """A short digest of a call's arguments, the same in every process.
+
+    Raises `SerializationError` for unstorable arguments, before anything
+    runs. With `key`, an HMAC-SHA256 under that key.
     """
-    type_, data = encode_payload(_DIGEST_SERDE, {"args": args}, tool=tool)
-    return hashlib.sha256(type_.encode() + b"\0" + data).hexdigest()[:16]
+    type_, data = encode_payload(
+        _DIGEST_SERDE, {"args": canonical(dict(args))}, tool=tool
+    )
+    message = type_.encode() + b"\0" + data
+    if key is not None:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    return hashlib.sha256(message).hexdigest()[:16]
 
 
 def call_key_for(
     ctx: TaskContext, tool: str, args: Mapping[str, Any], tool_call_id: str | None
-) -> tuple[str, int | None]:
-    """The call's identity within its task, and its ordinal when it has one.
+) -> tuple[str, int]:
+    """The call's identity within its task, and its ordinal.
 
-    A `ToolNode` call is keyed by the model's `tool_call_id` (calls of one step
-    run concurrently, so any counter would depend on timing). A direct call in
-    a node is keyed by tool, argument digest and how many identical calls the
-    task attempt made before it, so concurrent calls that differ in tool or
-    arguments never swap identities.
+    Tool, argument digest, the model's `tool_call_id` when there is one, and
+    how many identical calls the task attempt made before it: concurrent
+    calls that differ in tool or arguments never swap identities, and two
+    calls a model gave one id both run.
     """
+    digest = args_digest(tool, args, key=ctx.digest_key)
+    key = f"{KEY_FORMAT}:{tool}:{digest}"
     if tool_call_id is not None:
-        return f"call:{tool_call_id}", None
-    key = f"{tool}:{args_digest(tool, args)}"
+        key = f"{KEY_FORMAT}:call:{tool_call_id}:{tool}:{digest}"
     ordinal = ctx.next_ordinal(key)
     return f"{key}#{ordinal}", ordinal
+
+
+def legacy_call_key(
+    tool: str, args: Mapping[str, Any], tool_call_id: str | None, ordinal: int
+) -> str:
+    """The key the same call had before `v2:` keys (unsalted, uncanonical)."""
+    if tool_call_id is not None:
+        return f"call:{tool_call_id}"
+    type_, data = encode_payload(_DIGEST_SERDE, {"args": args}, tool=tool)
+    digest = hashlib.sha256(type_.encode() + b"\0" + data).hexdigest()[:16]
+    return f"{tool}:{digest}#{ordinal}"

@@ -71,6 +71,9 @@ class LedgerRow:
     undo_attempts: int = 0
     rollback_id: str | None = None
     compensated_at: str | None = None
+    owner: str | None = None
+    """The process performing the current attempt's call (host, pid, start
+    time), so nobody restarts or rolls back a call still in flight."""
     seq: int = 0
     """Assigned by the store on insert; 0 until then."""
 
@@ -127,6 +130,7 @@ def effect_of(
         status=EffectStatus(row.status),
         args=dict(intent.get("args") or {}),
         result=outcome.get("result"),
+        result_known=outcome.get("result_known", True) is not False,
         error=outcome.get("error"),
         before=intent.get("before"),
         after=outcome.get("after"),

@@ -21,11 +21,14 @@ class LockHolder:
         host: The host and pid namespace the process runs in
             (`_liveness.host_id()`): pids are comparable only within one.
         pid: The holder's process id.
+        started: When that process started (`/proc/<pid>/stat`), so a
+            process that reuses the pid is not taken for the holder.
     """
 
     token: str
     host: str
     pid: int
+    started: str | None = None
 
     def __str__(self) -> str:
         return describe_holder(self.host, self.pid, self.token)

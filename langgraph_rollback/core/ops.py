@@ -30,6 +30,7 @@ from langgraph_rollback.core.query import EffectQuery
 __all__ = [
     "UPDATABLE",
     "Ask",
+    "AwaitCall",
     "Begin",
     "CheckpointLink",
     "ExistingCheckpoints",
@@ -44,6 +45,7 @@ __all__ = [
     "ReadCheckpoint",
     "ReadHead",
     "ReadSubtree",
+    "ReadUpdatedFrom",
     "Restore",
     "SaveRollback",
     "Select",
@@ -95,6 +97,7 @@ UPDATABLE = frozenset(
         "undo_attempts",
         "rollback_id",
         "compensated_at",
+        "owner",
     }
 )
 """Ledger columns `Update` may change; anything else is refused."""
@@ -266,6 +269,19 @@ class ReadSubtree(StorageOp[list[CheckpointLink]]):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadUpdatedFrom(StorageOp[str | None]):
+    """What a checkpoint written by `update_state` was written on.
+
+    Result: when `checkpoint_id` is an "update" checkpoint (a human's edit),
+    the nearest ancestor that is not one (walking through several edits);
+    None when it is not an "update" checkpoint.
+    """
+
+    thread_id: str
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReadCheckpoint(StorageOp[CheckpointTuple | None]):
     """A whole checkpoint tuple (`get_tuple`)."""
 
@@ -297,6 +313,23 @@ class Perform(Op[Outcome]):
     """Run the forward call with `effect` as the current effect."""
 
     effect: Effect
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitCall(Op[str]):
+    """Whether an earlier attempt of a call is still being performed.
+
+    The driver knows the calls in flight in this process, and waits up to
+    `timeout` seconds for one to finish; `owner` (host, pid, start time)
+    names the process that wrote the intent. Result: "finished" (it was in
+    flight here and has ended), "running" (still in flight, here or in a
+    live process) or "gone" (nobody is performing it: it ended without an
+    outcome, or its process died).
+    """
+
+    effect_id: str
+    owner: str | None
+    timeout: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ class EffectQuery:
     statuses: tuple[str, ...] = ()
     tool: str | None = None
     tool_call_id: str | None = None
+    call_key: str | None = None
     before_seq: int | None = None
     limit: int | None = None
     anchors: tuple[str, ...] | None = None
@@ -56,6 +57,8 @@ class EffectQuery:
         if self.tool is not None and row.tool != self.tool:
             return False
         if self.tool_call_id is not None and row.tool_call_id != self.tool_call_id:
+            return False
+        if self.call_key is not None and row.call_key != self.call_key:
             return False
         if self.anchors is not None and not (
             row.root_checkpoint_id in self.anchors

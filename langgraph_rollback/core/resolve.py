@@ -16,14 +16,14 @@ from langgraph_rollback._errors import (
     InvalidConfigError,
 )
 from langgraph_rollback._models import Effect, EffectStatus
-from langgraph_rollback.core.codec import encode_payload, normalize
-from langgraph_rollback.core.ledger import effect_from_row, utcnow
+from langgraph_rollback.core.call import applied_changes, outcome_changes
+from langgraph_rollback.core.codec import decode_payload, encode_payload, normalize
+from langgraph_rollback.core.ledger import LedgerRow, effect_from_row, utcnow
 from langgraph_rollback.core.ops import Flow, Observe, Select, Update, do
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.record import applied_changes, outcome_changes
 from langgraph_rollback.core.registry import ToolRegistry
 
-__all__ = ["resolve_flow"]
+__all__ = ["UNSET", "resolve_flow"]
 
 
 def resolve_flow(
@@ -40,8 +40,10 @@ def resolve_flow(
 
     A `pending` effect (the process died during the call) takes `applied=`; a
     `compensating` one (a rollback died, or timed out, during its inverse)
-    takes `compensated=`. An applied resolution takes the `after` observation
-    when the tool declares `observe`, so later drift checks stay meaningful.
+    takes `compensated=`; an applied one whose result was lost
+    (`result_known=False`) takes `result=`. An applied resolution takes the
+    `after` observation when the tool declares `observe`, so later drift
+    checks stay meaningful. `result` is `UNSET` when the caller gave none.
     """
     query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
     rows = yield from do(Select(query))
@@ -51,15 +53,17 @@ def resolve_flow(
     effect = effect_from_row(row, serde)
     if effect.status is EffectStatus.PENDING:
         changes = yield from _resolve_call(
-            effect, applied, compensated, result, registry, serde
+            effect, applied, compensated, _given(result), registry, serde
         )
     elif effect.status is EffectStatus.COMPENSATING:
-        changes = _resolve_inverse(effect, applied, compensated, result, serde)
+        changes = _resolve_inverse(effect, applied, compensated, _given(result), serde)
+    elif effect.status is EffectStatus.APPLIED and not effect.result_known:
+        changes = _resolve_result(effect, applied, compensated, result, row, serde)
     else:
         raise EffectStateError(
             effect_id=effect_id,
             status=effect.status.value,
-            expected="pending or compensating",
+            expected="pending, compensating, or applied with its result lost",
         )
     changed = yield from do(
         Update(
@@ -78,6 +82,47 @@ def resolve_flow(
             expected=effect.status.value,
         )
     return resolved
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""`result=` not given."""
+
+
+def _given(result: Any) -> Any:
+    return None if result is UNSET else result
+
+
+def _resolve_result(
+    effect: Effect,
+    applied: bool | None,
+    compensated: bool | None,
+    result: Any,
+    row: LedgerRow,
+    serde: SerializerProtocol,
+) -> dict[str, Any]:
+    """An applied effect whose result was lost: record the result found."""
+    if result is UNSET or compensated is not None or applied is False:
+        raise InvalidConfigError(
+            f"Effect {effect.id} took effect but its result was lost. Fix: pass "
+            "result=<what the call returned>, found in the outside world."
+        )
+    outcome = decode_payload(
+        serde, row.outcome_type, row.outcome, tool=effect.tool, field="outcome"
+    )
+    notes = [*outcome.get("notes", []), "result resolved by an operator"]
+    return applied_changes(
+        serde,
+        effect.tool,
+        result=result,
+        after=effect.after,
+        observed=effect.after_observed,
+        notes=notes,
+    )
 
 
 def _resolve_call(

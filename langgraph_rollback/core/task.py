@@ -44,6 +44,16 @@ class TaskContext:
     (`invoke(..., config_with_checkpoint_id)`: a fork or an explicit resume)."""
     durability: str | None = None
     """The run's durability mode ("sync", "async", "exit"), when known."""
+    owner: str | None = None
+    """This process (host, pid, start time), recorded as an intent's owner."""
+    resumed: bool = False
+    """The task resumes an `interrupt()` (`Command(resume=...)`)."""
+    digest_key: bytes | None = None
+    """The database's key for argument digests (when payloads are encrypted)."""
+    legacy_keys: bool = False
+    """The ledger may hold call keys of the format before `v2:`."""
+    in_flight_wait: float = 10.0
+    """Seconds a replay waits for an earlier attempt still running here."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""

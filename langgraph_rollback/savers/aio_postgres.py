@@ -37,6 +37,7 @@ from langgraph_rollback.core.ops import (
     ReadAncestry,
     ReadHead,
     ReadSubtree,
+    ReadUpdatedFrom,
     SaveRollback,
     Select,
     StorageOp,
@@ -49,8 +50,13 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.lifecycle import prune_args, reanchor
-from langgraph_rollback.savers.sql import pending_migrations, select_sql, update_sql
+from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
+from langgraph_rollback.savers.sql import (
+    LEGACY_KEYS,
+    pending_migrations,
+    select_sql,
+    update_sql,
+)
 
 __all__ = ["AsyncPostgresRollbackSaver"]
 
@@ -191,6 +197,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         sql.MIGRATIONS, current, "%s"
                     ):
                         await cur.execute(text, params)
+                    await cur.execute(LEGACY_KEYS)
+                    self.legacy_keys = bool(await cur.fetchall())
             finally:
                 await self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:
@@ -221,16 +229,23 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             # rather than each waiting for the previous one's answer.
             piped = pipeline and not self.pipe and self.supports_pipeline
             with self._kept.carrying() as carried:
+                # Each kept outcome on a cursor of its own, read once the
+                # transaction has committed: reading it at once would cost a
+                # round trip in the pipeline.
+                checks = [(op, conn.cursor(row_factory=tuple_row)) for op in carried]
                 async with (
                     conn.pipeline() if piped else nullcontext(),
                     conn.transaction(),
                     conn.cursor(binary=True, row_factory=dict_row) as cur,
                 ):
-                    for op in carried:
-                        await cur.execute(*update_sql(op, "%s"))
+                    for op, check in checks:
+                        await check.execute(*update_sql(op, "%s"))
                     yield cur
                     for text, params in extra:
                         await cur.execute(text, params)
+                for op, check in checks:
+                    self._kept.written(op, await check.fetchall())
+                    await check.close()
 
     async def aput(
         self,
@@ -322,6 +337,9 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 root = {"thread": op.thread_id, "root": op.root}
                 rows = await self._read(sql.SUBTREE, root)
                 return [CheckpointLink.from_row(*r) for r in rows]
+            case ReadUpdatedFrom():
+                start = {"thread": op.thread_id, "start": op.checkpoint_id}
+                return updated_from(await self._read(sql.UPDATED_FROM, start))
             case ExistingCheckpoints():
                 ids = list(op.checkpoint_ids)
                 rows = await self._read(sql.EXISTING, (op.thread_id, ids))
@@ -354,6 +372,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         # Tool outcomes kept for the next write run first.
                         for op in carried:
                             await cur.execute(*update_sql(op, "%s"))
+                            self._kept.written(op, await cur.fetchall())
                         yield cur
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:

@@ -37,7 +37,7 @@ from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.sql import pending_migrations, update_sql
+from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
 from langgraph_rollback.savers.sqlite import SETUP_RETRY_DELAYS
 
 __all__ = ["AsyncSqliteRollbackSaver"]
@@ -150,6 +150,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 current = None if row is None else row[0]
                 for text, params in pending_migrations(sql.MIGRATIONS, current):
                     await self.conn.execute(text, params)
+                legacy = await self.conn.execute_fetchall(LEGACY_KEYS)
+                self.legacy_keys = bool(list(legacy))
             except BaseException:
                 await self.conn.rollback()
                 raise
@@ -248,7 +250,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                     if immediate:
                         await self._begin_immediate()
                     for op in carried:
-                        await self.conn.execute_fetchall(*update_sql(op))
+                        rows = await self.conn.execute_fetchall(*update_sql(op))
+                        self._kept.written(op, list(rows))
                     yield
                     await self.conn.commit()
                 except BaseException:
@@ -264,7 +267,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             with self._kept.carrying(counts=False) as carried:
                 try:
                     for op in carried:
-                        await self.conn.execute_fetchall(*update_sql(op))
+                        rows = await self.conn.execute_fetchall(*update_sql(op))
+                        self._kept.written(op, list(rows))
                     await self.conn.commit()
                 except BaseException:
                     await self.conn.rollback()

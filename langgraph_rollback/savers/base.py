@@ -43,7 +43,7 @@ from langgraph_rollback.core.ops import (
 )
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry, default_registry
-from langgraph_rollback.core.resolve import resolve_flow
+from langgraph_rollback.core.resolve import UNSET, resolve_flow
 from langgraph_rollback.core.store import FaultPoint, Probe
 from langgraph_rollback.core.task import GUARD_MODES, GuardMode
 from langgraph_rollback.drivers import run_async, run_sync
@@ -71,6 +71,17 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     registry: ToolRegistry = default_registry
     guard: GuardMode = "allow"
     probe: Probe | None = None
+    in_flight_wait: float = 10.0
+    """Seconds a replay waits for an earlier attempt of the same call that is
+    still running in this process (a cancelled run's worker thread) before
+    raising `EffectInFlightError`."""
+    legacy_keys: bool = False
+    """Whether the ledger may hold call keys written before the `v2:` format
+    (set by `setup()`); replays then also look them up."""
+
+    def digest_key(self) -> bytes | None:
+        """The key argument digests are made with (None: a plain SHA-256)."""
+        return None
 
     def _init_rollback(
         self,
@@ -219,7 +230,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         *,
         applied: bool | None = None,
         compensated: bool | None = None,
-        result: Any = None,
+        result: Any = UNSET,
     ) -> Effect:
         """Record what you found out about an effect whose outcome is unknown.
 
@@ -232,6 +243,9 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           and the next rollback reports it as unresolved. Pass
           `compensated=True` (the inverse took effect) or `False` (it did
           not: the next rollback runs it again).
+        - An `applied` effect whose result was lost (`result_known` False;
+          a replay raises `EffectResultUnknownError`): pass `result=`, what
+          the call returned; a replay then returns it.
 
         Raises:
             EffectNotFoundError: No such effect on that thread.
@@ -248,7 +262,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         *,
         applied: bool | None = None,
         compensated: bool | None = None,
-        result: Any = None,
+        result: Any = UNSET,
     ) -> Effect:
         """Async `resolve_effect`."""
         flow = self._resolve(config, effect_id, applied, compensated, result)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -93,6 +93,18 @@ class KeptOutcomes:
             self._put_back(taken, counts=counts)
             raise
         self._committed(taken)
+
+    def written(self, op: Update, rows: Sequence[Any]) -> None:
+        """Note how a kept outcome's write went: one that changed no row (its
+        attempt was replaced meanwhile) is said, never dropped in silence."""
+        if not rows:
+            logger.error(
+                "the kept outcome of effect %s matched no row (status or attempt "
+                "changed meanwhile: another attempt of the call replaced it), so "
+                "it was not recorded. Fix: check the target; if the call acted "
+                "twice, undo one by hand",
+                op.effect_id,
+            )
 
     def _take(self) -> list[Update]:
         if not self._ops:

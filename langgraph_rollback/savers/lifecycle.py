@@ -7,10 +7,18 @@ share: argument checks, and moving effects' anchors off deleted checkpoints.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from langgraph_rollback._errors import InvalidConfigError
 
-__all__ = ["LIFECYCLE", "PRUNE_STRATEGIES", "prune_args", "reanchor", "refuse_delta"]
+__all__ = [
+    "LIFECYCLE",
+    "PRUNE_STRATEGIES",
+    "prune_args",
+    "reanchor",
+    "refuse_delta",
+    "updated_from",
+]
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 
@@ -95,3 +103,22 @@ def refuse_delta(threads: Sequence[str]) -> None:
             "keep_latest can't prune threads that use a DeltaChannel (their latest "
             f"values are rebuilt from older checkpoints): {', '.join(sorted(threads))}"
         )
+
+
+def updated_from(chain: Sequence[Sequence[Any]]) -> str | None:
+    """What an `update_state` checkpoint was written on.
+
+    Args:
+        chain: `(checkpoint_id, source)` from a checkpoint up its parents,
+            as far as they are "update" checkpoints.
+
+    Returns:
+        The first checkpoint of the chain that is not an "update" one, when
+        the chain starts with one; else None.
+    """
+    if not chain or chain[0][1] != "update":
+        return None
+    for checkpoint_id, source in chain:
+        if source != "update":
+            return str(checkpoint_id)
+    return None

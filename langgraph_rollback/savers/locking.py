@@ -19,7 +19,8 @@ __all__ = ["may_take", "refuse_if_locked"]
 
 def _alive(row: Sequence[Any]) -> bool:
     token, host, pid = row[0], row[1], int(row[2])
-    return holder_alive(host, pid, token)
+    started = row[3] if len(row) > 3 else None
+    return holder_alive(host, pid, token, started)
 
 
 def refuse_if_locked(thread_id: str, row: Sequence[Any] | None) -> None:
@@ -29,7 +30,7 @@ def refuse_if_locked(thread_id: str, row: Sequence[Any] | None) -> None:
     tool call, before acting: the rollback's plan could not include the call.
 
     Args:
-        row: `(holder, host, pid)` from the lock table, or None.
+        row: `(holder, host, pid, started)` from the lock table, or None.
     """
     if row is not None and _alive(row):
         raise RollbackInProgressError(

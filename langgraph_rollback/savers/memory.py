@@ -26,6 +26,7 @@ from langgraph_rollback.core.ops import (
     ReadAncestry,
     ReadHead,
     ReadSubtree,
+    ReadUpdatedFrom,
     SaveRollback,
     Select,
     StorageOp,
@@ -35,7 +36,12 @@ from langgraph_rollback.core.ops import (
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.task import GuardMode
 from langgraph_rollback.savers.base import BaseRollbackSaver, mark_restored_copy
-from langgraph_rollback.savers.lifecycle import prune_args, reanchor, refuse_delta
+from langgraph_rollback.savers.lifecycle import (
+    prune_args,
+    reanchor,
+    refuse_delta,
+    updated_from,
+)
 
 __all__ = ["InMemoryRollbackSaver"]
 
@@ -243,6 +249,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._subtree(op)
             case ExistingCheckpoints():
                 return self._existing(op)
+            case ReadUpdatedFrom():
+                return self._updated_from(op)
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     # --- checkpoint graph ---------------------------------------------------------
@@ -310,6 +318,18 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             found.append(self._link(current, root[current]))
             todo.extend(children.get(current, ()))
         return found
+
+    def _updated_from(self, op: ReadUpdatedFrom) -> str | None:
+        root = self._root(op.thread_id)
+        chain: list[tuple[str, str | None]] = []
+        current: str | None = op.checkpoint_id
+        while current is not None and current in root:
+            link = self._link(current, root[current])
+            chain.append((current, link.source))
+            if link.source != "update":
+                break
+            current = link.parent_id
+        return updated_from(chain)
 
     def _existing(self, op: ExistingCheckpoints) -> set[str]:
         root = self._root(op.thread_id)

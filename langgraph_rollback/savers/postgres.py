@@ -36,6 +36,7 @@ from langgraph_rollback.core.ops import (
     ReadAncestry,
     ReadHead,
     ReadSubtree,
+    ReadUpdatedFrom,
     SaveRollback,
     Select,
     StorageOp,
@@ -48,8 +49,13 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.lifecycle import prune_args, reanchor
-from langgraph_rollback.savers.sql import pending_migrations, select_sql, update_sql
+from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
+from langgraph_rollback.savers.sql import (
+    LEGACY_KEYS,
+    pending_migrations,
+    select_sql,
+    update_sql,
+)
 
 __all__ = ["PostgresRollbackSaver"]
 
@@ -190,6 +196,8 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                         sql.MIGRATIONS, current, "%s"
                     ):
                         cur.execute(text, params)
+                    cur.execute(LEGACY_KEYS)
+                    self.legacy_keys = bool(cur.fetchall())
             finally:
                 self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:
@@ -218,16 +226,23 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             # rather than each waiting for the previous one's answer.
             piped = pipeline and not self.pipe and self.supports_pipeline
             with self._kept.carrying() as carried:
+                # Each kept outcome on a cursor of its own, read once the
+                # transaction has committed: reading it at once would cost a
+                # round trip in the pipeline.
+                checks = [(op, conn.cursor(row_factory=tuple_row)) for op in carried]
                 with (
                     conn.pipeline() if piped else nullcontext(),
                     conn.transaction(),
                     conn.cursor(binary=True, row_factory=dict_row) as cur,
                 ):
-                    for op in carried:
-                        cur.execute(*update_sql(op, "%s"))
+                    for op, check in checks:
+                        check.execute(*update_sql(op, "%s"))
                     yield cur
                     for text, params in extra:
                         cur.execute(text, params)
+                for op, check in checks:
+                    self._kept.written(op, check.fetchall())
+                    check.close()
 
     def put(
         self,
@@ -319,6 +334,9 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 root = {"thread": op.thread_id, "root": op.root}
                 rows = self._read(sql.SUBTREE, root)
                 return [CheckpointLink.from_row(*r) for r in rows]
+            case ReadUpdatedFrom():
+                start = {"thread": op.thread_id, "start": op.checkpoint_id}
+                return updated_from(self._read(sql.UPDATED_FROM, start))
             case ExistingCheckpoints():
                 ids = list(op.checkpoint_ids)
                 rows = self._read(sql.EXISTING, (op.thread_id, ids))
@@ -349,6 +367,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                         # Tool outcomes kept for the next write run first.
                         for op in carried:
                             cur.execute(*update_sql(op, "%s"))
+                            self._kept.written(op, cur.fetchall())
                         yield cur
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:

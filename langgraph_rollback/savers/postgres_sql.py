@@ -103,6 +103,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS lgrb_rollbacks_thread
         ON lgrb_rollbacks (thread_id, started_at);
     """,
+    # v1: the process performing an intent's call.
+    """
+    ALTER TABLE lgrb_effects ADD COLUMN IF NOT EXISTS owner TEXT;
+    """,
 ]
 
 
@@ -189,6 +193,20 @@ AS (
 )
 SELECT checkpoint_id, parent_id, copies, source, step, run_id
 FROM chain ORDER BY depth
+"""
+
+UPDATED_FROM = """
+WITH RECURSIVE up (checkpoint_id, parent_id, source, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id, metadata ->> 'source', 0
+    FROM checkpoints
+    WHERE thread_id = %(thread)s AND checkpoint_ns = '' AND checkpoint_id = %(start)s
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, c.metadata ->> 'source',
+           up.depth + 1
+    FROM checkpoints AS c JOIN up ON c.checkpoint_id = up.parent_id
+    WHERE c.thread_id = %(thread)s AND c.checkpoint_ns = '' AND up.source = 'update'
+)
+SELECT checkpoint_id, source FROM up ORDER BY depth
 """
 
 SUBTREE = f"""

@@ -11,6 +11,7 @@ from langgraph_rollback.core.ops import Select, Update
 from langgraph_rollback.core.query import EffectQuery
 
 __all__ = [
+    "LEGACY_KEYS",
     "SELECT_COLUMNS",
     "pending_migrations",
     "select_sql",
@@ -21,6 +22,9 @@ __all__ = [
 Dialect = Literal["sqlite", "postgres"]
 
 SELECT_COLUMNS = ", ".join(COLUMNS)
+
+LEGACY_KEYS = "SELECT 1 FROM lgrb_effects WHERE call_key NOT LIKE 'v2:%' LIMIT 1"
+"""A row whose call key predates the `v2:` format (see `core.identity`)."""
 
 
 def where_clause(
@@ -77,6 +81,9 @@ def where_clause(
     if query.tool_call_id is not None:
         clauses.append(f"tool_call_id = {mark}")
         params.append(query.tool_call_id)
+    if query.call_key is not None:
+        clauses.append(f"call_key = {mark}")
+        params.append(query.call_key)
     if query.before_seq is not None:
         clauses.append(f"seq < {mark}")
         params.append(query.before_seq)

@@ -27,7 +27,7 @@ from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.sql import pending_migrations, update_sql
+from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
 
 __all__ = ["SqliteRollbackSaver"]
 
@@ -145,7 +145,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
                     raise
                 time.sleep(delay)
         try:
-            _migrate(self.conn)
+            self.legacy_keys = _migrate(self.conn)
         except BaseException:
             self.is_setup = False
             raise
@@ -182,7 +182,9 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
                                 self.conn.rollback()
                             cur.execute("BEGIN IMMEDIATE")
                         for op in carried:
-                            cur.execute(*update_sql(op)).fetchall()
+                            self._kept.written(
+                                op, cur.execute(*update_sql(op)).fetchall()
+                            )
                         yield cur
                         for text, params in _SAME_TRANSACTION.get():
                             cur.execute(text, params)
@@ -202,7 +204,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         try:
             with self._kept.carrying(counts=False) as carried:
                 for op in carried:
-                    cur.execute(*update_sql(op)).fetchall()
+                    self._kept.written(op, cur.execute(*update_sql(op)).fetchall())
                 self.conn.commit()
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
@@ -269,9 +271,12 @@ SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
 """Waits between attempts at upstream's setup script; `None`: give up."""
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection) -> bool:
     """Apply the ledger migrations this database has not seen, in one
-    transaction that takes the write lock before reading the version."""
+    transaction that takes the write lock before reading the version.
+
+    Returns whether the ledger holds call keys of the format before `v2:`.
+    """
     if conn.in_transaction:
         conn.rollback()
     conn.execute("BEGIN IMMEDIATE")
@@ -280,7 +285,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
         (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
         for text, params in pending_migrations(sql.MIGRATIONS, current):
             conn.execute(text, params)
+        legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
     except BaseException:
         conn.rollback()
         raise
     conn.commit()
+    return legacy

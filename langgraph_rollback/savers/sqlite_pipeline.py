@@ -32,6 +32,7 @@ from langgraph_rollback.core.ops import (
     ReadAncestry,
     ReadHead,
     ReadSubtree,
+    ReadUpdatedFrom,
     SaveRollback,
     Select,
     StorageOp,
@@ -39,7 +40,12 @@ from langgraph_rollback.core.ops import (
     Update,
 )
 from langgraph_rollback.savers import sqlite_sql as sql
-from langgraph_rollback.savers.lifecycle import prune_args, reanchor, refuse_delta
+from langgraph_rollback.savers.lifecycle import (
+    prune_args,
+    reanchor,
+    refuse_delta,
+    updated_from,
+)
 from langgraph_rollback.savers.locking import may_take, refuse_if_locked
 from langgraph_rollback.savers.sql import select_sql, update_sql
 
@@ -103,6 +109,9 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
         case ReadSubtree():
             params = {"thread": op.thread_id, "root": op.root}
             return Script(_links(Stmt(sql.SUBTREE, params)))
+        case ReadUpdatedFrom():
+            params = {"thread": op.thread_id, "start": op.checkpoint_id}
+            return Script(_updated_from(Stmt(sql.UPDATED_FROM, params)))
         case ExistingCheckpoints():
             ids = json.dumps(list(op.checkpoint_ids))
             return Script(_existing(Stmt(sql.EXISTING, (op.thread_id, ids))))
@@ -134,7 +143,14 @@ def _lock(op: LockThread) -> Steps[None]:
     if may_take(op.thread_id, current[0] if current else None, holder):
         # The holder's process is gone: its rollback can be resumed.
         yield Stmt(sql.LOCK_RELEASE, (op.thread_id, current[0][0]))
-    values = (op.thread_id, holder.token, holder.host, holder.pid, utcnow())
+    values = (
+        op.thread_id,
+        holder.token,
+        holder.host,
+        holder.pid,
+        utcnow(),
+        holder.started,
+    )
     yield Stmt(sql.LOCK_TAKE, values)
 
 
@@ -172,6 +188,11 @@ def _texts(stmt: Stmt) -> Steps[list[str]]:
 def _existing(stmt: Stmt) -> Steps[set[str]]:
     rows = yield stmt
     return {str(r[0]) for r in rows}
+
+
+def _updated_from(stmt: Stmt) -> Steps[str | None]:
+    rows = yield stmt
+    return updated_from(rows)
 
 
 def _links(stmt: Stmt) -> Steps[list[CheckpointLink]]:

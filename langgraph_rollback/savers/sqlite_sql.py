@@ -91,6 +91,13 @@ MIGRATIONS: list[str] = [
         acquired_at TEXT NOT NULL
     );
     """,
+    # v1: the process performing an intent's call (so a live call is never
+    # restarted or rolled back under it), and a lock holder's start time (so
+    # a reused pid is not taken for a live holder).
+    """
+    ALTER TABLE lgrb_effects ADD COLUMN owner TEXT;
+    ALTER TABLE lgrb_locks ADD COLUMN started TEXT;
+    """,
 ]
 
 INSERT_INTENT = f"""
@@ -150,6 +157,22 @@ SELECT checkpoint_id, parent_id, copies, source, step, run_id
 FROM chain ORDER BY depth
 """
 """Walk up from `:start`; the row for `:stop` (or a copy of it) is the last."""
+
+UPDATED_FROM = """
+WITH RECURSIVE up (checkpoint_id, parent_id, source, depth) AS (
+    SELECT checkpoint_id, parent_checkpoint_id,
+           json_extract(CAST(metadata AS TEXT), '$.source'), 0
+    FROM checkpoints
+    WHERE thread_id = :thread AND checkpoint_ns = '' AND checkpoint_id = :start
+    UNION ALL
+    SELECT c.checkpoint_id, c.parent_checkpoint_id,
+           json_extract(CAST(c.metadata AS TEXT), '$.source'), up.depth + 1
+    FROM checkpoints AS c JOIN up ON c.checkpoint_id = up.parent_id
+    WHERE c.thread_id = :thread AND c.checkpoint_ns = '' AND up.source = 'update'
+)
+SELECT checkpoint_id, source FROM up ORDER BY depth
+"""
+"""`:start` and, while they are `update_state` checkpoints, their ancestors."""
 
 SUBTREE = f"""
 WITH RECURSIVE sub (checkpoint_id, parent_id, copies) AS (
@@ -213,12 +236,12 @@ SELECT_CHECKPOINTS = (
 )
 """Upstream's `alist` statement, before its `WHERE` and `ORDER BY`."""
 
-LOCK_HOLDER = "SELECT holder, host, pid FROM lgrb_locks WHERE thread_id = ?"
+LOCK_HOLDER = "SELECT holder, host, pid, started FROM lgrb_locks WHERE thread_id = ?"
 LOCK_RELEASE = "DELETE FROM lgrb_locks WHERE thread_id = ? AND holder = ?"
 LOCK_BREAK = "DELETE FROM lgrb_locks WHERE thread_id = ?"
 LOCK_TAKE = (
-    "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, acquired_at) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO lgrb_locks (thread_id, holder, host, pid, acquired_at, "
+    "started) VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 SAVE_ROLLBACK = """

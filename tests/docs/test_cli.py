@@ -60,7 +60,7 @@ def run_session(db: str, app_dir: Path) -> None:
     table = cli("effects", db, "--thread", "t", env=env)
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
-    assert lines[0].split()[:4] == ["seq", "status", "kind", "tool"]
+    assert lines[0].split()[:5] == ["seq", "id", "status", "kind", "tool"]
     assert sum("cli_write" in line for line in lines) == 12
     assert "cli_announce" in lines[1] and "irreversible" in lines[1]
 

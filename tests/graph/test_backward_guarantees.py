@@ -471,11 +471,6 @@ with SqliteRollbackSaver.from_conn_string(sys.argv[1]) as saver:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("saver_kind", ["sqlite", "aio_sqlite"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: a dead holder's lock is never cleared when its pid was reused "
-    "by another process",
-)
 def test_lock_of_a_dead_holder_whose_pid_was_reused_is_cleared(
     saver: BaseRollbackSaver,
     world: World,

@@ -172,9 +172,6 @@ def assert_recorded_or_warned(
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 15: executor threads (ThreadPoolExecutor)"
-)
 def test_call_from_a_thread_pool_executor_records_or_warns(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -182,7 +179,6 @@ def test_call_from_a_thread_pool_executor_records_or_warns(
     assert_recorded_or_warned(saver, world, caught)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: executor threads (threading.Thread)")
 def test_call_from_a_plain_thread_records_or_warns(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -190,7 +186,6 @@ def test_call_from_a_plain_thread_records_or_warns(
     assert_recorded_or_warned(saver, world, caught)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: executor threads (run_in_executor)")
 async def test_call_from_run_in_executor_records_or_warns(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -232,7 +227,6 @@ def test_call_from_a_context_thread_pool_executor_records(
     assert unrecorded_warnings(caught, "write_file") == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: never silently unrecorded (thread)")
 def test_call_without_run_context_during_a_run_warns(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -263,9 +257,6 @@ def test_call_outside_any_run_stays_silent(
     assert world.count("forward", "write_file") == 2
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 15: foreign checkpointer warns once per tool"
-)
 def test_foreign_checkpointer_warns_once_per_tool(world: World) -> None:
     from langgraph_rollback import UnrecordedCallWarning
 
@@ -354,7 +345,6 @@ class DelegatingCheckpointer(BaseCheckpointSaver[str]):
         return self._inner.get_next_version(current, channel)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: a checkpointer that wraps ours")
 async def test_declared_call_under_a_wrapping_checkpointer_is_recorded(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -380,7 +370,6 @@ async def test_declared_call_under_a_wrapping_checkpointer_is_recorded(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason="issue 15: cancellation with observe")
 async def test_cancelled_run_then_resume_does_not_restart_a_running_call(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -474,7 +463,6 @@ def durable_store(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="issue 15: identity that depends on the process")
 def test_resume_in_another_process_does_not_repeat_a_call_with_a_set(
     durable_store: tuple[str, str], world: World
 ) -> None:
@@ -522,7 +510,6 @@ def run_tool_step(
     return [m for m in out["messages"] if isinstance(m, ToolMessage)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: duplicate tool_call_ids in one step")
 def test_duplicate_tool_call_ids_with_other_arguments_both_run(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -549,7 +536,6 @@ def test_duplicate_tool_call_ids_with_other_arguments_both_run(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: identical duplicate tool calls")
 def test_identical_duplicate_tool_calls_both_run(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -563,7 +549,6 @@ def test_identical_duplicate_tool_calls_both_run(
     assert all(e.status is EffectStatus.APPLIED for e in effects)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: duplicate tool_call_ids, two tools")
 def test_duplicate_tool_call_ids_of_two_tools_both_run(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -616,7 +601,6 @@ def draft_then_ask(
     return graph
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: update_state during an interrupt")
 def test_update_state_on_the_interrupted_head_then_resume_does_not_repeat(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -661,7 +645,6 @@ def test_update_state_on_an_older_checkpoint_is_a_fork_that_records_anew(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="issue 15: a result lost to a crash")
 def test_result_lost_to_a_crash_is_not_replayed_as_none(
     saver: BaseRollbackSaver,
     saver_kind: str,
@@ -720,7 +703,6 @@ def test_result_lost_to_a_crash_is_not_replayed_as_none(
 # --- copy_thread, then a run on the copy ---------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: copy_thread, then a run on the copy")
 def test_call_made_by_a_copy_is_the_copys_effect(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:

@@ -11,6 +11,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph_rollback import (
     BaseRollbackSaver,
     Effect,
+    EffectResultUnknownError,
     EffectStateError,
     EffectStatus,
     InMemoryRollbackSaver,
@@ -297,12 +298,21 @@ def test_pending_effect_is_reconciled_by_observe_on_replay(
     graph = one_node(saver, lambda s: {"log": [append("a")]})
     with pytest.raises(Stop):
         graph.invoke({"log": []}, cfg())
-    out = graph.invoke(None, cfg())  # the observation shows it landed
-    assert out["log"] == [None]  # its result was lost in the crash
+    # The observation shows it landed; its result was lost in the crash, so
+    # the replay says so instead of returning None.
+    with pytest.raises(EffectResultUnknownError) as lost:
+        graph.invoke(None, cfg())
     assert world.count("forward", "append") == 1
     (effect,) = saver.list_effects(cfg())
-    assert effect.status is EffectStatus.APPLIED
-    assert effect.attempt == 1
+    assert (effect.status, effect.attempt, effect.result_known) == (
+        EffectStatus.APPLIED,
+        1,
+        False,
+    )
+    assert lost.value.effect_id == effect.id
+    saver.resolve_effect(cfg(), effect.id, result="appended")
+    assert graph.invoke(None, cfg())["log"] == ["appended"]
+    assert world.count("forward", "append") == 1
 
     mode["die_after"] = None
     graph2 = one_node(saver, lambda s: {"log": [append("b")]})
@@ -394,7 +404,8 @@ def test_stale_lock_of_a_dead_holder_is_cleared(
     if raw_sql is not None:
         # A holder on another host is assumed alive until released by hand.
         raw_sql(
-            "INSERT INTO lgrb_locks VALUES ('t1', 'tok', 'elsewhere|x|y', 7, 'now')"
+            "INSERT INTO lgrb_locks (thread_id, holder, host, pid, acquired_at) "
+            "VALUES ('t1', 'tok', 'elsewhere|x|y', 7, 'now')"
         )
         with pytest.raises(RollbackInProgressError):
             rollback(graph, cfg(), to=target)

@@ -17,6 +17,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph_rollback import (
     AsyncSqliteRollbackSaver,
     EffectOutcomeUnknownError,
+    EffectResultUnknownError,
     EffectStatus,
     SerializationError,
     SqliteRollbackSaver,
@@ -54,7 +55,9 @@ def test_replay_after_crash_reconciles_with_observe(tmp_path: Path) -> None:
         (effect,) = saver.list_effects(CONFIG)
         assert effect.status is EffectStatus.PENDING
         graph = crash_api.build(saver, api, "observe")
-        graph.invoke(None, CONFIG)  # observe: the key was charged, so it landed
+        # observe: the key was charged, so it landed (its result was lost)
+        with pytest.raises(EffectResultUnknownError):
+            graph.invoke(None, CONFIG)
         (effect,) = saver.list_effects(CONFIG)
         assert effect.status is EffectStatus.APPLIED
         assert effect.attempt == 1

@@ -17,6 +17,7 @@ from langgraph_rollback import (
     BaseRollbackSaver,
     Decision,
     Effect,
+    EffectResultUnknownError,
     EffectStatus,
     SqliteRollbackSaver,
     ToolRegistry,
@@ -221,11 +222,13 @@ def test_write_failure_of_the_outcome_then_exit_is_reconciled(
     graph = one_node(fresh, lambda s: {"log": [store("a.txt", "small")]})
     (effect,) = fresh.list_effects(CFG)
     assert effect.status is EffectStatus.PENDING
-    graph.invoke(None, CFG, durability="sync")  # observe: it landed, so no second call
+    # observe: it landed, so no second call; its result was lost
+    with pytest.raises(EffectResultUnknownError):
+        graph.invoke(None, CFG, durability="sync")
     assert world.count() == 1
     (effect,) = fresh.list_effects(CFG)
     assert effect.status is EffectStatus.APPLIED
-    assert effect.result is None  # reconciled by observe: the result was lost
+    assert (effect.result, effect.result_known) == (None, False)  # reconciled
     first = list(graph.get_state_history(CFG))[-1]
     assert rollback(graph, CFG, to=first).ok
     assert world.listing() == {}

@@ -242,6 +242,21 @@ def restored(graph: Any, config: Any) -> bool:
     return "lgrb_restore" in (graph.get_state(config).metadata or {})
 
 
+def resume_settling_lost_results(graph: Any, saver: Any, config: Any) -> None:
+    """Resume; a call that landed but lost its result to the kill is settled
+    as a user would, from the world (`put_item` returns the value it put)."""
+    from langgraph_rollback import EffectResultUnknownError
+
+    for _ in range(CALLS + 1):
+        try:
+            graph.invoke(None, config, durability="sync")
+            return
+        except EffectResultUnknownError as lost:
+            effect = saver.get_effect(config, lost.effect_id)
+            saver.resolve_effect(config, effect.id, result=effect.args["value"])
+    raise AssertionError("the resume kept losing results")
+
+
 def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
     """Recover as a user would; check the invariants against the world's log."""
     from langgraph_rollback import rollback
@@ -259,7 +274,7 @@ def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
         # Resume. Not only when `get_state().next` is set: when every task of
         # the head's step left its writes, `next` is empty but the run is not
         # over (the next step's checkpoint was never written).
-        graph.invoke(None, config, durability="sync")
+        resume_settling_lost_results(graph, saver, config)
     first = list(graph.get_state_history(config))[-1]
     reports = []
     for _ in range(4):

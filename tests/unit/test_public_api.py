@@ -14,8 +14,10 @@ EXPECTED = [
     "DuplicateToolError",
     "DurabilityError",
     "Effect",
+    "EffectInFlightError",
     "EffectNotFoundError",
     "EffectOutcomeUnknownError",
+    "EffectResultUnknownError",
     "EffectStateError",
     "EffectStatus",
     "FailedStep",
@@ -43,6 +45,7 @@ EXPECTED = [
     "ToolDefinition",
     "ToolRegistry",
     "UndoneStep",
+    "UnrecordedCallWarning",
     "UnregisteredToolError",
     "aplan_rollback",
     "arecord_tool_call",
@@ -76,5 +79,7 @@ def test_every_exported_name_exists_and_is_documented() -> None:
 def test_errors_form_one_tree() -> None:
     for name in langgraph_rollback.__all__:
         obj = getattr(langgraph_rollback, name)
-        if isinstance(obj, type) and issubclass(obj, Exception):
+        if isinstance(obj, type) and issubclass(obj, Warning):
+            assert issubclass(obj, UserWarning), name  # users filter these
+        elif isinstance(obj, type) and issubclass(obj, Exception):
             assert issubclass(obj, langgraph_rollback.RollbackError), name

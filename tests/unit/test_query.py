@@ -68,7 +68,8 @@ def ledger() -> Iterator[sqlite3.Connection]:
         "CREATE TABLE checkpoints (thread_id TEXT, checkpoint_ns TEXT, "
         "checkpoint_id TEXT, parent_checkpoint_id TEXT)"
     )
-    conn.executescript(MIGRATIONS[0])
+    for migration in MIGRATIONS:
+        conn.executescript(migration)
     marks = ", ".join("?" for _ in COLUMNS)
     conn.executemany(
         f"INSERT INTO lgrb_effects ({', '.join(COLUMNS)}) VALUES ({marks})",
