@@ -272,8 +272,26 @@ def _record_error(call: Call, row: LedgerRow, error: BaseException) -> Flow[None
                 expect_attempt=row.attempt,
             )
         )
-    # Cancellation, KeyboardInterrupt, SystemExit: nobody knows whether the
-    # call landed, so the intent stays pending and a replay says so.
+    else:
+        # Cancellation, KeyboardInterrupt, SystemExit: nobody knows whether the
+        # call landed, so the intent stays pending and a replay says so; but
+        # nobody performs it any more, so it names no owner (else another
+        # process would wait for this one to end). Best effort: a failed write
+        # leaves the owner, which only delays the other process.
+        try:
+            yield from do(
+                Update(
+                    row.effect_id,
+                    {"owner": None},
+                    expect=PENDING,
+                    expect_attempt=row.attempt,
+                )
+            )
+        except Exception:
+            logger.warning(
+                "effect %s: could not clear the owner of an interrupted call",
+                row.effect_id,
+            )
 
 
 def _observe_after(call: Call, effect: Effect) -> Flow[tuple[Any, bool, list[str]]]:

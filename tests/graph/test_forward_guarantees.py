@@ -729,3 +729,62 @@ def test_call_made_by_a_copy_is_the_copys_effect(
     assert report.status == "completed", str(report)
     assert world.count("inverse", "flaky") == 1
     assert world.listing() == {}
+
+
+# --- threads interrupted under the old call-key format -----------------------------
+
+
+def test_a_thread_interrupted_under_the_old_key_format_resumes_without_repeating(
+    durable_store: tuple[str, str], world: World
+) -> None:
+    """A ledger written before `v2:` keys: the resumed call is found by its old
+    key and replayed, not run again."""
+    from langgraph_rollback.core.identity import effect_id_for, legacy_call_key
+    from tests.support.stores import open_saver
+
+    kind, where = durable_store
+    registry = ToolRegistry()
+    with open_saver(kind, where, registry) as saver:
+        graph = draft_then_ask(saver, world, registry)
+        assert saver.legacy_keys is False  # a new ledger has none
+        (effect,) = saver.list_effects(cfg())
+        assert effect.call_key.startswith("v2:")
+    # The row as the earlier format wrote it: another key, so another id.
+    old_key = legacy_call_key("write_file", effect.args, None, 0)
+    old_id = effect_id_for(effect.task_ns, effect.task_id, old_key)
+    rewrite = (
+        "UPDATE lgrb_effects SET call_key = ?, effect_id = ?, idempotency_key = ? "
+        "WHERE effect_id = ?"
+    )
+    params = (old_key, old_id, f"lgrb-{old_id}", effect.id)
+    if kind == "sqlite":
+        import sqlite3
+
+        with sqlite3.connect(where) as db:
+            db.execute(rewrite, params)
+    else:
+        import psycopg
+
+        with psycopg.connect(where, autocommit=True) as conn:
+            conn.execute(rewrite.replace("?", "%s"), params)
+    with open_saver(kind, where, ToolRegistry()) as saver:
+        registry = saver.registry
+        tools = build_tools(world, registry)
+
+        def act(state: Files) -> Files:
+            result = tools.write_file("draft.txt", "v1")
+            answer = interrupt({"question": "publish the draft?"})
+            return {"done": [f"{result}: {answer} ({state.get('note')})"]}
+
+        builder = StateGraph(Files)
+        builder.add_node("prep", lambda state: {"done": ["prep"]})
+        builder.add_node("act", act)
+        builder.add_edge(START, "prep")
+        builder.add_edge("prep", "act")
+        builder.add_edge("act", END)
+        graph = builder.compile(checkpointer=saver)
+        out = graph.invoke(Command(resume="yes"), cfg(), durability="sync")
+        assert out["done"] == ["prep", "wrote draft.txt: yes (None)"]
+        assert world.count("forward", "write_file") == 1, world.calls()
+        assert [e.id for e in saver.list_effects(cfg())] == [old_id]
+        assert saver.legacy_keys is True  # found by setup(), on first use
