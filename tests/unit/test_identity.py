@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from langgraph_rollback._errors import SerializationError
 from langgraph_rollback.core.identity import (
@@ -25,6 +27,14 @@ def test_effect_id_is_a_stable_uuid_of_the_identity() -> None:
     assert one != effect_id_for("node:1", "task", "call:b")
     assert one != effect_id_for("node:2", "task", "call:a")
     assert len(one) == 36
+
+
+def test_a_copied_thread_s_own_call_has_an_id_of_its_thread() -> None:
+    shared = effect_id_for("node:1", "task", "call:a")
+    own = effect_id_for("node:1", "task", "call:a", thread_id="copy")
+    assert own != shared
+    assert own == effect_id_for("node:1", "task", "call:a", thread_id="copy")
+    assert own != effect_id_for("node:1", "task", "call:a", thread_id="other")
 
 
 def test_args_digest_depends_on_the_arguments_only() -> None:
@@ -74,22 +84,21 @@ def test_digest_is_canonical() -> None:
     assert args_digest("w", {"x": frozenset("ab")}) == args_digest(
         "w", {"x": {"b", "a"}}
     )
-    assert args_digest("w", {"a": 1}) != args_digest("v", {"a": 1}) or True
+    # The digest is of the arguments only; the tool is in the call key.
+    assert args_digest("w", {"a": 1}) == args_digest("v", {"a": 1})
     assert args_digest("w", {"a": 1}) != args_digest("w", {"a": 2})
 
 
+class Point(BaseModel):
+    tags: set[str]
+
+
+@dataclasses.dataclass
+class Box:
+    tags: set[str]
+
+
 def test_models_and_dataclasses_digest_by_their_fields() -> None:
-    import dataclasses
-
-    from pydantic import BaseModel
-
-    class Point(BaseModel):
-        tags: set[str]
-
-    @dataclasses.dataclass
-    class Box:
-        tags: set[str]
-
     assert canonical(Point(tags={"b", "a"})) == canonical(Point(tags={"a", "b"}))
     assert canonical(Box(tags={"b", "a"})) == [
         "__dataclass__",

@@ -48,6 +48,8 @@ QUERIES: list[tuple[EffectQuery, set[str]]] = [
     (EffectQuery("t", tool="delete"), {"r3"}),
     (EffectQuery("t", tool_call_id="call_1"), {"r4"}),
     (EffectQuery("t", tool_call_id="call_2"), set()),
+    (EffectQuery("t", call_key="call:r4"), {"r4"}),
+    (EffectQuery("t", call_key="call:r5"), set()),
     (EffectQuery("t", before_seq=3), {"r1", "r2"}),
     (EffectQuery("t", anchors=("c2",)), {"r3", "r4"}),
     (EffectQuery("t", anchors=("c2",), unanchored=True), {"r3", "r4", "r6"}),

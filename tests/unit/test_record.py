@@ -4,73 +4,33 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from langgraph.errors import GraphInterrupt
 
 from langgraph_rollback._errors import (
     EffectOutcomeUnknownError,
+    EffectResultUnknownError,
     IrreversibleToolBlockedError,
     ObservationError,
     ReplayMismatchError,
     SerializationError,
 )
-from langgraph_rollback._models import Reversibility
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.identity import args_digest
 from langgraph_rollback.core.ops import Ask, Begin, Observe, Outcome, Perform, Update
 from langgraph_rollback.core.record import applied_changes, record_flow
-from langgraph_rollback.core.registry import ToolDefinition
-from tests.unit.build import SERDE, context, decoded, encoded, tool
+from tests.unit.build import SERDE, context, decoded, tool
+from tests.unit.recording import (
+    SEND_MAIL,
+    begin,
+    gone,
+    observe_before,
+    observe_path,
+    outcome_of,
+    recorded_pending,
+    start,
+)
 from tests.unit.script import Script
-
-
-def observe_path(path: str) -> str:
-    return f"content of {path}"
-
-
-OBSERVED = tool(observe=observe_path)
-SEND_MAIL = tool("send_mail", Reversibility.IRREVERSIBLE, reason="mail is sent")
-
-
-def start(
-    definition: ToolDefinition = OBSERVED,
-    args: dict[str, Any] | None = None,
-    *,
-    tool_call_id: str | None = None,
-    **ctx: Any,
-) -> Script:
-    flow = record_flow(
-        context(**ctx),
-        definition,
-        {"path": "a"} if args is None else args,
-        tool_call_id=tool_call_id,
-        serde=SERDE,
-    )
-    return Script(flow)
-
-
-def begin(flow: Script, existing: dict[str, Any] | None = None) -> LedgerRow:
-    """Answer `Begin`: the intent is inserted, or, given the `existing` row's
-    fields, a row with this identity is already recorded."""
-    intent = flow.expect(Begin).row
-    if existing is None:
-        flow.send((intent, True))
-        return intent
-    if "outcome" in existing:
-        existing["outcome_type"], existing["outcome"] = encoded(existing["outcome"])
-    recorded = replace(intent, **existing)
-    flow.send((recorded, False))
-    return recorded
-
-
-def outcome_of(update: Update) -> dict[str, Any]:
-    return decoded(update.changes["outcome_type"], update.changes["outcome"])
-
-
-def observe_before(flow: Script, value: Any = "A") -> None:
-    flow.reply(Observe, Outcome(value=value), fn=observe_path, kwargs={"path": "a"})
-
 
 # --- before the intent ---------------------------------------------------------------
 
@@ -81,19 +41,23 @@ def test_unstorable_arguments_fail_before_any_operation() -> None:
 
 
 def test_intent_row_names_the_task_the_call_and_the_run_start() -> None:
-    flow = start(tool(), tool_call_id="call-7", run_checkpoint_id="c0", run_id="r")
+    flow = start(
+        tool(), tool_call_id="call-7", run_checkpoint_id="c0", run_id="r", owner="h#1#9"
+    )
     intent = flow.expect(Begin).row
     assert (intent.thread_id, intent.task_ns, intent.task_id) == (
         "t",
         "node:task-1",
         "task-1",
     )
-    assert (intent.call_key, intent.ordinal) == ("call:call-7", None)
+    digest = args_digest("write", {"path": "a"})
+    assert (intent.call_key, intent.ordinal) == (f"v2:call:call-7:write:{digest}#0", 0)
     assert intent.status == "pending"
     assert intent.attempt == 1
     assert intent.idempotency_key == f"lgrb-{intent.effect_id}"
     assert intent.base_checkpoint_id == "c0"
     assert intent.run_id == "r"
+    assert intent.owner == "h#1#9"
     assert decoded(intent.intent_type, intent.intent) == {
         "args": {"path": "a"},
         "before": None,
@@ -281,12 +245,6 @@ def test_unrecordable_result_is_recorded_as_applied_then_raised() -> None:
     assert flow.raises(SerializationError).field == "result"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an after observation the serde cannot store is dropped (after "
-    "None) yet recorded as observed=True, so a later rollback sees a false "
-    "conflict; the storable result is discarded too",
-)
 def test_unstorable_after_observation_is_not_recorded_as_observed() -> None:
     flow = start()
     observe_before(flow)
@@ -294,7 +252,12 @@ def test_unstorable_after_observation_is_not_recorded_as_observed() -> None:
     flow.reply(Perform, Outcome(value="done"))
     flow.reply(Observe, Outcome(value=threading.Lock()))
     outcome = outcome_of(flow.expect(Update))
-    assert outcome["observed"] is False
+    assert outcome == {
+        "result": "done",
+        "after": None,
+        "observed": False,
+        "notes": ["observe() returned a value the ledger cannot store"],
+    }
     flow.send(True)
     assert flow.returns() == "done"
 
@@ -425,6 +388,7 @@ def test_blocked_call_approved_on_resume_runs() -> None:
 def test_pending_without_observe_is_an_unknown_outcome() -> None:
     flow = start(tool())
     begin(flow, {"status": "pending"})
+    gone(flow)
     error = flow.raises(EffectOutcomeUnknownError)
     assert error.idempotency_key.startswith("lgrb-")
 
@@ -432,22 +396,18 @@ def test_pending_without_observe_is_an_unknown_outcome() -> None:
 def test_pending_under_block_is_an_unknown_outcome_even_with_observe() -> None:
     flow = start(replace(SEND_MAIL, observe=observe_path), guard="block")
     begin(flow, {"status": "pending"})
+    gone(flow)
     flow.raises(EffectOutcomeUnknownError)
 
 
-def recorded_pending(flow: Script, before: Any) -> LedgerRow:
-    """Answer `Begin` with a pending intent recorded with this `before`."""
-    intent_type, intent = encoded({"args": {"path": "a"}, "before": before})
-    return begin(
-        flow, {"status": "pending", "intent_type": intent_type, "intent": intent}
-    )
-
-
-def test_pending_whose_target_changed_landed_and_returns_none() -> None:
+def test_pending_whose_target_changed_landed_with_its_result_unknown() -> None:
     flow = start()
     observe_before(flow, "B")
     recorded = recorded_pending(flow, "A")
-    update = flow.expect(Update, effect_id=recorded.effect_id, expect=("pending",))
+    gone(flow)
+    update = flow.expect(
+        Update, effect_id=recorded.effect_id, expect=("pending",), expect_attempt=1
+    )
     assert update.changes["status"] == "applied"
     outcome = outcome_of(update)
     assert (outcome["result"], outcome["after"], outcome["observed"]) == (
@@ -455,15 +415,22 @@ def test_pending_whose_target_changed_landed_and_returns_none() -> None:
         "B",
         True,
     )
+    assert outcome["result_known"] is False
     assert "so the call landed" in outcome["notes"][0]
     flow.send(True)
-    assert flow.returns() is None
+    error = flow.raises(EffectResultUnknownError)
+    assert (error.effect_id, error.tool, error.thread_id) == (
+        recorded.effect_id,
+        "write",
+        "t",
+    )
 
 
 def test_pending_landed_but_update_lost_is_an_unknown_outcome() -> None:
     flow = start()
     observe_before(flow, "B")
     recorded_pending(flow, "A")
+    gone(flow)
     flow.reply(Update, False)
     flow.raises(EffectOutcomeUnknownError)
 
@@ -472,6 +439,7 @@ def test_pending_whose_target_is_unchanged_never_landed_and_runs_again() -> None
     flow = start()
     observe_before(flow, "A")
     recorded_pending(flow, "A")
+    gone(flow)
     restart = flow.expect(Update, expect=("pending",), expect_attempt=1)
     assert restart.changes["attempt"] == 2
     flow.send(True)

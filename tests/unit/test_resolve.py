@@ -14,7 +14,7 @@ from langgraph_rollback._errors import (
 from langgraph_rollback.core.ops import Observe, Outcome, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
-from langgraph_rollback.core.resolve import resolve_flow
+from langgraph_rollback.core.resolve import UNSET, resolve_flow
 from tests.unit.build import SERDE, decoded, registry, row, tool
 from tests.unit.script import Script
 
@@ -26,7 +26,7 @@ def observe_path(path: str) -> str:
 def start(
     applied: bool | None = None,
     compensated: bool | None = None,
-    result: Any = None,
+    result: Any = UNSET,
     tools: ToolRegistry | None = None,
 ) -> Script:
     flow = resolve_flow(
@@ -88,6 +88,14 @@ def test_applied_without_observe_records_no_after(tools: ToolRegistry) -> None:
     assert (outcome["after"], outcome["observed"]) == (None, False)
 
 
+def test_applied_without_a_result_records_none() -> None:
+    flow = start(applied=True)
+    found(flow, "pending")
+    update = flow.expect(Update)
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome["result"] is None
+
+
 def test_applied_with_observe_raising_notes_it() -> None:
     flow = start(applied=True, tools=registry(tool(observe=observe_path)))
     found(flow, "pending")
@@ -123,6 +131,15 @@ def test_compensated_records_the_inverse_as_taken_effect() -> None:
     assert flow.returns().status.value == "compensated"
 
 
+def test_compensated_without_a_result_records_none() -> None:
+    flow = start(compensated=True)
+    found(flow, "compensating")
+    update = flow.expect(Update)
+    assert (
+        decoded(update.changes["undo_type"], update.changes["undo"])["result"] is None
+    )
+
+
 def test_not_compensated_lets_a_rollback_run_the_inverse_again() -> None:
     flow = start(compensated=False)
     found(flow, "compensating")
@@ -154,7 +171,63 @@ def test_an_effect_with_a_known_outcome_cannot_be_resolved(status: str) -> None:
     flow = start(applied=True)
     found(flow, status)
     error = flow.raises(EffectStateError)
-    assert (error.status, error.expected) == (status, "pending or compensating")
+    assert (error.status, error.expected) == (
+        status,
+        "pending, compensating, or applied with its result lost",
+    )
+
+
+LOST = {
+    "result": None,
+    "after": "B",
+    "observed": True,
+    "result_known": False,
+    "notes": ["reconciled: the call landed"],
+}
+
+
+def test_a_lost_result_is_recorded_and_known_again() -> None:
+    flow = start(result={"id": 7})
+    found(flow, "applied", attempt=2, outcome=LOST)
+    update = flow.expect(Update, expect=("applied",), expect_attempt=2)
+    assert update.changes["status"] == "applied"
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome == {
+        "result": {"id": 7},
+        "after": "B",
+        "observed": True,
+        "notes": ["reconciled: the call landed", "result resolved by an operator"],
+    }
+    flow.send(True)
+    reread(flow, "applied", outcome=outcome)
+    resolved = flow.returns()
+    assert (resolved.result, resolved.result_known) == ({"id": 7}, True)
+
+
+def test_a_lost_result_resolved_with_applied_true_is_recorded() -> None:
+    flow = start(applied=True, result=None)
+    found(flow, "applied", outcome=LOST)
+    update = flow.expect(Update, expect=("applied",))
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert (outcome["result"], "result_known" in outcome) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("applied", "compensated", "result"),
+    [(None, None, UNSET), (True, None, UNSET), (False, None, 1), (None, True, 1)],
+)
+def test_a_lost_result_needs_the_result_and_nothing_else(
+    applied: bool | None, compensated: bool | None, result: Any
+) -> None:
+    flow = start(applied=applied, compensated=compensated, result=result)
+    found(flow, "applied", outcome=LOST)
+    error = flow.raises(InvalidConfigError)
+    assert "its result was lost" in str(error)
+    assert "result=<what the call returned>" in str(error)
+
+
+def test_unset_reads_as_unset() -> None:
+    assert repr(UNSET) == "UNSET"
 
 
 def test_update_lost_names_the_status_found_instead() -> None:

@@ -1,0 +1,79 @@
+"""Helpers for driving `record_flow` (tests of `core.record` and `core.replay`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from langgraph_rollback._models import Reversibility
+from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ops import AwaitCall, Begin, Observe, Outcome, Update
+from langgraph_rollback.core.record import record_flow
+from langgraph_rollback.core.registry import ToolDefinition
+from tests.unit.build import SERDE, context, decoded, encoded, tool
+from tests.unit.script import Script
+
+
+def observe_path(path: str) -> str:
+    return f"content of {path}"
+
+
+OBSERVED = tool(observe=observe_path)
+SEND_MAIL = tool("send_mail", Reversibility.IRREVERSIBLE, reason="mail is sent")
+
+
+def start(
+    definition: ToolDefinition = OBSERVED,
+    args: dict[str, Any] | None = None,
+    *,
+    tool_call_id: str | None = None,
+    **ctx: Any,
+) -> Script:
+    flow = record_flow(
+        context(**ctx),
+        definition,
+        {"path": "a"} if args is None else args,
+        tool_call_id=tool_call_id,
+        serde=SERDE,
+    )
+    return Script(flow)
+
+
+def recorded(intent: LedgerRow, existing: dict[str, Any]) -> LedgerRow:
+    """`intent` as recorded with the `existing` row's fields (`outcome` a payload)."""
+    fields = dict(existing)
+    if "outcome" in fields:
+        fields["outcome_type"], fields["outcome"] = encoded(fields["outcome"])
+    return replace(intent, **fields)
+
+
+def begin(flow: Script, existing: dict[str, Any] | None = None) -> LedgerRow:
+    """Answer `Begin`: the intent is inserted, or, given the `existing` row's
+    fields, a row with this identity is already recorded."""
+    intent = flow.expect(Begin).row
+    if existing is None:
+        flow.send((intent, True))
+        return intent
+    row = recorded(intent, existing)
+    flow.send((row, False))
+    return row
+
+
+def recorded_pending(flow: Script, before: Any, **fields: Any) -> LedgerRow:
+    """Answer `Begin` with a pending intent recorded with this `before`."""
+    intent_type, intent = encoded({"args": {"path": "a"}, "before": before})
+    pending = {"status": "pending", "intent_type": intent_type, "intent": intent}
+    return begin(flow, pending | fields)
+
+
+def gone(flow: Script) -> None:
+    """Answer `AwaitCall`: nobody is performing the earlier attempt."""
+    flow.reply(AwaitCall, "gone")
+
+
+def outcome_of(update: Update) -> dict[str, Any]:
+    return decoded(update.changes["outcome_type"], update.changes["outcome"])
+
+
+def observe_before(flow: Script, value: Any = "A") -> None:
+    flow.reply(Observe, Outcome(value=value), fn=observe_path, kwargs={"path": "a"})
