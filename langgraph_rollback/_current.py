@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "container_call",
+    "container_effect_id",
     "current_effect",
     "inside_effect",
     "restore_mark",
@@ -69,6 +70,13 @@ def running_effect(effect: Effect) -> Iterator[None]:
 
 # Effects whose forward call runs other declared calls that are still recorded.
 _CONTAINER: ContextVar[bool] = ContextVar("langgraph_rollback_container", default=False)
+
+
+def container_effect_id() -> str | None:
+    """The id of the container effect whose forward call runs here (one that
+    owns the declared calls made within it, which record), or None."""
+    effect = _CURRENT_EFFECT.get()
+    return effect.id if effect is not None and _CONTAINER.get() else None
 
 
 def inside_effect() -> bool:

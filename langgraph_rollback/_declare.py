@@ -318,6 +318,11 @@ def _declare(
         is_async=is_async,
         reason=reason,
         params=params,
+        source=ToolDefinition.source_of(
+            getattr(target, "func", None) or getattr(target, "coroutine", None)
+            if isinstance(target, BaseTool)
+            else target
+        ),
     )
     if isinstance(target, BaseTool):
         wrapped: Any = _wrap_tool(target, definition)

@@ -112,13 +112,25 @@ class DuplicateToolError(DeclarationError):
         new: `module.qualname` of the tool that was refused.
     """
 
-    def __init__(self, *, tool: str, existing: str, new: str) -> None:
+    def __init__(
+        self, *, tool: str, existing: str, new: str, same_factory: bool = False
+    ) -> None:
+        if same_factory:
+            what = (
+                f"Tool name {tool!r} is already registered for {existing}, made by "
+                "the same factory with other captured values (a closure); refusing "
+                "to register a second one under the same name"
+            )
+        else:
+            what = (
+                f"Tool name {tool!r} is already registered for {existing}; refusing "
+                f"to register {new} under the same name"
+            )
         super().__init__(
-            f"Tool name {tool!r} is already registered for {existing}; refusing to "
-            f"register {new} under the same name, because a rollback finds inverses "
-            "by tool name and could not tell them apart. Fix: give one of them "
-            "another name (`@tool('other_name')`, or rename the function), or "
-            "declare it in its own `ToolRegistry` with `registry=`.",
+            f"{what}, because a rollback finds inverses by tool name and could not "
+            "tell them apart. Fix: give one of them another name "
+            "(`@tool('other_name')`, or rename the function), or declare it in "
+            "its own `ToolRegistry` with `registry=`.",
             tool=tool,
         )
         self.existing = existing

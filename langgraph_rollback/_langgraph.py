@@ -44,6 +44,7 @@ from langgraph.channels.base import BaseChannel
 from langgraph.errors import EmptyChannelError
 from langgraph.pregel._retry import arun_with_retry, run_with_retry
 
+from langgraph_rollback._current import container_effect_id
 from langgraph_rollback._errors import InvalidConfigError, UnrecordedCallWarning
 from langgraph_rollback._liveness import PROCESS
 from langgraph_rollback.core.registry import ToolDefinition
@@ -156,6 +157,7 @@ def _task_context(
         digest_key=saver.digest_key(),
         legacy_keys=saver.legacy_keys,
         in_flight_wait=saver.in_flight_wait,
+        inside=container_effect_id(),
     )
 
 

@@ -119,6 +119,12 @@ class Effect(BaseModel):
     attempt: int
     """How many times the forward call started (retries of failed calls)."""
     run_id: str | None
+    owner: str | None = None
+    """The process performing the call or inverse now (host, pid, start
+    time), while it may still be running."""
+    inside: str | None = None
+    """The container effect whose call this one ran in (a git workspace
+    step), if any: undoing the container undoes it too."""
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None

@@ -46,7 +46,7 @@ from langgraph_rollback.core.execute import (
     rejected_report,
 )
 from langgraph_rollback.core.ops import Ask, Flow, ReadCheckpoint, do
-from langgraph_rollback.core.plan import RollbackPlan, plan_flow
+from langgraph_rollback.core.plan import THREAD_START, RollbackPlan, plan_flow
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.targets import (
@@ -171,13 +171,19 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         target = yield from self._target_flow(thread_id, head, state)
         registry = self.registry if self.registry is not None else saver.registry
         plan = yield from plan_flow(
-            thread_id, target, registry=registry, serde=saver.serde, head=head
+            thread_id,
+            target,
+            registry=registry,
+            serde=saver.serde,
+            head=head,
+            in_run=True,
         )
         policies = yield from self._approve(plan)
         rollback_id = new_rollback_id()
         if policies is None:
             message = "A human rejected the plan."
             return rejected_report(plan, rollback_id, started, message), None
+        holder = new_holder()
         execute = execute_flow(
             plan,
             policies=policies,
@@ -186,8 +192,9 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             rollback_id=rollback_id,
             restore=None,
             started_at=started,
+            owner=holder.owner,
         )
-        report = yield from holding_lock(thread_id, new_holder(), execute)
+        report = yield from holding_lock(thread_id, holder, execute)
         if not report.ok:
             return report, None
         return report, (yield from self._values_flow(thread_id, target))
@@ -207,6 +214,8 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         )
 
     def _values_flow(self, thread_id: str, target: str) -> Flow[dict[str, Any]]:
+        if target == THREAD_START:
+            return {}  # the thread's empty start
         found = yield from do(ReadCheckpoint(checkpoint_config(thread_id, target)))
         if found is None:  # pragma: no cover - planning checked it exists
             raise CheckpointNotFoundError(checkpoint_id=target, thread_id=thread_id)
@@ -220,6 +229,8 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         if not approved(answer):
             return None
         skip = answer.get("skip", ()) if isinstance(answer, dict) else ()
+        if isinstance(skip, str):
+            skip = [skip]  # one effect id, from a human's answer
         return self.policies.with_skip(skip)
 
     def _command(

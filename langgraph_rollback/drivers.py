@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import logging
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,11 +29,11 @@ from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
 from langgraph_rollback._liveness import PROCESS, owner_alive
-from langgraph_rollback.core.execute import InverseTimeoutError
 from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
     Flow,
+    Notify,
     Observe,
     Op,
     Outcome,
@@ -42,26 +43,32 @@ from langgraph_rollback.core.ops import (
     Undo,
 )
 from langgraph_rollback.core.store import AsyncLedgerStore, FaultPoint, LedgerStore
+from langgraph_rollback.core.undo import InverseTimeoutError
 
 if TYPE_CHECKING:
     from langgraph.pregel import Pregel
 
     from langgraph_rollback._models import Effect
 
-__all__ = ["Progress", "run_async", "run_sync"]
+__all__ = ["IN_FLIGHT", "Progress", "run_async", "run_sync"]
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 Progress = Callable[["Effect", bool], None]
-"""Called after each inverse with its effect and whether it succeeded."""
+"""Called after each inverse's outcome is recorded, with its effect and whether
+it was undone. An exception it raises is logged; the rollback goes on."""
 
 
 class _InFlight:
-    """The forward calls this process is performing, by effect id.
+    """The calls this process is performing, by effect id (`undo:<id>` for
+    inverses).
 
-    A call is in flight from its `Perform` until the flow that performs it
-    ends (its outcome recorded, or the flow gone), even when the run that
-    started it was cancelled and its worker thread carries on.
+    A forward call is in flight from its `Perform` until the flow that
+    performs it ends (its outcome recorded, or the flow gone), even when the
+    run that started it was cancelled and its worker thread carries on. An
+    inverse is in flight until it returns, also when its rollback stopped
+    waiting for it (`inverse_timeout`).
     """
 
     def __init__(self) -> None:
@@ -117,8 +124,8 @@ def run_sync(
                     send = store.execute(op)
                 else:
                     _starting(op, performing)
-                    send = _step_sync(op, store, perform, graph)
-                    _after_user_code(op, send, store, progress)
+                    send = _step_sync(op, store, perform, graph, progress)
+                    _after_user_code(op, store)
             except BaseException as exc:
                 error = exc
     finally:
@@ -131,7 +138,10 @@ def _step_sync(
     store: LedgerStore,
     perform: Callable[[], Any] | None,
     graph: Pregel[Any, Any, Any, Any] | None,
+    progress: Progress | None,
 ) -> Any:
+    if isinstance(op, Notify):
+        return _notify(op, progress)
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
@@ -150,7 +160,7 @@ def _step_sync(
     if isinstance(op, AwaitCall):
         return IN_FLIGHT.wait(op)
     if isinstance(op, Undo):
-        return _undo_sync(op)
+        return _undo_sync(op, store)
     if isinstance(op, Restore):
         assert graph is not None
         _fire(store, FaultPoint.BEFORE_RESTORE, None)
@@ -165,19 +175,21 @@ def _starting(op: Op[Any], performing: list[str]) -> None:
         performing.append(op.effect.id)
 
 
-def _after_user_code(
-    op: Op[Any],
-    result: Any,
-    store: LedgerStore | AsyncLedgerStore,
-    progress: Progress | None,
-) -> None:
-    """Fault points and progress after an operation that ran user code."""
+def _notify(op: Notify, progress: Progress | None) -> None:
+    if progress is None:
+        return
+    try:
+        progress(op.effect, op.ok)
+    except Exception:
+        logger.exception("the progress callback raised for effect %s", op.effect.id)
+
+
+def _after_user_code(op: Op[Any], store: LedgerStore | AsyncLedgerStore) -> None:
+    """Fault points after an operation that ran user code."""
     if isinstance(op, Perform):
         _fire(store, FaultPoint.AFTER_FORWARD, op.effect.id)
     elif isinstance(op, Undo):
         _fire(store, FaultPoint.AFTER_INVERSE, op.effect.id)
-        if progress is not None:
-            progress(op.effect, result.error is None)
     elif isinstance(op, Restore):
         _fire(store, FaultPoint.AFTER_RESTORE, None)
 
@@ -193,7 +205,11 @@ def _as_current(effect: Effect | None) -> AbstractContextManager[None]:
     return running_effect(effect) if effect is not None else nullcontext()
 
 
-def _undo_sync(op: Undo) -> Outcome:
+def _undo_key(op: Undo) -> str:
+    return f"undo:{op.effect.id}"
+
+
+def _undo_sync(op: Undo, store: LedgerStore) -> Outcome:
     def call() -> Any:
         if isinstance(op.fn, BaseTool):
             return op.fn.invoke(dict(op.args or {}))
@@ -202,13 +218,54 @@ def _undo_sync(op: Undo) -> Outcome:
             return _run_coroutine(value)
         return value
 
+    key = _undo_key(op)
+    IN_FLIGHT.start(key)
     with running_effect(op.effect):
         if op.timeout is None:
             try:
-                return Outcome(value=call())
-            except Exception as exc:
-                return Outcome(error=exc)
-        return _with_thread_timeout(call, op.timeout)
+                return _outcome(call)
+            finally:
+                IN_FLIGHT.end(key)
+        return _with_thread_timeout(call, op, store)
+
+
+def _outcome(call: Callable[[], Any]) -> Outcome:
+    try:
+        return Outcome(value=call())
+    except Exception as exc:
+        return Outcome(error=exc)
+
+
+def _late_sync(op: Undo, outcome: Outcome, store: LedgerStore) -> None:
+    """Record the outcome of an inverse its rollback stopped waiting for."""
+    if op.late is None:
+        return
+    try:
+        store.execute(op.late(outcome))
+    except Exception:
+        logger.exception(
+            "Could not record the outcome of the timed-out inverse of effect %s; "
+            "it stays 'compensating': check the target, then "
+            "saver.resolve_effect(config, %r, compensated=True|False)",
+            op.effect.id,
+            op.effect.id,
+        )
+
+
+async def _late_async(op: Undo, outcome: Outcome, store: AsyncLedgerStore) -> None:
+    """Record the outcome of an inverse its rollback stopped waiting for."""
+    if op.late is None:
+        return
+    try:
+        await store.aexecute(op.late(outcome))
+    except Exception:
+        logger.exception(
+            "Could not record the outcome of the timed-out inverse of effect %s; "
+            "it stays 'compensating': check the target, then "
+            "saver.resolve_effect(config, %r, compensated=True|False)",
+            op.effect.id,
+            op.effect.id,
+        )
 
 
 def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
@@ -226,30 +283,45 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
-def _with_thread_timeout(call: Callable[[], Any], timeout: float) -> Outcome:
-    """Run `call` in a daemon thread; give up waiting after `timeout` seconds.
+def _with_thread_timeout(
+    call: Callable[[], Any], op: Undo, store: LedgerStore
+) -> Outcome:
+    """Run `call` in a daemon thread; give up waiting after `op.timeout` seconds.
 
     A Python thread cannot be stopped: an inverse that times out may still
-    finish later. Its effect stays claimed (`compensating`).
+    finish later. It stays in flight (and its effect claimed,
+    `compensating`) until it returns; then its outcome is recorded.
     """
+    assert op.timeout is not None
+    key = _undo_key(op)
     box: list[Outcome] = []
+    gave_up = False
+    lock = threading.Lock()
 
     def target() -> None:
-        try:
-            box.append(Outcome(value=call()))
-        except Exception as exc:
-            box.append(Outcome(error=exc))
+        outcome = _outcome(call)
+        with lock:
+            box.append(outcome)
+            late = gave_up
+        if late:
+            try:
+                _late_sync(op, outcome, store)
+            finally:
+                IN_FLIGHT.end(key)
 
     context = contextvars.copy_context()
     thread = threading.Thread(
         target=context.run, args=(target,), name="lgrb-inverse", daemon=True
     )
     thread.start()
-    thread.join(timeout)
-    if not box:
-        return Outcome(
-            error=InverseTimeoutError(f"inverse did not finish in {timeout}s")
-        )
+    thread.join(op.timeout)
+    with lock:
+        if not box:
+            gave_up = True
+            return Outcome(
+                error=InverseTimeoutError(f"inverse did not finish in {op.timeout}s")
+            )
+    IN_FLIGHT.end(key)
     return box[0]
 
 
@@ -278,8 +350,8 @@ async def run_async(
                     send = await store.aexecute(op)
                 else:
                     _starting(op, performing)
-                    send = await _step_async(op, store, perform, graph)
-                    _after_user_code(op, send, store, progress)
+                    send = await _step_async(op, store, perform, graph, progress)
+                    _after_user_code(op, store)
             except BaseException as exc:
                 error = exc
     finally:
@@ -292,7 +364,10 @@ async def _step_async(
     store: AsyncLedgerStore,
     perform: Callable[[], Awaitable[Any]] | None,
     graph: Pregel[Any, Any, Any, Any] | None,
+    progress: Progress | None,
 ) -> Any:
+    if isinstance(op, Notify):
+        return _notify(op, progress)
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
@@ -314,7 +389,7 @@ async def _step_async(
     if isinstance(op, AwaitCall):
         return await asyncio.to_thread(IN_FLIGHT.wait, op)
     if isinstance(op, Undo):
-        return await _undo_async(op)
+        return await _undo_async(op, store)
     if isinstance(op, Restore):
         assert graph is not None
         _fire(store, FaultPoint.BEFORE_RESTORE, None)
@@ -323,7 +398,7 @@ async def _step_async(
     raise TypeError(f"unknown operation {op!r}")  # pragma: no cover
 
 
-async def _undo_async(op: Undo) -> Outcome:
+async def _undo_async(op: Undo, store: AsyncLedgerStore) -> Outcome:
     async def call() -> Any:
         if isinstance(op.fn, BaseTool):
             return await op.fn.ainvoke(dict(op.args or {}))
@@ -334,13 +409,41 @@ async def _undo_async(op: Undo) -> Outcome:
             value = await value
         return value
 
-    with running_effect(op.effect):
+    key = _undo_key(op)
+    gave_up = False
+
+    async def guarded() -> Outcome:
+        # Runs to the end even when the rollback stops waiting for it; then
+        # the outcome of an abandoned inverse is recorded.
         try:
-            if op.timeout is None:
-                return Outcome(value=await call())
-            return Outcome(value=await asyncio.wait_for(call(), op.timeout))
-        except TimeoutError:
-            error = InverseTimeoutError(f"inverse did not finish in {op.timeout}s")
-            return Outcome(error=error)
-        except Exception as exc:
-            return Outcome(error=exc)
+            try:
+                outcome = Outcome(value=await call())
+            except Exception as exc:
+                outcome = Outcome(error=exc)
+            if gave_up:
+                await _late_async(op, outcome, store)
+            return outcome
+        finally:
+            IN_FLIGHT.end(key)
+
+    IN_FLIGHT.start(key)
+    with running_effect(op.effect):
+        task = asyncio.ensure_future(guarded())
+    _ABANDONED.add(task)
+    task.add_done_callback(_ABANDONED.discard)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=op.timeout)
+    except asyncio.CancelledError:
+        gave_up = True  # the rollback was cancelled; the inverse runs on
+        raise
+    if task in done:
+        return task.result()
+    gave_up = True
+    return Outcome(
+        error=InverseTimeoutError(f"inverse did not finish in {op.timeout}s")
+    )
+
+
+_ABANDONED: set[asyncio.Future[Outcome]] = set()
+"""Inverse tasks kept referenced while they run (the event loop holds only
+weak references to tasks)."""

@@ -10,9 +10,10 @@ when a directory is swapped for a link between two calls.
 Paths are lexical: `a/../b` is `b`, and `..` that would climb out of the
 workspace is refused. An *image* is what stands at a path: a file (its bytes,
 SHA-256 and permission bits), a directory, a symbolic link (its target, never
-followed) or nothing; for nothing, it also names the missing directories a
-call would create on the way (`missing_dirs`), so an undo removes exactly
-those.
+followed) or nothing. Each directory a tool creates on the way to a path is
+an effect of its own (`create_parent_directory`), so an undo removes exactly
+those; images recorded with `missing_dirs` (the directories a call would
+create) are still restored that way.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from langgraph_rollback._errors import InvalidConfigError, RollbackError
 
 __all__ = [
     "BeforeImageTooLargeError",
+    "DirectoryNotEmptyError",
     "EntryKindError",
     "ImageTamperedError",
     "UnsafePathError",
@@ -74,6 +76,26 @@ class EntryKindError(RollbackError):
         )
         self.path = path
         self.kind = kind
+
+
+class DirectoryNotEmptyError(RollbackError):
+    """A directory the agent created holds entries someone else put there, so
+    undoing its creation would remove them.
+
+    Attributes:
+        path: The directory inside the workspace.
+        entries: What it holds (the first few names).
+    """
+
+    def __init__(self, *, path: str, entries: list[str]) -> None:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        super().__init__(
+            f"Cannot remove directory {path!r}, which the agent created: it holds "
+            f"entries that were put there since ({shown}); it was kept. Fix: move "
+            "them out of it (or delete them), then roll back again."
+        )
+        self.path = path
+        self.entries = entries
 
 
 class BeforeImageTooLargeError(RollbackError):
@@ -278,13 +300,13 @@ def image(root: str, path: str, limit: int) -> dict[str, Any]:
     names = parts(root, path)
     shown = "/".join(names)
     found: dict[str, Any] = {"root": root, "path": shown}
-    with parent(root, names, create=False) as (fd, missing):
+    with parent(root, names, create=False) as (fd, _missing):
         if fd is None:
-            return {**found, "kind": "missing", "missing_dirs": missing}
+            return {**found, "kind": "missing"}
         st = lstat_at(fd, names[-1])
         kind = kind_of(st)
         if kind == "missing":
-            return {**found, "kind": "missing", "missing_dirs": []}
+            return {**found, "kind": "missing"}
         if kind == "link":
             return {
                 **found,
@@ -408,10 +430,21 @@ def restore_image(before: dict[str, Any]) -> str:
     return f"restored {shown}"
 
 
+def _listing(fd: int, name: str) -> list[str]:
+    handle = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    try:
+        return os.listdir(handle)
+    finally:
+        os.close(handle)
+
+
 def _restore_missing(root: str, names: tuple[str, ...], created: list[str]) -> str:
     shown = "/".join(names)
     with parent(root, names, create=False) as (fd, _missing):
         done = "was already gone" if fd is None else remove_entry(fd, names[-1])
+        if done.startswith("kept") and fd is not None and not created:
+            entries = sorted(_listing(fd, names[-1]))
+            raise DirectoryNotEmptyError(path=shown, entries=entries)
     kept = _remove_created_dirs(root, created)
     note = f"; kept {', '.join(kept)} (not empty)" if kept else ""
     if done.startswith("kept"):

@@ -62,6 +62,7 @@ from langgraph_rollback._declare import reversible
 from langgraph_rollback._models import Effect
 from langgraph_rollback.batteries._paths import (
     BeforeImageTooLargeError,
+    DirectoryNotEmptyError,
     EntryKindError,
     ImageTamperedError,
     UnsafePathError,
@@ -79,6 +80,7 @@ from langgraph_rollback.core.registry import ToolRegistry
 
 __all__ = [
     "BeforeImageTooLargeError",
+    "DirectoryNotEmptyError",
     "EntryKindError",
     "ImageTamperedError",
     "UnsafePathError",

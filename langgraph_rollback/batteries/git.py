@@ -169,6 +169,14 @@ def _observe(work_tree: str, git_dir: str, **_: Any) -> dict[str, Any]:
     return snapshot(work_tree, git_dir)
 
 
+def _files_part(observed: Any) -> Any:
+    """What a step's inverse restores: the files (tree and modes), not the
+    nested repositories' own HEAD, index and refs."""
+    if not isinstance(observed, dict):
+        return observed
+    return {k: v for k, v in observed.items() if k != "nested"}
+
+
 def _nested_changes(before: dict[str, Any], now: dict[str, Any]) -> str:
     """Words for the nested repositories whose HEAD, index or refs moved."""
     notes = []
@@ -227,6 +235,7 @@ DEFINITION = ToolDefinition(
     origin="langgraph_rollback.batteries.git",
     undo=restore_tree,
     observe=_observe,
+    restores=_files_part,
     params=("work_tree", "git_dir", "label"),
     container=True,
 )

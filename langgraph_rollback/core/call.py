@@ -64,7 +64,7 @@ class Call:
         tool = definition.name
         # Serialise before anything else: unstorable arguments fail before the
         # call, named by the saver's own serde.
-        intent = encode_payload(serde, {"args": args, "before": None}, tool=tool)
+        intent = encode_payload(serde, _intent(args, None, ctx.inside), tool=tool)
         call_key, ordinal = call_key_for(ctx, tool, args, tool_call_id)
         effect_id = effect_id_for(ctx.task_ns, ctx.task_id, call_key)
         return cls(
@@ -86,6 +86,11 @@ class Call:
             ctx.task_ns, ctx.task_id, self.call_key, thread_id=ctx.thread_id
         )
         return replace(self, effect_id=effect_id)
+
+    def intent_payload(self, before: Any) -> dict[str, Any]:
+        """The intent's payload: the arguments, the target before the call,
+        and the container call it runs in (when it does)."""
+        return _intent(self.args, before, self.ctx.inside)
 
     def intent_row(self, status: EffectStatus, now: str) -> LedgerRow:
         ctx = self.ctx
@@ -135,7 +140,7 @@ class Call:
 
     def live_effect(self, row: LedgerRow, before: Any) -> Effect:
         """The `Effect` of a row being performed, built without decoding payloads."""
-        return effect_of(row, {"args": self.args, "before": before})
+        return effect_of(row, self.intent_payload(before))
 
 
 def applied_changes(
@@ -307,3 +312,12 @@ def _observe_after(call: Call, effect: Effect) -> Flow[tuple[Any, bool, list[str
         False,
         [f"observe() raised {type(error).__name__}: {error} after the call"],
     )
+
+
+def _intent(args: dict[str, Any], before: Any, inside: str | None) -> dict[str, Any]:
+    """An intent's payload: the arguments, the target before the call, and
+    the container call it runs in (when it does)."""
+    payload = {"args": args, "before": before}
+    if inside is not None:
+        payload["inside"] = inside
+    return payload

@@ -51,10 +51,21 @@ def effect_query(
         statuses = (_status(status),)
     else:
         statuses = tuple(_status(s) for s in status)
-    if limit is not None and (not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not _is_int(limit) or limit < 0):
         raise InvalidConfigError(
             f"limit must be a non-negative int, got {limit!r}. Fix: pass e.g. "
             "limit=50, or leave it out for every effect."
+        )
+    if before is not None and not _is_int(before):
+        raise InvalidConfigError(
+            f"before must be an effect's seq (an int), got {before!r}. Fix: pass "
+            "the seq of the oldest effect of the previous page, e.g. "
+            "before=page[-1].seq."
+        )
+    if tool is not None and (not isinstance(tool, str) or not tool):
+        raise InvalidConfigError(
+            f"tool must be a tool name (a non-empty str), got {tool!r}. Fix: pass "
+            "the name effects are recorded under, e.g. tool='create_ticket'."
         )
     return EffectQuery(
         thread_id=thread_id_of(config),
@@ -65,6 +76,25 @@ def effect_query(
         before_seq=before,
         limit=limit,
     )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def effect_id_arg(effect_id: Any) -> str:
+    """An `effect_id` argument, checked.
+
+    Raises:
+        InvalidConfigError: It is not a non-empty string.
+    """
+    if not isinstance(effect_id, str) or not effect_id:
+        raise InvalidConfigError(
+            f"effect_id must be an effect's id (a non-empty str), got "
+            f"{effect_id!r}. Fix: pass Effect.id, e.g. from "
+            "saver.list_effects(config)."
+        )
+    return effect_id
 
 
 def _status(value: EffectStatus | str) -> str:

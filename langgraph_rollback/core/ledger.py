@@ -138,6 +138,8 @@ def effect_of(
         idempotency_key=row.idempotency_key,
         attempt=row.attempt,
         run_id=row.run_id,
+        owner=row.owner,
+        inside=intent.get("inside"),
         created_at=datetime.fromisoformat(row.created_at),
         updated_at=datetime.fromisoformat(row.updated_at),
         completed_at=_time(row.completed_at),

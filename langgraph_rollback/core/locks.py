@@ -30,6 +30,11 @@ class LockHolder:
     pid: int
     started: str | None = None
 
+    @property
+    def owner(self) -> str:
+        """The holder's process as effects' `owner` names it (`host#pid#started`)."""
+        return f"{self.host}#{self.pid}#{self.started or ''}"
+
     def __str__(self) -> str:
         return describe_holder(self.host, self.pid, self.token)
 

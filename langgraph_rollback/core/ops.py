@@ -33,10 +33,12 @@ __all__ = [
     "AwaitCall",
     "Begin",
     "CheckpointLink",
+    "CopyCheckpoint",
     "ExistingCheckpoints",
     "FindCheckpoint",
     "Flow",
     "LockThread",
+    "Notify",
     "Observe",
     "Op",
     "Outcome",
@@ -44,6 +46,7 @@ __all__ = [
     "ReadAncestry",
     "ReadCheckpoint",
     "ReadHead",
+    "ReadNamespaceStates",
     "ReadSubtree",
     "ReadUpdatedFrom",
     "Restore",
@@ -282,6 +285,37 @@ class ReadUpdatedFrom(StorageOp[str | None]):
 
 
 @dataclass(frozen=True, slots=True)
+class ReadNamespaceStates(StorageOp[list[tuple[str, str, str | None]]]):
+    """The thread's persistent subgraph namespaces (subgraphs compiled with
+    `checkpointer=True`, whose state lasts from run to run), each with its
+    newest checkpoint and the newest one written under a root checkpoint
+    in `before`.
+
+    Result: `(checkpoint_ns, head_id, state_id or None)` per namespace.
+    """
+
+    thread_id: str
+    before: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyCheckpoint(StorageOp[RunnableConfig]):
+    """Write a new head of `checkpoint_ns` that copies checkpoint `source_id`
+    of that namespace (None: an empty state), as a rollback's restore.
+
+    `parent_id` is the namespace's head the copy goes on; `root_id` the root
+    checkpoint it belongs to; `mark` is stored in its metadata.
+    """
+
+    thread_id: str
+    checkpoint_ns: str
+    source_id: str | None
+    parent_id: str | None
+    root_id: str
+    mark: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class ReadCheckpoint(StorageOp[CheckpointTuple | None]):
     """A whole checkpoint tuple (`get_tuple`)."""
 
@@ -297,6 +331,16 @@ class ExistingCheckpoints(StorageOp[set[str]]):
 
 
 # --- user code and LangGraph -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Notify(Op[None]):
+    """Tell the caller's `progress` callback that an inverse's outcome is
+    recorded (`ok`: it was undone). A callback that raises is logged, never
+    lets the rollback stop between an inverse and its record."""
+
+    effect: Effect
+    ok: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +395,9 @@ class Undo(Op[Outcome]):
     fn: Any
     args: Mapping[str, Any] | None = None
     timeout: float | None = None
+    late: Callable[[Outcome], Update] | None = None
+    """When the inverse outlives its timeout: the update that records its
+    outcome once it ends, for the driver to write then."""
 
 
 @dataclass(frozen=True, slots=True)

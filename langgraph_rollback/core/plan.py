@@ -14,31 +14,36 @@ What "after checkpoint X" means:
   was never persisted (durability "async" or "exit"), to the newest persisted
   checkpoint when its intent was written (`base_checkpoint_id`);
 - effects belonging to a checkpoint on the path (X's own tasks included) are
-  undone, newest first by `seq`;
+  undone, newest first by `seq`, except that a container (a call that
+  records the declared calls made inside it, such as a git workspace step)
+  comes before the effects recorded inside it: its own actions finished
+  after theirs;
 - effects belonging to X's other descendants lie on abandoned branches: they
   are listed as orphans and left alone.
 """
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
-from langgraph_rollback._errors import CheckpointNotFoundError, NotAnAncestorError
-from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback.core.codec import normalize
+from langgraph_rollback._errors import (
+    CheckpointNotFoundError,
+    EffectInFlightError,
+    NotAnAncestorError,
+)
+from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback.core.decide import Decision, PlannedStep, decide, skip
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row
 from langgraph_rollback.core.ops import (
+    AwaitCall,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
     Flow,
-    Observe,
     ReadAncestry,
     ReadHead,
     ReadSubtree,
@@ -46,11 +51,17 @@ from langgraph_rollback.core.ops import (
     do,
 )
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.registry import ToolDefinition, ToolRegistry
+from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import call_text
 from langgraph_rollback.core.voice import Voice, on_path_fix
 
-__all__ = ["Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
+__all__ = ["THREAD_START", "Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
+
+THREAD_START = "first"
+"""The target that is the thread's empty start, before its first run. It has
+no checkpoint: rolling back to it undoes every effect of the thread (those
+recorded before any checkpoint was stored included) and restores an empty
+state. Reports name it "first", as the targets vocabulary does."""
 
 _LIVE = frozenset(
     {
@@ -60,35 +71,6 @@ _LIVE = frozenset(
         EffectStatus.COMPENSATION_FAILED,
     }
 )
-
-
-class Decision(StrEnum):
-    """What a rollback will do with one effect."""
-
-    UNDO = "undo"
-    """Run its inverse."""
-    SKIP = "skip"
-    """Leave it: irreversible, undeclared, never applied, or outcome unknown."""
-    CONFLICT = "conflict"
-    """Its `observe` says the target changed since the agent touched it."""
-    ALREADY_COMPENSATED = "already_compensated"
-    """An earlier rollback undid it."""
-    MISSING_INVERSE = "missing_inverse"
-    """Its tool is not declared in the registry in use."""
-
-
-class PlannedStep(BaseModel):
-    """One effect in a plan, with its decision and why."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    effect: Effect
-    decision: Decision
-    reason: str
-    current: Any = None
-    """The target's state now, when the tool declares `observe`."""
-    skip_kind: str | None = None
-    """For `skip`: "irreversible", "unknown", "not_applied" or "unresolved"."""
 
 
 class RollbackPlan(BaseModel):
@@ -132,6 +114,15 @@ class RollbackPlan(BaseModel):
     def already_compensated(self) -> list[PlannedStep]:
         """Steps an earlier rollback undid."""
         return [s for s in self.steps if s.decision is Decision.ALREADY_COMPENSATED]
+
+    @property
+    def nested(self) -> dict[str, frozenset[str]]:
+        """Container effect id -> the effects on the plan recorded inside its call."""
+        found: dict[str, set[str]] = {}
+        for step in self.steps:
+            if step.effect.inside is not None:
+                found.setdefault(step.effect.inside, set()).add(step.effect.id)
+        return {k: frozenset(v) for k, v in found.items()}
 
     @property
     def unresolved(self) -> list[PlannedStep]:
@@ -180,18 +171,24 @@ def plan_flow(
     serde: SerializerProtocol,
     head: str | None = None,
     voice: Voice = Voice.PYTHON,
+    in_run: bool = False,
 ) -> Flow[RollbackPlan]:
-    """Compute the plan to roll `thread_id` back to checkpoint `target`.
+    """Compute the plan to roll `thread_id` back to checkpoint `target`
+    (`THREAD_START`: the thread's empty start, before its first run).
 
     Args:
         head: Where the walk starts; defaults to the thread's newest
             checkpoint. A rollback node passes the checkpoint its own task
             started from.
+        in_run: The plan is made inside the run it rolls back (a rollback
+            node), whose own calls may be in flight.
 
     Raises:
         CheckpointNotFoundError: `target` is not a root checkpoint of the
             thread (the error says which thread holds it, if any).
         NotAnAncestorError: `target` is in the thread but not on the head's path.
+        EffectInFlightError: A call after the target may still be running
+            (outside the run itself).
     """
     head, chain = yield from _walk(thread_id, target, head, voice)
     path = [link.checkpoint_id for link in chain]
@@ -200,40 +197,112 @@ def plan_flow(
     # The thread's first checkpoint is in the region: effects recorded before
     # any checkpoint was stored (no base) belong to it.
     from_start = any(link.parent_id is None for link in chain)
-    rows = yield from do(
-        Select(
-            EffectQuery(
-                thread_id=thread_id,
-                anchors=tuple(sorted(region)),
-                unanchored=from_start,
-            )
-        )
+    query = EffectQuery(
+        thread_id=thread_id, anchors=tuple(sorted(region)), unanchored=from_start
     )
+    rows = yield from do(Select(query))
     # An effect whose root checkpoint lies outside the region belongs to it
     # only when that checkpoint was never persisted (then its base counts).
     outside = sorted({r.root_checkpoint_id for r in rows} - region)
     persisted: set[str] = set()
     if outside:
         persisted = yield from do(ExistingCheckpoints(thread_id, outside))
-    mine, orphans = _assign(rows, path, region, persisted, from_start, serde)
-    steps: list[PlannedStep] = []
-    predicted: dict[Any, Any] = {}
-    for row in mine:
-        effect = effect_from_row(row, serde)
-        step = yield from _decide(effect, registry.get(effect.tool), serde, predicted)
-        steps.append(step)
+    start = target == THREAD_START
+    mine, orphans = _assign(rows, path, region, persisted, from_start, start, serde)
+    steps = yield from _decide_all(mine, registry, serde, in_run)
+    steps = _containers_first(steps)
     last = chain[-1]
     return RollbackPlan(
         thread_id=thread_id,
         target_checkpoint_id=target,
         head_checkpoint_id=head,
         path=path,
-        reached_copy=last.checkpoint_id if last.checkpoint_id != target else None,
+        reached_copy=_reached_copy(last, target),
         target_copies=[target, *(c for c in last.copies if c != target)],
         steps=steps,
         orphans=orphans,
         created_at=datetime.now(UTC),
     )
+
+
+def _containers_first(steps: list[PlannedStep]) -> list[PlannedStep]:
+    """Newest first, each container before the effects recorded inside it
+    (which have higher `seq`: their intents came after the container's)."""
+    on_plan = {step.effect.id for step in steps}
+    held: dict[str, list[PlannedStep]] = {}
+    for step in steps:
+        inside = step.effect.inside
+        if inside is not None and inside in on_plan:
+            held.setdefault(inside, []).append(step)
+    ordered: list[PlannedStep] = []
+
+    def emit(step: PlannedStep) -> None:
+        ordered.append(step)
+        for nested in held.get(step.effect.id, ()):
+            emit(nested)
+
+    for step in steps:
+        inside = step.effect.inside
+        if inside is None or inside not in on_plan:
+            emit(step)
+    return ordered
+
+
+def _reached_copy(last: CheckpointLink, target: str) -> str | None:
+    """The earlier restored copy of the target the walk met, if it met one."""
+    if last.checkpoint_id == target or not last.stands_for(target):
+        return None
+    return last.checkpoint_id
+
+
+def _decide_all(
+    rows: list[LedgerRow],
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+    in_run: bool,
+) -> Flow[list[PlannedStep]]:
+    """Each effect's decision, newest first; calls and inverses still running
+    are found first."""
+    steps: list[PlannedStep] = []
+    predicted: dict[Any, Any] = {}
+    for row in rows:
+        effect = effect_from_row(row, serde)
+        running = yield from _still_running(effect, in_run)
+        if running is not None:
+            steps.append(running)
+            continue
+        step = yield from decide(effect, registry.get(effect.tool), serde, predicted)
+        steps.append(step)
+    return steps
+
+
+def _still_running(effect: Effect, in_run: bool) -> Flow[PlannedStep | None]:
+    """A step for an effect whose call or inverse may still be running.
+
+    Raises:
+        EffectInFlightError: Its forward call may still be running (outside
+            the run itself): the plan could not say what it did.
+    """
+    if effect.status is EffectStatus.PENDING and not in_run:
+        state = yield from do(AwaitCall(effect.id, effect.owner, 0))
+        if state == "running":
+            raise EffectInFlightError(
+                effect_id=effect.id,
+                tool=effect.tool,
+                thread_id=effect.thread_id,
+                owner=effect.owner,
+            )
+    if effect.status is EffectStatus.COMPENSATING:
+        state = yield from do(AwaitCall(f"undo:{effect.id}", effect.owner, 0))
+        if state == "running":
+            return skip(
+                effect,
+                "its inverse, started by an earlier rollback that gave up "
+                "waiting for it, is still running; roll back again once it has "
+                "ended (its outcome is recorded then)",
+                "unresolved",
+            )
+    return None
 
 
 def _walk(
@@ -256,7 +325,7 @@ def _walk(
             checkpoint_id=head,
             thread_id=thread_id,
         )
-    if not chain[-1].stands_for(target):
+    if not chain[-1].stands_for(target) and target != THREAD_START:
         owners = yield from do(FindCheckpoint(target))
         if thread_id in owners:
             raise NotAnAncestorError(
@@ -279,9 +348,14 @@ def _assign(
     region: set[str],
     persisted: set[str],
     from_start: bool,
+    start: bool,
     serde: SerializerProtocol,
 ) -> tuple[list[LedgerRow], list[Effect]]:
-    """Split the region's rows into those on the path and live orphans."""
+    """Split the region's rows into those on the path and live orphans.
+
+    With `start` (the target is the thread's empty start), effects recorded
+    before any checkpoint was stored are on the path too.
+    """
     on_path = set(path)
     mine: list[LedgerRow] = []
     orphans: list[Effect] = []
@@ -289,6 +363,8 @@ def _assign(
         if row.root_checkpoint_id in persisted and row.root_checkpoint_id not in region:
             continue
         anchor = _anchor(row, path[-1], region, from_start)
+        if anchor is None and start and row.base_checkpoint_id is None:
+            anchor = path[-1]
         if anchor is not None and anchor in on_path:
             mine.append(row)
         elif EffectStatus(row.status) in _LIVE:
@@ -312,196 +388,3 @@ def _anchor(
     if from_start and row.root_checkpoint_id > first:
         return first
     return None
-
-
-_NOT_APPLIED = {
-    EffectStatus.BLOCKED: "blocked by the guard policy; it never ran",
-    EffectStatus.INTERRUPTED: "interrupted before it acted",
-}
-
-
-def _decide(
-    effect: Effect,
-    definition: ToolDefinition | None,
-    serde: SerializerProtocol,
-    predicted: dict[Any, Any],
-) -> Flow[PlannedStep]:
-    """What to do with one effect on the path."""
-    status = effect.status
-    if status is EffectStatus.COMPENSATED:
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.ALREADY_COMPENSATED,
-            reason="already undone by an earlier rollback",
-        )
-    if status in _NOT_APPLIED:
-        return _skip(effect, _NOT_APPLIED[status], "not_applied")
-    if status is EffectStatus.FAILED:
-        why = f"the call failed ({effect.error}); nothing was applied"
-        return _skip(effect, why, "not_applied")
-    policy = _by_kind(effect, definition)
-    if policy is not None:
-        return policy
-    assert definition is not None
-    if definition.observe is not None:
-        return (yield from _decide_observed(effect, definition, serde, predicted))
-    return _decide_unobserved(effect, definition)
-
-
-def _by_kind(effect: Effect, definition: ToolDefinition | None) -> PlannedStep | None:
-    """The step for an effect its tool's kind decides: irreversible, undeclared,
-    or no inverse in this registry; None when it can be undone."""
-    kind = definition.kind if definition is not None else effect.kind
-    if kind is Reversibility.IRREVERSIBLE:
-        reason = (definition.reason if definition else None) or "cannot be undone"
-        return _skip(effect, f"irreversible: {reason}", "irreversible")
-    if kind is Reversibility.UNKNOWN:
-        return _skip(
-            effect, "undeclared tool: it is not known how to undo it", "unknown"
-        )
-    if definition is None or definition.undo is None:
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.MISSING_INVERSE,
-            reason=(
-                f"tool {effect.tool!r} is not declared in this registry; import "
-                "the module that declares it (or pass its registry=)"
-            ),
-        )
-    return None
-
-
-def _decide_observed(
-    effect: Effect,
-    definition: ToolDefinition,
-    serde: SerializerProtocol,
-    predicted: dict[Any, Any],
-) -> Flow[PlannedStep]:
-    """Decide with the target's state now (the tool declares `observe`).
-
-    `predicted` maps each target to what it will read once the newer effects
-    on it are undone, so a chain of writes to one target is not a conflict.
-    """
-    assert definition.observe is not None
-    observed = yield from do(Observe(definition.observe, effect.args, effect))
-    if observed.error is not None:
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.CONFLICT,
-            reason=(
-                f"observe() raised {type(observed.error).__name__}: "
-                f"{observed.error}; cannot tell whether the target changed"
-            ),
-        )
-    current = normalize(serde, observed.value)
-    key = target_key(definition, effect.args)
-    expected_now = predicted.get(key, current)
-    status = effect.status
-    if status is EffectStatus.PENDING and expected_now == effect.before:
-        # Intent without outcome, target unchanged: it never landed.
-        return _skip(
-            effect,
-            "its outcome was never recorded and the target is unchanged "
-            "since before the call: it did not land",
-            "not_applied",
-            current,
-        )
-    undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if undoing and expected_now == effect.before and expected_now != effect.after:
-        # An earlier rollback's inverse took effect before it stopped.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.ALREADY_COMPENSATED,
-            reason="an earlier rollback's inverse already restored it",
-            current=current,
-        )
-    if (
-        status is not EffectStatus.PENDING
-        and effect.after_observed
-        and expected_now != effect.after
-    ):
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.CONFLICT,
-            reason=(
-                "the target changed since the agent touched it (expected "
-                f"{_short(effect.after)}, found {_short(expected_now)})"
-            ),
-            current=current,
-        )
-    predicted[key] = effect.before
-    note = ""
-    if status is EffectStatus.PENDING:
-        note = " (its outcome was never recorded, but the target changed: it landed)"
-    return PlannedStep(
-        effect=effect,
-        decision=Decision.UNDO,
-        reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}{note}",
-        current=current,
-    )
-
-
-def _decide_unobserved(effect: Effect, definition: ToolDefinition) -> PlannedStep:
-    """Decide without `observe`: unknown outcomes stay unresolved."""
-    if effect.status is EffectStatus.PENDING:
-        return _skip(
-            effect,
-            "its outcome was never recorded and the tool has no observe= to "
-            "check it: check the target, then saver.resolve_effect(config, "
-            f"{effect.id!r}, applied=True|False)",
-            "unresolved",
-        )
-    if effect.status is EffectStatus.COMPENSATING:
-        return _skip(
-            effect,
-            "an earlier rollback started its inverse and stopped; whether the "
-            "inverse took effect is unknown without observe=: check the target, "
-            f"then saver.resolve_effect(config, {effect.id!r}, compensated=True|False)",
-            "unresolved",
-        )
-    return PlannedStep(
-        effect=effect,
-        decision=Decision.UNDO,
-        reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}",
-    )
-
-
-def _skip(effect: Effect, reason: str, kind: str, current: Any = None) -> PlannedStep:
-    return PlannedStep(
-        effect=effect,
-        decision=Decision.SKIP,
-        reason=reason,
-        current=current,
-        skip_kind=kind,
-    )
-
-
-def target_key(definition: ToolDefinition, args: dict[str, Any]) -> Any:
-    """Which target an effect touches, for chaining effects on one target.
-
-    The parameters `observe` names in its signature identify the target
-    (`def observe(path, **_)` makes `path` the target); with only `**kwargs`,
-    all arguments do.
-    """
-    assert definition.observe is not None
-    try:
-        params = inspect.signature(definition.observe).parameters.values()
-        named = [
-            p.name
-            for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name in args
-        ]
-    except (TypeError, ValueError):
-        named = []
-    names = named or sorted(args)
-    return (id(definition.observe), tuple((n, repr(args.get(n))) for n in names))
-
-
-def _short(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _fn_name(fn: Any) -> str:
-    return str(getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn))

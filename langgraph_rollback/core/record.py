@@ -115,7 +115,5 @@ def _observe_before(call: Call, row: LedgerRow) -> Flow[tuple[Any, LedgerRow]]:
             tool=call.tool, phase="before", error=observed.error
         ) from observed.error
     before = normalize(call.serde, observed.value)
-    intent = encode_payload(
-        call.serde, {"args": call.args, "before": before}, tool=call.tool
-    )
+    intent = encode_payload(call.serde, call.intent_payload(before), tool=call.tool)
     return before, replace(row, intent_type=intent[0], intent=intent[1])

@@ -9,6 +9,7 @@ process-wide `default_registry` unless `registry=` names another.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,21 @@ class ToolDefinition:
     container: bool = False
     """Declared calls made inside this one's call are still recorded (a
     workspace step that wraps a whole node, for instance)."""
+    restores: Callable[[Any], Any] | None = None
+    """The part of an observation the inverse puts back, when not all of it
+    (a git step restores the files, not nested repositories' own HEAD);
+    after the inverse, that part must read as before."""
+    source: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+    """A weak reference to the declared function, to tell two closures of
+    one factory (the same code, other captured values) apart."""
+
+    @staticmethod
+    def source_of(fn: Any) -> Callable[[], Any] | None:
+        """A weak reference to `fn` for `source` (None when it cannot have one)."""
+        try:
+            return weakref.ref(fn)
+        except TypeError:
+            return None
 
 
 class ToolRegistry:
@@ -91,6 +107,13 @@ class ToolRegistry:
                     existing=existing.origin,
                     new=definition.origin,
                 )
+            if existing is not None and _other_closure(existing, definition):
+                raise DuplicateToolError(
+                    tool=definition.name,
+                    existing=existing.origin,
+                    new=definition.origin,
+                    same_factory=True,
+                )
             self._defs[definition.name] = definition
 
     def get(self, name: str) -> ToolDefinition | None:
@@ -124,6 +147,37 @@ class ToolRegistry:
 
     def __repr__(self) -> str:
         return f"ToolRegistry({sorted(self._defs)!r})"
+
+
+def _other_closure(existing: ToolDefinition, new: ToolDefinition) -> bool:
+    """Whether `new` is another closure of the factory that made `existing`,
+    which is still in use: the same code over other captured values. A
+    re-declaration (a reloaded module, a re-run cell, the same factory called
+    again with the same values, or after the first tool is gone) is not."""
+    old_fn = existing.source() if existing.source is not None else None
+    new_fn = new.source() if new.source is not None else None
+    if old_fn is None or new_fn is None or old_fn is new_fn:
+        return False
+    if getattr(old_fn, "__code__", None) is not getattr(new_fn, "__code__", None):
+        return False
+    old_cells = getattr(old_fn, "__closure__", None) or ()
+    new_cells = getattr(new_fn, "__closure__", None) or ()
+    return any(
+        not _same_value(a, b) for a, b in zip(old_cells, new_cells, strict=False)
+    )
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    try:
+        x, y = a.cell_contents, b.cell_contents
+    except ValueError:  # an empty cell
+        return True
+    if x is y:
+        return True
+    try:
+        return bool(x == y)
+    except Exception:
+        return False
 
 
 default_registry = ToolRegistry()

@@ -136,6 +136,8 @@ def replay(
             return (yield from replay(call, settled, row, mode, refused_by, before))
         yield from _reconcile(call, existing, mode, before)
         # Unchanged since before the call: it never landed; run it again.
+        if existing.thread_id != call.ctx.thread_id:
+            return (yield from _own_call(call, row, mode, refused_by, before))
     if mode == "block":
         if recorded is not EffectStatus.BLOCKED:
             yield from do(

@@ -22,7 +22,13 @@ __all__ = [
 ]
 
 RollbackStatus = Literal[
-    "completed", "nothing_to_undo", "aborted", "failed", "incomplete", "rejected"
+    "completed",
+    "nothing_to_undo",
+    "aborted",
+    "stopped",
+    "failed",
+    "incomplete",
+    "rejected",
 ]
 
 
@@ -61,10 +67,18 @@ class RollbackReport(BaseModel):
 
     `status` is one of:
 
-    - `"completed"`: every effect that could be undone was, and the state was
-      restored to the target (irreversible effects are listed in `skipped`);
+    - `"completed"`: every effect the plan chose to undo was undone (and,
+      for a reversible effect with `observe`, read back as before), and the
+      state was restored to the target; effects left by the caller's own
+      policy (irreversible, `skip=`, `on_conflict="skip"`) are listed in
+      `skipped` and `conflicts`;
     - `"nothing_to_undo"`: no effect needed undoing; the state is at the target;
     - `"aborted"`: a policy refused before any inverse ran (see `message`);
+      every effect that made it refuse is in `skipped` or `conflicts`;
+    - `"stopped"`: a target changed while the rollback ran, under
+      `on_conflict="abort"`: the newer effects were undone, that one and the
+      older ones were not, the state was not restored; rolling back again
+      continues there;
     - `"failed"`: an inverse raised (or timed out); the state was not
       restored and the ledger is resumable: rolling back again continues
       where this stopped;
@@ -122,6 +136,7 @@ class RollbackReport(BaseModel):
             "completed": "Rolled back",
             "nothing_to_undo": "Nothing to undo; rolled back",
             "aborted": "Did not roll back",
+            "stopped": "Rollback stopped at a changed target for",
             "failed": "Rollback stopped part-way for",
             "incomplete": "Rollback incomplete for",
             "rejected": "Rollback rejected for",
@@ -159,7 +174,7 @@ class RollbackReport(BaseModel):
         if self.orphans:
             lines.append("Left alone on abandoned branches:")
             lines += [f"  - {call_text(effect)}" for effect in self.orphans]
-        if self.status in ("failed", "incomplete"):
+        if self.status in ("stopped", "failed", "incomplete"):
             lines.append("Rolling back to the same checkpoint again resumes from here.")
         return "\n".join(lines)
 

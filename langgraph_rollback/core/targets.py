@@ -5,7 +5,7 @@ A target is one of:
 | target | Python | CLI `--to` / server `"to"` | goes back to |
 |---|---|---|---|
 | a checkpoint | its id, its config, a `StateSnapshot` | its id | that checkpoint |
-| the thread's start | `"first"` | `first` | the first checkpoint on the head's path |
+| the thread's start | `"first"` | `first` | the empty state before the thread's first run: everything is undone |
 | the latest run | `"run_start"`, `run_start()` | `run_start` | where the thread's latest input started |
 | one run | `run_start(run_id)` | `run_start:<run_id>` | where that run started |
 | an effect | its id, an `Effect`, or a model `tool_call_id` | the same ids | the checkpoint its task started from: it and everything after it are undone |
@@ -47,6 +47,7 @@ from langgraph_rollback.core.ops import (
     Select,
     do,
 )
+from langgraph_rollback.core.plan import THREAD_START
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.voice import Voice, fix, given, say
 
@@ -243,9 +244,9 @@ def target_flow(
         )
     if selector.kind == "before_node":
         return (yield from _node_target(str(selector.value), thread_id, head, voice))
-    chain = yield from do(ReadAncestry(thread_id, head, ""))
     if selector.kind == "first":
-        return chain[-1].checkpoint_id
+        return THREAD_START
+    chain = yield from do(ReadAncestry(thread_id, head, THREAD_START))
     return _run_target(selector.value, chain, thread_id, voice)
 
 

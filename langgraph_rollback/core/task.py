@@ -54,6 +54,9 @@ class TaskContext:
     """The ledger may hold call keys of the format before `v2:`."""
     in_flight_wait: float = 10.0
     """Seconds a replay waits for an earlier attempt still running here."""
+    inside: str | None = None
+    """The container effect (a git workspace step) whose forward call this
+    call runs in, if any."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""

@@ -36,6 +36,7 @@ from langgraph_rollback.core.ops import (
     LockThread,
     ReadAncestry,
     ReadHead,
+    ReadNamespaceStates,
     ReadSubtree,
     ReadUpdatedFrom,
     SaveRollback,
@@ -45,6 +46,7 @@ from langgraph_rollback.core.ops import (
     Update,
 )
 from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.restore import namespace_states
 from langgraph_rollback.core.task import GuardMode
 from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
@@ -344,6 +346,11 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 ids = list(op.checkpoint_ids)
                 rows = await self._read(sql.EXISTING, (op.thread_id, ids))
                 return {str(r[0]) for r in rows}
+            case ReadNamespaceStates():
+                rows = await self._read(sql.NAMESPACE_STATES, (op.thread_id,))
+                return namespace_states(
+                    ((str(a), str(b), c) for a, b, c in rows), op.before
+                )
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     @asynccontextmanager

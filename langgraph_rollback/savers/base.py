@@ -22,16 +22,30 @@ from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    copy_checkpoint,
+    create_checkpoint,
+    empty_checkpoint,
+)
 
 from langgraph_rollback._current import restore_mark
 from langgraph_rollback._errors import EffectNotFoundError, InvalidConfigError
 from langgraph_rollback._liveness import mark_held, mark_released
 from langgraph_rollback._models import Effect
-from langgraph_rollback.core.config import StatusFilter, effect_query, thread_id_of
+from langgraph_rollback.core.config import (
+    StatusFilter,
+    effect_id_arg,
+    effect_query,
+    thread_id_of,
+)
 from langgraph_rollback.core.ledger import effect_from_row
 from langgraph_rollback.core.ops import (
     Begin,
+    CopyCheckpoint,
     Flow,
     LockThread,
     ReadCheckpoint,
@@ -113,6 +127,9 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         with _liveness_of(op):
             if isinstance(op, ReadCheckpoint):
                 result = cast(R, self.get_tuple(op.config))
+            elif isinstance(op, CopyCheckpoint):
+                source = self.get_tuple(_source(op)) if op.source_id else None
+                result = cast(R, self.put(_parent(op), *_copy(op, source), {}))
             else:
                 result = self._execute(op)
         self._fire(after, op)
@@ -128,6 +145,9 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         with _liveness_of(op):
             if isinstance(op, ReadCheckpoint):
                 result = cast(R, await self.aget_tuple(op.config))
+            elif isinstance(op, CopyCheckpoint):
+                source = await self.aget_tuple(_source(op)) if op.source_id else None
+                result = cast(R, await self.aput(_parent(op), *_copy(op, source), {}))
             else:
                 result = await self._aexecute(op)
         self._fire(after, op)
@@ -203,12 +223,15 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
 
         Raises:
             EffectNotFoundError: No such effect on that thread.
+            InvalidConfigError: `effect_id` is not an effect id (a string).
         """
-        return run_sync(_get_flow(thread_id_of(config), effect_id, self), self)
+        flow = _get_flow(thread_id_of(config), effect_id_arg(effect_id), self)
+        return run_sync(flow, self)
 
     async def aget_effect(self, config: RunnableConfig, effect_id: str) -> Effect:
         """Async `get_effect`."""
-        return await run_async(_get_flow(thread_id_of(config), effect_id, self), self)
+        flow = _get_flow(thread_id_of(config), effect_id_arg(effect_id), self)
+        return await run_async(flow, self)
 
     def release_rollback_lock(self, config: RunnableConfig) -> None:
         """Clear the thread's rollback lock, whoever holds it.
@@ -278,7 +301,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     ) -> Flow[Effect]:
         return resolve_flow(
             thread_id_of(config),
-            effect_id,
+            effect_id_arg(effect_id),
             applied=applied,
             compensated=compensated,
             result=result,
@@ -287,8 +310,52 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         )
 
 
+def _source(op: CopyCheckpoint) -> RunnableConfig:
+    conf = {"thread_id": op.thread_id, "checkpoint_ns": op.checkpoint_ns}
+    return {"configurable": {**conf, "checkpoint_id": op.source_id}}
+
+
+def _parent(op: CopyCheckpoint) -> RunnableConfig:
+    conf: dict[str, Any] = {
+        "thread_id": op.thread_id,
+        "checkpoint_ns": op.checkpoint_ns,
+    }
+    if op.parent_id is not None:
+        conf["checkpoint_id"] = op.parent_id
+    return {"configurable": conf}
+
+
+def _copy(
+    op: CopyCheckpoint, source: CheckpointTuple | None
+) -> tuple[Checkpoint, CheckpointMetadata]:
+    """The checkpoint and metadata `CopyCheckpoint` writes: a copy of the
+    source under a new id, as LangGraph's `update_state(..., as_node="__copy__")`
+    writes one (the same channel versions, so their stored values are
+    shared), or an empty state when there is no source."""
+    if op.source_id is not None and source is None:
+        raise LookupError(
+            f"checkpoint {op.source_id} of namespace {op.checkpoint_ns!r} in thread "
+            f"{op.thread_id!r} is gone; its state cannot be restored"
+        )
+    metadata: dict[str, Any] = {"source": "fork", "step": -1, "parents": {}}
+    if source is None:
+        checkpoint = empty_checkpoint()
+    else:
+        step = int(source.metadata.get("step", -1))
+        checkpoint = create_checkpoint(copy_checkpoint(source.checkpoint), None, step)
+        metadata["step"] = step + 1
+        kept = ("counters_since_delta_snapshot",)
+        metadata.update({k: v for k, v in source.metadata.items() if k in kept})
+    if op.checkpoint_ns:
+        metadata["parents"] = {"": op.root_id}
+    metadata["lgrb_restore"] = dict(op.mark)
+    return checkpoint, cast(CheckpointMetadata, metadata)
+
+
 def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | None]:
     """The fault points around a storage operation."""
+    if isinstance(op, CopyCheckpoint) and not op.checkpoint_ns:
+        return FaultPoint.BEFORE_RESTORE, FaultPoint.AFTER_RESTORE
     if isinstance(op, Begin):
         return FaultPoint.BEFORE_INTENT, FaultPoint.AFTER_INTENT
     if isinstance(op, Update):

@@ -25,6 +25,7 @@ from langgraph_rollback.core.ops import (
     LockThread,
     ReadAncestry,
     ReadHead,
+    ReadNamespaceStates,
     ReadSubtree,
     ReadUpdatedFrom,
     SaveRollback,
@@ -34,6 +35,7 @@ from langgraph_rollback.core.ops import (
     Update,
 )
 from langgraph_rollback.core.registry import ToolRegistry
+from langgraph_rollback.core.restore import is_persistent_namespace, namespace_states
 from langgraph_rollback.core.task import GuardMode
 from langgraph_rollback.savers.base import BaseRollbackSaver, mark_restored_copy
 from langgraph_rollback.savers.lifecycle import (
@@ -251,6 +253,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._existing(op)
             case ReadUpdatedFrom():
                 return self._updated_from(op)
+            case ReadNamespaceStates():
+                return self._namespace_states(op)
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     # --- checkpoint graph ---------------------------------------------------------
@@ -291,6 +295,20 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             for thread, namespaces in list(self.storage.items())
             if op.checkpoint_id in namespaces.get("", {})
         )
+
+    def _namespace_states(
+        self, op: ReadNamespaceStates
+    ) -> list[tuple[str, str, str | None]]:
+        rows: list[tuple[str, str, str | None]] = []
+        for checkpoint_ns, checkpoints in list(
+            self.storage.get(op.thread_id, {}).items()
+        ):
+            if not is_persistent_namespace(checkpoint_ns):
+                continue
+            for checkpoint_id, (_, metadata, _) in list(checkpoints.items()):
+                parents = self.serde.loads_typed(metadata).get("parents") or {}
+                rows.append((checkpoint_ns, checkpoint_id, parents.get("")))
+        return namespace_states(rows, op.before)
 
     def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
         root = self._root(op.thread_id)

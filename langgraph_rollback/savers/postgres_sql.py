@@ -31,6 +31,7 @@ __all__ = [
     "LOCK_WAIT_TIMEOUT",
     "MARK_RESTORED",
     "MIGRATIONS",
+    "NAMESPACE_STATES",
     "SAVE_ROLLBACK",
     "SELECT_BY_ID",
     "SELECT_HEAD",
@@ -221,6 +222,13 @@ WITH RECURSIVE sub (checkpoint_id, parent_id, copies) AS (
 )
 SELECT checkpoint_id, parent_id, copies FROM sub
 """
+
+NAMESPACE_STATES = """
+SELECT checkpoint_ns, checkpoint_id, metadata -> 'parents' ->> ''
+FROM checkpoints
+WHERE thread_id = %s AND checkpoint_ns != '' AND position(':' in checkpoint_ns) = 0
+"""
+"""Checkpoints of persistent subgraph namespaces, with their root checkpoint."""
 
 EXISTING = """
 SELECT checkpoint_id FROM checkpoints

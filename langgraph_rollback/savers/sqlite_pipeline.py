@@ -31,6 +31,7 @@ from langgraph_rollback.core.ops import (
     LockThread,
     ReadAncestry,
     ReadHead,
+    ReadNamespaceStates,
     ReadSubtree,
     ReadUpdatedFrom,
     SaveRollback,
@@ -39,6 +40,7 @@ from langgraph_rollback.core.ops import (
     UnlockThread,
     Update,
 )
+from langgraph_rollback.core.restore import namespace_states
 from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.lifecycle import (
     prune_args,
@@ -115,6 +117,9 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
         case ExistingCheckpoints():
             ids = json.dumps(list(op.checkpoint_ids))
             return Script(_existing(Stmt(sql.EXISTING, (op.thread_id, ids))))
+        case ReadNamespaceStates():
+            stmt = Stmt(sql.NAMESPACE_STATES, (op.thread_id,))
+            return Script(_namespace_states(stmt, op.before))
     raise TypeError(f"the SQLite savers cannot perform {op!r}")
 
 
@@ -183,6 +188,13 @@ def _first_text(stmt: Stmt) -> Steps[str | None]:
 def _texts(stmt: Stmt) -> Steps[list[str]]:
     rows = yield stmt
     return [str(r[0]) for r in rows]
+
+
+def _namespace_states(
+    stmt: Stmt, before: Sequence[str]
+) -> Steps[list[tuple[str, str, str | None]]]:
+    rows = yield stmt
+    return namespace_states(((str(a), str(b), c) for a, b, c in rows), before)
 
 
 def _existing(stmt: Stmt) -> Steps[set[str]]:

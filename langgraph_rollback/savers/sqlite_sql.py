@@ -187,6 +187,14 @@ WITH RECURSIVE sub (checkpoint_id, parent_id, copies) AS (
 SELECT checkpoint_id, parent_id, copies FROM sub
 """
 
+NAMESPACE_STATES = """
+SELECT checkpoint_ns, checkpoint_id,
+       json_extract(CAST(metadata AS TEXT), '$.parents.""')
+FROM checkpoints
+WHERE thread_id = ? AND checkpoint_ns != '' AND instr(checkpoint_ns, ':') = 0
+"""
+"""Checkpoints of persistent subgraph namespaces, with their root checkpoint."""
+
 EXISTING = """
 SELECT checkpoint_id FROM checkpoints
 WHERE thread_id = ? AND checkpoint_ns = ''

@@ -117,8 +117,15 @@ def test_a_created_directory_that_holds_someone_elses_file_stays(
     graph.invoke({"messages": []}, CFG, durability="sync")
     (root / "a" / "human.txt").write_text("a human's file")
     first = list(graph.get_state_history(CFG))[-1]
-    assert rollback(graph, CFG, to=first).ok
+    report = rollback(graph, CFG, to=first)
+    # The human's file is never removed, and the rollback says it could not
+    # remove the directory that holds it, with the fix.
+    assert report.status == "failed", str(report)
     assert tree(root) == {"a": "dir", "a/human.txt": (b"a human's file", 0o644)}
+    assert "DirectoryNotEmptyError" in str(report) and "human.txt" in str(report)
+    (root / "a" / "human.txt").rename(tmp_path / "human.txt")
+    assert rollback(graph, CFG, to=first).ok, "the rerun continues where it stopped"
+    assert tree(root) == {}
 
 
 def test_a_forced_undo_never_follows_a_directory_swapped_for_a_link(

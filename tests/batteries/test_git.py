@@ -178,7 +178,11 @@ def test_drift_after_the_step_is_a_conflict(
     assert forced.ok
     assert (repo / "pkg5" / "mod5.py").read_text() == "VALUE = 5\n"
     # The human's edit was kept as a snapshot before the restore: recover it.
-    saved = forced.undone[-1].result
+    # (The oldest step is undone last of the steps; the declared tool called
+    # inside it comes after it.)
+    saved = [s for s in forced.undone if s.effect.tool == "git_workspace_step"][
+        -1
+    ].result
     assert "kept as snapshot" in saved
     sha = saved.rsplit("snapshot ", 1)[1].rstrip(")")
     commits = [

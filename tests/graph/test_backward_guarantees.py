@@ -1,10 +1,7 @@
 """Issue 16: inverses at most once, the right set undone, and an honest report.
 
-Each test pins one bullet of the issue. The strict xfails fail on the code
-before the fix for the reason their bullet gives, and pass once it is fixed.
-Names the fix introduces (the report status "stopped", `EffectInFlightError`,
-the target "first") are used here without importing anything that does not
-exist yet, so the module imports today.
+Each test pins one bullet of the issue and checks the world (the targets'
+state, how many times each inverse ran), on every saver.
 
 Races are made deterministic, never left to luck: the window is held open
 with events the test controls, inside an inverse or (for the lock race) in
@@ -17,7 +14,6 @@ import operator
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,9 +47,8 @@ from langgraph_rollback import (
 from langgraph_rollback.batteries.git import GitWorkspace
 from tests.conftest import LoopThread
 from tests.support.tools import build_tools
+from tests.support.waiting import DEADLINE_S, wait_for
 from tests.support.world import World
-
-DEADLINE_S = 30.0
 
 
 class Log(TypedDict, total=False):
@@ -88,14 +83,6 @@ def inverse_counts(world: World) -> Counter[str]:
     return Counter(call["effect"] for call in world.calls("inverse"))
 
 
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {DEADLINE_S} s waiting for {what}")
-        time.sleep(0.01)
-
-
 def reader(world: World) -> Callable[..., str | None]:
     def read(name: str, **_: Any) -> str | None:
         path = world.path(name)
@@ -126,11 +113,6 @@ def three_writes(saver: BaseRollbackSaver, world: World, registry: ToolRegistry)
 # --- the rule: never silently ok ----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: drift found during execution under on_conflict='abort' "
-    "stops the rollback (status 'stopped', not ok, state not restored, resumable)",
-)
 def test_drift_found_while_undoing_stops_the_rollback(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -158,11 +140,6 @@ def test_drift_found_while_undoing_stops_the_rollback(
     assert set(inverse_counts(world).values()) == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: drift caused by the rollback's own earlier inverses is not "
-    "drift (a declared tool inside a git step)",
-)
 def test_declared_tool_inside_a_git_step_is_not_drift(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry, tmp_path: Path
 ) -> None:
@@ -202,11 +179,6 @@ def test_declared_tool_inside_a_git_step_is_not_drift(
     assert not (root / "NOTES.md").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: a reversible inverse with observe is verified by observing "
-    "again; a target that does not read as `before` is not compensated",
-)
 def test_reversible_inverse_is_verified_by_observing_again(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -234,11 +206,6 @@ def test_reversible_inverse_is_verified_by_observing_again(
     assert graph.get_state(cfg()).config == head
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: report.conflicts lists every conflict, also when the "
-    "rollback was refused before acting",
-)
 def test_refused_rollback_lists_every_conflict(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -409,10 +376,6 @@ def test_two_savers_on_one_store_never_run_an_inverse_twice(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: a timed-out inverse is started again while it still runs",
-)
 def test_timed_out_inverse_is_not_started_again_while_it_runs(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -452,6 +415,10 @@ def test_timed_out_inverse_is_not_started_again_while_it_runs(
     finally:
         release.set()
     wait_for(finished.is_set, "the abandoned inverse to finish")
+    wait_for(
+        lambda: saver.list_effects(cfg())[0].status is EffectStatus.COMPENSATED,
+        "the abandoned inverse's outcome to be recorded",
+    )
     third = rollback(graph, cfg(), to=target)
     assert third.ok, str(third)
     assert world.listing() == {}
@@ -507,11 +474,6 @@ def test_lock_of_a_dead_holder_whose_pid_was_reused_is_cleared(
 # --- the wrong set undone, or a false "done" -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: an undeclared tool is undone with the inverse of a declared "
-    "tool of the same name",
-)
 def test_undeclared_tool_is_not_undone_by_a_declared_namesake(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -552,11 +514,6 @@ def test_undeclared_tool_is_not_undone_by_a_declared_namesake(
     assert [s.effect.id for s in report.skipped] == [effect.id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: two closures from one factory share a name; the second must "
-    "be a DuplicateToolError at declaration, not replace the first",
-)
 def test_two_closures_of_one_factory_under_one_name_are_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -588,11 +545,6 @@ def test_two_closures_of_one_factory_under_one_name_are_refused(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: a rollback while the graph is still running is reported "
-    "nothing_to_undo while a call is in flight",
-)
 def test_rollback_while_a_call_is_in_flight_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -639,10 +591,6 @@ def test_rollback_while_a_call_is_in_flight_is_refused(
     assert world.listing() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: a subgraph compiled with checkpointer=True is not restored",
-)
 def test_persistent_subgraph_state_is_restored(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -678,11 +626,6 @@ def test_persistent_subgraph_state_is_restored(
     assert out["log"] == ["sub saw 1", "sub saw 2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: durability 'exit' on a thread's first run: its effects are "
-    "called orphans; the target 'first' must undo them",
-)
 def test_first_run_with_exit_durability_rolls_back_to_first(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -703,11 +646,6 @@ def test_first_run_with_exit_durability_rolls_back_to_first(
 # --- input ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: undo_args raising escapes raw and leaves the effect "
-    "'compensating' though its inverse never ran",
-)
 def test_undo_args_raising_is_a_failure_not_a_claim(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -751,11 +689,6 @@ def _one_effect(saver: BaseRollbackSaver, world: World, registry: ToolRegistry) 
     return graph
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: skip='<one id>' is iterated character by character and the "
-    "effect is undone anyway",
-)
 def test_skip_given_one_string_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -767,10 +700,6 @@ def test_skip_given_one_string_is_refused(
     assert world.count("inverse") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: inverse_timeout='5' fails raw",
-)
 def test_inverse_timeout_of_the_wrong_type_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -781,10 +710,6 @@ def test_inverse_timeout_of_the_wrong_type_is_refused(
     assert world.count("inverse") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: get_effect(config, None) returns the newest effect",
-)
 def test_get_effect_without_an_id_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -793,11 +718,6 @@ def test_get_effect_without_an_id_is_refused(
         saver.get_effect(cfg(), None)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: resolve_effect(config, None) raises a confusing message (or "
-    "resolves the newest effect)",
-)
 def test_resolve_effect_without_an_id_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -818,10 +738,6 @@ def test_resolve_effect_without_an_id_is_refused(
         assert saver.get_effect(cfg(), effect.id).status is EffectStatus.PENDING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: list_effects accepts limit=True, before='x', tool=123",
-)
 @pytest.mark.parametrize(
     ("param", "value"), [("limit", True), ("before", "x"), ("tool", 123)]
 )

@@ -33,6 +33,7 @@ from langgraph_rollback._declare import _declare
 from langgraph_rollback._liveness import new_holder
 from langgraph_rollback.core.ops import LockThread, UnlockThread
 from tests.support.tools import Tools, build_tools
+from tests.support.waiting import wait_for
 from tests.support.world import World
 
 
@@ -569,6 +570,13 @@ def test_inverse_timeout(
         release.set()
     assert report.status == "failed"
     assert "did not finish in 0.2s" in report.failures[0].error
+    # The abandoned inverse records its outcome when it ends (before the
+    # saver closes).
+    (effect,) = saver.list_effects(cfg())
+    wait_for(
+        lambda: saver.get_effect(cfg(), effect.id).status is EffectStatus.COMPENSATED,
+        "the timed-out inverse's outcome to be recorded",
+    )
 
 
 def test_one_rollback_per_thread(

@@ -25,6 +25,7 @@ from langgraph_rollback import (
 from langgraph_rollback._liveness import mark_released, new_holder
 from langgraph_rollback.core.ops import LockThread
 from tests.support.tools import build_tools
+from tests.support.waiting import wait_for
 from tests.support.world import World
 
 
@@ -192,17 +193,25 @@ def test_timed_out_inverse_never_runs_twice(
     target = before(graph, "act")
     try:
         first = rollback(graph, cfg(), to=target, inverse_timeout=0.2)
+        assert first.status == "failed"
+        assert "may still take effect" in first.failures[0].error
+        (effect,) = saver.list_effects(cfg())
+        assert effect.status is EffectStatus.COMPENSATING
+        # Still running: the next rollback leaves it and says so.
+        second = rollback(graph, cfg(), to=target)
+        assert second.status == "incomplete"
+        assert "still running" in str(second)
+        assert world.count("inverse") == 1
     finally:
         release.set()
-    assert first.status == "failed"
-    assert "may still take effect" in first.failures[0].error
-    (effect,) = saver.list_effects(cfg())
-    assert effect.status is EffectStatus.COMPENSATING
-    second = rollback(graph, cfg(), to=target)
-    assert second.status == "incomplete"
-    assert world.count("inverse") == 1
-    saver.resolve_effect(cfg(), effect.id, compensated=True)
-    assert rollback(graph, cfg(), to=target).ok
+    # When it ends, its outcome is recorded; the next rollback finds it done.
+    wait_for(
+        lambda: saver.get_effect(cfg(), effect.id).status is EffectStatus.COMPENSATED,
+        "the timed-out inverse's outcome to be recorded",
+    )
+    third = rollback(graph, cfg(), to=target)
+    assert third.ok, str(third)
+    assert [e.id for e in third.already_compensated] == [effect.id]
     assert world.count("inverse") == 1
 
 
@@ -387,9 +396,20 @@ def test_stale_lock_of_a_dead_holder_is_cleared(
         other = psycopg.connect(url, autocommit=True)
         key = pg.LOCK_KEY.format(thread_id="t1")
         assert other.execute(pg.LOCK_TRY, (key,)).fetchone() == (True,)
+        backend = other.info.backend_pid
         with pytest.raises(RollbackInProgressError, match="backend pid"):
             rollback(graph, cfg(), to=target)
         other.close()  # the holder's process died
+        # The server ends the backend (and frees its locks) a moment after
+        # the client goes: wait for that, never for luck.
+        with psycopg.connect(url, autocommit=True) as watcher:
+            wait_for(
+                lambda: watcher.execute(
+                    "SELECT count(*) FROM pg_locks WHERE pid = %s", (backend,)
+                ).fetchone()
+                == (0,),
+                "the closed session's backend to release its advisory lock",
+            )
         assert rollback(graph, cfg(), to=target).ok
         return
     dead = new_holder()  # same host and pid, but this process no longer holds it

@@ -265,5 +265,13 @@ def test_observe_that_raises_at_planning_is_an_honest_conflict(
     assert report.status == "aborted"
     assert world.listing() == {"a": "x"}
     forced = rollback(graph, CFG, to=first, on_conflict="force")
-    assert forced.ok
+    # The inverse ran, but with observe broken nobody can tell the target is
+    # back: not ok, and said so.
+    assert world.listing() == {}
+    assert forced.status == "failed"
+    assert "compensation unverified" in forced.failures[0].error
+    broken["on"] = False
+    again = rollback(graph, CFG, to=first)
+    assert again.ok
+    assert [e.tool for e in again.already_compensated] == ["make"]
     assert world.listing() == {}
