@@ -404,10 +404,12 @@ def test_stale_lock_of_a_dead_holder_is_cleared(
         # the client goes: wait for that, never for luck.
         with psycopg.connect(url, autocommit=True) as watcher:
             wait_for(
-                lambda: watcher.execute(
-                    "SELECT count(*) FROM pg_locks WHERE pid = %s", (backend,)
-                ).fetchone()
-                == (0,),
+                lambda: (
+                    watcher.execute(
+                        "SELECT count(*) FROM pg_locks WHERE pid = %s", (backend,)
+                    ).fetchone()
+                    == (0,)
+                ),
                 "the closed session's backend to release its advisory lock",
             )
         assert rollback(graph, cfg(), to=target).ok
