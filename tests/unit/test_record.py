@@ -222,11 +222,31 @@ class Cancelled(BaseException):
     """Stands for a cancellation or a KeyboardInterrupt during the call."""
 
 
-def test_base_exception_leaves_the_intent_pending_and_passes_through() -> None:
+def test_base_exception_leaves_the_intent_pending_without_owner() -> None:
     flow = start(tool())
-    begin(flow)
+    intent = begin(flow)
     flow.reply(Perform, Outcome(error=Cancelled()))
+    flow.reply(
+        Update,
+        True,
+        effect_id=intent.effect_id,
+        changes={"owner": None},
+        expect=("pending",),
+        expect_attempt=1,
+    )
     flow.raises(Cancelled)
+
+
+def test_owner_left_when_clearing_it_fails_is_logged_and_passes_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = start(tool())
+    intent = begin(flow)
+    flow.reply(Perform, Outcome(error=Cancelled()))
+    flow.expect(Update, changes={"owner": None})
+    flow.throw(OSError("disk full"))
+    flow.raises(Cancelled)
+    assert f"effect {intent.effect_id}: could not clear the owner" in caplog.text
 
 
 def test_unrecordable_result_is_recorded_as_applied_then_raised() -> None:

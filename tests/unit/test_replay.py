@@ -257,13 +257,6 @@ def test_a_copy_s_own_call_under_block_is_recorded_blocked_on_the_copy() -> None
     assert (error.effect_id, error.thread_id) == (own.effect_id, "t")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a source's pending call that observe shows never landed is run "
-    "again by the copy under the source's row (Update on the source's effect "
-    "id), so the copy's call is recorded on the source's thread; _own_call is "
-    "only taken for failed, interrupted, blocked and compensated rows",
-)
 def test_a_copy_s_retry_of_a_source_call_that_never_landed_is_its_own() -> None:
     flow = start()
     observe_before(flow, "A")
