@@ -23,6 +23,7 @@ from langgraph_rollback.core.ops import (
     ReadHead,
     Select,
 )
+from langgraph_rollback.core.plan import THREAD_START
 from langgraph_rollback.core.targets import (
     TargetSelector,
     before_node,
@@ -31,7 +32,6 @@ from langgraph_rollback.core.targets import (
     run_start,
     target_flow,
 )
-from langgraph_rollback.core.plan import THREAD_START
 from langgraph_rollback.core.voice import Voice, fix, on_path_fix
 from tests.unit import build
 from tests.unit.script import Script
