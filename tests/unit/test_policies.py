@@ -33,8 +33,9 @@ def test_default_policies_skip_irreversible_abort_on_conflict_and_stop() -> None
 def test_a_policy_that_is_not_one_names_the_ones_there_are(
     name: str, value: str, allowed: str
 ) -> None:
+    options: dict[str, Any] = {name: value}
     with pytest.raises(InvalidConfigError) as caught:
-        Policies(**{name: value})
+        Policies(**options)
     assert str(caught.value) == (
         f"{name}={value!r} is not a policy. Fix: use one of {allowed}."
     )
