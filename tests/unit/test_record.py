@@ -134,6 +134,27 @@ def test_observe_before_goes_into_the_intent_and_the_live_effect() -> None:
     assert perform.effect.args == {"path": "a"}
 
 
+def test_call_inside_a_container_names_it_in_the_intent_and_the_effect() -> None:
+    flow = start(inside="box-effect")
+    observe = flow.expect(Observe)
+    assert observe.effect is not None and observe.effect.inside == "box-effect"
+    flow.send(Outcome(value="A"))
+    intent = begin(flow)
+    assert decoded(intent.intent_type, intent.intent) == {
+        "args": {"path": "a"},
+        "before": "A",
+        "inside": "box-effect",
+    }
+    assert flow.expect(Perform).effect.inside == "box-effect"
+
+
+def test_call_outside_any_container_names_none() -> None:
+    flow = start(tool())
+    intent = begin(flow)
+    assert "inside" not in decoded(intent.intent_type, intent.intent)
+    assert flow.expect(Perform).effect.inside is None
+
+
 def test_observe_before_raising_stops_before_the_intent() -> None:
     flow = start()
     flow.reply(Observe, Outcome(error=OSError("disk")))
