@@ -91,12 +91,18 @@ def row(
     outcome: dict[str, Any] | None = None,
     undo: dict[str, Any] | None = None,
     root: str = "c1",
+    inside: str | None = None,
     **fields: Any,
 ) -> LedgerRow:
-    """A ledger row as a store returns it; `outcome` and `undo` are payloads."""
-    intent_type, intent = encoded(
-        {"args": {"path": "a"} if args is None else args, "before": before}
-    )
+    """A ledger row as a store returns it; `outcome` and `undo` are payloads;
+    `inside` names the container effect it was recorded in."""
+    intent_payload: dict[str, Any] = {
+        "args": {"path": "a"} if args is None else args,
+        "before": before,
+    }
+    if inside is not None:
+        intent_payload["inside"] = inside
+    intent_type, intent = encoded(intent_payload)
     outcome_type, outcome_data = encoded(outcome)
     undo_type, undo_data = encoded(undo)
     values: dict[str, Any] = {

@@ -51,6 +51,11 @@ class Script:
                 raise AssertionError(f"{kind.__name__}.{name} is {got!r}, not {want!r}")
         return op
 
+    @property
+    def current(self) -> Op[Any] | None:
+        """The operation the flow yields now (None once it has ended)."""
+        return self._op
+
     def send(self, result: Any = None) -> None:
         """Answer the current operation with `result`."""
         self._current()

@@ -1,4 +1,9 @@
-"""Carrying out a plan (`execute_flow`), and the lock around a whole rollback."""
+"""Carrying out a plan (`execute_flow`), and the lock around a whole rollback.
+
+How one effect is undone (claim, drift, inverse, verification) is pinned in
+test_undo.py; restoring the state in test_restore.py. Here: which steps run,
+in what order, what the policies refuse or stop, and the report.
+"""
 
 from __future__ import annotations
 
@@ -10,30 +15,29 @@ import pytest
 
 from langgraph_rollback._errors import (
     CheckpointNotFoundError,
-    InvalidConfigError,
     RollbackInProgressError,
     UnregisteredToolError,
 )
+from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.execute import (
     InverseTimeoutError,
     Policies,
-    checkpoint_config,
     execute_flow,
     holding_lock,
-    new_rollback_id,
     rejected_report,
     rollback_flow,
-    skip_ids,
 )
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
     CheckpointLink,
     FindCheckpoint,
     LockThread,
+    Notify,
     Observe,
     Outcome,
     ReadAncestry,
     ReadHead,
+    ReadNamespaceStates,
     ReadSubtree,
     Restore,
     SaveRollback,
@@ -63,8 +67,10 @@ from tests.unit.script import Script
 STARTED = datetime(2025, 1, 1, tzinfo=UTC)
 RESTORE = checkpoint_config("t", "c1")
 NEW_HEAD = checkpoint_config("t", "k4")
-HOLDER = LockHolder(token="tok", host="h", pid=1)
+HOLDER = LockHolder(token="tok", host="h", pid=1, started="s")
+OWNER = "h#9#s"
 CLAIMABLE = ("applied", "compensation_failed", "compensating", "pending")
+TO_FIRST = [CheckpointLink("c1", "c0"), CheckpointLink("c0", None)]
 
 
 def observe_path(path: str) -> Any:
@@ -90,6 +96,7 @@ def start(
         rollback_id="rb",
         restore=restore,
         started_at=STARTED,
+        owner=OWNER,
     )
     return Script(flow)
 
@@ -98,14 +105,33 @@ def running(flow: Script) -> None:
     record = flow.reply(SaveRollback).record
     assert (record["status"], record["rollback_id"]) == ("running", "rb")
     assert record["started_at"] == STARTED.isoformat()
+    assert (record["finished_at"], record["report"]) == (None, None)
+
+
+def told(flow: Script, effect_id: str, ok: bool) -> None:
+    """Answer the progress notice for `effect_id`."""
+    notice = flow.reply(Notify, None, ok=ok)
+    assert notice.effect.id == effect_id
 
 
 def undone(flow: Script, effect_id: str = "e1", result: Any = "restored a") -> Undo:
-    """Claim, run and mark one inverse that succeeds."""
+    """Claim, run and mark one inverse that succeeds (no `observe`), told."""
     flow.reply(Update, True, effect_id=effect_id, expect=CLAIMABLE)
     undo = flow.reply(Undo, Outcome(value=result))
     flow.reply(Update, True, effect_id=effect_id, expect=("compensating",))
+    told(flow, effect_id, ok=True)
     return undo
+
+
+def fails(
+    flow: Script, effect_id: str = "e1", error: BaseException | None = None
+) -> Update:
+    """Claim and run one inverse that raises; the update that marks it."""
+    flow.reply(Update, True, effect_id=effect_id)
+    flow.reply(Undo, Outcome(error=error or ValueError("no")))
+    mark = flow.reply(Update, True, effect_id=effect_id)
+    told(flow, effect_id, ok=False)
+    return mark
 
 
 def saved(flow: Script) -> RollbackReport:
@@ -117,17 +143,11 @@ def saved(flow: Script) -> RollbackReport:
 
 
 def restored(flow: Script) -> RollbackReport:
+    """Answer the restore of target c1 (no persistent subgraphs); the report."""
+    flow.reply(ReadAncestry, TO_FIRST, thread_id="t", start="c1", stop="first")
+    flow.reply(ReadNamespaceStates, [], thread_id="t", before=["c0"])
     flow.reply(Restore, NEW_HEAD, config=RESTORE)
     return saved(flow)
-
-
-def fails(effect_id: str = "e1", error: BaseException | None = None) -> Any:
-    def answer(flow: Script) -> Update:
-        flow.reply(Update, True, effect_id=effect_id)
-        flow.reply(Undo, Outcome(error=error or ValueError("no")))
-        return flow.reply(Update, True, effect_id=effect_id)
-
-    return answer
 
 
 # --- refusals before anything runs ---------------------------------------------------
@@ -145,11 +165,14 @@ def test_missing_inverse_raises_before_anything() -> None:
 def test_on_irreversible_abort_refuses_an_effect_that_cannot_be_undone(
     skip_kind: str,
 ) -> None:
-    the_plan = plan(step(effect(seq=3), Decision.SKIP, skip_kind=skip_kind))
-    flow = start(the_plan, on_irreversible="abort")
-    report = saved(flow)
+    the_step = step(effect(seq=3), Decision.SKIP, reason="no", skip_kind=skip_kind)
+    report = saved(start(plan(the_step), on_irreversible="abort"))
     assert report.status == "aborted"
-    assert report.message.startswith("Refused: write (#3) cannot be undone")
+    assert report.message == (
+        "Refused: write(path='a') (#3) cannot be undone and "
+        "on_irreversible='abort'. Nothing was undone."
+    )
+    assert [(s.effect.id, s.reason) for s in report.skipped] == [("e1", "no")]
 
 
 def test_on_irreversible_abort_ignores_calls_that_never_acted() -> None:
@@ -159,42 +182,79 @@ def test_on_irreversible_abort_ignores_calls_that_never_acted() -> None:
     assert restored(flow).status == "nothing_to_undo"
 
 
-def test_conflict_aborts_by_default() -> None:
-    the_plan = plan(step(effect(), Decision.CONFLICT, reason="target changed"))
+def test_conflict_aborts_by_default_naming_the_conflict() -> None:
+    the_plan = plan(step(effect(seq=2), Decision.CONFLICT, reason="target changed"))
     report = saved(start(the_plan))
     assert report.status == "aborted"
-    assert "target changed; on_conflict='abort'" in report.message
+    assert report.message == (
+        "Refused: write(path='a') (#2): target changed; on_conflict='abort'. "
+        "Roll back with on_conflict='skip' to leave them, or 'force' to undo "
+        "them anyway. Nothing was undone."
+    )
+    assert [(s.effect.id, s.reason) for s in report.conflicts] == [
+        ("e1", "target changed")
+    ]
+
+
+def test_refusal_lists_every_conflict_and_every_irreversible_effect() -> None:
+    the_plan = plan(
+        step(effect("c2", seq=4), Decision.CONFLICT, reason="x changed"),
+        step(effect("i2", seq=3, tool="mail"), Decision.SKIP, skip_kind="unknown"),
+        step(effect("c1", seq=2), Decision.CONFLICT, reason="y changed"),
+        step(effect("i1", seq=1, tool="pay"), Decision.SKIP, skip_kind="irreversible"),
+    )
+    report = saved(start(the_plan, on_irreversible="abort"))
+    assert report.message == (
+        "Refused: mail(path='a') (#3), pay(path='a') (#1) cannot be undone and "
+        "on_irreversible='abort'. write(path='a') (#4): x changed; "
+        "write(path='a') (#2): y changed; on_conflict='abort'. Roll back with "
+        "on_conflict='skip' to leave them, or 'force' to undo them anyway. "
+        "Nothing was undone."
+    )
+    assert [s.effect.id for s in report.skipped] == ["i2", "i1"]
+    assert [s.effect.id for s in report.conflicts] == ["c2", "c1"]
+    assert report.undone == []
 
 
 def test_refusals_leave_out_the_effects_the_approver_skipped() -> None:
     the_plan = plan(
         step(effect("i"), Decision.SKIP, skip_kind="irreversible"),
         step(effect("c"), Decision.CONFLICT),
+        step(effect("m", tool="gone"), Decision.MISSING_INVERSE),
     )
-    flow = start(the_plan, on_irreversible="abort", skip=frozenset({"i", "c"}))
+    flow = start(the_plan, on_irreversible="abort", skip=frozenset({"i", "c", "m"}))
     running(flow)
     report = restored(flow)
-    assert [s.reason for s in report.skipped] == ["skipped by approver"] * 2
+    assert [(s.effect.id, s.reason) for s in report.skipped] == [
+        ("i", "skipped by approver"),
+        ("c", "skipped by approver"),
+        ("m", "skipped by approver"),
+    ]
 
 
-# --- each step -------------------------------------------------------------------------
+# --- the steps, newest first -------------------------------------------------------------
 
 
-def test_inverse_is_claimed_run_and_marked_then_the_state_restored() -> None:
+def test_inverse_is_claimed_run_marked_and_told_then_the_state_restored() -> None:
     flow = start(plan(step(effect())))
     running(flow)
     claim = flow.reply(Update, True, effect_id="e1", expect=CLAIMABLE)
     assert claim.changes["status"] == "compensating"
     assert (claim.changes["undo_attempts"], claim.changes["rollback_id"]) == (1, "rb")
+    assert claim.changes["owner"] == OWNER
     undo = flow.reply(Undo, Outcome(value="restored a"), fn=undo_write, args=None)
-    assert undo.timeout is None
+    assert undo.timeout is None and callable(undo.late)
     assert undo.effect.status.value == "compensating"
     assert (undo.effect.undo_attempts, undo.effect.rollback_id) == (1, "rb")
     mark = flow.reply(Update, True, expect=("compensating",))
     assert mark.changes["status"] == "compensated"
     assert mark.changes["compensated_at"] == mark.changes["updated_at"]
-    undo_payload = decoded(mark.changes["undo_type"], mark.changes["undo"])
-    assert undo_payload == {"result": "restored a", "current": None}
+    assert decoded(mark.changes["undo_type"], mark.changes["undo"]) == {
+        "result": "restored a"
+    }
+    told(flow, "e1", ok=True)
+    flow.reply(ReadAncestry, TO_FIRST)
+    flow.reply(ReadNamespaceStates, [])
     restore = flow.reply(Restore, NEW_HEAD, config=RESTORE)
     assert restore.mark == {"copy_of": "c1", "copies": ["c1"], "rollback_id": "rb"}
     report = saved(flow)
@@ -247,6 +307,14 @@ def test_inverse_that_already_took_effect_is_marked_compensated() -> None:
     assert [e.id for e in restored(flow).already_compensated] == ["e1"]
 
 
+def test_failed_inverse_that_already_took_effect_is_marked_from_its_status() -> None:
+    the_step = step(effect(status="compensation_failed"), Decision.ALREADY_COMPENSATED)
+    flow = start(plan(the_step))
+    running(flow)
+    flow.reply(Update, True, expect=("compensation_failed",))
+    assert restored(flow).status == "nothing_to_undo"
+
+
 def test_skip_decisions_are_reported_with_their_reason() -> None:
     the_plan = plan(step(effect(), Decision.SKIP, reason="irreversible: mail"))
     flow = start(the_plan)
@@ -266,15 +334,20 @@ def test_conflict_skip_leaves_it_and_undoes_the_rest() -> None:
     assert report.status == "completed"
 
 
-def test_conflict_force_undoes_it_without_observing_again() -> None:
+def test_conflict_force_undoes_it_without_checking_for_drift() -> None:
     the_plan = plan(step(effect(outcome=APPLIED), Decision.CONFLICT))
     flow = start(the_plan, registry(OBSERVED), on_conflict="force")
     running(flow)
-    undone(flow)
+    flow.reply(Update, True, expect=CLAIMABLE)
+    flow.reply(Undo, Outcome(value="ok"))
+    # The one observation is the verification after the inverse.
+    flow.reply(Observe, Outcome(value=None), fn=observe_path)
+    flow.reply(Update, True, expect=("compensating",))
+    told(flow, "e1", ok=True)
     assert restored(flow).status == "completed"
 
 
-def test_claim_lost_since_planning_is_skipped() -> None:
+def test_claim_lost_since_planning_is_skipped_untold() -> None:
     flow = start(plan(step(effect("a")), step(effect("b"))))
     running(flow)
     flow.reply(Update, False, effect_id="a")
@@ -285,91 +358,69 @@ def test_claim_lost_since_planning_is_skipped() -> None:
     ]
 
 
-def test_target_as_planned_is_observed_then_undone() -> None:
-    flow = start(plan(step(effect(outcome=APPLIED))), registry(OBSERVED))
-    running(flow)
-    flow.reply(Update, True, expect=CLAIMABLE)
-    flow.reply(Observe, Outcome(value="B"), fn=observe_path, kwargs={"path": "a"})
-    flow.reply(Undo, Outcome(value=None))
-    mark = flow.reply(Update, True)
-    assert decoded(mark.changes["undo_type"], mark.changes["undo"])["current"] == "B"
-    report = restored(flow)
-    assert [s.description for s in report.undone] == ["undid write(path='a')"]
-
-
-def drift(outcome: Outcome, **fields: Any) -> RollbackReport:
-    """Observe at execution time returns `outcome`; the report."""
-    the_effect = effect(outcome=APPLIED, **fields)
-    flow = start(plan(step(the_effect)), registry(OBSERVED))
-    running(flow)
-    flow.reply(Update, True, expect=CLAIMABLE)
-    flow.reply(Observe, outcome)
-    release = flow.reply(Update, True, expect=("compensating",))
-    assert release.changes["status"] == the_effect.status.value
-    assert set(release.changes) == {"status", "updated_at"}
-    return restored(flow)
-
-
-def test_drift_since_planning_releases_the_claim_as_a_conflict() -> None:
-    report = drift(Outcome(value="X"))
-    assert [s.reason for s in report.conflicts] == [
-        "the target changed since planning (found 'X')"
-    ]
-    assert report.undone == []
-
-
-def test_observe_raising_at_execution_releases_the_claim_as_a_conflict() -> None:
-    report = drift(Outcome(error=OSError("offline")))
-    assert [s.reason for s in report.conflicts] == [
-        "observe() raised OSError('offline')"
-    ]
-
-
-def test_drift_release_restores_a_compensation_failed_status() -> None:
-    drift(Outcome(value="X"), status="compensation_failed")
-
-
-def test_pending_effect_that_landed_is_undone_whatever_the_target_reads() -> None:
-    flow = start(plan(step(effect(status="pending"))), registry(OBSERVED))
-    running(flow)
-    flow.reply(Update, True, expect=CLAIMABLE)
-    flow.reply(Observe, Outcome(value="X"))
-    flow.reply(Undo, Outcome(value="ok"))
-    flow.reply(Update, True)
-    assert restored(flow).status == "completed"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the execution-time drift check compares the target with "
-    "`after` even when `after` was never observed (observe raised after the "
-    "call, or an operator resolved it): the plan says undo, execution calls it "
-    "a conflict, so such an effect can only be undone with on_conflict='force'",
-)
-def test_effect_without_an_after_observation_is_undone_at_execution() -> None:
-    unobserved = effect(outcome={"result": 1, "after": None, "observed": False})
-    flow = start(plan(step(unobserved)), registry(OBSERVED))
-    running(flow)
-    flow.reply(Update, True, expect=CLAIMABLE)
-    flow.reply(Observe, Outcome(value="B"))
-    flow.expect(Undo)
-
-
-def test_undo_args_build_a_tool_inverse_s_arguments() -> None:
-    definition = tool(
-        undo="a LangChain tool", undo_args=lambda e: {"p": e.args["path"]}
-    )
-    flow = start(plan(step(effect())), registry(definition))
-    running(flow)
-    flow.reply(Update, True)
-    flow.expect(Undo, fn="a LangChain tool", args={"p": "a"})
-
-
 def test_inverse_timeout_is_passed_to_the_inverse() -> None:
     flow = start(plan(step(effect())), inverse_timeout=2.5)
     running(flow)
     flow.reply(Update, True)
     flow.expect(Undo, timeout=2.5)
+
+
+# --- drift found while undoing ------------------------------------------------------------
+
+
+def drifting(**policies: Any) -> Script:
+    """Two effects; the newer is undone, the older's target drifted."""
+    the_plan = plan(
+        step(effect("new", seq=3, outcome=APPLIED)),
+        step(effect("mid", seq=2, outcome=APPLIED)),
+        step(effect("old", seq=1)),
+    )
+    flow = start(the_plan, registry(OBSERVED), **policies)
+    running(flow)
+    flow.reply(Update, True, effect_id="new")
+    flow.reply(Observe, Outcome(value="B"))  # as the plan saw it
+    flow.reply(Undo, Outcome(value="ok"))
+    flow.reply(Observe, Outcome(value=None))  # verified: as before
+    flow.reply(Update, True, effect_id="new")
+    told(flow, "new", ok=True)
+    flow.reply(Update, True, effect_id="mid", expect=CLAIMABLE)
+    flow.reply(Observe, Outcome(value="X"))
+    release = flow.reply(Update, True, effect_id="mid", expect=("compensating",))
+    assert release.changes["status"] == "applied"
+    return flow
+
+
+def test_drift_while_undoing_stops_the_rollback_under_abort() -> None:
+    flow = drifting()
+    report = saved(flow)  # not restored
+    assert (report.status, report.restored_checkpoint_id) == ("stopped", None)
+    assert report.message == (
+        "Stopped before undoing write(path='a') (#2): the target changed since "
+        "planning (found 'X'), and on_conflict='abort'. The newer effects were "
+        "undone; the state was not restored. Check the target, then roll back "
+        "again (on_conflict='skip' to leave it, 'force' to undo it anyway)."
+    )
+    assert [s.effect.id for s in report.undone] == ["new"]
+    assert [s.effect.id for s in report.conflicts] == ["mid"]
+    assert [(s.effect.id, s.reason) for s in report.skipped] == [
+        ("old", "not attempted: the rollback stopped at a target that changed")
+    ]
+    assert "Rolling back to the same checkpoint again resumes from here." in str(report)
+
+
+def test_drift_while_undoing_under_skip_leaves_it_and_goes_on() -> None:
+    flow = drifting(on_conflict="skip")
+    flow.reply(Update, True, effect_id="old")
+    flow.reply(Undo, Outcome(value="ok"))
+    flow.reply(Observe, Outcome(value=None))
+    flow.reply(Update, True, effect_id="old")
+    told(flow, "old", ok=True)
+    report = restored(flow)
+    assert report.status == "completed"
+    assert [s.effect.id for s in report.undone] == ["new", "old"]
+    assert [(s.effect.id, s.reason) for s in report.conflicts] == [
+        ("mid", "the target changed since planning (found 'X')")
+    ]
 
 
 # --- failures ----------------------------------------------------------------------------
@@ -378,7 +429,7 @@ def test_inverse_timeout_is_passed_to_the_inverse() -> None:
 def test_failed_inverse_is_marked_and_stops_the_rollback() -> None:
     flow = start(plan(step(effect("a")), step(effect("b"))))
     running(flow)
-    mark = fails("a")(flow)
+    mark = fails(flow, "a")
     assert mark.changes["status"] == "compensation_failed"
     assert "compensated_at" not in mark.changes
     undo = decoded(mark.changes["undo_type"], mark.changes["undo"])
@@ -396,10 +447,28 @@ def test_failed_inverse_is_marked_and_stops_the_rollback() -> None:
     ]
 
 
+def test_steps_after_a_failure_are_still_reported_as_planned() -> None:
+    the_plan = plan(
+        step(effect("a")),
+        step(effect("s"), Decision.SKIP, reason="irreversible: mail"),
+        step(effect("k", status="compensating"), Decision.ALREADY_COMPENSATED),
+    )
+    flow = start(the_plan)
+    running(flow)
+    fails(flow, "a")
+    # An inverse that took effect is recorded so, even after a failure.
+    flow.reply(Update, True, effect_id="k", expect=("compensating",))
+    report = saved(flow)
+    assert [(s.effect.id, s.reason) for s in report.skipped] == [
+        ("s", "irreversible: mail")
+    ]
+    assert [e.id for e in report.already_compensated] == ["k"]
+
+
 def test_on_failure_continue_runs_the_other_inverses_but_does_not_restore() -> None:
     flow = start(plan(step(effect("a")), step(effect("b"))), on_failure="continue")
     running(flow)
-    fails("a")(flow)
+    fails(flow, "a")
     undone(flow, "b")
     report = saved(flow)
     assert report.status == "failed"
@@ -409,7 +478,7 @@ def test_on_failure_continue_runs_the_other_inverses_but_does_not_restore() -> N
 def test_timed_out_inverse_keeps_its_claim() -> None:
     flow = start(plan(step(effect())))
     running(flow)
-    mark = fails(error=InverseTimeoutError("inverse did not finish in 1s"))(flow)
+    mark = fails(flow, error=InverseTimeoutError("inverse did not finish in 1s"))
     assert mark.changes["status"] == "compensating"
     undo = decoded(mark.changes["undo_type"], mark.changes["undo"])
     assert undo["timed_out"] is True
@@ -429,7 +498,11 @@ def test_unresolved_effects_leave_the_rollback_incomplete() -> None:
     undone(flow, "u")
     report = saved(flow)
     assert report.status == "incomplete"
-    assert report.message.startswith("1 effect(s) have an unknown outcome")
+    assert report.message == (
+        "1 effect(s) have an unknown outcome, so the world may not be back at "
+        "the target and the state was not restored. Resolve them (see their "
+        "reasons), then roll back again."
+    )
 
 
 def test_unresolved_effects_the_approver_skipped_do_not_count() -> None:
@@ -475,10 +548,12 @@ def test_head_at_the_target_is_restored_when_an_inverse_is_marked_done() -> None
     assert restored(flow).restored_checkpoint_id == "k4"
 
 
-def test_caller_that_restores_itself_gets_no_restore() -> None:
+def test_caller_that_restores_itself_gets_only_the_subgraphs_restored() -> None:
     flow = start(plan(step(effect())), restore=None)
     running(flow)
     undone(flow)
+    flow.reply(ReadAncestry, TO_FIRST)
+    flow.reply(ReadNamespaceStates, [])
     report = saved(flow)
     assert (report.status, report.restored_checkpoint_id) == ("completed", None)
 
@@ -497,6 +572,8 @@ def test_final_record_carries_the_report() -> None:
     flow = start(plan(step(effect())))
     running(flow)
     undone(flow)
+    flow.reply(ReadAncestry, TO_FIRST)
+    flow.reply(ReadNamespaceStates, [])
     flow.reply(Restore, NEW_HEAD)
     record = flow.reply(SaveRollback).record
     assert record["restored_checkpoint_id"] == "k4"
@@ -507,34 +584,26 @@ def test_final_record_carries_the_report() -> None:
 
 
 def test_report_the_serde_cannot_store_is_saved_as_its_text() -> None:
-    flow = start(plan(step(effect())))
+    flow = start(plan(step(effect())), restore=None)
     running(flow)
     undone(flow, result=threading.Lock())
-    flow.reply(Restore, NEW_HEAD)
+    flow.reply(ReadAncestry, TO_FIRST)
+    flow.reply(ReadNamespaceStates, [])
     record = flow.reply(SaveRollback).record
     report = flow.returns()
     assert decoded(record["report_type"], record["report"]) == {"text": str(report)}
 
 
-def test_unstorable_inverse_result_is_marked_by_its_repr() -> None:
-    flow = start(plan(step(effect())))
-    running(flow)
-    flow.reply(Update, True)
-    lock = threading.Lock()
-    flow.reply(Undo, Outcome(value=lock))
-    mark = flow.expect(Update)
-    assert decoded(mark.changes["undo_type"], mark.changes["undo"])["result"] == repr(
-        lock
-    )
-
-
 def test_rejected_report_does_nothing() -> None:
-    report = rejected_report(plan(step(effect())), "rb", STARTED, "no thanks")
+    orphan = effect("o", root="f2")
+    the_plan = plan(step(effect()), orphans=[orphan])
+    report = rejected_report(the_plan, "rb", STARTED, "no thanks")
     assert (report.status, report.message, report.undone) == (
         "rejected",
         "no thanks",
         [],
     )
+    assert [e.id for e in report.orphans] == ["o"]
 
 
 # --- the lock around a rollback ---------------------------------------------------------
@@ -561,7 +630,13 @@ def test_rollback_locks_plans_executes_restores_and_unlocks() -> None:
     flow.reply(Select, [row(root="c2")])
     record = flow.reply(SaveRollback).record
     assert record["status"] == "running"
-    undone(flow)
+    claim = flow.reply(Update, True, expect=CLAIMABLE)
+    assert claim.changes["owner"] == "h#1#s" == HOLDER.owner
+    flow.reply(Undo, Outcome(value="restored a"))
+    flow.reply(Update, True)
+    told(flow, "e1", ok=True)
+    flow.reply(ReadAncestry, [CheckpointLink("c1", None)], start="c1")
+    flow.reply(ReadNamespaceStates, [], before=[])
     flow.reply(Restore, NEW_HEAD, config=RESTORE)
     flow.reply(SaveRollback)
     flow.reply(UnlockThread, None, thread_id="t", holder=HOLDER)
@@ -616,43 +691,3 @@ def test_holding_lock_returns_what_its_body_returns() -> None:
     flow.reply(ReadHead, "c9")
     flow.reply(UnlockThread)
     assert flow.returns() == "c9"
-
-
-# --- policies and small helpers --------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [
-        {"on_irreversible": "ask"},
-        {"on_conflict": "ignore"},
-        {"on_failure": "retry"},
-        {"inverse_timeout": 0},
-        {"inverse_timeout": -1.0},
-    ],
-)
-def test_policies_refuse_what_is_not_a_policy(bad: dict[str, Any]) -> None:
-    with pytest.raises(InvalidConfigError, match="Fix:"):
-        Policies(**bad)
-
-
-def test_with_skip_keeps_the_policies_and_adds_ids() -> None:
-    policies = Policies(on_conflict="skip", inverse_timeout=1.0, skip=frozenset({"a"}))
-    wider = policies.with_skip(["b", 3])  # type: ignore[list-item]
-    assert wider == Policies(
-        on_conflict="skip", inverse_timeout=1.0, skip=frozenset({"a", "b", "3"})
-    )
-
-
-def test_skip_ids_of_nothing_is_empty() -> None:
-    assert skip_ids(None) == frozenset()
-
-
-def test_checkpoint_config_names_a_root_checkpoint() -> None:
-    assert checkpoint_config("t", "c1") == {
-        "configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "c1"}
-    }
-
-
-def test_rollback_ids_are_fresh() -> None:
-    assert new_rollback_id() != new_rollback_id()

@@ -11,7 +11,12 @@ import pytest
 
 from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._models import EffectStatus
-from langgraph_rollback.core.config import effect_query, thread_id_of
+from langgraph_rollback.core.config import (
+    checkpoint_config,
+    effect_id_arg,
+    effect_query,
+    thread_id_of,
+)
 from langgraph_rollback.core.ledger import COLUMNS
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.savers.sql import where_clause
@@ -165,3 +170,51 @@ def test_effect_query_refuses_an_unknown_status() -> None:
 def test_effect_query_refuses_a_limit_that_is_not_a_count(limit: Any) -> None:
     with pytest.raises(InvalidConfigError, match="limit must be a non-negative int"):
         query_for(limit=limit)
+
+
+def test_effect_query_refuses_true_as_a_limit() -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        query_for(limit=True)
+    assert str(caught.value) == (
+        "limit must be a non-negative int, got True. Fix: pass e.g. limit=50, "
+        "or leave it out for every effect."
+    )
+
+
+@pytest.mark.parametrize("before", [True, 2.0, "9"])
+def test_effect_query_refuses_a_before_that_is_not_a_seq(before: Any) -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        query_for(before=before)
+    assert str(caught.value) == (
+        f"before must be an effect's seq (an int), got {before!r}. Fix: pass the "
+        "seq of the oldest effect of the previous page, e.g. before=page[-1].seq."
+    )
+
+
+@pytest.mark.parametrize("tool", ["", 3, ["write"]])
+def test_effect_query_refuses_a_tool_that_is_not_a_name(tool: Any) -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        query_for(tool=tool)
+    assert str(caught.value).startswith(
+        f"tool must be a tool name (a non-empty str), got {tool!r}. Fix:"
+    )
+
+
+def test_effect_id_argument_is_returned_as_given() -> None:
+    assert effect_id_arg("e1") == "e1"
+
+
+@pytest.mark.parametrize("effect_id", ["", None, 7, b"e1"])
+def test_effect_id_argument_that_is_not_an_id_is_refused(effect_id: Any) -> None:
+    with pytest.raises(InvalidConfigError) as caught:
+        effect_id_arg(effect_id)
+    assert str(caught.value) == (
+        f"effect_id must be an effect's id (a non-empty str), got {effect_id!r}. "
+        "Fix: pass Effect.id, e.g. from saver.list_effects(config)."
+    )
+
+
+def test_checkpoint_config_names_a_root_checkpoint() -> None:
+    assert checkpoint_config("t", "c1") == {
+        "configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "c1"}
+    }

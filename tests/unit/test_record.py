@@ -134,6 +134,27 @@ def test_observe_before_goes_into_the_intent_and_the_live_effect() -> None:
     assert perform.effect.args == {"path": "a"}
 
 
+def test_call_inside_a_container_names_it_in_the_intent_and_the_effect() -> None:
+    flow = start(inside="box-effect")
+    observe = flow.expect(Observe)
+    assert observe.effect is not None and observe.effect.inside == "box-effect"
+    flow.send(Outcome(value="A"))
+    intent = begin(flow)
+    assert decoded(intent.intent_type, intent.intent) == {
+        "args": {"path": "a"},
+        "before": "A",
+        "inside": "box-effect",
+    }
+    assert flow.expect(Perform).effect.inside == "box-effect"
+
+
+def test_call_outside_any_container_names_none() -> None:
+    flow = start(tool())
+    intent = begin(flow)
+    assert "inside" not in decoded(intent.intent_type, intent.intent)
+    assert flow.expect(Perform).effect.inside is None
+
+
 def test_observe_before_raising_stops_before_the_intent() -> None:
     flow = start()
     flow.reply(Observe, Outcome(error=OSError("disk")))
@@ -222,11 +243,31 @@ class Cancelled(BaseException):
     """Stands for a cancellation or a KeyboardInterrupt during the call."""
 
 
-def test_base_exception_leaves_the_intent_pending_and_passes_through() -> None:
+def test_base_exception_leaves_the_intent_pending_without_owner() -> None:
     flow = start(tool())
-    begin(flow)
+    intent = begin(flow)
     flow.reply(Perform, Outcome(error=Cancelled()))
+    flow.reply(
+        Update,
+        True,
+        effect_id=intent.effect_id,
+        changes={"owner": None},
+        expect=("pending",),
+        expect_attempt=1,
+    )
     flow.raises(Cancelled)
+
+
+def test_owner_left_when_clearing_it_fails_is_logged_and_passes_through(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = start(tool())
+    intent = begin(flow)
+    flow.reply(Perform, Outcome(error=Cancelled()))
+    flow.expect(Update, changes={"owner": None})
+    flow.throw(OSError("disk full"))
+    flow.raises(Cancelled)
+    assert f"effect {intent.effect_id}: could not clear the owner" in caplog.text
 
 
 def test_unrecordable_result_is_recorded_as_applied_then_raised() -> None:

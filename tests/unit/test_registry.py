@@ -3,11 +3,16 @@ operations' own data (`core.ops`)."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from langgraph_rollback._errors import DuplicateToolError, UnregisteredToolError
 from langgraph_rollback.core.locks import LockHolder, describe_holder
 from langgraph_rollback.core.ops import CheckpointLink, Update
+from langgraph_rollback.core.registry import ToolDefinition
 from tests.unit.build import registry, tool
 
 
@@ -31,6 +36,123 @@ def test_another_tool_under_a_taken_name_is_refused() -> None:
     tools = registry(tool())
     with pytest.raises(DuplicateToolError):
         tools.register(tool(origin="elsewhere.write"))
+
+
+def make_write(target: Any) -> Callable[[], Any]:
+    """A factory: each call makes another closure over `target`."""
+
+    def write() -> Any:
+        return target
+
+    return write
+
+
+def declared(fn: Any) -> ToolDefinition:
+    return tool(origin="tests.make_write.<locals>.write", source=source_of(fn))
+
+
+def source_of(fn: Any) -> Any:
+    return ToolDefinition.source_of(fn)
+
+
+def test_another_closure_of_one_factory_under_one_name_is_refused() -> None:
+    first, second = make_write("a.txt"), make_write("b.txt")
+    tools = registry(declared(first))
+    with pytest.raises(DuplicateToolError) as caught:
+        tools.register(declared(second))
+    assert str(caught.value).startswith(
+        "Tool name 'write' is already registered for "
+        "tests.make_write.<locals>.write, made by the same factory with other "
+        "captured values (a closure); refusing to register a second one under "
+        "the same name, because a rollback finds inverses by tool name"
+    )
+    kept = tools.require("write").source
+    assert kept is not None and kept() is first
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        lambda first: first,  # the same function declared again
+        lambda first: make_write(["a.txt"]),  # the factory run again, equal values
+        lambda first: make_write(first()),  # ... over the very same object
+    ],
+    ids=["same_function", "equal_values", "same_object"],
+)
+def test_redeclaring_a_closure_over_the_same_values_replaces_it(
+    again: Callable[[Any], Any],
+) -> None:
+    first = make_write(["a.txt"])
+    tools = registry(declared(first))
+    second = again(first)  # held, as a declared tool holds its function
+    newer = declared(second)
+    tools.register(newer)
+    assert tools.require("write") is newer
+
+
+def test_closure_of_a_factory_whose_first_tool_is_gone_replaces_it() -> None:
+    tools = registry(declared(make_write("a.txt")))  # nothing else holds it
+    gc.collect()
+    second = make_write("b.txt")
+    newer = declared(second)
+    tools.register(newer)
+    assert tools.require("write") is newer
+
+
+def test_other_code_under_the_same_origin_replaces_it() -> None:
+    # A reloaded module: the function is defined anew, from other code.
+    def write() -> None:
+        return None
+
+    first = make_write("a.txt")
+    tools = registry(declared(first))
+    newer = declared(write)
+    tools.register(newer)
+    assert tools.require("write") is newer
+
+
+def test_definition_of_something_without_a_weak_reference_has_no_source() -> None:
+    assert ToolDefinition.source_of(7) is None
+    tools = registry(tool(source=None))
+    second = make_write("a.txt")
+    newer = tool(source=source_of(second))
+    tools.register(newer)
+    assert tools.require("write") is newer
+
+
+def make_late(value: Any) -> Callable[[], Any]:
+    """A closure over a variable that is never bound (an empty cell)."""
+
+    def write() -> Any:
+        return value, unbound
+
+    if value is None:  # never: `unbound` stays an empty cell
+        unbound = None
+    return write
+
+
+def test_empty_cells_count_as_the_same_value() -> None:
+    first, second, other = make_late("a"), make_late("a"), make_late("b")
+    tools = registry(declared(first))
+    newer = declared(second)
+    tools.register(newer)
+    assert tools.require("write") is newer
+    with pytest.raises(DuplicateToolError):
+        tools.register(declared(other))
+
+
+class Incomparable:
+    def __eq__(self, other: object) -> bool:
+        raise TypeError("cannot compare")
+
+    __hash__ = object.__hash__
+
+
+def test_captured_values_that_cannot_be_compared_are_other_values() -> None:
+    first, second = make_write(Incomparable()), make_write(Incomparable())
+    tools = registry(declared(first))
+    with pytest.raises(DuplicateToolError):
+        tools.register(declared(second))
 
 
 def test_missing_tool_names_the_effect_that_needs_it() -> None:

@@ -23,6 +23,7 @@ from langgraph_rollback.core.ops import (
     ReadHead,
     Select,
 )
+from langgraph_rollback.core.plan import THREAD_START
 from langgraph_rollback.core.targets import (
     TargetSelector,
     before_node,
@@ -138,16 +139,10 @@ def test_a_checkpoint_resolves_to_itself() -> None:
     assert resolve(TargetSelector("checkpoint", "c1")).returns() == "c1"
 
 
-def test_first_is_the_root_of_the_heads_path() -> None:
+def test_first_is_the_thread_s_empty_start_without_a_walk() -> None:
     flow = resolve(TargetSelector("first"), head=None)
     flow.reply(ReadHead, "c3", thread_id="t")
-    flow.reply(
-        ReadAncestry,
-        [link("c3", "c2"), link("c2", "c1"), link("c1", None, "input")],
-        start="c3",
-        stop="",
-    )
-    assert flow.returns() == "c1"
+    assert flow.returns() == THREAD_START == "first"
 
 
 def test_no_checkpoints_names_no_target() -> None:
@@ -165,7 +160,7 @@ def test_run_start_is_after_the_latest_input() -> None:
         link("c2", "c1", "input", step=-1),
         link("c1", None, "input", step=-1),
     ]
-    flow.reply(ReadAncestry, chain)
+    flow.reply(ReadAncestry, chain, start="c9", stop=THREAD_START)
     assert flow.returns() == "c3"
 
 
