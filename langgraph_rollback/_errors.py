@@ -255,11 +255,12 @@ class EffectResultUnknownError(RollbackError):
 
 
 class EffectInFlightError(RollbackError):
-    """A replay reached an effect whose call may still be running.
+    """A replay or a rollback reached an effect whose call may still be running.
 
     Another attempt of the same call started and has not finished (a
-    cancelled run whose worker thread is still inside the call, or another
-    live process), so running it again could act twice.
+    cancelled run whose worker thread is still inside the call, a run still
+    going, or another live process), so running it again could act twice,
+    and a rollback could not tell what it did.
 
     Attributes:
         effect_id: The effect.
@@ -269,19 +270,31 @@ class EffectInFlightError(RollbackError):
     """
 
     def __init__(
-        self, *, effect_id: str, tool: str, thread_id: str, owner: str | None
+        self,
+        *,
+        effect_id: str,
+        tool: str,
+        thread_id: str,
+        owner: str | None,
+        rollback: bool = False,
     ) -> None:
-        where = (
-            "in this process"
-            if owner is None
-            else f"in process {owner.split('#')[1] if '#' in owner else owner}"
-        )
+        where = "in this process" if owner is None else f"by {_process_words(owner)}"
+        if rollback:
+            what = (
+                "the thread is not rolled back while its call may still act. Fix: "
+                "wait for the run to finish (or its process to end), then roll "
+                "back again"
+            )
+        else:
+            what = (
+                "an earlier attempt of the call has not finished, so it is not "
+                "started again. Fix: wait for that run to finish (or its process "
+                "to end), then resume"
+            )
         super().__init__(
             f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
-            f"being performed {where}: an earlier attempt of the call has not "
-            "finished, so it is not started again. Fix: wait for that run to "
-            "finish (or its process to end), then resume; if the process is "
-            "gone, its outcome is settled then by `observe` or "
+            f"being performed {where}: {what}; if the process is gone, its "
+            "outcome is settled then by `observe` or "
             f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
         )
         self.effect_id = effect_id
@@ -562,3 +575,10 @@ class RollbackFailedError(RollbackError):
     def __init__(self, report: object, message: str) -> None:
         super().__init__(message)
         self.report = report
+
+
+def _process_words(owner: str) -> str:
+    """`host#pid#start` as a person reads it: "process 123 on host web-1"."""
+    host, _, rest = owner.partition("#")
+    pid = rest.partition("#")[0] or "?"
+    return f"process {pid} on host {host.split('|')[0] or '?'}"

@@ -57,7 +57,8 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[["Effect", bool], None]
 """Called after each inverse's outcome is recorded, with its effect and whether
-it was undone. An exception it raises is logged; the rollback goes on."""
+it was undone. An exception it raises stops the rollback there (the lock is
+released; rolling back again continues)."""
 
 
 class _InFlight:
@@ -176,12 +177,8 @@ def _starting(op: Op[Any], performing: list[str]) -> None:
 
 
 def _notify(op: Notify, progress: Progress | None) -> None:
-    if progress is None:
-        return
-    try:
+    if progress is not None:
         progress(op.effect, op.ok)
-    except Exception:
-        logger.exception("the progress callback raised for effect %s", op.effect.id)
 
 
 def _after_user_code(op: Op[Any], store: LedgerStore | AsyncLedgerStore) -> None:

@@ -51,6 +51,8 @@ class PlannedStep(BaseModel):
     """The target's state now, when the tool declares `observe`."""
     skip_kind: str | None = None
     """For `skip`: "irreversible", "unknown", "not_applied" or "unresolved"."""
+    observed: bool = False
+    """Whether `current` was read from the target (`observe` succeeded)."""
 
 
 _NOT_APPLIED = {
@@ -156,7 +158,7 @@ def _decide_observed(
             "since before the call: it did not land",
             "not_applied",
             current,
-        )
+        ).model_copy(update={"observed": True})
     undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
     if undoing and expected_now == effect.before and expected_now != effect.after:
         # An earlier rollback's inverse took effect before it stopped.
@@ -166,6 +168,7 @@ def _decide_observed(
             decision=Decision.ALREADY_COMPENSATED,
             reason="an earlier rollback's inverse already restored it",
             current=current,
+            observed=True,
         )
     if (
         status is not EffectStatus.PENDING
@@ -180,6 +183,7 @@ def _decide_observed(
                 f"{_short(effect.after)}, found {_short(expected_now)})"
             ),
             current=current,
+            observed=True,
         )
     predicted[key] = effect.before
     note = ""
@@ -190,6 +194,7 @@ def _decide_observed(
         decision=Decision.UNDO,
         reason=f"{definition.kind.value}; undo with {_fn_name(definition.undo)}{note}",
         current=current,
+        observed=True,
     )
 
 

@@ -335,9 +335,10 @@ class ExistingCheckpoints(StorageOp[set[str]]):
 
 @dataclass(frozen=True, slots=True)
 class Notify(Op[None]):
-    """Tell the caller's `progress` callback that an inverse's outcome is
-    recorded (`ok`: it was undone). A callback that raises is logged, never
-    lets the rollback stop between an inverse and its record."""
+    """Tell the caller's `progress` callback that an effect was undone
+    (`ok`) or failed (its inverse failed, or could not be started). Yielded
+    only after any outcome is recorded, so a callback that raises cannot
+    leave an inverse that ran unrecorded."""
 
     effect: Effect
     ok: bool

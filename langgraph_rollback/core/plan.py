@@ -210,7 +210,7 @@ def plan_flow(
     start = target == THREAD_START
     mine, orphans = _assign(rows, path, region, persisted, from_start, start, serde)
     steps = yield from _decide_all(mine, registry, serde, in_run)
-    steps = _containers_first(steps)
+    steps = _settled_by_containers(_containers_first(steps))
     last = chain[-1]
     return RollbackPlan(
         thread_id=thread_id,
@@ -246,6 +246,32 @@ def _containers_first(steps: list[PlannedStep]) -> list[PlannedStep]:
         if inside is None or inside not in on_plan:
             emit(step)
     return ordered
+
+
+def _settled_by_containers(steps: list[PlannedStep]) -> list[PlannedStep]:
+    """An effect recorded inside a container an earlier rollback undid, whose
+    target reads as before the call: the container's inverse restored it
+    (that rollback stopped before marking it), so it is already undone, not
+    a conflict."""
+    undone = {s.effect.id for s in steps if s.decision is Decision.ALREADY_COMPENSATED}
+    settled: list[PlannedStep] = []
+    for step in steps:
+        effect = step.effect
+        if (
+            step.decision is Decision.CONFLICT
+            and effect.inside in undone
+            and step.observed
+            and step.current == effect.before
+        ):
+            step = PlannedStep(
+                effect=effect,
+                decision=Decision.ALREADY_COMPENSATED,
+                reason="restored by its container's inverse in an earlier rollback",
+                current=step.current,
+                observed=True,
+            )
+        settled.append(step)
+    return settled
 
 
 def _reached_copy(last: CheckpointLink, target: str) -> str | None:
@@ -291,6 +317,7 @@ def _still_running(effect: Effect, in_run: bool) -> Flow[PlannedStep | None]:
                 tool=effect.tool,
                 thread_id=effect.thread_id,
                 owner=effect.owner,
+                rollback=True,
             )
     if effect.status is EffectStatus.COMPENSATING:
         state = yield from do(AwaitCall(f"undo:{effect.id}", effect.owner, 0))

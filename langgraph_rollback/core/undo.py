@@ -108,6 +108,8 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
     definition = run.registry.require(effect.tool, effect_id=effect.id)
     try:
         args = definition.undo_args(effect) if definition.undo_args else None
+    except GraphBubbleUp:
+        raise  # it asks a human (`interrupt()`): nothing was claimed yet
     except Exception as exc:
         error = f"undo_args raised {type(exc).__name__}: {exc}; the inverse did not run"
         run.failures.append(FailedStep(effect=effect, error=error))
@@ -124,6 +126,13 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         reason = "its status changed since planning"
         run.skipped.append(SkippedStep(effect=effect, reason=reason))
         return "skipped"
+    claimed_effect = effect.model_copy(
+        update={
+            "status": EffectStatus.COMPENSATING,
+            "undo_attempts": effect.undo_attempts + 1,
+            "rollback_id": run.rollback_id,
+        }
+    )
     drift = yield from _drift(step, definition, run)
     if isinstance(drift, _Restored):
         # Its container's inverse (run just before, by this rollback) already
@@ -132,7 +141,7 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         yield from do(mark(effect, EffectStatus.COMPENSATED, run, content))
         description = f"{describe_undo(effect, None)}; {drift.note}"
         run.undone.append(
-            UndoneStep(effect=effect, result=None, description=description)
+            UndoneStep(effect=claimed_effect, result=None, description=description)
         )
         return "undone"
     if drift is not None:
@@ -141,13 +150,6 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         yield from do(Update(effect.id, release, expect=COMPENSATING))
         run.conflicts.append(SkippedStep(effect=effect, reason=drift))
         return "drifted"
-    claimed_effect = effect.model_copy(
-        update={
-            "status": EffectStatus.COMPENSATING,
-            "undo_attempts": effect.undo_attempts + 1,
-            "rollback_id": run.rollback_id,
-        }
-    )
     timeout = run.policies.inverse_timeout
     late = _late_mark(effect, run)
     outcome = yield from do(Undo(claimed_effect, definition.undo, args, timeout, late))

@@ -570,7 +570,7 @@ def test_pending_call_still_running_refuses_the_plan() -> None:
         "t",
         OWNER,
     )
-    assert "in process 7" in str(error)
+    assert "by process 7 on host h" in str(error)
 
 
 def test_pending_call_that_finished_here_is_decided_by_its_target() -> None:
@@ -631,15 +631,6 @@ def test_container_comes_before_the_effects_recorded_inside_it() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an effect recorded inside a container that an earlier rollback "
-    "already undid (its inverse timed out and landed late, or the process "
-    "stopped between the container's mark and the nested claim) reads as "
-    "before, not after, so the plan calls it a conflict and the rerun is "
-    "refused under the default on_conflict='abort'; the container's own "
-    "restore is not taken into account as it is during one run (_Restored)",
-)
 def test_effect_inside_a_container_an_earlier_rollback_undid_is_no_conflict() -> None:
     rows = [
         row("inner", seq=2, inside="box", before="A", outcome=APPLIED),

@@ -158,7 +158,7 @@ def test_a_call_still_running_in_another_process_is_not_restarted() -> None:
         "t",
         "h#2#7",
     )
-    assert "in process 2" in str(error)
+    assert "by process 2 on host h" in str(error)
 
 
 def test_a_call_still_running_in_this_process_is_not_restarted() -> None:

@@ -90,14 +90,6 @@ def interrupting(effect: Effect) -> dict[str, Any]:
     raise GraphInterrupt(())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: undo_args runs inside the flow and `except Exception` turns a "
-    "GraphInterrupt (an interrupt() asking a human for the inverse's arguments) "
-    "into a failure of the effect, although GraphBubbleUp signals must pass "
-    "through every layer untouched (_errors.py; an inverse's own interrupt() "
-    "does pass)",
-)
 def test_undo_args_that_interrupt_pause_the_graph() -> None:
     run = make_run(tool(undo="a tool", undo_args=interrupting))
     flow = start(step(effect()), run)
