@@ -236,8 +236,12 @@ _CP_KEYS = ("checkpoint_id", "step", "source", "ran", "run_id", "effects", "path
 def checkpoint_rows(
     saver: BaseRollbackSaver, thread: str, config: RunnableConfig, limit: int | None
 ) -> list[dict[str, Any]]:
-    """The thread's root checkpoints, newest first, as plain data."""
-    tuples = list(saver.list(config, limit=limit))
+    """The thread's root checkpoints, newest first, as plain data.
+
+    Streams the history: only a checkpoint and the one listed after it (its
+    parent, on a linear thread) are held at a time, so a long thread's listing
+    costs what its largest checkpoint costs, not what the whole history does.
+    """
     head = saver.execute(ReadHead(thread))
     on_path: set[str] = set()
     if head is not None:
@@ -247,33 +251,51 @@ def checkpoint_rows(
     counts: dict[str, int] = {}
     for effect in saver.list_effects({"configurable": {"thread_id": thread}}):
         counts[effect.root_checkpoint_id] = counts.get(effect.root_checkpoint_id, 0) + 1
-    by_id = {t.config["configurable"]["checkpoint_id"]: t for t in tuples}
-    rows = []
-    for item in tuples:
-        checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
-        parent = item.parent_config
-        before = None
-        if parent is not None:
-            before = by_id.get(
-                parent["configurable"]["checkpoint_id"]
-            ) or saver.get_tuple(parent)
-        restore = item.metadata.get("lgrb_restore")
-        copy_of = restore.get("copy_of") if isinstance(restore, dict) else None
-        mark = "*" if checkpoint_id in on_path else ""
-        if copy_of:
-            mark = f"{mark} copy of {copy_of}".strip()
-        rows.append(
-            {
-                "checkpoint_id": checkpoint_id,
-                "step": item.metadata.get("step"),
-                "source": item.metadata.get("source"),
-                "ran": ",".join(_ran(before, item)),
-                "run_id": item.metadata.get("run_id"),
-                "effects": counts.get(checkpoint_id, 0),
-                "path": mark,
-            }
-        )
+    rows: list[dict[str, Any]] = []
+    pending: Any = None
+    for item in saver.list(config, limit=limit):
+        if pending is not None:
+            rows.append(_checkpoint_row(saver, pending, item, on_path, counts))
+        pending = item
+    if pending is not None:
+        rows.append(_checkpoint_row(saver, pending, None, on_path, counts))
     return rows
+
+
+def _checkpoint_row(
+    saver: BaseRollbackSaver,
+    item: Any,
+    listed_next: Any,
+    on_path: set[str],
+    counts: dict[str, int],
+) -> dict[str, Any]:
+    """One row of `checkpoint_rows`; `listed_next` is the tuple listed after it."""
+    checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
+    parent = item.parent_config
+    before = None
+    if parent is not None:
+        parent_id = parent["configurable"]["checkpoint_id"]
+        if (
+            listed_next is not None
+            and listed_next.config["configurable"]["checkpoint_id"] == parent_id
+        ):
+            before = listed_next
+        else:
+            before = saver.get_tuple(parent)
+    restore = item.metadata.get("lgrb_restore")
+    copy_of = restore.get("copy_of") if isinstance(restore, dict) else None
+    mark = "*" if checkpoint_id in on_path else ""
+    if copy_of:
+        mark = f"{mark} copy of {copy_of}".strip()
+    return {
+        "checkpoint_id": checkpoint_id,
+        "step": item.metadata.get("step"),
+        "source": item.metadata.get("source"),
+        "ran": ",".join(_ran(before, item)),
+        "run_id": item.metadata.get("run_id"),
+        "effects": counts.get(checkpoint_id, 0),
+        "path": mark,
+    }
 
 
 def _ran(parent: Any, child: Any) -> list[str]:

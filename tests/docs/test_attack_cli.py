@@ -128,9 +128,6 @@ def peak_kib(*args: str) -> int:
     return int(done.stderr.strip().splitlines()[-1])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 @pytest.mark.slow
 def test_listing_checkpoints_does_not_load_the_whole_history(tmp_path: Path) -> None:
     """DESIGN: the history of a long agent is large (1.3 GB for 1,000 steps);
