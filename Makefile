@@ -64,6 +64,11 @@ test: lint typecheck coverage pytest
 test-fast: lint typecheck
 	$(BIN)/python -m pytest -m "not slow"
 
+# Execute the notebooks and save them with their outputs, volatile values
+# (ids, timestamps, temporary paths) made stable: commit the result.
+notebooks: $(STAMP)
+	$(BIN)/python scripts/notebooks.py
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
