@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -130,13 +129,15 @@ def show_workspace(workdir: Path) -> dict[str, str]:
     return files
 
 
+FILES = ("notes.md", "service.toml", "outbox.txt")
 ASK = {"messages": [HumanMessage("Move the service to the new port.")]}
 
 
 def main() -> int:
     workdir = workspace()
-    shutil.rmtree(workdir, ignore_errors=True)  # each demo starts afresh
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("agent.sqlite", "agent.sqlite-wal", "agent.sqlite-shm", *FILES):
+        (workdir / name).unlink(missing_ok=True)  # each demo starts afresh
     (workdir / "service.toml").write_text("port = 8080\n")
     db = workdir / "agent.sqlite"
     config: Any = {"configurable": {"thread_id": "demo"}}

@@ -237,7 +237,8 @@ def test_the_readme_cli_session_works_on_the_demo_database(tmp_path: Path) -> No
         "threads", "effects", "checkpoints", "plan", "rollback",
     ]  # fmt: skip
     for line in session:
-        args = [a if a != ".demo/agent.sqlite" else str(db) for a in shlex.split(line)]
+        words = shlex.split(line, comments=True)
+        args = [a if a != ".demo/agent.sqlite" else str(db) for a in words]
         ran = subprocess.run(
             [sys.executable, "-m", "langgraph_rollback", *args[1:]],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
