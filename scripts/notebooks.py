@@ -5,7 +5,8 @@ files land in one scratch directory. Before it is saved, what changes from
 run to run is made stable, so a rerun that changes nothing leaves no diff:
 ids (UUIDs, checkpoint and effect ids) become `00000000-0000-0000-0000-00000000000N`
 in order of appearance, long hex digests (git commits, hashes) likewise,
-timestamps become 2025-01-01 00:00:00, durations 0.00 s, the scratch
+timestamps become 2025-01-01 00:00:00, durations 0.00 s, the process
+owning a call `host|pid`, the scratch
 directory `/tmp/notebook` (and the random names of what the notebook makes
 in it, numbered), object addresses 0x0. The tests execute the
 notebooks again (tests/docs/test_notebooks.py) and never compare outputs.
@@ -33,6 +34,8 @@ STAMP = re.compile(
 )
 SECONDS = re.compile(r"\b\d+\.\d+ s\b")
 ADDRESS = re.compile(r"\b0x[0-9a-f]{6,16}\b")
+DATETIME = re.compile(r"datetime\.datetime\(\d[^()]*(?:\([^()]*\))?[^()]*\)")
+OWNER = re.compile(r"owner='[^']*'")
 
 
 class Scrubber:
@@ -59,6 +62,8 @@ class Scrubber:
         value = UUID.sub(lambda m: self._stand_in(m.group(0), self.ids, 36), value)
         value = HEX.sub(lambda m: self._stand_in(m.group(0), self.digests, 0), value)
         value = STAMP.sub(_stamp, value)
+        value = DATETIME.sub("datetime.datetime(2025, 1, 1, 0, 0)", value)
+        value = OWNER.sub("owner='host|pid'", value)
         value = SECONDS.sub("0.00 s", value)
         return ADDRESS.sub("0x0", value)
 
