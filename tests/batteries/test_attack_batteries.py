@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from langgraph_rollback import (
 )
 from langgraph_rollback.batteries.files import file_tools
 from langgraph_rollback.batteries.git import GitWorkspace
+from langgraph_rollback.batteries.sql import SqlDatabase, sql_tools
 from tests.batteries.test_files import agent
 from tests.batteries.test_files_regressions import tree
 from tests.batteries.test_git import git
@@ -27,6 +29,7 @@ from tests.batteries.test_git_isolation import user_repository
 from tests.batteries.test_git_regressions import one_step, run_and_roll_back
 
 CFG: Any = {"configurable": {"thread_id": "attack"}}
+CFG_GIT: Any = {"configurable": {"thread_id": "git"}}  # run_and_roll_back's
 
 
 def run_files(
@@ -43,12 +46,6 @@ def run_files(
 
 def first(graph: Any) -> Any:
     return list(graph.get_state_history(CFG))[-1]
-
-
-def tool_texts(graph: Any) -> list[str]:
-    """What the tools answered, in order."""
-    state = graph.get_state(CFG)
-    return [str(m.content) for m in state.values["messages"] if m.type == "tool"]
 
 
 # --- files -----------------------------------------------------------------
@@ -123,10 +120,9 @@ def test_a_move_onto_itself_rolls_back_to_the_same_file(
     assert tree(ws) == before
 
 
-def test_a_move_onto_its_own_hard_link_rolls_back(
+def test_a_move_onto_its_own_hard_link_keeps_the_link(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
 ) -> None:
-    # rename(2) of one name onto another name of the same inode does nothing.
     (ws / "a.txt").write_text("twin")
     os.link(ws / "a.txt", ws / "b.txt")
     before = tree(ws)
@@ -139,21 +135,6 @@ def test_a_move_onto_its_own_hard_link_rolls_back(
     report = rollback(graph, CFG, to=first(graph))
     assert report.ok, str(report)
     assert tree(ws) == before
-
-
-def test_a_move_onto_its_own_hard_link_keeps_the_link(
-    ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
-) -> None:
-    (ws / "a.txt").write_text("twin")
-    os.link(ws / "a.txt", ws / "b.txt")
-    graph = run_files(
-        ledger,
-        registry,
-        ws,
-        [[("move_file", {"source": "a.txt", "destination": "b.txt"})]],
-    )
-    report = rollback(graph, CFG, to=first(graph))
-    assert report.ok, str(report)
     assert os.path.samefile(ws / "a.txt", ws / "b.txt")
 
 
@@ -519,9 +500,6 @@ def test_a_user_commit_between_the_step_and_the_rollback(
     }
 
 
-CFG_GIT: Any = {"configurable": {"thread_id": "git"}}
-
-
 @pytest.mark.xfail(
     strict=True,
     reason="known defect: additions are found under the step's ignore rules: the rollback fails verification, and rolling back again aborts on a conflict of its own making",
@@ -640,8 +618,6 @@ def test_a_deleted_nested_repository_is_reported(
     git(inner, "commit", "-q", "-m", "lib")
 
     def edit() -> None:
-        import shutil
-
         shutil.rmtree(inner)
 
     report = step_and_roll_back(ledger, registry, repo, edit)
@@ -716,8 +692,6 @@ def test_a_directory_swapped_for_a_link_out_is_undone_without_following_it(
     before = entries(repo)
 
     def edit() -> None:
-        import shutil
-
         shutil.rmtree(repo / "src")
         (repo / "src").symlink_to(outside)
 
@@ -725,3 +699,443 @@ def test_a_directory_swapped_for_a_link_out_is_undone_without_following_it(
     assert report.ok, str(report)
     assert entries(repo) == before
     assert (outside / "app.py").read_text() == "not the user's repository\n"
+
+
+# --- SQL rows ------------------------------------------------------------------
+
+
+class Db:
+    """A database the agent changes, read back table by table."""
+
+    def __init__(self, db: SqlDatabase) -> None:
+        self.db = db
+
+    def run(self, *statements: str) -> None:
+        with self.db.transaction() as cur:
+            for statement in statements:
+                cur.execute(statement)
+
+    def rows(self, table: str, order: str = "1") -> list[tuple[Any, ...]]:
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT * FROM {table} ORDER BY {order}")
+            return [tuple(r) for r in cur.fetchall()]
+
+    def value(self, sql: str) -> Any:
+        with self.db.transaction() as cur:
+            cur.execute(sql)
+            return cur.fetchone()[0]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
+    if request.param == "sqlite":
+        path = str(tmp_path / "app.sqlite")
+        return Db(SqlDatabase.sqlite(path, name="attack", foreign_keys=True))
+    url = request.getfixturevalue("pg_url")
+    return Db(SqlDatabase.postgres(url, name="attack"))
+
+
+@pytest.fixture
+def lite(tmp_path: Path) -> Db:
+    path = str(tmp_path / "app.sqlite")
+    return Db(SqlDatabase.sqlite(path, name="attack", foreign_keys=True))
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Db:
+    return Db(SqlDatabase.postgres(pg_url, name="attack"))
+
+
+def run_sql(
+    ledger: SqliteRollbackSaver,
+    registry: ToolRegistry,
+    target: Db,
+    turns: list[list[tuple[str, dict[str, Any]]]],
+) -> Any:
+    graph = agent(ledger, sql_tools(target.db, registry=registry), turns)
+    graph.invoke({"messages": []}, CFG, durability="sync")
+    return graph
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: rows a self-referencing foreign key cascades to are in the statement's own table, which images_after skips: the children are lost, the rollback says completed",
+)
+def test_a_self_referencing_cascade_delete_is_undone(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db
+) -> None:
+    sql.run(
+        "CREATE TABLE nodes (id INTEGER PRIMARY KEY, "
+        "parent_id INTEGER REFERENCES nodes(id) ON DELETE CASCADE, name TEXT)",
+        "INSERT INTO nodes VALUES (1, NULL, 'root'), (2, 1, 'child'), (3, 2, 'leaf')",
+    )
+    before = sql.rows("nodes")
+    graph = run_sql(
+        ledger,
+        registry,
+        sql,
+        [[("delete_rows", {"table": "nodes", "where": {"id": 1}})]],
+    )
+    assert sql.rows("nodes") == []
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert sql.rows("nodes") == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: rows a self-referencing ON UPDATE SET NULL changes are in the statement's own table, which images_after skips: they stay NULL, the rollback says completed",
+)
+def test_a_self_referencing_set_null_update_is_undone(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db
+) -> None:
+    sql.run(
+        "CREATE TABLE nodes (id INTEGER PRIMARY KEY, code TEXT UNIQUE, "
+        "parent_code TEXT REFERENCES nodes(code) ON UPDATE SET NULL)",
+        "INSERT INTO nodes VALUES (1, 'a', NULL), (2, 'b', 'a')",
+    )
+    before = sql.rows("nodes")
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "nodes", "where": {"id": 1}, "values": {"code": "z"}},
+            )
+        ]
+    ]
+    graph = run_sql(ledger, registry, sql, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert sql.rows("nodes") == before
+
+
+def test_an_on_update_cascade_through_a_unique_column_is_undone(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db
+) -> None:
+    sql.run(
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, code TEXT UNIQUE NOT NULL)",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, "
+        "team TEXT REFERENCES teams(code) ON UPDATE CASCADE, "
+        "backup TEXT REFERENCES teams(code) ON UPDATE SET NULL)",
+        "INSERT INTO teams VALUES (1, 'red'), (2, 'blue')",
+        "INSERT INTO people VALUES (10, 'red', 'red'), (11, 'blue', 'red')",
+    )
+    before = sql.rows("teams"), sql.rows("people")
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "teams", "where": {"id": 1}, "values": {"code": "crimson"}},
+            )
+        ]
+    ]
+    graph = run_sql(ledger, registry, sql, turns)
+    assert sql.rows("people") == [(10, "crimson", None), (11, "blue", None)]
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert (sql.rows("teams"), sql.rows("people")) == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: restoring a parent by UPDATE fires ON UPDATE SET NULL on a row outside the images (added since); the rollback says completed",
+)
+def test_a_row_someone_added_since_is_not_changed_by_the_rollback(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db
+) -> None:
+    sql.run(
+        "CREATE TABLE teams (id INTEGER PRIMARY KEY, code TEXT UNIQUE NOT NULL)",
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, "
+        "team TEXT REFERENCES teams(code) ON UPDATE SET NULL)",
+        "INSERT INTO teams VALUES (1, 'red')",
+    )
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "teams", "where": {"id": 1}, "values": {"code": "crimson"}},
+            )
+        ]
+    ]
+    graph = run_sql(ledger, registry, sql, turns)
+    sql.run("INSERT INTO people VALUES (20, 'crimson')")  # a user's row, since
+    report = rollback(graph, CFG, to=first(graph))
+    assert sql.rows("people") == [(20, "crimson")] or not report.ok, str(report)
+
+
+def test_composite_keys_without_rowid_and_generated_columns(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, lite: Db
+) -> None:
+    lite.run(
+        "CREATE TABLE stock (shop TEXT, sku TEXT, qty INTEGER, "
+        "twice INTEGER GENERATED ALWAYS AS (qty * 2) STORED, "
+        "PRIMARY KEY (sku, shop)) WITHOUT ROWID",
+        "INSERT INTO stock (shop, sku, qty) VALUES ('a', 'x', 1), ('b', 'x', 2), ('a', 'y', 3)",
+    )
+    before = lite.rows("stock", "shop, sku")
+    turns = [
+        [
+            (
+                "insert_rows",
+                {"table": "stock", "rows": [{"shop": "c", "sku": "x", "qty": 9}]},
+            )
+        ],
+        [
+            (
+                "update_rows",
+                {"table": "stock", "where": {"sku": "x"}, "values": {"qty": 0}},
+            )
+        ],
+        [("delete_rows", {"table": "stock", "where": {"shop": "a"}})],
+    ]
+    graph = run_sql(ledger, registry, lite, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert lite.rows("stock", "shop, sku") == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: rows whose SQLite primary key is NULL share one image key: one of them is lost, the rollback says completed",
+)
+def test_null_primary_keys_in_sqlite_are_all_restored(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, lite: Db
+) -> None:
+    # SQLite lets a non-INTEGER primary key of a rowid table hold NULLs.
+    lite.run(
+        "CREATE TABLE tags (name TEXT PRIMARY KEY, kind TEXT)",
+        "INSERT INTO tags VALUES (NULL, 'x'), (NULL, 'x'), ('a', 'x')",
+    )
+    before = lite.rows("tags", "name, rowid")
+    graph = run_sql(
+        ledger,
+        registry,
+        lite,
+        [[("delete_rows", {"table": "tags", "where": {"kind": "x"}})]],
+    )
+    report = rollback(graph, CFG, to=first(graph))
+    assert lite.rows("tags", "name, rowid") == before or not report.ok, str(report)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: a schema's ON CONFLICT REPLACE makes a plain INSERT delete a row the battery never images; the rollback says completed",
+)
+def test_an_insert_that_replaces_a_row_on_conflict_is_undone(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, lite: Db
+) -> None:
+    lite.run(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, "
+        "email TEXT UNIQUE ON CONFLICT REPLACE, name TEXT)",
+        "INSERT INTO users VALUES (1, 'ann@x', 'Ann')",
+    )
+    before = lite.rows("users")
+    row = {"id": 2, "email": "ann@x", "name": "impostor"}
+    graph = run_sql(
+        ledger, registry, lite, [[("insert_rows", {"table": "users", "rows": [row]})]]
+    )
+    report = rollback(graph, CFG, to=first(graph))
+    assert lite.rows("users") == before or not report.ok, str(report)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: a schema's ON CONFLICT REPLACE makes an UPDATE delete a row the battery never images; the rollback says completed",
+)
+def test_an_update_that_replaces_a_row_on_conflict_is_undone(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, lite: Db
+) -> None:
+    lite.run(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, "
+        "email TEXT UNIQUE ON CONFLICT REPLACE, name TEXT)",
+        "INSERT INTO users VALUES (1, 'ann@x', 'Ann'), (2, 'bob@x', 'Bob')",
+    )
+    before = lite.rows("users")
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "users", "where": {"id": 2}, "values": {"email": "ann@x"}},
+            )
+        ]
+    ]
+    graph = run_sql(ledger, registry, lite, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert lite.rows("users") == before or not report.ok, str(report)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: key_of turns a bytes key into its str(), so by_key finds no row: the after-image is empty, drift goes unseen, and the inverse INSERTs a duplicate",
+)
+def test_a_blob_primary_key_update_rolls_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, lite: Db
+) -> None:
+    lite.run(
+        "CREATE TABLE blobs (k BLOB PRIMARY KEY, v TEXT)",
+        "INSERT INTO blobs VALUES (x'00ff', 'x')",
+    )
+    before = lite.rows("blobs")
+    turns = [
+        [("update_rows", {"table": "blobs", "where": {"v": "x"}, "values": {"v": "y"}})]
+    ]
+    graph = run_sql(ledger, registry, lite, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert lite.rows("blobs") == before
+
+
+def test_a_concurrent_change_to_a_row_is_drift_and_nothing_is_restored(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db
+) -> None:
+    sql.run(
+        "CREATE TABLE parents (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE kids (id INTEGER PRIMARY KEY, "
+        "parent_id INTEGER REFERENCES parents(id) ON DELETE SET NULL, name TEXT)",
+        "INSERT INTO parents VALUES (1, 'p'), (2, 'q')",
+        "INSERT INTO kids VALUES (10, 1, 'k')",
+    )
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "parents", "where": {"id": 2}, "values": {"name": "Q"}},
+            )
+        ],
+        [("delete_rows", {"table": "parents", "where": {"id": 1}})],
+    ]
+    graph = run_sql(ledger, registry, sql, turns)
+    sql.run("UPDATE kids SET name = 'renamed by a human' WHERE id = 10")
+    world = sql.rows("parents"), sql.rows("kids")
+    report = rollback(graph, CFG, to=first(graph))
+    assert not report.ok and "RowDriftError" in str(report), str(report)
+    assert (sql.rows("parents"), sql.rows("kids")) == world
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: the SERIAL sequence an undone insert advanced is not given back, and the report does not say so",
+)
+def test_an_insert_rollback_gives_the_sequence_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, pg: Db
+) -> None:
+    pg.run(
+        "CREATE TABLE t (id SERIAL PRIMARY KEY, v TEXT)",
+        "INSERT INTO t (v) VALUES ('a')",
+    )
+    graph = run_sql(
+        ledger, registry, pg, [[("insert_rows", {"table": "t", "rows": [{"v": "b"}]})]]
+    )
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert pg.rows("t") == [(1, "a")]
+    pg.run("INSERT INTO t (v) VALUES ('c')")
+    assert pg.rows("t") == [(1, "a"), (2, "c")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: put() binds a jsonb value as a plain dict, which psycopg cannot adapt: rollbacks of rows with json columns fail",
+)
+def test_a_jsonb_row_comes_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, pg: Db
+) -> None:
+    pg.run(
+        "CREATE TABLE docs (id INTEGER PRIMARY KEY, body JSONB, tags TEXT[], n NUMERIC)",
+        """INSERT INTO docs VALUES (1, '{"a": [1, 2]}', '{x,y}', 1.50)""",
+    )
+    before = pg.rows("docs")
+    turns = [
+        [("update_rows", {"table": "docs", "where": {"id": 1}, "values": {"n": 2}})],
+        [("delete_rows", {"table": "docs", "where": {"id": 1}})],
+    ]
+    graph = run_sql(ledger, registry, pg, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert pg.rows("docs") == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect: put() UPDATEs a GENERATED ALWAYS identity column that is not the key, which PostgreSQL refuses: the rollback of an update fails",
+)
+def test_an_identity_column_that_is_not_the_key_comes_back(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, pg: Db
+) -> None:
+    pg.run(
+        "CREATE TABLE orders (code TEXT PRIMARY KEY, "
+        "seq INTEGER GENERATED ALWAYS AS IDENTITY, "
+        "total INTEGER, twice INTEGER GENERATED ALWAYS AS (total * 2) STORED)",
+        "INSERT INTO orders (code, total) VALUES ('a', 1), ('b', 2)",
+    )
+    before = pg.rows("orders")
+    turns = [
+        [
+            (
+                "update_rows",
+                {"table": "orders", "where": {"code": "a"}, "values": {"total": 5}},
+            )
+        ],
+        [("delete_rows", {"table": "orders", "where": {"code": "b"}})],
+    ]
+    graph = run_sql(ledger, registry, pg, turns)
+    report = rollback(graph, CFG, to=first(graph))
+    assert report.ok, str(report)
+    assert pg.rows("orders") == before
+
+
+def test_a_table_of_another_schema_on_the_search_path_is_refused(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, pg: Db, pg_url: str
+) -> None:
+    pg.run(
+        "CREATE SCHEMA other",
+        "CREATE TABLE other.t (id INTEGER PRIMARY KEY, v TEXT)",
+        "INSERT INTO other.t VALUES (1, 'x')",
+    )
+    db = SqlDatabase.postgres(
+        pg_url
+        + ("&" if "?" in pg_url else "?")
+        + "options=-csearch_path%3Dpublic,other",
+        name="attack",
+    )
+    graph = agent(
+        ledger,
+        sql_tools(db, registry=registry),
+        [[("update_rows", {"table": "t", "where": {"id": 1}, "values": {"v": "y"}})]],
+    )
+    with pytest.raises(RollbackError):
+        graph.invoke({"messages": []}, CFG, durability="sync")
+    assert pg.rows("other.t") == [(1, "x")]
+
+
+@pytest.mark.parametrize("table", ["nokey", "audited", "v_audited", "qualified"])
+def test_tables_without_a_key_views_triggers_and_qualified_names_are_refused(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, sql: Db, table: str
+) -> None:
+    sql.run(
+        "CREATE TABLE nokey (id INTEGER, v TEXT)",
+        "CREATE TABLE audited (id INTEGER PRIMARY KEY, v TEXT)",
+        "CREATE TABLE audit (id INTEGER, what TEXT)",
+        "CREATE VIEW v_audited AS SELECT * FROM audited",
+        "INSERT INTO nokey VALUES (1, 'x')",
+        "INSERT INTO audited VALUES (1, 'x')",
+    )
+    if sql.db.dialect == "sqlite":
+        sql.run(
+            "CREATE TRIGGER log AFTER UPDATE ON audited BEGIN "
+            "INSERT INTO audit VALUES (new.id, 'updated'); END"
+        )
+    else:
+        sql.run(
+            "CREATE FUNCTION log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO audit VALUES (NEW.id, 'updated'); RETURN NEW; END $$",
+            "CREATE TRIGGER log AFTER UPDATE ON audited "
+            "FOR EACH ROW EXECUTE FUNCTION log()",
+        )
+    if table == "qualified":
+        table = "main.audited" if sql.db.dialect == "sqlite" else "public.audited"
+    world = sql.rows("nokey"), sql.rows("audited"), sql.rows("audit")
+    call = ("update_rows", {"table": table, "where": {"id": 1}, "values": {"v": "y"}})
+    with pytest.raises(RollbackError):
+        run_sql(ledger, registry, sql, [[call]])
+    assert (sql.rows("nokey"), sql.rows("audited"), sql.rows("audit")) == world
