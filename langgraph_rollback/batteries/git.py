@@ -56,10 +56,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langgraph_rollback._current import container_call, inside_effect
+from langgraph_rollback._current import container_call, current_effect, inside_effect
 from langgraph_rollback._langgraph import current_task
 from langgraph_rollback._models import Effect, Reversibility
 from langgraph_rollback.batteries._git_plumbing import (
+    IGNORED_FILE_CAP,
     GitError,
     build_index,
     digest,
@@ -94,9 +95,11 @@ def snapshot(work_tree: str, git_dir: str) -> dict[str, Any]:
     and refs digests of each nested repository, when there are any.
     """
     ensure_store(work_tree, git_dir)
-    nested_names = build_index(work_tree, git_dir, os.path.join(git_dir, "lgrb-index"))
+    nested_names, outside = build_index(
+        work_tree, git_dir, os.path.join(git_dir, "lgrb-index")
+    )
     tree = git(work_tree, git_dir, "write-tree").decode().strip()
-    manifest = manifest_now(work_tree, git_dir)
+    manifest = manifest_now(work_tree, git_dir, outside)
     message = ["-m", "snapshot"]
     if manifest:  # in the commit, so a change of mode alone is drift too
         message += ["-m", json.dumps(manifest, sort_keys=True)]
@@ -156,17 +159,70 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
         manifest_of(work_tree, git_dir, saved["commit"]),
         [os.fsdecode(r) for r in rewrite],
     )
+    outside = set(manifest_of(work_tree, git_dir, commit).get("outside", []))
+    outside |= set(manifest_of(work_tree, git_dir, saved["commit"]).get("outside", []))
     return {
         "restored": commit,
         "saved_as": saved["commit"],
         "files": len(added) + len(rewrite),
         "nested": saved.get("nested", {}),
+        "outside": sorted(outside),
     }
 
 
 def _observe(work_tree: str, git_dir: str, **_: Any) -> dict[str, Any]:
     # Only the tree identifies the target: steps with other labels chain on it.
-    return snapshot(work_tree, git_dir)
+    taken = snapshot(work_tree, git_dir)
+    effect = current_effect()
+    if effect is not None:
+        _remember_repository(work_tree, git_dir, effect.id)
+    return taken
+
+
+def _repository_file(git_dir: str, effect_id: str) -> Path:
+    return Path(git_dir) / "lgrb-repository" / f"{digest(effect_id.encode())}.json"
+
+
+def _remember_repository(work_tree: str, git_dir: str, effect_id: str) -> None:
+    """Keep the HEAD, index and refs of the repository `work_tree` is in, as
+    the step's first observation (before it ran) found them: beside the
+    snapshots, not in the observation, so a commit made since is no conflict."""
+    path = _repository_file(git_dir, effect_id)
+    if path.exists():
+        return
+    state = repository_state(work_tree)
+    if "unreadable" in state:
+        return  # not in a repository
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(state, sort_keys=True))
+
+
+def _commit_of(state: dict[str, str]) -> str:
+    words = state.get("HEAD", "").split()
+    return words[-1] if len(words) > 1 else "unborn"
+
+
+def _own_changes(effect: Effect) -> str:
+    """Words for the user's own repository, when its HEAD, index or refs
+    differ from before the step."""
+    path = _repository_file(effect.args["git_dir"], effect.id)
+    if not path.exists():
+        return ""
+    was = json.loads(path.read_text())
+    now = repository_state(effect.args["work_tree"])
+    moved = [k for k in ("HEAD", "index", "refs") if was.get(k) != now.get(k)]
+    if not moved:
+        return ""
+    head = (
+        f" (HEAD was {_commit_of(was)}, is {_commit_of(now)})"
+        if "HEAD" in moved
+        else ""
+    )
+    return (
+        f"; the repository's own {', '.join(moved)} differ from before the step "
+        f"and were left as they are{head}: commits, staging and branches made "
+        "by the step (or since) are not undone"
+    )
 
 
 def _files_part(observed: Any) -> Any:
@@ -222,10 +278,20 @@ def restore_tree(effect: Effect) -> str:
         effect.args["work_tree"], effect.args["git_dir"], effect.before["commit"]
     )
     nested = _nested_changes(effect.before.get("nested", {}), done["nested"])
+    left = done["outside"]
+    outside = (
+        f"; outside the snapshots, so not restored: {', '.join(left[:10])}"
+        + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        + " (ignored directories, and ignored files over "
+        f"{IGNORED_FILE_CAP >> 20} MiB)"
+        if left
+        else ""
+    )
     return (
         f"restored the working tree of {Path(effect.args['work_tree']).name} before "
         f"step {effect.args['label']!r} ({done['files']} file(s); the tree it "
-        f"replaced is kept as snapshot {done['saved_as'][:12]}){nested}"
+        f"replaced is kept as snapshot {done['saved_as'][:12]})"
+        f"{_own_changes(effect)}{nested}{outside}"
     )
 
 

@@ -437,11 +437,6 @@ def test_user_autocrlf_and_a_filter_driver_are_not_applied(
     assert not marker.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: git ls-files runs in the user's repository with its "
-    "config, so the user's core.fsmonitor command runs at every snapshot",
-)
 def test_the_users_fsmonitor_command_never_runs(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path, tmp_path: Path
 ) -> None:
@@ -500,10 +495,6 @@ def test_a_user_commit_between_the_step_and_the_rollback(
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: additions are found under the step's ignore rules: the rollback fails verification, and rolling back again aborts on a conflict of its own making",
-)
 def test_a_file_the_step_creates_and_ignores_is_removed(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
@@ -521,10 +512,6 @@ def test_a_file_the_step_creates_and_ignores_is_removed(
     assert entries(repo) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: ignored files are outside the snapshots: one the step creates stays, and the rollback says completed",
-)
 def test_an_ignored_file_the_step_creates_is_removed(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
@@ -537,10 +524,6 @@ def test_an_ignored_file_the_step_creates_is_removed(
     assert entries(repo) == before or not report.ok, str(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: ignored files are outside the snapshots: one the step deletes (.env) is lost, and the rollback says completed",
-)
 def test_an_ignored_file_the_step_deletes_comes_back(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
@@ -554,10 +537,6 @@ def test_an_ignored_file_the_step_deletes_comes_back(
     assert entries(repo) == before or not report.ok, str(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: snapshots keep no directory modes: a chmod of a directory stays, and the rollback says completed",
-)
 def test_a_directory_mode_the_step_changes_comes_back(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
@@ -571,10 +550,6 @@ def test_a_directory_mode_the_step_changes_comes_back(
     assert entries(repo) == before or not report.ok, str(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: git lists no FIFOs: one the step creates stays, and the rollback says completed",
-)
 def test_a_fifo_the_step_creates_is_removed(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
@@ -587,10 +562,6 @@ def test_a_fifo_the_step_creates_is_removed(
     assert entries(repo) == before or not report.ok, str(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the report names nested repositories whose HEAD moved, never the user's own repository",
-)
 def test_a_commit_the_step_makes_in_the_users_repository_is_reported(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, repo: Path
 ) -> None:
