@@ -22,15 +22,20 @@ still recorded on their own.
 What a snapshot holds, and a rollback restores:
 
 - every file's bytes as they are on disk (no end-of-line conversion, filter,
-  `ident` or re-encoding, whatever `.gitattributes` says), untracked files
-  and files tracked although ignored included; files the ignore rules match
-  otherwise are not part of it;
-- symbolic links (as links), permission bits (644 and 755 as git keeps them,
-  others such as 600 beside the tree) and empty directories;
+  `ident` or re-encoding, whatever `.gitattributes` says): untracked files,
+  files tracked although ignored, and ignored files (a `.env` the step
+  deletes comes back; a file it creates, then ignores, is removed), except
+  a directory an ignore rule matches as a whole (`node_modules/`) and
+  ignored files over `IGNORED_FILE_CAP` (16 MiB): those are left out, and
+  the undo's text names them as not restored;
+- symbolic links (as links), permission bits of files (644 and 755 as git
+  keeps them, others beside the tree) and of directories, empty directories
+  and FIFOs (sockets and devices are not kept);
 - the working-tree files of nested repositories (a directory with its own
   `.git` inside the tree): their HEAD, index and refs are left as they are,
   and the undo's text names each nested repository whose HEAD, index or refs
-  differ from before the step.
+  differ from before the step. So it does for the user's own repository:
+  a commit the step made is not undone, and the undo's text says so.
 
 Files the snapshot does not have are removed without following links (each
 path is opened one component at a time, `O_NOFOLLOW`).
@@ -41,7 +46,9 @@ working tree's root, `.git/lgrb-snapshots-<digest>` for a subdirectory or a
 linked worktree), or `.lgrb-snapshots` in a plain directory (excluded from
 the snapshots), or where `git_dir=` says. It has its own index, refs and
 attributes and runs no hooks: the user's index, refs, hooks and configuration
-are never written, and nothing shows in `git status`. The step's result (the
+are never written, and nothing shows in `git status`. Every git run turns off
+`core.fsmonitor`, the untracked cache, transports and lazy fetches, so no
+command from the user's configuration runs. The step's result (the
 node's update) is recorded too, so a replayed step returns it without running
 again.
 """

@@ -17,7 +17,8 @@ with `RowDriftError` (nothing is overwritten) unless the database was declared
 with `on_drift="overwrite"`.
 
 What it restores: the rows the statement names, and every row foreign keys
-change with them: the schema is walked recursively (SQLite's
+change with them (a table's references to itself included): the schema is
+walked recursively (SQLite's
 `pragma_foreign_key_list`, PostgreSQL's `pg_constraint`) for ON DELETE (and,
 for the columns an update sets, ON UPDATE) CASCADE, SET NULL and SET DEFAULT,
 and the rows found are imaged before the statement runs and read again after
@@ -28,9 +29,19 @@ and INSERT otherwise; rows the statement created are removed children first.
 
 What it refuses (`HiddenEffectsError`, before the call runs and again at
 rollback time): a table, or a table a cascade reaches, with triggers, rules
-(PostgreSQL) or inheriting tables and partitions, whose effects it cannot
-see; a referencing table in another schema. And, at rollback time, removing
-an inserted row that rows outside the images now reference (`RowDriftError`).
+(PostgreSQL), inheriting tables and partitions, or (SQLite) an ON CONFLICT
+REPLACE clause, whose effects it cannot see; a referencing table in another
+schema. Before the call (`InvalidConfigError`): rows whose primary key is
+NULL (SQLite allows it), which one image key cannot tell apart. At rollback
+time (`RowDriftError`, nothing restored): removing an inserted row that rows
+outside the images now reference, and putting a row back by UPDATE when its
+ON UPDATE actions would change rows outside the images.
+
+Not restored: sequences an undone insert advanced (SERIAL, identity,
+AUTOINCREMENT) are not rewound, since other sessions may have drawn from
+them since; the inverse's result names them. json and jsonb values are bound
+as such; a GENERATED ALWAYS identity column is put back on INSERT
+(OVERRIDING SYSTEM VALUE) and never updated.
 
 Tables and columns are checked against the database's own schema, and every
 value is bound, so model-written arguments cannot inject SQL. A rollback finds

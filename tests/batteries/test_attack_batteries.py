@@ -19,7 +19,11 @@ from langgraph_rollback import (
     ToolRegistry,
     rollback,
 )
-from langgraph_rollback.batteries.files import file_tools
+from langgraph_rollback.batteries.files import (
+    BeforeImageTooLargeError,
+    EntryKindError,
+    file_tools,
+)
 from langgraph_rollback.batteries.git import GitWorkspace
 from langgraph_rollback.batteries.sql import SqlDatabase, sql_tools
 from tests.batteries.test_files import agent
@@ -58,48 +62,30 @@ def ws(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: move_file replaces a FIFO at the destination; its inverse then fails with KeyError 'content'",
-)
-def test_a_move_onto_a_fifo_is_refused_or_undone(
+def test_a_move_onto_a_fifo_is_refused_before_it_runs(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
 ) -> None:
     (ws / "a.txt").write_text("source")
     os.mkfifo(ws / "pipe")
-    graph = run_files(
-        ledger,
-        registry,
-        ws,
-        [[("move_file", {"source": "a.txt", "destination": "pipe"})]],
-    )
-    report = rollback(graph, CFG, to=first(graph))
-    assert report.ok, str(report)
+    call = ("move_file", {"source": "a.txt", "destination": "pipe"})
+    with pytest.raises(EntryKindError, match="move onto"):
+        run_files(ledger, registry, ws, [[call]])
     assert (ws / "a.txt").read_text() == "source"
     assert (ws / "pipe").is_fifo()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: move_file replaces a socket at the destination; its inverse then fails with KeyError 'content'",
-)
-def test_a_move_onto_a_socket_is_refused_or_undone(
+def test_a_move_onto_a_socket_is_refused_before_it_runs(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
 ) -> None:
     (ws / "a.txt").write_text("source")
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(ws / "s"))
+    call = ("move_file", {"source": "a.txt", "destination": "s"})
     try:
-        graph = run_files(
-            ledger,
-            registry,
-            ws,
-            [[("move_file", {"source": "a.txt", "destination": "s"})]],
-        )
-        report = rollback(graph, CFG, to=first(graph))
+        with pytest.raises(EntryKindError, match="move onto"):
+            run_files(ledger, registry, ws, [[call]])
     finally:
         sock.close()
-    assert report.ok, str(report)
     assert (ws / "a.txt").read_text() == "source"
     assert (ws / "s").is_socket()
 
@@ -138,20 +124,27 @@ def test_a_move_onto_its_own_hard_link_keeps_the_link(
     assert os.path.samefile(ws / "a.txt", ws / "b.txt")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a path with a lone surrogate is stored as '?' by the ledger's msgpack, so the rollback looks at another path (false conflict)",
+@pytest.mark.parametrize(
+    "call",
+    [
+        ("write_file", {"path": os.fsdecode(b"caf\xe9.txt"), "content": "x"}),
+        ("make_directory", {"path": os.fsdecode(b"d/caf\xe9")}),
+        ("move_file", {"source": "a.txt", "destination": os.fsdecode(b"\xff")}),
+    ],
 )
-def test_a_name_that_is_not_utf8_is_recorded_and_undone(
-    ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
+def test_a_name_that_is_not_utf8_is_refused_before_the_call(
+    ledger: SqliteRollbackSaver,
+    registry: ToolRegistry,
+    ws: Path,
+    call: tuple[str, dict[str, Any]],
 ) -> None:
-    name = os.fsdecode(b"caf\xe9.txt")  # a lone surrogate in the str
-    graph = run_files(
-        ledger, registry, ws, [[("write_file", {"path": name, "content": "x"})]]
-    )
-    report = rollback(graph, CFG, to=first(graph))
-    assert report.ok, str(report)
-    assert os.listdir(ws) == []
+    # A lone surrogate (undecodable bytes of a name) does not survive the
+    # ledger's serialiser, so the rollback would look at another path.
+    (ws / "a.txt").write_text("a")
+    before = tree(ws)
+    with pytest.raises(RollbackError, match="not valid UTF-8"):
+        run_files(ledger, registry, ws, [[call]])
+    assert tree(ws) == before
 
 
 def test_names_with_newlines_and_long_names_are_undone(
@@ -186,33 +179,26 @@ def test_content_that_cannot_be_encoded_leaves_no_directories(
     assert os.listdir(ws) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a write whose result passes max_image_bytes runs, then every rollback aborts (the after-image cannot be read) unless forced",
+@pytest.mark.parametrize(
+    "call",
+    [
+        ("append_file", {"path": "a.txt", "content": "90abc"}),
+        ("write_file", {"path": "a.txt", "content": "x" * 100}),
+        ("write_file", {"path": "new/big.txt", "content": "x" * 100}),
+    ],
 )
-def test_an_append_past_the_image_cap_is_undone(
-    ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
+def test_a_write_whose_result_passes_the_image_cap_is_refused_before_it_runs(
+    ledger: SqliteRollbackSaver,
+    registry: ToolRegistry,
+    ws: Path,
+    call: tuple[str, dict[str, Any]],
 ) -> None:
+    # Its after-image could not be kept, so no rollback could verify it.
     (ws / "a.txt").write_text("12345678")
-    turns = [[("append_file", {"path": "a.txt", "content": "90abc"})]]
-    graph = run_files(ledger, registry, ws, turns, max_image_bytes=10)
-    report = rollback(graph, CFG, to=first(graph))
-    assert report.ok, str(report)
-    assert (ws / "a.txt").read_text() == "12345678"
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a write whose result passes max_image_bytes runs, then every rollback aborts (the after-image cannot be read) unless forced",
-)
-def test_a_new_file_past_the_image_cap_is_undone(
-    ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
-) -> None:
-    turns = [[("write_file", {"path": "big.txt", "content": "x" * 100})]]
-    graph = run_files(ledger, registry, ws, turns, max_image_bytes=10)
-    report = rollback(graph, CFG, to=first(graph))
-    assert report.ok, str(report)
-    assert os.listdir(ws) == []
+    before = tree(ws)
+    with pytest.raises(BeforeImageTooLargeError, match="would be"):
+        run_files(ledger, registry, ws, [[call]], max_image_bytes=10)
+    assert tree(ws) == before
 
 
 def test_a_written_hard_link_leaves_its_other_name_alone(
@@ -320,32 +306,18 @@ def test_a_deleted_link_to_outside_comes_back_as_the_link(
     assert tree(ws) == before and (tmp_path / "secret").read_text() == "outside"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a path with a lone surrogate is stored as '?': a forced rollback removes the user's 'caf?.txt', says completed, and leaves the agent's file",
-)
 def test_force_never_removes_a_file_the_agent_did_not_write(
     ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
 ) -> None:
     (ws / "caf?.txt").write_text("the user's")
     name = os.fsdecode(b"caf\xe9.txt")
-    graph = run_files(
-        ledger, registry, ws, [[("write_file", {"path": name, "content": "x"})]]
-    )
-    report = rollback(graph, CFG, to=first(graph), on_conflict="force")
-    assert (ws / "caf?.txt").exists(), str(report)
-    assert not report.ok
-
-
-def test_a_write_past_the_cap_is_undone_with_force(
-    ledger: SqliteRollbackSaver, registry: ToolRegistry, ws: Path
-) -> None:
-    (ws / "a.txt").write_text("12345678")
-    turns = [[("write_file", {"path": "a.txt", "content": "x" * 100})]]
-    graph = run_files(ledger, registry, ws, turns, max_image_bytes=10)
+    call = ("write_file", {"path": name, "content": "x"})
+    graph = agent(ledger, file_tools(ws, registry=registry), [[call]])
+    with pytest.raises(RollbackError, match="not valid UTF-8"):
+        graph.invoke({"messages": []}, CFG, durability="sync")
     report = rollback(graph, CFG, to=first(graph), on_conflict="force")
     assert report.ok, str(report)
-    assert (ws / "a.txt").read_text() == "12345678"
+    assert tree(ws) == {"caf?.txt": (b"the user's", 0o644)}
 
 
 # --- git workspace -----------------------------------------------------------
