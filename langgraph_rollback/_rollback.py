@@ -14,6 +14,7 @@ from langgraph.pregel import Pregel
 
 from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._liveness import new_holder
+from langgraph_rollback.core.audit import check_by, decider
 from langgraph_rollback.core.config import thread_id_of
 from langgraph_rollback.core.execute import (
     OnConflict,
@@ -110,6 +111,8 @@ def rollback(
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
     voice: Voice = Voice.PYTHON,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> RollbackReport:
     """Undo every effect after checkpoint `to`, newest first, then restore the state.
 
@@ -136,6 +139,10 @@ def rollback(
         progress: Called after each inverse with its `Effect` and whether it
             succeeded (the CLI shows progress with it).
         voice: Whose words error messages use for the fix.
+        by: Who decided this rollback, kept in the audit trail with `skip`
+            and `on_conflict="force"` (default: the Agent Server's
+            authenticated user in `config`, else "unknown").
+        reason: Why, kept with it.
 
     Returns:
         The `RollbackReport`; check `report.ok` (or call
@@ -155,8 +162,16 @@ def rollback(
         print(report)
         ```
     """
-    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    policies = policies.with_skip(skip)
+    policies = _policies(
+        config,
+        on_irreversible,
+        on_conflict,
+        on_failure,
+        inverse_timeout,
+        skip,
+        by,
+        reason,
+    )
     saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return run_sync(flow, saver, graph=graph, progress=progress)
 
@@ -174,12 +189,39 @@ async def arollback(
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
     voice: Voice = Voice.PYTHON,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> RollbackReport:
     """Async `rollback`: async inverses are awaited, sync ones run in a thread."""
-    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    policies = policies.with_skip(skip)
+    policies = _policies(
+        config,
+        on_irreversible,
+        on_conflict,
+        on_failure,
+        inverse_timeout,
+        skip,
+        by,
+        reason,
+    )
     saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return await run_async(flow, saver, graph=graph, progress=progress)
+
+
+def _policies(
+    config: RunnableConfig,
+    on_irreversible: OnIrreversible,
+    on_conflict: OnConflict,
+    on_failure: OnFailure,
+    inverse_timeout: float | None,
+    skip: Iterable[str],
+    by: str | None,
+    reason: str | None,
+) -> Policies:
+    check_by(by, reason)
+    configurable = (config or {}).get("configurable") or {}
+    who = by or decider(None, configurable)
+    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
+    return policies.with_skip(skip, by=who, reason=reason)
 
 
 def _planning(

@@ -26,7 +26,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import UnregisteredToolError
-from langgraph_rollback._models import EffectStatus
+from langgraph_rollback._models import AuditAction, EffectStatus
+from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import Flow, LockThread, SaveRollback, UnlockThread, do
@@ -137,6 +138,7 @@ def execute_flow(
         report = _report(plan, run, started_at, "aborted", refused)
         return (yield from _save(report, serde))
     yield from do(SaveRollback(_record(plan, rollback_id, started_at, "running")))
+    yield from _audit_overrides(plan, run)
     stopped_at = yield from _undo_all(plan, run)
     status, message, restored = yield from _finish(plan, run, restore, stopped_at)
     report = _report(plan, run, started_at, status, message, restored)
@@ -179,6 +181,47 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
     if not why:
         return None
     return "Refused: " + ". ".join(why) + ". Nothing was undone."
+
+
+def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
+    """Keep the caller's overrides of the plan in the audit trail: effects
+    left by `skip=`, conflicts undone under `on_conflict="force"`."""
+    policies = run.policies
+    skipped = {
+        s.effect.id: s.decision.value
+        for s in plan.steps
+        if s.effect.id in policies.skip
+    }
+    forced = {
+        s.effect.id: s.reason
+        for s in plan.steps
+        if s.decision is Decision.CONFLICT and s.effect.id not in policies.skip
+    }
+    by = policies.by or UNKNOWN
+    if skipped:
+        yield from keep(
+            plan.thread_id,
+            AuditAction.SKIP,
+            key=run.rollback_id,
+            by=by,
+            effect_ids=list(skipped),
+            rollback_id=run.rollback_id,
+            reason=policies.reason,
+            overrode="the plan: " + ", ".join(sorted(set(skipped.values()))),
+            details={"planned": skipped},
+        )
+    if forced and policies.on_conflict == "force":
+        yield from keep(
+            plan.thread_id,
+            AuditAction.FORCE,
+            key=run.rollback_id,
+            by=by,
+            effect_ids=list(forced),
+            rollback_id=run.rollback_id,
+            reason=policies.reason,
+            overrode="conflicts: their targets changed since the agent touched them",
+            details={"conflicts": forced},
+        )
 
 
 def _undo_all(plan: RollbackPlan, run: Run) -> Flow[str | None]:

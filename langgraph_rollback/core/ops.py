@@ -30,6 +30,7 @@ from langgraph_rollback.core.query import EffectQuery
 __all__ = [
     "UPDATABLE",
     "Ask",
+    "AuditRow",
     "AwaitCall",
     "Begin",
     "CheckpointLink",
@@ -44,6 +45,7 @@ __all__ = [
     "Outcome",
     "Perform",
     "ReadAncestry",
+    "ReadAudit",
     "ReadCheckpoint",
     "ReadHead",
     "ReadNamespaceStates",
@@ -56,6 +58,7 @@ __all__ = [
     "Undo",
     "UnlockThread",
     "Update",
+    "WriteAudit",
     "do",
 ]
 
@@ -231,6 +234,32 @@ class UnlockThread(StorageOp[None]):
 
     thread_id: str
     holder: LockHolder | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One stored human decision: `entry` is `AuditEntry`'s JSON text."""
+
+    audit_id: str
+    thread_id: str
+    at: str
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAudit(StorageOp[None]):
+    """Keep a human decision; one already kept under that id stays as it is
+    (a decision replayed on resume is kept once)."""
+
+    row: AuditRow
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAudit(StorageOp[list[AuditRow]]):
+    """A thread's decisions, newest first (at most `limit`)."""
+
+    thread_id: str
+    limit: int | None = None
 
 
 # --- checkpoint graph reads ------------------------------------------------------

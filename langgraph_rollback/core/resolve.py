@@ -15,7 +15,8 @@ from langgraph_rollback._errors import (
     EffectStateError,
     InvalidConfigError,
 )
-from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback._models import AuditAction, Effect, EffectStatus
+from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.call import applied_changes, outcome_changes
 from langgraph_rollback.core.codec import decode_payload, encode_payload, normalize
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row, utcnow
@@ -35,6 +36,8 @@ def resolve_flow(
     result: Any,
     registry: ToolRegistry,
     serde: SerializerProtocol,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> Flow[Effect]:
     """Record what an operator found out about an effect whose outcome is unknown.
 
@@ -44,6 +47,7 @@ def resolve_flow(
     (`result_known=False`) takes `result=`. An applied resolution takes the
     `after` observation when the tool declares `observe`, so later drift
     checks stay meaningful. `result` is `UNSET` when the caller gave none.
+    The decision goes into the audit trail, by `by` ("unknown" when None).
     """
     query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
     rows = yield from do(Select(query))
@@ -81,6 +85,22 @@ def resolve_flow(
             status=resolved.status.value,
             expected=effect.status.value,
         )
+    decided = {"applied": applied, "compensated": compensated}
+    yield from keep(
+        thread_id,
+        AuditAction.RESOLVE,
+        key=f"{effect_id}\0{row.attempt}\0{effect.status.value}\0{resolved.updated_at}",
+        by=by or UNKNOWN,
+        effect_ids=[effect_id],
+        reason=reason,
+        overrode=f"status {effect.status.value}"
+        + ("" if effect.result_known else ", result unknown"),
+        details={
+            **{k: v for k, v in decided.items() if v is not None},
+            "result_given": result is not UNSET,
+            "status": resolved.status.value,
+        },
+    )
     return resolved
 
 

@@ -29,12 +29,14 @@ from psycopg_pool import AsyncConnectionPool
 from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -44,6 +46,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import namespace_states
@@ -351,6 +354,17 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 return namespace_states(
                     ((str(a), str(b), c) for a, b, c in rows), op.before
                 )
+            case WriteAudit():
+                row = op.row
+                async with self._tx() as cur:
+                    values = (row.audit_id, row.thread_id, row.at, row.entry)
+                    await cur.execute(sql.INSERT_AUDIT, values)
+                return None
+            case ReadAudit():
+                found = await self._read(sql.SELECT_AUDIT, (op.thread_id, op.limit))
+                return [
+                    AuditRow(str(a), str(t), str(w), str(e)) for a, t, w, e in found
+                ]
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     @asynccontextmanager

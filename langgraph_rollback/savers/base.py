@@ -35,7 +35,8 @@ from langgraph.checkpoint.base import (
 from langgraph_rollback._current import restore_mark
 from langgraph_rollback._errors import EffectNotFoundError, InvalidConfigError
 from langgraph_rollback._liveness import mark_held, mark_released
-from langgraph_rollback._models import Effect
+from langgraph_rollback._models import AuditEntry, Effect
+from langgraph_rollback.core.audit import audit_flow, check_by
 from langgraph_rollback.core.config import (
     StatusFilter,
     effect_id_arg,
@@ -233,6 +234,33 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         flow = _get_flow(thread_id_of(config), effect_id_arg(effect_id), self)
         return await run_async(flow, self)
 
+    def list_audit(
+        self, config: RunnableConfig, *, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """The human decisions kept for a thread, newest first: operators'
+        resolutions, forced and skipped effects, approvals and rejections of
+        `RollbackNode`, and the guard's asked calls.
+
+        Raises:
+            InvalidConfigError: The config names no thread, or `limit` is not
+                a non-negative int.
+
+        Example:
+            ```python
+            for entry in saver.list_audit({"configurable": {"thread_id": "1"}}):
+                print(entry.at, entry.by, entry.action.value, entry.effect_ids)
+            ```
+        """
+        query = effect_query(config, status=None, tool=None, before=None, limit=limit)
+        return run_sync(audit_flow(query.thread_id, limit), self)
+
+    async def alist_audit(
+        self, config: RunnableConfig, *, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Async `list_audit`."""
+        query = effect_query(config, status=None, tool=None, before=None, limit=limit)
+        return await run_async(audit_flow(query.thread_id, limit), self)
+
     def release_rollback_lock(self, config: RunnableConfig) -> None:
         """Clear the thread's rollback lock, whoever holds it.
 
@@ -254,6 +282,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Record what you found out about an effect whose outcome is unknown.
 
@@ -270,12 +300,17 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           a replay raises `EffectResultUnknownError`): pass `result=`, what
           the call returned; a replay then returns it.
 
+        The decision is kept in the audit trail (`list_audit`) with `by` (who
+        decided; "unknown" when not given) and `reason`.
+
         Raises:
             EffectNotFoundError: No such effect on that thread.
             EffectStateError: The effect is in neither status.
             InvalidConfigError: The wrong keyword for its status.
         """
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return run_sync(flow, self)
 
     async def aresolve_effect(
@@ -286,9 +321,13 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Async `resolve_effect`."""
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return await run_async(flow, self)
 
     def _resolve(
@@ -298,13 +337,18 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None,
         compensated: bool | None,
         result: Any,
+        by: str | None,
+        reason: str | None,
     ) -> Flow[Effect]:
+        check_by(by, reason)
         return resolve_flow(
             thread_id_of(config),
             effect_id_arg(effect_id),
             applied=applied,
             compensated=compensated,
             result=result,
+            by=by,
+            reason=reason,
             registry=self.registry,
             serde=self.serde,
         )

@@ -18,12 +18,14 @@ from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -33,6 +35,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import is_persistent_namespace, namespace_states
@@ -90,6 +93,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         self._effects: dict[str, LedgerRow] = {}
         self._thread_effects: defaultdict[str, list[str]] = defaultdict(list)
         self._rollbacks: dict[str, dict[str, Any]] = {}
+        self._audit: dict[str, AuditRow] = {}
+        """The audit trail, in the order written (dicts keep insertion order)."""
         self._locks: dict[str, LockHolder] = {}
         """Each thread's rollback lock holder."""
         self._seq = itertools.count(1)
@@ -255,6 +260,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._updated_from(op)
             case ReadNamespaceStates():
                 return self._namespace_states(op)
+            case WriteAudit():
+                with self._ledger_lock:
+                    self._audit.setdefault(op.row.audit_id, op.row)
+                return None
+            case ReadAudit():
+                with self._ledger_lock:
+                    rows = [
+                        r for r in self._audit.values() if r.thread_id == op.thread_id
+                    ]
+                return rows[::-1][: op.limit]
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     # --- checkpoint graph ---------------------------------------------------------

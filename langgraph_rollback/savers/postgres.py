@@ -28,12 +28,14 @@ from psycopg_pool import ConnectionPool
 from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -43,6 +45,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import namespace_states
@@ -348,6 +351,17 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 return namespace_states(
                     ((str(a), str(b), c) for a, b, c in rows), op.before
                 )
+            case WriteAudit():
+                row = op.row
+                with self._tx() as cur:
+                    values = (row.audit_id, row.thread_id, row.at, row.entry)
+                    cur.execute(sql.INSERT_AUDIT, values)
+                return None
+            case ReadAudit():
+                found = self._read(sql.SELECT_AUDIT, (op.thread_id, op.limit))
+                return [
+                    AuditRow(str(a), str(t), str(w), str(e)) for a, t, w, e in found
+                ]
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     @contextmanager

@@ -22,6 +22,7 @@ __all__ = [
     "ANCESTRY",
     "EXISTING",
     "FIND_CHECKPOINT",
+    "INSERT_AUDIT",
     "INSERT_INTENT",
     "LOCK_HOLDER",
     "LOCK_KEY",
@@ -33,6 +34,7 @@ __all__ = [
     "MIGRATIONS",
     "NAMESPACE_STATES",
     "SAVE_ROLLBACK",
+    "SELECT_AUDIT",
     "SELECT_BY_ID",
     "SELECT_HEAD",
     "SUBTREE",
@@ -108,7 +110,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE lgrb_effects ADD COLUMN IF NOT EXISTS owner TEXT;
     """,
+    # v2: the audit trail, one row per human decision (`core.audit`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_audit (
+        seq BIGSERIAL PRIMARY KEY,
+        audit_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        entry TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_audit_thread ON lgrb_audit (thread_id, seq);
+    """,
 ]
+
+INSERT_AUDIT = (
+    "INSERT INTO lgrb_audit (audit_id, thread_id, at, entry) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (audit_id) DO NOTHING"
+)
+SELECT_AUDIT = (
+    "SELECT audit_id, thread_id, at, entry FROM lgrb_audit WHERE thread_id = %s "
+    "ORDER BY seq DESC LIMIT %s"
+)
 
 
 MIGRATION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('lgrb:migrations', 0))"

@@ -24,12 +24,14 @@ from langgraph_rollback.core.ledger import (
     utcnow,
 )
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -39,6 +41,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.restore import namespace_states
 from langgraph_rollback.savers import sqlite_sql as sql
@@ -120,6 +123,13 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
         case ReadNamespaceStates():
             stmt = Stmt(sql.NAMESPACE_STATES, (op.thread_id,))
             return Script(_namespace_states(stmt, op.before))
+        case WriteAudit():
+            row = op.row
+            values = (row.audit_id, row.thread_id, row.at, row.entry)
+            return Script(_none(Stmt(sql.INSERT_AUDIT, values)), write=True)
+        case ReadAudit():
+            limit = -1 if op.limit is None else op.limit
+            return Script(_audit(Stmt(sql.SELECT_AUDIT, (op.thread_id, limit))))
     raise TypeError(f"the SQLite savers cannot perform {op!r}")
 
 
@@ -195,6 +205,11 @@ def _namespace_states(
 ) -> Steps[list[tuple[str, str, str | None]]]:
     rows = yield stmt
     return namespace_states(((str(a), str(b), c) for a, b, c in rows), before)
+
+
+def _audit(stmt: Stmt) -> Steps[list[AuditRow]]:
+    rows = yield stmt
+    return [AuditRow(str(a), str(t), str(at), str(e)) for a, t, at, e in rows]
 
 
 def _existing(stmt: Stmt) -> Steps[set[str]]:

@@ -53,6 +53,7 @@ from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.targets import TargetSelector
 from tests.unit.build import (
     SERDE,
+    audited,
     decoded,
     effect,
     plan,
@@ -224,6 +225,10 @@ def test_refusals_leave_out_the_effects_the_approver_skipped() -> None:
     )
     flow = start(the_plan, on_irreversible="abort", skip=frozenset({"i", "c", "m"}))
     running(flow)
+    entry = audited(flow)
+    assert (entry.action, entry.by, entry.rollback_id) == ("skip", "unknown", "rb")
+    assert entry.effect_ids == ["i", "c", "m"]
+    assert entry.overrode == "the plan: conflict, missing_inverse, skip"
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
         ("i", "skipped by approver"),
@@ -274,6 +279,7 @@ def test_inverses_run_newest_first_as_planned() -> None:
 def test_skipped_by_approver_is_not_claimed() -> None:
     flow = start(plan(step(effect("a")), step(effect("b"))), skip=frozenset({"a"}))
     running(flow)
+    assert audited(flow).details == {"planned": {"a": "undo"}}
     undone(flow, "b")
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
@@ -338,6 +344,9 @@ def test_conflict_force_undoes_it_without_checking_for_drift() -> None:
     the_plan = plan(step(effect(outcome=APPLIED), Decision.CONFLICT))
     flow = start(the_plan, registry(OBSERVED), on_conflict="force")
     running(flow)
+    entry = audited(flow)
+    assert (entry.action, entry.effect_ids) == ("force", ["e1"])
+    assert "changed" in entry.overrode
     flow.reply(Update, True, expect=CLAIMABLE)
     flow.reply(Undo, Outcome(value="ok"))
     # The one observation is the verification after the inverse.
@@ -509,6 +518,7 @@ def test_unresolved_effects_the_approver_skipped_do_not_count() -> None:
     the_step = step(effect("p"), Decision.SKIP, skip_kind="unresolved")
     flow = start(plan(the_step), skip=frozenset({"p"}))
     running(flow)
+    audited(flow)
     assert restored(flow).status == "nothing_to_undo"
 
 
