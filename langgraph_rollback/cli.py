@@ -18,6 +18,7 @@ the thread's first checkpoint.
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
 import re
@@ -192,7 +193,54 @@ def print_table(effects: Sequence[Effect], out: TextIO) -> None:
         out.write("(no effects)\n")
 
 
+def _decider_options(command: argparse.ArgumentParser) -> None:
+    """`--by` and `--reason`, kept with the decision in the audit trail."""
+    command.add_argument(
+        "--by", default=None, help="who decides (default: your OS user name)"
+    )
+    command.add_argument("--reason", default=None, help="why, for the audit trail")
+
+
+def operator(args: argparse.Namespace) -> str:
+    """Who runs this command: `--by`, else the OS user, else "unknown"."""
+    if args.by:
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return "unknown"
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        entries = saver.list_audit(config, limit=args.limit)
+    if args.json:
+        dumped = [e.model_dump(mode="json") for e in entries]
+        out.write(json.dumps(dumped, indent=2) + "\n")
+        return 0
+    header = ["at (UTC)", "by", "action", "effects", "rollback", "overrode", "reason"]
+    rows = [
+        [
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.by,
+            e.action.value,
+            ",".join(e.effect_ids),
+            e.rollback_id or "",
+            e.overrode,
+            e.reason or "",
+        ]
+        for e in entries
+    ]
+    write_table(header, rows, out)
+    if not entries:
+        out.write("(no decisions recorded)\n")
+    return 0
+
+
 def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
+    if args.audit:
+        return cmd_audit(args, out)
     with open_saver(args.db) as saver:
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         effects = saver.list_effects(config, status=args.status, limit=args.limit)
@@ -350,7 +398,10 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
             on_irreversible=args.on_irreversible,
             on_conflict=args.on_conflict,
             on_failure=args.on_failure,
+            skip=args.skip,
             progress=progress,
+            by=operator(args),
+            reason=args.reason,
         )
     out.write(str(report) + "\n")
     return 0 if report.ok else 1
@@ -413,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     effects.add_argument("--status", help="only effects in this status")
     effects.add_argument("--limit", type=int, help="at most this many, newest first")
     effects.add_argument("--json", action="store_true", help="print JSON")
+    effects.add_argument(
+        "--audit",
+        action="store_true",
+        help="the thread's human decisions instead (who, when, why, what it "
+        "overrode), newest first",
+    )
     effects.set_defaults(run=cmd_effects)
 
     checkpoints = sub.add_parser(
@@ -467,6 +524,15 @@ def build_parser() -> argparse.ArgumentParser:
                 help="an inverse raises: stop there (default), or still run the "
                 "older ones; either way the state is not restored",
             )
+            command.add_argument(
+                "--skip",
+                action="append",
+                default=[],
+                metavar="EFFECT_ID",
+                help="leave this effect as it is (repeat for more); kept in the "
+                "audit trail",
+            )
+            _decider_options(command)
         command.set_defaults(run=run)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the tables")
