@@ -31,7 +31,7 @@ from langgraph_rollback._errors import CheckpointNotFoundError
 from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.execute import Policies, execute_flow, holding_lock
 from langgraph_rollback.core.locks import LockHolder
-from langgraph_rollback.core.ops import AwaitCall, Flow, Select, do
+from langgraph_rollback.core.ops import AwaitCall, Flow, ReadHead, Select, do
 from langgraph_rollback.core.plan import THREAD_START, plan_flow
 from langgraph_rollback.core.policies import new_rollback_id
 from langgraph_rollback.core.query import EffectQuery
@@ -82,6 +82,9 @@ def _undo_run(
     serde: SerializerProtocol,
 ) -> Flow[RollbackReport | None]:
     started = datetime.now(UTC)
+    head = yield from do(ReadHead(thread_id))
+    if head is None:
+        return None  # an earlier deletion of the run took its checkpoints
     try:
         target = yield from target_flow(
             run_start(run_id), thread_id, head=None, voice=Voice.PYTHON
