@@ -13,6 +13,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
 from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback._langgraph import find_saver
 from langgraph_rollback._liveness import new_holder
 from langgraph_rollback.core.audit import check_by, decider
 from langgraph_rollback.core.config import thread_id_of
@@ -271,16 +272,20 @@ def resolve(
 ) -> tuple[BaseRollbackSaver, str, TargetSelector]:
     """The saver, thread id and target a rollback call names (not yet looked up).
 
+    The saver is the graph's checkpointer, or the rollback saver it wraps
+    (`_langgraph.find_saver`: the Agent Server's adapter keeps it in `_inner`).
+
     Raises:
         InvalidConfigError: The graph has no rollback saver, or the config
             names no thread.
         InvalidTargetError: `to` is not in the targets vocabulary.
         CheckpointNotFoundError: `to` is a config of another thread.
     """
-    saver = getattr(graph, "checkpointer", None)
-    if not isinstance(saver, BaseRollbackSaver):
+    checkpointer = getattr(graph, "checkpointer", None)
+    saver = find_saver(checkpointer)
+    if saver is None:
         raise InvalidConfigError(
-            f"The graph's checkpointer is {type(saver).__name__}, not a rollback "
+            f"The graph's checkpointer is {type(checkpointer).__name__}, not a rollback "
             "saver, so it has no ledger to roll back. Fix: compile the graph "
             "with one, e.g. `builder.compile(checkpointer=SqliteRollbackSaver"
             "(...))`."

@@ -276,10 +276,14 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
         runs = [str(r) for r in run_ids]
         if not runs:
             return
+        await self._aundo_runs(runs)
         async with self._tx() as cur:
             await cur.execute(sql.RUN_ROOT_CHECKPOINTS, (runs,))
             deleted = {(t, c): p for t, c, p in await cur.fetchall()}

@@ -16,8 +16,11 @@ the mixin adds:
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -33,10 +36,15 @@ from langgraph.checkpoint.base import (
 )
 
 from langgraph_rollback._current import restore_mark
-from langgraph_rollback._errors import EffectNotFoundError, InvalidConfigError
-from langgraph_rollback._liveness import mark_held, mark_released
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    InvalidConfigError,
+    RollbackInProgressError,
+)
+from langgraph_rollback._liveness import mark_held, mark_released, new_holder
 from langgraph_rollback._models import AuditEntry, Effect
 from langgraph_rollback.core.audit import audit_flow, check_by
+from langgraph_rollback.core.cancelled import undo_run_flow
 from langgraph_rollback.core.config import (
     StatusFilter,
     effect_id_arg,
@@ -56,8 +64,10 @@ from langgraph_rollback.core.ops import (
     Update,
     do,
 )
+from langgraph_rollback.core.policies import Policies
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry, default_registry
+from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.resolve import UNSET, resolve_flow
 from langgraph_rollback.core.store import FaultPoint, Probe
 from langgraph_rollback.core.task import GUARD_MODES, GuardMode
@@ -67,6 +77,7 @@ from langgraph_rollback.savers.kept import KeptOutcomes
 __all__ = ["BaseRollbackSaver", "mark_restored_copy"]
 
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 
 
 class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
@@ -93,6 +104,19 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     legacy_keys: bool = False
     """Whether the ledger may hold call keys written before the `v2:` format
     (set by `setup()`); replays then also look them up."""
+    undo_deleted_runs: bool = False
+    """Whether `adelete_for_runs` (and `delete_for_runs`) first undoes the
+    runs' effects, newest first, as a rollback with the default policies
+    would (`core.cancelled`). LangGraph's Agent Server deletes a run it
+    cancels for `multitask_strategy="rollback"` this way;
+    `langgraph_rollback.server.checkpointer` turns this on. It never makes
+    the deletion raise: what cannot be undone stays in the ledger, anchored
+    where the run started, and the reasons are logged and kept in the
+    rollback's report."""
+    deleted_run_wait: float = 30.0
+    """Seconds `undo_deleted_runs` waits for a deleted run's call still
+    running in this process (a cancelled run's sync tool in its thread), and
+    for another rollback of the thread to release its lock."""
 
     def digest_key(self) -> bytes | None:
         """The key argument digests are made with (None: a plain SHA-256)."""
@@ -165,6 +189,75 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     def _fire(self, point: FaultPoint | None, op: StorageOp[Any]) -> None:
         if point is not None and self.probe is not None:
             self.probe(point, getattr(op, "effect_id", None) or _row_id(op))
+
+    # --- undoing deleted runs (`undo_deleted_runs`) ------------------------------
+
+    def _undo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
+        """Undo these runs' effects before their checkpoints go; never raises."""
+        if not self.undo_deleted_runs:
+            return []
+        reports: list[RollbackReport] = []
+        for run_id in run_ids:
+            try:
+                tuples = list(self.list(None, filter={"run_id": run_id}, limit=1))
+                if tuples:
+                    report = self._undo_run(thread_id_of(tuples[0].config), run_id)
+                    reports += [] if report is None else [_logged(report, run_id)]
+            except Exception:
+                logger.exception(_UNDO_FAILED, run_id)
+        return reports
+
+    def _undo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
+        deadline = time.monotonic() + self.deleted_run_wait
+        while True:
+            try:
+                return run_sync(self._undo_run_flow(thread_id, run_id), self)
+            except RollbackInProgressError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_LOCK_POLL_S)
+
+    async def _aundo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
+        """Async `_undo_runs`."""
+        if not self.undo_deleted_runs:
+            return []
+        reports: list[RollbackReport] = []
+        for run_id in run_ids:
+            try:
+                tuples = [
+                    t
+                    async for t in self.alist(None, filter={"run_id": run_id}, limit=1)
+                ]
+                if tuples:
+                    thread_id = thread_id_of(tuples[0].config)
+                    report = await self._aundo_run(thread_id, run_id)
+                    reports += [] if report is None else [_logged(report, run_id)]
+            except Exception:
+                logger.exception(_UNDO_FAILED, run_id)
+        return reports
+
+    async def _aundo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
+        deadline = time.monotonic() + self.deleted_run_wait
+        while True:
+            try:
+                return await run_async(self._undo_run_flow(thread_id, run_id), self)
+            except RollbackInProgressError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(_LOCK_POLL_S)
+
+    def _undo_run_flow(
+        self, thread_id: str, run_id: str
+    ) -> Flow[RollbackReport | None]:
+        return undo_run_flow(
+            thread_id,
+            run_id,
+            holder=new_holder(),
+            policies=Policies(),
+            registry=self.registry,
+            serde=self.serde,
+            wait=self.deleted_run_wait,
+        )
 
     # --- the ledger's public API --------------------------------------------------
 
@@ -352,6 +445,21 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             registry=self.registry,
             serde=self.serde,
         )
+
+
+_LOCK_POLL_S = 0.05
+"""How often a deleted run's undo looks again at a thread another rollback holds."""
+
+_UNDO_FAILED = (
+    "Could not undo the effects of deleted run %s; they stay in the ledger, "
+    "anchored where the run started: roll back to there (or before) to undo them"
+)
+
+
+def _logged(report: RollbackReport, run_id: str) -> RollbackReport:
+    level = logging.INFO if report.ok else logging.WARNING
+    logger.log(level, "Undid deleted run %s:\n%s", run_id, report)
+    return report
 
 
 def _source(op: CopyCheckpoint) -> RunnableConfig:

@@ -135,7 +135,14 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         return loaded
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
+        self._undo_runs(run_ids)
+        self._delete_runs(run_ids)
+
+    def _delete_runs(self, run_ids: Sequence[str]) -> None:
         runs = {str(r) for r in run_ids}
         if not runs:
             return
@@ -208,7 +215,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async `delete_for_runs`."""
-        self.delete_for_runs(run_ids)
+        await self._aundo_runs(run_ids)
+        self._delete_runs(run_ids)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async `copy_thread`."""

@@ -273,10 +273,14 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
         runs = [str(r) for r in run_ids]
         if not runs:
             return
+        self._undo_runs(runs)
         with self._tx() as cur:
             cur.execute(sql.RUN_ROOT_CHECKPOINTS, (runs,))
             deleted = {(t, c): p for t, c, p in cur.fetchall()}
