@@ -254,6 +254,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Record what you found out about an effect whose outcome is unknown.
 
@@ -270,12 +272,17 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           a replay raises `EffectResultUnknownError`): pass `result=`, what
           the call returned; a replay then returns it.
 
+        `by` (who decided) and `reason` are kept in the effect's notes. The
+        CLI's `langgraph-rollback resolve` calls this.
+
         Raises:
             EffectNotFoundError: No such effect on that thread.
             EffectStateError: The effect is in neither status.
             InvalidConfigError: The wrong keyword for its status.
         """
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return run_sync(flow, self)
 
     async def aresolve_effect(
@@ -286,9 +293,13 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Async `resolve_effect`."""
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return await run_async(flow, self)
 
     def _resolve(
@@ -298,6 +309,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None,
         compensated: bool | None,
         result: Any,
+        by: str | None,
+        reason: str | None,
     ) -> Flow[Effect]:
         return resolve_flow(
             thread_id_of(config),
@@ -307,6 +320,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             result=result,
             registry=self.registry,
             serde=self.serde,
+            by=by,
+            reason=reason,
         )
 
 
