@@ -32,7 +32,7 @@ def undo(effect: Effect) -> str:
 
 
 @reversible(undo=undo)
-def blind_write(name: str) -> str:
+def resolve_write(name: str) -> str:
     (Path(os.environ["RESOLVE_APP_DIR"]) / name).write_text("x")
     if os.environ.get("RESOLVE_APP_CRASH"):
         raise KeyboardInterrupt  # the process is stopped mid-call
@@ -44,7 +44,7 @@ class State(TypedDict, total=False):
 
 
 def work(state: State) -> State:
-    return {"done": [blind_write("b.txt")]}
+    return {"done": [resolve_write("b.txt")]}
 
 
 builder = StateGraph(State)
