@@ -239,7 +239,7 @@ def _planning(
         target = yield from target_flow(selector, thread_id, head=None, voice=voice)
         return (
             yield from plan_flow(
-                thread_id, target, registry=registry, serde=saver.serde
+                thread_id, target, registry=registry, serde=saver.serde, voice=voice
             )
         )
 

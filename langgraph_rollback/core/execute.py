@@ -50,7 +50,7 @@ from langgraph_rollback.core.report import (
 from langgraph_rollback.core.restore import restore_state
 from langgraph_rollback.core.targets import TargetSelector, target_flow
 from langgraph_rollback.core.undo import InverseTimeoutError, Run, mark, undo_one
-from langgraph_rollback.core.voice import Voice
+from langgraph_rollback.core.voice import Voice, option, registry_fix
 
 __all__ = [
     "InverseTimeoutError",
@@ -98,6 +98,7 @@ def rollback_flow(
                 restore=checkpoint_config(thread_id, target),
                 started_at=started,
                 owner=holder.owner,
+                voice=voice,
             )
         )
 
@@ -123,6 +124,7 @@ def execute_flow(
     restore: RunnableConfig | None,
     started_at: datetime,
     owner: str | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> Flow[RollbackReport]:
     """Carry out `plan`; return the report.
 
@@ -131,8 +133,11 @@ def execute_flow(
             `Restore`; None when the caller restores the state itself (the
             in-graph node returns the target's values instead).
         owner: The rollback's process, recorded on each claim.
+        voice: Whose words the report's fixes use (policy options, resolving).
     """
-    run = Run(policies, registry, serde, rollback_id, owner, nested=plan.nested)
+    run = Run(
+        policies, registry, serde, rollback_id, owner, nested=plan.nested, voice=voice
+    )
     refused = _refusal(plan, run)
     if refused is not None:
         report = _report(plan, run, started_at, "aborted", refused)
@@ -153,7 +158,12 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
             step.decision is Decision.MISSING_INVERSE
             and step.effect.id not in run.policies.skip
         ):
-            raise UnregisteredToolError(tool=step.effect.tool, effect_id=step.effect.id)
+            fix = None
+            if run.voice is not Voice.PYTHON:
+                fix = f"Fix: {registry_fix(run.voice)}."
+            raise UnregisteredToolError(
+                tool=step.effect.tool, effect_id=step.effect.id, fix=fix
+            )
     steps = [s for s in plan.steps if s.effect.id not in run.policies.skip]
     stuck = [
         s
@@ -165,7 +175,8 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
     if run.policies.on_irreversible == "abort" and stuck:
         run.skipped += [SkippedStep(effect=s.effect, reason=s.reason) for s in stuck]
         names = ", ".join(f"{call_text(s.effect, 40)} (#{s.effect.seq})" for s in stuck)
-        why.append(f"{names} cannot be undone and on_irreversible='abort'")
+        policy = option(run.voice, "on_irreversible", "abort")
+        why.append(f"{names} cannot be undone and {policy}")
     if run.policies.on_conflict == "abort" and conflicts:
         run.conflicts += [
             SkippedStep(effect=s.effect, reason=s.reason) for s in conflicts
@@ -174,9 +185,11 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
             f"{call_text(s.effect, 40)} (#{s.effect.seq}): {s.reason}"
             for s in conflicts
         )
+        voice = run.voice
         why.append(
-            f"{names}; on_conflict='abort'. Roll back with on_conflict='skip' to "
-            "leave them, or 'force' to undo them anyway"
+            f"{names}; {option(voice, 'on_conflict', 'abort')}. Roll back with "
+            f"{option(voice, 'on_conflict', 'skip')} to leave them, or "
+            f"{option(voice, 'on_conflict', 'force')} to undo them anyway"
         )
     if not why:
         return None
@@ -280,12 +293,14 @@ def _finish(
     plan chose was undone."""
     if stopped_at is not None:
         conflict = next(c for c in run.conflicts if c.effect.id == stopped_at)
+        voice = run.voice
         message = (
             f"Stopped before undoing {call_text(conflict.effect, 40)} "
-            f"(#{conflict.effect.seq}): {conflict.reason}, and on_conflict='abort'. "
-            "The newer effects were undone; the state was not restored. Check the "
-            "target, then roll back again (on_conflict='skip' to leave it, "
-            "'force' to undo it anyway)."
+            f"(#{conflict.effect.seq}): {conflict.reason}, and "
+            f"{option(voice, 'on_conflict', 'abort')}. The newer effects were "
+            "undone; the state was not restored. Check the target, then roll "
+            f"back again ({option(voice, 'on_conflict', 'skip')} to leave it, "
+            f"{option(voice, 'on_conflict', 'force')} to undo it anyway)."
         )
         return "stopped", message, None
     if run.failures:
@@ -334,6 +349,7 @@ def _report(
         failures=run.failures,
         already_compensated=run.already_compensated,
         orphans=list(plan.orphans),
+        unplaced=list(plan.unplaced),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
@@ -391,6 +407,7 @@ def rejected_report(
         status="rejected",
         message=message,
         orphans=list(plan.orphans),
+        unplaced=list(plan.unplaced),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )

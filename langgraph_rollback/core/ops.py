@@ -37,6 +37,8 @@ __all__ = [
     "CopyCheckpoint",
     "ExistingCheckpoints",
     "FindCheckpoint",
+    "FindEffect",
+    "FindNamespace",
     "Flow",
     "LockThread",
     "Notify",
@@ -277,6 +279,22 @@ class FindCheckpoint(StorageOp[list[str]]):
     """The threads holding a root checkpoint with this id."""
 
     checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindNamespace(StorageOp[list[str]]):
+    """The subgraph namespaces of the thread holding a checkpoint with this id."""
+
+    thread_id: str
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindEffect(StorageOp[str | None]):
+    """The thread of the effect with this id (effect ids are unique across
+    threads), or None."""
+
+    effect_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -338,6 +340,12 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             case FindCheckpoint():
                 rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
                 return [str(r[0]) for r in rows]
+            case FindNamespace():
+                where = (op.thread_id, op.checkpoint_id)
+                return [str(r[0]) for r in await self._read(sql.FIND_NAMESPACE, where)]
+            case FindEffect():
+                found = await self._read(sql.FIND_EFFECT, (op.effect_id,))
+                return str(found[0][0]) if found else None
             case ReadAncestry():
                 walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
                 rows = await self._read(sql.ANCESTRY, walk)

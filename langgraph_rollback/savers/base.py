@@ -393,8 +393,9 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           a replay raises `EffectResultUnknownError`): pass `result=`, what
           the call returned; a replay then returns it.
 
-        The decision is kept in the audit trail (`list_audit`) with `by` (who
-        decided; "unknown" when not given) and `reason`.
+        `by` (who decided) and `reason` are kept in the effect's notes and in
+        the audit trail (`list_audit`). The CLI's `langgraph-rollback resolve`
+        calls this.
 
         Raises:
             EffectNotFoundError: No such effect on that thread.

@@ -23,6 +23,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -258,6 +260,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._head(op.thread_id)
             case FindCheckpoint():
                 return self._find_checkpoint(op)
+            case FindNamespace():
+                namespaces = self.storage.get(op.thread_id, {})
+                return sorted(
+                    ns
+                    for ns, saved in list(namespaces.items())
+                    if ns and op.checkpoint_id in saved
+                )
+            case FindEffect():
+                row = self._effects.get(op.effect_id)
+                return None if row is None else row.thread_id
             case ReadAncestry():
                 return self._ancestry(op)
             case ReadSubtree():

@@ -33,6 +33,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -335,6 +337,12 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             case FindCheckpoint():
                 rows = self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
                 return [str(r[0]) for r in rows]
+            case FindNamespace():
+                where = (op.thread_id, op.checkpoint_id)
+                return [str(r[0]) for r in self._read(sql.FIND_NAMESPACE, where)]
+            case FindEffect():
+                found = self._read(sql.FIND_EFFECT, (op.effect_id,))
+                return str(found[0][0]) if found else None
             case ReadAncestry():
                 walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
                 rows = self._read(sql.ANCESTRY, walk)

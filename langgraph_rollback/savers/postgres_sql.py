@@ -22,6 +22,8 @@ __all__ = [
     "ANCESTRY",
     "EXISTING",
     "FIND_CHECKPOINT",
+    "FIND_EFFECT",
+    "FIND_NAMESPACE",
     "INSERT_AUDIT",
     "INSERT_INTENT",
     "LOCK_HOLDER",
@@ -198,6 +200,14 @@ _META = (
     "{t}metadata ->> 'source', ({t}metadata ->> 'step')::bigint, "
     "{t}metadata ->> 'run_id'"
 )
+
+FIND_NAMESPACE = """
+SELECT DISTINCT checkpoint_ns FROM checkpoints
+WHERE thread_id = %s AND checkpoint_id = %s AND checkpoint_ns != ''
+ORDER BY checkpoint_ns LIMIT 10
+"""
+
+FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = %s LIMIT 1"
 
 ANCESTRY = f"""
 WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)

@@ -29,6 +29,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -108,6 +110,11 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
             return Script(_first_text(Stmt(sql.SELECT_HEAD, (op.thread_id,))))
         case FindCheckpoint():
             return Script(_texts(Stmt(sql.FIND_CHECKPOINT, (op.checkpoint_id,))))
+        case FindNamespace():
+            where = (op.thread_id, op.checkpoint_id)
+            return Script(_texts(Stmt(sql.FIND_NAMESPACE, where)))
+        case FindEffect():
+            return Script(_first_text(Stmt(sql.FIND_EFFECT, (op.effect_id,))))
         case ReadAncestry():
             params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
             return Script(_links(Stmt(sql.ANCESTRY, params)))

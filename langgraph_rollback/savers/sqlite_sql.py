@@ -162,6 +162,14 @@ SELECT DISTINCT thread_id FROM checkpoints
 WHERE checkpoint_ns = '' AND checkpoint_id = ? LIMIT 10
 """
 
+FIND_NAMESPACE = """
+SELECT DISTINCT checkpoint_ns FROM checkpoints
+WHERE thread_id = ? AND checkpoint_id = ? AND checkpoint_ns != ''
+ORDER BY checkpoint_ns LIMIT 10
+"""
+
+FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = ? LIMIT 1"
+
 ANCESTRY = f"""
 WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)
 AS (

@@ -253,3 +253,25 @@ def test_update_lost_names_the_status_found_instead() -> None:
     reread(flow, "applied")
     error = flow.raises(EffectStateError)
     assert (error.status, error.expected) == ("applied", "pending")
+
+
+def test_who_decided_and_why_go_into_the_notes() -> None:
+    flow = Script(
+        resolve_flow(
+            "t",
+            "e1",
+            applied=False,
+            compensated=None,
+            result=UNSET,
+            registry=registry(),
+            serde=SERDE,
+            by=" alice ",
+            reason="checked the bucket",
+        )
+    )
+    found(flow, "pending")
+    update = flow.expect(Update, expect=("pending",))
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome["notes"] == [
+        "outcome resolved by alice (checked the bucket): not applied"
+    ]
