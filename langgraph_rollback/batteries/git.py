@@ -107,9 +107,12 @@ def snapshot(work_tree: str, git_dir: str) -> dict[str, Any]:
     )
     tree = git(work_tree, git_dir, "write-tree").decode().strip()
     manifest = manifest_now(work_tree, git_dir, outside)
+    # Snapshots of this format hold the ignored files; `restore` leaves
+    # ignored files alone when it restores an older snapshot, which did not.
+    manifest[IGNORED_MARK] = True
     message = ["-m", "snapshot"]
-    if manifest:  # in the commit, so a change of mode alone is drift too
-        message += ["-m", json.dumps(manifest, sort_keys=True)]
+    # In the commit, so a change of mode alone is drift too.
+    message += ["-m", json.dumps(manifest, sort_keys=True)]
     commit = git(work_tree, git_dir, "commit-tree", tree, *message).decode().strip()
     git(work_tree, git_dir, "update-ref", f"refs/lgrb/{commit}", commit)
     taken: dict[str, Any] = {"tree": tree, "commit": commit}
@@ -146,6 +149,10 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
             added.append(os.fsdecode(raw))
         elif raw:
             rewrite.append(raw)
+    if added and not manifest_of(work_tree, git_dir, commit).get(IGNORED_MARK):
+        # An older snapshot never held ignored files: they are not "added".
+        ignored = set(_ignored_now(work_tree, git_dir, added))
+        added = [name for name in added if name not in ignored]
     for name in added:
         remove_added(work_tree, name)
     git(work_tree, git_dir, "read-tree", commit)
@@ -175,6 +182,26 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
         "nested": saved.get("nested", {}),
         "outside": sorted(outside),
     }
+
+
+IGNORED_MARK = "with_ignored"
+"""Set in the manifest of every snapshot that holds the ignored files."""
+
+
+def _ignored_now(work_tree: str, git_dir: str, names: list[str]) -> list[str]:
+    """Which of `names` the tree's ignore rules match now."""
+    stdin = b"".join(os.fsencode(n) + b"\0" for n in names)
+    env = git_env(git_dir, work_tree, os.path.join(git_dir, "lgrb-index"))
+    done = run_git(
+        work_tree, env, ("check-ignore", "--no-index", "-z", "--stdin"), stdin
+    )
+    if done.returncode not in (0, 1):  # 1: none of them is ignored
+        raise GitError(
+            command=("check-ignore",),
+            work_tree=work_tree,
+            stderr=done.stderr.decode(errors="replace").strip(),
+        )
+    return [os.fsdecode(n) for n in done.stdout.split(b"\0") if n]
 
 
 def _observe(work_tree: str, git_dir: str, **_: Any) -> dict[str, Any]:
