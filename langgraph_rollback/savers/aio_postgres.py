@@ -225,29 +225,32 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        async with self.lock, _ainternal.get_connection(self.conn) as conn:
-            # Pipelined as upstream's writes are, when the connection can:
-            # BEGIN, the kept outcomes, the writes and COMMIT go out together
-            # rather than each waiting for the previous one's answer.
-            piped = pipeline and not self.pipe and self.supports_pipeline
-            with self._kept.carrying() as carried:
-                # Each kept outcome on a cursor of its own, read once the
-                # transaction has committed: reading it at once would cost a
-                # round trip in the pipeline.
-                checks = [(op, conn.cursor(row_factory=tuple_row)) for op in carried]
-                async with (
-                    conn.pipeline() if piped else nullcontext(),
-                    conn.transaction(),
-                    conn.cursor(binary=True, row_factory=dict_row) as cur,
-                ):
+        with self._kept.reporting():
+            async with self.lock, _ainternal.get_connection(self.conn) as conn:
+                # Pipelined as upstream's writes are, when the connection can:
+                # BEGIN, the kept outcomes, the writes and COMMIT go out together
+                # rather than each waiting for the previous one's answer.
+                piped = pipeline and not self.pipe and self.supports_pipeline
+                with self._kept.carrying() as carried:
+                    # Each kept outcome on a cursor of its own, read once the
+                    # transaction has committed: reading it at once would cost a
+                    # round trip in the pipeline.
+                    checks = [
+                        (op, conn.cursor(row_factory=tuple_row)) for op in carried
+                    ]
+                    async with (
+                        conn.pipeline() if piped else nullcontext(),
+                        conn.transaction(),
+                        conn.cursor(binary=True, row_factory=dict_row) as cur,
+                    ):
+                        for op, check in checks:
+                            await check.execute(*update_sql(op, "%s"))
+                        yield cur
+                        for text, params in extra:
+                            await cur.execute(text, params)
                     for op, check in checks:
-                        await check.execute(*update_sql(op, "%s"))
-                    yield cur
-                    for text, params in extra:
-                        await cur.execute(text, params)
-                for op, check in checks:
-                    self._kept.written(op, await check.fetchall())
-                    await check.close()
+                        self._kept.written(op, await check.fetchall())
+                        await check.close()
 
     async def aput(
         self,
@@ -365,22 +368,23 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         on a saver in pipeline mode (`pipe`), where a statement commits only at
         the pipeline's next sync; a transaction block syncs on exit.
         """
-        async with self.lock, _ainternal.get_connection(self.conn) as conn:
-            with self._kept.carrying() as carried:
-                alone = not statements and not carried and self.pipe is None
-                if alone and conn.autocommit:
-                    async with conn.cursor(row_factory=tuple_row) as cur:
-                        yield cur
-                else:
-                    async with (
-                        conn.transaction(),
-                        conn.cursor(row_factory=tuple_row) as cur,
-                    ):
-                        # Tool outcomes kept for the next write run first.
-                        for op in carried:
-                            await cur.execute(*update_sql(op, "%s"))
-                            self._kept.written(op, await cur.fetchall())
-                        yield cur
+        with self._kept.reporting():
+            async with self.lock, _ainternal.get_connection(self.conn) as conn:
+                with self._kept.carrying() as carried:
+                    alone = not statements and not carried and self.pipe is None
+                    if alone and conn.autocommit:
+                        async with conn.cursor(row_factory=tuple_row) as cur:
+                            yield cur
+                    else:
+                        async with (
+                            conn.transaction(),
+                            conn.cursor(row_factory=tuple_row) as cur,
+                        ):
+                            # Tool outcomes kept for the next write run first.
+                            for op in carried:
+                                await cur.execute(*update_sql(op, "%s"))
+                                self._kept.written(op, await cur.fetchall())
+                            yield cur
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         async with self._tx() as cur:

@@ -222,29 +222,32 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        with self.lock, _internal.get_connection(self.conn) as conn:
-            # Pipelined as upstream's writes are, when the connection can:
-            # BEGIN, the kept outcomes, the writes and COMMIT go out together
-            # rather than each waiting for the previous one's answer.
-            piped = pipeline and not self.pipe and self.supports_pipeline
-            with self._kept.carrying() as carried:
-                # Each kept outcome on a cursor of its own, read once the
-                # transaction has committed: reading it at once would cost a
-                # round trip in the pipeline.
-                checks = [(op, conn.cursor(row_factory=tuple_row)) for op in carried]
-                with (
-                    conn.pipeline() if piped else nullcontext(),
-                    conn.transaction(),
-                    conn.cursor(binary=True, row_factory=dict_row) as cur,
-                ):
+        with self._kept.reporting():
+            with self.lock, _internal.get_connection(self.conn) as conn:
+                # Pipelined as upstream's writes are, when the connection can:
+                # BEGIN, the kept outcomes, the writes and COMMIT go out together
+                # rather than each waiting for the previous one's answer.
+                piped = pipeline and not self.pipe and self.supports_pipeline
+                with self._kept.carrying() as carried:
+                    # Each kept outcome on a cursor of its own, read once the
+                    # transaction has committed: reading it at once would cost a
+                    # round trip in the pipeline.
+                    checks = [
+                        (op, conn.cursor(row_factory=tuple_row)) for op in carried
+                    ]
+                    with (
+                        conn.pipeline() if piped else nullcontext(),
+                        conn.transaction(),
+                        conn.cursor(binary=True, row_factory=dict_row) as cur,
+                    ):
+                        for op, check in checks:
+                            check.execute(*update_sql(op, "%s"))
+                        yield cur
+                        for text, params in extra:
+                            cur.execute(text, params)
                     for op, check in checks:
-                        check.execute(*update_sql(op, "%s"))
-                    yield cur
-                    for text, params in extra:
-                        cur.execute(text, params)
-                for op, check in checks:
-                    self._kept.written(op, check.fetchall())
-                    check.close()
+                        self._kept.written(op, check.fetchall())
+                        check.close()
 
     def put(
         self,
@@ -360,22 +363,23 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         on a saver in pipeline mode (`pipe`), where a statement commits only at
         the pipeline's next sync; a transaction block syncs on exit.
         """
-        with self.lock, _internal.get_connection(self.conn) as conn:
-            with self._kept.carrying() as carried:
-                alone = not statements and not carried and self.pipe is None
-                if alone and conn.autocommit:
-                    with conn.cursor(row_factory=tuple_row) as cur:
-                        yield cur
-                else:
-                    with (
-                        conn.transaction(),
-                        conn.cursor(row_factory=tuple_row) as cur,
-                    ):
-                        # Tool outcomes kept for the next write run first.
-                        for op in carried:
-                            cur.execute(*update_sql(op, "%s"))
-                            self._kept.written(op, cur.fetchall())
-                        yield cur
+        with self._kept.reporting():
+            with self.lock, _internal.get_connection(self.conn) as conn:
+                with self._kept.carrying() as carried:
+                    alone = not statements and not carried and self.pipe is None
+                    if alone and conn.autocommit:
+                        with conn.cursor(row_factory=tuple_row) as cur:
+                            yield cur
+                    else:
+                        with (
+                            conn.transaction(),
+                            conn.cursor(row_factory=tuple_row) as cur,
+                        ):
+                            # Tool outcomes kept for the next write run first.
+                            for op in carried:
+                                cur.execute(*update_sql(op, "%s"))
+                                self._kept.written(op, cur.fetchall())
+                            yield cur
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         with self._tx() as cur:

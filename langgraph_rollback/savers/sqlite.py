@@ -167,7 +167,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     def _transaction(
         self, *, write: bool, immediate: bool = False
     ) -> Iterator[sqlite3.Cursor]:
-        with self.lock:
+        with self._kept.reporting(), self.lock:
             self.setup()
             cur = self.conn.cursor()
             try:
