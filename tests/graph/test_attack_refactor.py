@@ -314,24 +314,12 @@ def test_an_inverse_that_asks_a_human_pauses_the_rollback_node(
     assert not world.path("c.txt").exists()
 
 
-@pytest.mark.parametrize(
-    "saver_kind", ["memory", "sqlite", "aio_sqlite", "aio_postgres"]
-)  # postgres too, racily: its unlock finishes later in a worker thread
 async def test_a_cancelled_scope_arollback_releases_the_thread_lock(
-    saver: BaseRollbackSaver,
-    registry: Any,
-    world: World,
-    saver_kind: str,
-    request: pytest.FixtureRequest,
+    saver: BaseRollbackSaver, registry: Any, world: World
 ) -> None:
     """Under anyio (Starlette, FastAPI), a cancelled scope cancels every await
-    inside it, the lock release's too: the thread must not stay locked."""
-    if saver_kind in ("aio_postgres",):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="known defect, see the adversarial pass"
-            )
-        )
+    inside it, the lock release's too: the thread must not stay locked, nor
+    the saver's one PostgreSQL connection be closed."""
     started = asyncio.Event()
     graph = slow_undo_graph(registry, world, started).compile(checkpointer=saver)
     await graph.ainvoke({"log": []}, cfg(), durability="sync")
@@ -344,6 +332,33 @@ async def test_a_cancelled_scope_arollback_releases_the_thread_lock(
         watcher = asyncio.ensure_future(cancel_when_started())
         await arollback(graph, cfg(), to="first")
     await watcher
+    assert world.count("inverse") == 1
+    try:
+        await arollback(graph, cfg(), to="first")
+    except RollbackInProgressError as exc:
+        pytest.fail(f"the cancelled rollback kept the lock: {exc}")
+
+
+async def test_a_scope_cancelled_as_a_claim_is_written_leaves_the_saver_usable(
+    saver: BaseRollbackSaver, registry: Any, world: World
+) -> None:
+    """A cancellation landing while a storage operation is under way waits
+    for it: the claim is written whole and the saver's connection survives."""
+    started = asyncio.Event()
+    graph = slow_undo_graph(registry, world, started).compile(checkpointer=saver)
+    await graph.ainvoke({"log": []}, cfg(), durability="sync")
+    with anyio.CancelScope() as scope:
+
+        def probe(point: FaultPoint, effect_id: str | None) -> None:
+            if point is FaultPoint.BEFORE_CLAIM:
+                scope.cancel()
+
+        saver.probe = probe
+        await arollback(graph, cfg(), to="first")
+    saver.probe = None
+    assert scope.cancelled_caught
+    (effect,) = await saver.alist_effects(cfg())
+    assert effect.status is EffectStatus.COMPENSATING
     assert world.count("inverse") == 1
     try:
         await arollback(graph, cfg(), to="first")
