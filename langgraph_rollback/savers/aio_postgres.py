@@ -335,9 +335,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
                 return [str(r[0]) for r in rows]
             case ReadAncestry():
-                walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
-                rows = await self._read(sql.ANCESTRY, walk)
-                return [CheckpointLink.from_row(*r) for r in rows]
+                return await self._ancestry(op)
             case ReadSubtree():
                 root = {"thread": op.thread_id, "root": op.root}
                 rows = await self._read(sql.SUBTREE, root)
@@ -385,6 +383,26 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                                 await cur.execute(*update_sql(op, "%s"))
                                 self._kept.written(op, await cur.fetchall())
                             yield cur
+
+    async def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        """Walk up from `op.start` through pages of the thread's checkpoints,
+        newest first (`sql.ANCESTRY_PAGE`), each a few times the last."""
+        links: list[CheckpointLink] = []
+        need: str | None = op.start
+        below, limit = op.start, _FIRST_PAGE
+        while need is not None:
+            page = {"thread": op.thread_id, "below": below, "limit": limit}
+            rows = await self._read(sql.ANCESTRY_PAGE, page)
+            if below == need and (not rows or rows[0][0] != need):
+                break  # gone (pruned, deleted): the walk ends, as at a root
+            need = _follow(rows, need, op.stop, links)
+            if need is not None and len(rows) == limit:
+                below, limit = str(rows[-1][0]), min(limit * 4, _LAST_PAGE)
+            elif need is not None:
+                # Not below: gone, or its id sorts above its child's (ids
+                # from clocks out of step). Look from it down.
+                below, limit = need, _FIRST_PAGE
+        return links
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         async with self._tx() as cur:
@@ -537,3 +555,28 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         async with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(text, params)
             return list(await cur.fetchall())
+
+
+_FIRST_PAGE = 64
+_LAST_PAGE = 4096
+"""Rows of the first and largest `sql.ANCESTRY_PAGE` of a walk."""
+
+
+def _follow(
+    rows: Sequence[tuple[Any, ...]],
+    need: str,
+    stop: str,
+    links: list[CheckpointLink],
+) -> str | None:
+    """Follow parents through `rows` (newest first) from `need`, appending
+    each link; return the next checkpoint to find (None: the walk is over,
+    at `stop`, a copy of it, or a root)."""
+    for row in rows:
+        if row[0] != need:
+            continue  # another branch, or the duplicate first row of a page
+        link = CheckpointLink.from_row(*row)
+        links.append(link)
+        if link.stands_for(stop) or link.parent_id is None:
+            return None
+        need = link.parent_id
+    return need
