@@ -15,7 +15,17 @@ from __future__ import annotations
 from langgraph_rollback.core.ledger import INSERT_COLUMNS
 from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
-__all__ = ["INSERT_INTENT", "MIGRATIONS", "SELECT_BY_ID", "VERSION_TABLE"]
+__all__ = [
+    "HAS_VERSION_TABLE",
+    "INSERT_INTENT",
+    "MIGRATIONS",
+    "SELECT_BY_ID",
+    "VERSION_TABLE",
+]
+
+HAS_VERSION_TABLE = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lgrb_migrations'"
+)
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS lgrb_migrations (
