@@ -493,11 +493,6 @@ def test_a_rollback_in_another_process_refuses_a_second_and_killed_is_continued(
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a killed rollback whose process is not yet reaped "
-    "(a zombie) still holds the SQLite lock: os.kill(pid, 0) succeeds on zombies",
-)
 def test_the_lock_of_a_killed_unreaped_rollback_is_cleared(
     world: World, tmp_path: Any
 ) -> None:
