@@ -114,10 +114,6 @@ def cut_off_inverse(
 # --- resolve_effect, then roll back ------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: resolve_effect takes any truthy value as compensated=True",
-)
 @pytest.mark.parametrize("value", ["false", "no"])
 def test_resolve_compensated_of_the_wrong_type_is_refused(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry, value: Any
@@ -130,11 +126,6 @@ def test_resolve_compensated_of_the_wrong_type_is_refused(
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: resolve_effect(compensated=False) on an inverse still "
-    "running lets the next rollback start it a second time",
-)
 def test_resolving_a_running_inverse_does_not_start_it_twice(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -156,11 +147,11 @@ def test_resolving_a_running_inverse_does_not_start_it_twice(
         first = rollback(graph, cfg(), to="first", inverse_timeout=0.2)
         assert first.status == "failed", str(first)
         # A careless operator answers while the abandoned inverse still runs.
-        try:
+        with pytest.raises(EffectInFlightError, match="Fix: wait for it to end"):
             saver.resolve_effect(cfg(), effect.id, compensated=False)
-            second = rollback(graph, cfg(), to="first", inverse_timeout=0.2)
-        except RollbackError:
-            second = None  # refusing while it runs is fine
+        assert saver.get_effect(cfg(), effect.id).status is EffectStatus.COMPENSATING
+        second = rollback(graph, cfg(), to="first", inverse_timeout=0.2)
+        assert not second.ok, str(second)
         assert world.count("inverse") == 1, str(second)
     finally:
         release.set()
