@@ -783,11 +783,6 @@ def test_report_text_with_unicode_and_very_long_names(
     json.dumps(report.summary())  # plain data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: an inverse's multi-line return value is copied into "
-    "str(report) as is, so it can write lines that look like the report's own",
-)
 def test_an_inverse_result_cannot_forge_report_lines(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
@@ -801,7 +796,13 @@ def test_an_inverse_result_cannot_forge_report_lines(
     graph.invoke({"log": []}, cfg(), durability="sync")
     report = rollback(graph, cfg(), to="first")
     assert report.ok and report.skipped == []
-    assert "Not undone:" not in str(report), str(report)
+    # The inverse's text stays on its own line, escaped: no section of its own.
+    lines = str(report).splitlines()
+    assert "Not undone:" not in lines, str(report)
+    assert lines[lines.index("Undone:") + 1 :] == [
+        "  - deleted it\\nNot undone:\\n  - charge(card=...): refund still owed "
+        "(undo of create)"
+    ], str(report)
 
 
 def test_a_progress_callback_raising_on_the_last_inverse_then_a_rerun_restores(
