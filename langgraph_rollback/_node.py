@@ -231,7 +231,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         skip = answer.get("skip", ()) if isinstance(answer, dict) else ()
         if isinstance(skip, str):
             skip = [skip]  # one effect id, from a human's answer
-        return self.policies.with_skip(skip)
+        return self.policies.with_skip(skip, approver=True)
 
     def _command(
         self, state: Any, report: RollbackReport, values: dict[str, Any] | None

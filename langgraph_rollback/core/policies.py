@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from langgraph_rollback._errors import InvalidConfigError
@@ -41,7 +41,9 @@ class Policies:
             continues there; "continue" runs the remaining inverses first.
         inverse_timeout: Seconds an inverse may take; past that it counts as
             failed (and stays claimed while it runs). None waits forever.
-        skip: Effect ids to leave alone (e.g. chosen by a human approver).
+        skip: Effect ids (or a model's tool call ids) to leave alone.
+        approved: Those of `skip` a human approver chose to leave (reported
+            as "skipped by approver"; the caller's own as "skipped (skip=)").
 
     Raises:
         InvalidConfigError: A policy is not one of these, naming it and the fix.
@@ -52,6 +54,7 @@ class Policies:
     on_failure: OnFailure = "stop"
     inverse_timeout: float | None = None
     skip: frozenset[str] = field(default_factory=frozenset)
+    approved: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -73,16 +76,24 @@ class Policies:
             )
         if not isinstance(self.skip, frozenset):
             object.__setattr__(self, "skip", skip_ids(self.skip))
+        if not isinstance(self.approved, frozenset):
+            object.__setattr__(self, "approved", skip_ids(self.approved))
 
-    def with_skip(self, skip: Iterable[str]) -> Policies:
-        """The same policies, leaving these effect ids alone too."""
-        return Policies(
-            on_irreversible=self.on_irreversible,
-            on_conflict=self.on_conflict,
-            on_failure=self.on_failure,
-            inverse_timeout=self.inverse_timeout,
-            skip=self.skip | skip_ids(skip),
+    def with_skip(self, skip: Iterable[str], *, approver: bool = False) -> Policies:
+        """The same policies, leaving these effect ids alone too (chosen by a
+        human approver, with `approver`)."""
+        ids = skip_ids(skip)
+        return replace(
+            self,
+            skip=self.skip | ids,
+            approved=self.approved | ids if approver else self.approved,
         )
+
+    def skip_reason(self, effect_id: str) -> str:
+        """Why the report lists a skipped effect: who chose to leave it."""
+        if effect_id in self.approved:
+            return "skipped by approver"
+        return "skipped (skip=)"
 
 
 def _positive_number(value: Any) -> bool:

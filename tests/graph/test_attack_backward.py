@@ -185,23 +185,18 @@ def tool_node_graph(saver: BaseRollbackSaver, tools: Any) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: skip= ignores ids that name no effect (a model "
-    "tool_call_id, which to= accepts), so the effect meant to stay is undone",
-)
 def test_skip_by_a_tool_call_id_keeps_that_effect_or_refuses(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     graph = tool_node_graph(saver, build_tools(world, registry))
     graph.invoke({"messages": []}, cfg(), durability="sync")
     assert world.listing() == {"keep.txt": "made", "drop.txt": "made"}
-    try:
-        report = rollback(graph, cfg(), to="first", skip=["call-keep"])
-    except RollbackError:
-        assert world.listing() == {"keep.txt": "made", "drop.txt": "made"}
-        return
+    report = rollback(graph, cfg(), to="first", skip=["call-keep"])
+    assert report.ok, str(report)
     assert world.listing() == {"keep.txt": "made"}, str(report)
+    assert [(s.effect.tool_call_id, s.reason) for s in report.skipped] == [
+        ("call-keep", "skipped (skip=)")
+    ]
 
 
 def test_skip_ids_of_another_thread_touch_nothing_there(
@@ -218,18 +213,17 @@ def test_skip_ids_of_another_thread_touch_nothing_there(
     for thread in ("t1", "t2"):
         graph.invoke({"log": []}, cfg(thread), durability="sync")
     others = [e.id for e in saver.list_effects(cfg("t2"))]
-    report = rollback(graph, cfg("t1"), to="first", skip=others)
-    assert report.ok, str(report)
-    assert world.listing() == {"t2.txt": "t2"}
+    # Ids that name nothing on the thread are refused: a mistyped one would
+    # let the effect meant to stay be undone.
+    with pytest.raises(InvalidConfigError, match="no effect id or tool call id"):
+        rollback(graph, cfg("t1"), to="first", skip=others)
+    assert world.listing() == {"t1.txt": "t1", "t2.txt": "t2"}
+    assert world.count("inverse") == 0
+    assert graph.get_state(cfg("t1")).values == {"log": ["t1"]}
     assert [e.status for e in saver.list_effects(cfg("t2"))] == [EffectStatus.APPLIED]
     assert graph.get_state(cfg("t2")).values == {"log": ["t2"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: skip= of an effect inside a git step: the step's "
-    "inverse undoes it anyway and the completed report lists it as not undone",
-)
 def test_skipping_an_effect_inside_a_git_step_keeps_it(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry, tmp_path: Any
 ) -> None:
@@ -263,18 +257,19 @@ def test_skipping_an_effect_inside_a_git_step_keeps_it(
     graph = one_node(saver, edit, "edit")
     graph.invoke({"log": []}, cfg(), durability="sync")
     note = next(e for e in saver.list_effects(cfg()) if e.tool == "write_note")
-    try:
-        report = rollback(graph, cfg(), to="first", skip=[note.id])
-    except RollbackError:
-        assert (root / "NOTES.md").read_text() == "keep me"
-        return
-    if report.ok:
-        # The report says the note was left alone: it must still be there.
-        assert note.id in {s.effect.id for s in report.skipped}, str(report)
-        assert (root / "NOTES.md").exists(), str(report)
-        assert saver.get_effect(cfg(), note.id).status is EffectStatus.APPLIED
-    else:
-        assert (root / "NOTES.md").read_text() == "keep me", str(report)
+    step = next(e for e in saver.list_effects(cfg()) if e.id == note.inside)
+    # The step's inverse restores the whole tree, the note included: refused.
+    with pytest.raises(InvalidConfigError, match=f"skip the container too.*{step.id}"):
+        rollback(graph, cfg(), to="first", skip=[note.id])
+    assert (root / "NOTES.md").read_text() == "keep me"
+    assert (root / "app.py").read_text() == "v2\n"
+    assert world.count("inverse") == 0
+    # Skipping the step too keeps all it did.
+    report = rollback(graph, cfg(), to="first", skip=[note.id, step.id])
+    assert report.ok, str(report)
+    assert {s.effect.id for s in report.skipped} == {note.id, step.id}
+    assert (root / "NOTES.md").read_text() == "keep me"
+    assert (root / "app.py").read_text() == "v2\n"
 
 
 # --- inverses that fail ------------------------------------------------------------
