@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
@@ -146,7 +147,10 @@ def _step_sync(
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
-                return Outcome(value=op.fn(**op.kwargs))
+                value = op.fn(**op.kwargs)
+                if inspect.isawaitable(value):  # an async observe, as an inverse
+                    value = _run_coroutine(value)
+                return Outcome(value=value)
             except Exception as exc:
                 return Outcome(error=exc)
     if isinstance(op, Perform):
@@ -270,9 +274,13 @@ def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_await(awaitable))
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # never awaited: no "coroutine was never awaited" warning
     raise RuntimeError(
-        "An async inverse cannot run from sync code inside a running event "
-        "loop. Fix: use arollback() (or run the graph with ainvoke)."
+        "An async inverse or observe cannot run from sync code inside a running "
+        "event loop. Fix: use arollback() or aplan_rollback() (or run the graph "
+        "with ainvoke)."
     )
 
 
@@ -330,7 +338,16 @@ async def run_async(
     graph: Pregel[Any, Any, Any, Any] | None = None,
     progress: Progress | None = None,
 ) -> T:
-    """Drive `flow` to completion with async I/O; return its result."""
+    """Drive `flow` to completion with async I/O; return its result.
+
+    A storage operation is never cancelled halfway: it runs shielded from
+    anyio cancel scopes, and a cancellation reaches the flow at its next await
+    of user code (a tool, an inverse) or when it ends. Under anyio (Starlette,
+    FastAPI) a cancelled scope cancels every await inside it, so unshielded,
+    the release of the thread's lock was cancelled too, and a query cancelled
+    mid-way closes a PostgreSQL connection. The database's own timeouts
+    still bound a storage operation.
+    """
     send: Any = None
     error: BaseException | None = None
     performing: list[str] = []
@@ -344,7 +361,8 @@ async def run_async(
             send, error = None, None
             try:
                 if isinstance(op, StorageOp):
-                    send = await store.aexecute(op)
+                    with anyio.CancelScope(shield=True):
+                        send = await store.aexecute(op)
                 else:
                     _starting(op, performing)
                     send = await _step_async(op, store, perform, graph, progress)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback.core.audit import check_by
 
 __all__ = [
     "OnConflict",
@@ -44,6 +45,10 @@ class Policies:
         skip: Effect ids (or a model's tool call ids) to leave alone.
         approved: Those of `skip` a human approver chose to leave (reported
             as "skipped by approver"; the caller's own as "skipped (skip=)").
+        by: Who chose these policies, kept in the audit trail when they
+            override the plan (`skip`, `on_conflict="force"`); "unknown"
+            when None.
+        reason: Why, kept with it.
 
     Raises:
         InvalidConfigError: A policy is not one of these, naming it and the fix.
@@ -55,6 +60,8 @@ class Policies:
     inverse_timeout: float | None = None
     skip: frozenset[str] = field(default_factory=frozenset)
     approved: frozenset[str] = field(default_factory=frozenset)
+    by: str | None = None
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -78,15 +85,25 @@ class Policies:
             object.__setattr__(self, "skip", skip_ids(self.skip))
         if not isinstance(self.approved, frozenset):
             object.__setattr__(self, "approved", skip_ids(self.approved))
+        check_by(self.by, self.reason)
 
-    def with_skip(self, skip: Iterable[str], *, approver: bool = False) -> Policies:
-        """The same policies, leaving these effect ids alone too (chosen by a
-        human approver, with `approver`)."""
+    def with_skip(
+        self,
+        skip: Iterable[str],
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        approver: bool = False,
+    ) -> Policies:
+        """The same policies, leaving these effect ids alone too (chosen by
+        `by`, for `reason`, when given; by a human approver, with `approver`)."""
         ids = skip_ids(skip)
         return replace(
             self,
             skip=self.skip | ids,
             approved=self.approved | ids if approver else self.approved,
+            by=by or self.by,
+            reason=reason or self.reason,
         )
 
     def skip_reason(self, effect_id: str) -> str:
