@@ -40,7 +40,7 @@ wrapped or swallowed: they pass through every layer untouched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "AmbiguousTargetError",
@@ -259,12 +259,16 @@ class EffectResultUnknownError(RollbackError):
 
 
 class EffectInFlightError(RollbackError):
-    """A replay or a rollback reached an effect whose call may still be running.
+    """A replay, a rollback or `resolve_effect` reached an effect whose call
+    (or inverse) may still be running.
 
     Another attempt of the same call started and has not finished (a
     cancelled run whose worker thread is still inside the call, a run still
     going, or another live process), so running it again could act twice,
-    and a rollback could not tell what it did.
+    and a rollback could not tell what it did. `resolve_effect` refuses to
+    settle by hand a call or an inverse still in flight (an inverse a
+    rollback stopped waiting for keeps running, and records its outcome when
+    it ends).
 
     Attributes:
         effect_id: The effect.
@@ -281,30 +285,42 @@ class EffectInFlightError(RollbackError):
         thread_id: str,
         owner: str | None,
         rollback: bool = False,
+        resolving: Literal["call", "inverse"] | None = None,
     ) -> None:
         where = "in this process" if owner is None else f"by {_process_words(owner)}"
-        if rollback:
-            what = (
-                "the thread is not rolled back while its call may still act. Fix: "
-                "wait for the run to finish (or its process to end), then roll "
-                "back again"
-            )
+        if resolving is not None:
+            text = _resolving_text(effect_id, tool, thread_id, where, resolving)
         else:
-            what = (
-                "an earlier attempt of the call has not finished, so it is not "
-                "started again. Fix: wait for that run to finish (or its process "
-                "to end), then resume"
-            )
-        super().__init__(
-            f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
-            f"being performed {where}: {what}; if the process is gone, its "
-            "outcome is settled then by `observe` or "
-            f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
-        )
+            text = _running_text(effect_id, tool, thread_id, where, rollback)
+        super().__init__(text)
         self.effect_id = effect_id
         self.tool = tool
         self.thread_id = thread_id
         self.owner = owner
+
+
+def _running_text(
+    effect_id: str, tool: str, thread_id: str, where: str, rollback: bool
+) -> str:
+    """`EffectInFlightError`'s message for a replay or a rollback."""
+    if rollback:
+        what = (
+            "the thread is not rolled back while its call may still act. Fix: "
+            "wait for the run to finish (or its process to end), then roll "
+            "back again"
+        )
+    else:
+        what = (
+            "an earlier attempt of the call has not finished, so it is not "
+            "started again. Fix: wait for that run to finish (or its process "
+            "to end), then resume"
+        )
+    return (
+        f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
+        f"being performed {where}: {what}; if the process is gone, its "
+        "outcome is settled then by `observe` or "
+        f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
+    )
 
 
 class UnrecordedCallWarning(UserWarning):
@@ -579,6 +595,27 @@ class RollbackFailedError(RollbackError):
     def __init__(self, report: object, message: str) -> None:
         super().__init__(message)
         self.report = report
+
+
+def _resolving_text(
+    effect_id: str, tool: str, thread_id: str, where: str, what: str
+) -> str:
+    """`EffectInFlightError`'s message for `resolve_effect` on a running call."""
+    if what == "inverse":
+        subject = (
+            f"The inverse of effect {effect_id} ({tool!r} on thread {thread_id!r})"
+        )
+        outcome = "compensated="
+    else:
+        subject = f"Effect {effect_id} ({tool!r} on thread {thread_id!r})"
+        outcome = "applied="
+    return (
+        f"{subject} is still being performed {where}, so its outcome is not "
+        f"resolved by hand: it may still act, and a resolution now could start "
+        f"it a second time. Fix: wait for it to end (its outcome is recorded "
+        f"then); only if its process is gone, check the target and pass "
+        f"{outcome}True|False."
+    )
 
 
 def _process_words(owner: str) -> str:

@@ -52,7 +52,7 @@ from langgraph_rollback.core.ops import (
 )
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
-from langgraph_rollback.core.report import call_text
+from langgraph_rollback.core.report import call_text, one_line
 from langgraph_rollback.core.voice import Voice, on_path_fix
 
 __all__ = [
@@ -168,7 +168,7 @@ class RollbackPlan(BaseModel):
         for step in self.steps:
             lines.append(
                 f"  {step.decision.value:<19} #{step.effect.seq} "
-                f"{call_text(step.effect)}: {step.reason}"
+                f"{call_text(step.effect)}: {one_line(step.reason)}"
             )
         if not self.steps:
             lines.append("  nothing to undo")
