@@ -46,7 +46,7 @@ from langgraph.pregel._retry import arun_with_retry, run_with_retry
 
 from langgraph_rollback._current import container_effect_id
 from langgraph_rollback._errors import InvalidConfigError, UnrecordedCallWarning
-from langgraph_rollback._liveness import PROCESS
+from langgraph_rollback._liveness import process
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import GUARD_MODES, TaskContext
 from langgraph_rollback.savers.base import BaseRollbackSaver
@@ -152,13 +152,29 @@ def _task_context(
         guard=guard,
         run_checkpoint_id=_run_checkpoint(config),
         durability=_durability(conf),
-        owner=PROCESS,
+        owner=process(),
         resumed=_resumed(conf.get(CONFIG_KEY_SCRATCHPAD)),
         digest_key=saver.digest_key(),
         legacy_keys=saver.legacy_keys,
         in_flight_wait=saver.in_flight_wait,
         inside=container_effect_id(),
+        step=_step(config),
+        task_path=_task_path(config),
     )
+
+
+def _step(config: Mapping[str, Any]) -> int | None:
+    """The graph step the task runs in (`metadata["langgraph_step"]`)."""
+    step = (config.get("metadata") or {}).get("langgraph_step")
+    return step if isinstance(step, int) else None
+
+
+def _task_path(config: Mapping[str, Any]) -> str | None:
+    """The task's path within its step (`metadata["langgraph_path"]`), as text."""
+    path = (config.get("metadata") or {}).get("langgraph_path")
+    if not isinstance(path, (tuple, list)):
+        return None
+    return "/".join(str(part) for part in path)
 
 
 def _resumed(scratchpad: Any) -> bool:

@@ -26,6 +26,7 @@ __all__ = [
     "host_id",
     "new_holder",
     "owner_alive",
+    "process",
     "process_started",
 ]
 
@@ -65,11 +66,30 @@ def process_started(pid: int) -> str | None:
 HOST = host_id()
 _STARTED = process_started(os.getpid()) or ""
 PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
-"""This process, as intents record their owner: host, pid and start time."""
+"""This process, as intents record their owner: host, pid and start time.
+Recomputed in a forked child (`process()` reads the current value)."""
 
 _LIVE_TOKENS: set[str] = set()
 """Tokens of the rollbacks that hold a lock in this process right now."""
 _LIVE_LOCK = threading.Lock()
+
+
+def process() -> str:
+    """This process as an intent's owner (`PROCESS`, current after a fork)."""
+    return PROCESS
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn --preload, celery, a fork pool) is another
+    process: it gets its own identity, and holds none of its parent's locks."""
+    global _STARTED, PROCESS, _LIVE_LOCK
+    _STARTED = process_started(os.getpid()) or ""
+    PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
+    _LIVE_LOCK = threading.Lock()
+    _LIVE_TOKENS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_holder() -> LockHolder:

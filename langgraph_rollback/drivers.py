@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,10 +29,12 @@ from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
-from langgraph_rollback._liveness import PROCESS, owner_alive
+from langgraph_rollback._liveness import owner_alive, process
+from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
+    Begin,
     Flow,
     Notify,
     Observe,
@@ -65,20 +68,27 @@ class _InFlight:
     """The calls this process is performing, by effect id (`undo:<id>` for
     inverses).
 
-    A forward call is in flight from its `Perform` until the flow that
-    performs it ends (its outcome recorded, or the flow gone), even when the
-    run that started it was cancelled and its worker thread carries on. An
-    inverse is in flight until it returns, also when its rollback stopped
-    waiting for it (`inverse_timeout`).
+    A forward call is in flight from just before its intent is committed
+    (`Begin`: another flow of this process that finds the intent must wait
+    for it, not take it for an abandoned one) until the flow that performs
+    it ends (its outcome recorded, or the flow gone), even when the run that
+    started it was cancelled and its worker thread carries on. An inverse is
+    in flight until it returns, also when its rollback stopped waiting for
+    it (`inverse_timeout`).
     """
 
     def __init__(self) -> None:
         self._calls: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def start(self, effect_id: str) -> None:
+    def start(self, effect_id: str) -> bool:
+        """Mark `effect_id` in flight; False when it already was (by another
+        flow, which keeps it)."""
         with self._lock:
+            if effect_id in self._calls:
+                return False
             self._calls[effect_id] = threading.Event()
+            return True
 
     def end(self, effect_id: str) -> None:
         with self._lock:
@@ -92,12 +102,18 @@ class _InFlight:
             done = self._calls.get(op.effect_id)
         if done is not None:
             return "finished" if done.wait(op.timeout) else "running"
-        if op.owner is not None and op.owner != PROCESS and owner_alive(op.owner):
+        if op.owner is not None and op.owner != process() and owner_alive(op.owner):
             return "running"
         return "gone"
 
+    def forget_all(self) -> None:
+        """In a forked child: none of the parent's calls runs here."""
+        self._calls = {}
+        self._lock = threading.Lock()
+
 
 IN_FLIGHT = _InFlight()
+os.register_at_fork(after_in_child=IN_FLIGHT.forget_all)
 
 
 def run_sync(
@@ -121,7 +137,10 @@ def run_sync(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, StorageOp):
+                if isinstance(op, Begin):
+                    _claim(op, performing)
+                    send = _begin(op, performing, store.execute(op))
+                elif isinstance(op, StorageOp):
                     send = store.execute(op)
                 else:
                     _starting(op, performing)
@@ -171,9 +190,27 @@ def _step_sync(
 
 
 def _starting(op: Op[Any], performing: list[str]) -> None:
-    if isinstance(op, Perform):
-        IN_FLIGHT.start(op.effect.id)
+    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect.id):
         performing.append(op.effect.id)
+
+
+def _claim(op: Begin, performing: list[str]) -> None:
+    """Mark the call in flight before its intent is committed, so another
+    flow of this process that finds the intent waits for this one."""
+    if IN_FLIGHT.start(op.row.effect_id):
+        performing.append(op.row.effect_id)
+
+
+def _begin(
+    op: Begin, performing: list[str], result: tuple[LedgerRow, bool]
+) -> tuple[LedgerRow, bool]:
+    """`Begin`'s result; an intent that was there already is not this flow's
+    call in flight (until a replay restarts it)."""
+    effect_id = op.row.effect_id
+    if not result[1] and effect_id in performing:
+        performing.remove(effect_id)
+        IN_FLIGHT.end(effect_id)
+    return result
 
 
 def _notify(op: Notify, progress: Progress | None) -> None:
@@ -343,7 +380,10 @@ async def run_async(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, StorageOp):
+                if isinstance(op, Begin):
+                    _claim(op, performing)
+                    send = _begin(op, performing, await store.aexecute(op))
+                elif isinstance(op, StorageOp):
                     send = await store.aexecute(op)
                 else:
                     _starting(op, performing)
