@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections.abc import Iterator, Mapping
@@ -76,16 +78,28 @@ def find_saver(checkpointer: object) -> BaseRollbackSaver | None:
     The rule: a checkpointer that delegates to another keeps it in `_inner`
     (LangGraph's Agent Server wraps the checkpointer it is given in
     `langgraph_api._checkpointer._adapter._CustomCheckpointerAdapter`, which
-    does), looked through up to `_WRAPPED_DEPTH` wrappers deep.
+    does), an instance attribute, a slot or a property, looked through up to
+    `_WRAPPED_DEPTH` wrappers deep. A `__getattr__` that answers any name is
+    not asked.
     """
     for _ in range(_WRAPPED_DEPTH):
         if isinstance(checkpointer, BaseRollbackSaver):
             return checkpointer
-        inner = getattr(checkpointer, "__dict__", {}).get("_inner")
+        inner = _inner_of(checkpointer)
         if inner is None or inner is checkpointer:
             return None
         checkpointer = inner
     return None
+
+
+def _inner_of(checkpointer: object) -> object:
+    inner = inspect.getattr_static(checkpointer, "_inner", None)
+    if isinstance(inner, (property, types.MemberDescriptorType)):
+        try:
+            return getattr(checkpointer, "_inner", None)
+        except Exception:
+            return None
+    return inner
 
 
 def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None:
@@ -102,8 +116,8 @@ def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None
     config = var_child_runnable_config.get()
     conf = (config or {}).get("configurable") or {}
     if CONFIG_KEY_RUNTIME not in conf:
-        if tool is not None and _our_task_in_flight():
-            _warn_lost_context(tool)
+        if tool is not None and _lost_context(config) and _our_task_in_flight():
+            _warn_lost_context(tool, replaced=config is not None)
         return None
     saver = find_saver(conf.get(CONFIG_KEY_CHECKPOINTER))
     if saver is None:
@@ -116,7 +130,7 @@ def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None
     thread_id = None if info is None else (info.thread_id or conf.get("thread_id"))
     if info is None or scope is None or thread_id is None:
         if tool is not None:
-            _warn_lost_context(tool)
+            _warn_lost_context(tool, replaced=False)
         return None
     return _task_context(saver, conf, config or {}, info, scope, str(thread_id))
 
@@ -200,16 +214,48 @@ def _name(tool: ToolDefinition | str) -> str:
     return tool if isinstance(tool, str) else tool.name
 
 
-def _warn_lost_context(tool: ToolDefinition | str) -> None:
+def _lost_context(config: Mapping[str, Any] | None) -> bool:
+    """Whether a call without a run's `configurable` may have lost one.
+
+    A config whose metadata LangGraph filled (`langgraph_node`) belongs to a
+    run whose `configurable` a Runnable call replaced. Without any config,
+    the call runs outside the run's context: in a plain thread or executor a
+    node started (never this process's main thread, nor an asyncio task,
+    which carry their own context), or outside any run.
+    """
+    if config is not None:
+        return "langgraph_node" in (config.get("metadata") or {})
+    if threading.current_thread() is threading.main_thread():
+        return False
+    try:
+        return asyncio.current_task() is None
+    except RuntimeError:
+        return True
+
+
+def _warn_lost_context(tool: ToolDefinition | str, *, replaced: bool) -> None:
+    if replaced:
+        why = (
+            "This happens when a node invokes a Runnable (a chain, a tool) with "
+            "a config of its own whose `configurable` replaces the run's (e.g. "
+            '`chain.invoke(x, config={"configurable": {...}})`). Fix: keep the '
+            "run's configurable, e.g. `chain.invoke(x, config={"
+            '"configurable": {**get_config()["configurable"], ...}})` '
+            "(langgraph.config.get_config), or pass values some other way."
+        )
+    else:
+        why = (
+            "This happens when a node calls it from a plain thread or executor "
+            "(threading.Thread, ThreadPoolExecutor, loop.run_in_executor), "
+            "which do not carry the run's context. Fix: call it in the node "
+            "itself, with asyncio.to_thread, or through "
+            "langchain_core.runnables.config.ContextThreadPoolExecutor, which "
+            "copy the context."
+        )
     warnings.warn(
         f"The declared tool {_name(tool)!r} ran without its graph run's context, so "
         "the call is not in the ledger: a rollback will not undo it, and a "
-        "resume may run it again. This happens when a node calls it from a "
-        "plain thread or executor (threading.Thread, ThreadPoolExecutor, "
-        "loop.run_in_executor), which do not carry the run's context. Fix: "
-        "call it in the node itself, with asyncio.to_thread, or through "
-        "langchain_core.runnables.config.ContextThreadPoolExecutor, which copy "
-        "the context.",
+        f"resume may run it again. {why}",
         UnrecordedCallWarning,
         stacklevel=4,
     )

@@ -25,6 +25,7 @@ __all__ = [
     "holder_alive",
     "host_id",
     "new_holder",
+    "on_this_host",
     "owner_alive",
     "process",
     "process_started",
@@ -122,6 +123,11 @@ def holder_alive(host: str, pid: int, token: str, started: str | None = None) ->
     if pid == os.getpid():
         return token in _LIVE_TOKENS
     return _pid_alive(pid, started)
+
+
+def on_this_host(owner: str) -> bool:
+    """Whether an intent's owner (`PROCESS` of its writer) is on this host."""
+    return owner.partition("#")[0] == HOST
 
 
 def owner_alive(owner: str | None) -> bool:

@@ -29,7 +29,7 @@ from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
-from langgraph_rollback._liveness import owner_alive, process
+from langgraph_rollback._liveness import on_this_host, owner_alive, process
 from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.ops import (
     Ask,
@@ -102,9 +102,11 @@ class _InFlight:
             done = self._calls.get(op.effect_id)
         if done is not None:
             return "finished" if done.wait(op.timeout) else "running"
-        if op.owner is not None and op.owner != process() and owner_alive(op.owner):
-            return "running"
-        return "gone"
+        if op.owner is None or op.owner == process():
+            return "gone"
+        if not on_this_host(op.owner):
+            return "elsewhere"
+        return "running" if owner_alive(op.owner) else "gone"
 
     def forget_all(self) -> None:
         """In a forked child: none of the parent's calls runs here."""

@@ -289,7 +289,7 @@ def replay(
         if retried is not None:
             return (yield from replay(call, retried, row, mode, refused_by, before))
     if recorded is EffectStatus.PENDING:
-        settled = yield from _settle_in_flight(call, existing)
+        settled = yield from _settle_in_flight(call, existing, mode, before)
         if settled is not existing:
             return (yield from replay(call, settled, row, mode, refused_by, before))
         yield from _reconcile(call, existing, mode, before)
@@ -350,17 +350,29 @@ def _own_call(
     return (yield from perform(own, stored, before))
 
 
-def _settle_in_flight(call: Call, existing: LedgerRow) -> Flow[LedgerRow]:
+def _settle_in_flight(
+    call: Call, existing: LedgerRow, mode: GuardMode, before: Any
+) -> Flow[LedgerRow]:
     """`existing` as it reads once no earlier attempt is still running.
 
+    An intent owned by a process on another host (another container: its
+    pids cannot be checked from here) is settled by `observe` when the
+    target shows the call landed; otherwise it may still be running.
+
     Raises:
-        EffectInFlightError: An earlier attempt is still being performed.
+        EffectInFlightError: An earlier attempt is (or may be) still being
+            performed.
+        EffectResultUnknownError: Its owner is on another host, and
+            `observe` shows the call landed; its result was lost.
     """
     ctx = call.ctx
     state = yield from do(
         AwaitCall(existing.effect_id, existing.owner, ctx.in_flight_wait)
     )
-    if state == "running":
+    observed = call.definition.observe is not None and mode == "allow"
+    if state == "elsewhere" and observed:
+        yield from _reconcile(call, existing, mode, before)
+    if state in ("running", "elsewhere"):
         raise EffectInFlightError(
             effect_id=existing.effect_id,
             tool=call.tool,
