@@ -62,6 +62,9 @@ class TaskContext:
     task_path: str | None = None
     """The task's path within its step (LangGraph's `langgraph_path`: the
     node it pulls, or the index of the `Send` that pushed it)."""
+    user: str | None = None
+    """The Agent Server's authenticated user running the graph, if any (for
+    the audit trail)."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""
