@@ -132,7 +132,7 @@ def test_compensated_records_the_inverse_as_taken_effect() -> None:
     undo = decoded(update.changes["undo_type"], update.changes["undo"])
     assert undo == {
         "result": "ok",
-        "notes": ["inverse outcome resolved by an operator: took effect"],
+        "notes": ["inverse outcome resolved by op (refund seen): took effect"],
     }
     flow.send(True)
     reread(flow, "compensated")
