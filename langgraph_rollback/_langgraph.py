@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import os
 import sys
 import threading
 import types
@@ -115,6 +116,10 @@ def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None
     this process, once per tool under another checkpointer.
     """
     config = var_child_runnable_config.get()
+    if config is not None and config is _INHERITED_RUN[0]:
+        if tool is not None:
+            _warn_forked(tool)
+        return None
     conf = (config or {}).get("configurable") or {}
     if CONFIG_KEY_RUNTIME not in conf:
         if tool is not None and _lost_context(config) and _our_task_in_flight():
@@ -270,6 +275,30 @@ def _warn_lost_context(tool: ToolDefinition | str, *, replaced: bool) -> None:
     )
 
 
+_INHERITED_RUN: list[Any] = [None]
+"""In a forked child: the run context the forking thread had (a fork-based
+process pool forks a node's thread, context and all)."""
+
+
+def _note_inherited_run() -> None:
+    _INHERITED_RUN[0] = var_child_runnable_config.get()
+
+
+os.register_at_fork(after_in_child=_note_inherited_run)
+
+
+def _warn_forked(tool: ToolDefinition | str) -> None:
+    warnings.warn(
+        f"The declared tool {_name(tool)!r} ran in a process forked from the one "
+        "running its graph (a fork-based process pool), so the call is not in "
+        "the ledger: a saver's connection must not cross a fork, and a rollback "
+        "will not undo the call. Fix: call it in the node itself (or with "
+        "asyncio.to_thread), and hand only undeclared work to the pool.",
+        UnrecordedCallWarning,
+        stacklevel=4,
+    )
+
+
 def _warn_foreign(tool: ToolDefinition | str, checkpointer: object) -> None:
     with _WARNED_LOCK:
         warned: Any = _WARNED_NAMES if isinstance(tool, str) else _WARNED_FOREIGN
@@ -315,11 +344,19 @@ def _stack(frame: FrameType | None) -> Iterator[FrameType]:
 
 
 def _loops_in(frames: list[FrameType]) -> Iterator[asyncio.AbstractEventLoop]:
+    """The event loops running on these stacks: a loop's own frames, or, for
+    a loop written in C (uvloop), the `asyncio.Runner` (`asyncio.run`,
+    `uvloop.run`) or the `loop` variable of the frame that runs it."""
     for top in frames:
         for frame in _stack(top):
             owner = frame.f_locals.get("self")
-            if isinstance(owner, asyncio.AbstractEventLoop):
-                yield owner
+            for candidate in (
+                owner,
+                getattr(owner, "__dict__", {}).get("_loop"),
+                frame.f_locals.get("loop"),
+            ):
+                if isinstance(candidate, asyncio.AbstractEventLoop):
+                    yield candidate
 
 
 def _tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
