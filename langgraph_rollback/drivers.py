@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
@@ -376,7 +377,16 @@ async def run_async(
     graph: Pregel[Any, Any, Any, Any] | None = None,
     progress: Progress | None = None,
 ) -> T:
-    """Drive `flow` to completion with async I/O; return its result."""
+    """Drive `flow` to completion with async I/O; return its result.
+
+    A storage operation is never cancelled halfway: it runs shielded from
+    anyio cancel scopes, and a cancellation reaches the flow at its next await
+    of user code (a tool, an inverse) or when it ends. Under anyio (Starlette,
+    FastAPI) a cancelled scope cancels every await inside it, so unshielded,
+    the release of the thread's lock was cancelled too, and a query cancelled
+    mid-way closes a PostgreSQL connection. The database's own timeouts
+    still bound a storage operation.
+    """
     send: Any = None
     error: BaseException | None = None
     performing: list[str] = []
@@ -389,11 +399,13 @@ async def run_async(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, Begin):
-                    _claim(op, performing)
-                    send = _begin(op, performing, await store.aexecute(op))
-                elif isinstance(op, StorageOp):
-                    send = await store.aexecute(op)
+                if isinstance(op, StorageOp):
+                    if isinstance(op, Begin):
+                        _claim(op, performing)
+                    with anyio.CancelScope(shield=True):
+                        send = await store.aexecute(op)
+                    if isinstance(op, Begin):
+                        send = _begin(op, performing, send)
                 else:
                     _starting(op, performing)
                     send = await _step_async(op, store, perform, graph, progress)
