@@ -26,7 +26,9 @@ __all__ = [
     "holder_alive",
     "host_id",
     "new_holder",
+    "on_this_host",
     "owner_alive",
+    "process",
     "process_started",
 ]
 
@@ -72,7 +74,8 @@ def process_started(pid: int) -> str | None:
 HOST = host_id()
 _STARTED = process_started(os.getpid()) or ""
 PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
-"""This process, as intents record their owner: host, pid and start time."""
+"""This process, as intents record their owner: host, pid and start time.
+Recomputed in a forked child (`process()` reads the current value)."""
 
 _DEAD_STATES = frozenset({"Z", "X", "x"})
 """Process states (`/proc/<pid>/stat` field 3) of a process that runs no more:
@@ -81,6 +84,24 @@ zombie (exited, not yet reaped: `os.kill(pid, 0)` still succeeds) and dead."""
 _LIVE_TOKENS: set[str] = set()
 """Tokens of the rollbacks that hold a lock in this process right now."""
 _LIVE_LOCK = threading.Lock()
+
+
+def process() -> str:
+    """This process as an intent's owner (`PROCESS`, current after a fork)."""
+    return PROCESS
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn --preload, celery, a fork pool) is another
+    process: it gets its own identity, and holds none of its parent's locks."""
+    global _STARTED, PROCESS, _LIVE_LOCK
+    _STARTED = process_started(os.getpid()) or ""
+    PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
+    _LIVE_LOCK = threading.Lock()
+    _LIVE_TOKENS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_holder() -> LockHolder:
@@ -113,6 +134,11 @@ def holder_alive(host: str, pid: int, token: str, started: str | None = None) ->
     if pid == os.getpid():
         return token in _LIVE_TOKENS
     return _pid_alive(pid, started)
+
+
+def on_this_host(owner: str) -> bool:
+    """Whether an intent's owner (`PROCESS` of its writer) is on this host."""
+    return owner.partition("#")[0] == HOST
 
 
 def owner_alive(owner: str | None) -> bool:

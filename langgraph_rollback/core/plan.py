@@ -340,7 +340,7 @@ def _still_running(effect: Effect, in_run: bool) -> Flow[PlannedStep | None]:
     """
     if effect.status is EffectStatus.PENDING and not in_run:
         state = yield from do(AwaitCall(effect.id, effect.owner, 0))
-        if state == "running":
+        if state in ("running", "elsewhere"):
             raise EffectInFlightError(
                 effect_id=effect.id,
                 tool=effect.tool,
