@@ -27,7 +27,7 @@ import json
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -293,9 +293,10 @@ def checkpoint_rows(
 ) -> list[dict[str, Any]]:
     """The thread's root checkpoints, newest first, as plain data.
 
-    Streams the history: only a checkpoint and the one listed after it (its
-    parent, on a linear thread) are held at a time, so a long thread's listing
-    costs what its largest checkpoint costs, not what the whole history does.
+    Streams the history: each checkpoint is dropped once its row is made; a
+    row keeps only the nodes' `versions_seen` until its parent is listed (a
+    parent is older, so it comes later). A parent the listing does not reach
+    is read after it: a SQLite saver holds its lock while `list` yields.
     """
     head = saver.execute(ReadHead(thread))
     on_path: set[str] = set()
@@ -307,36 +308,36 @@ def checkpoint_rows(
     for effect in saver.list_effects({"configurable": {"thread_id": thread}}):
         counts[effect.root_checkpoint_id] = counts.get(effect.root_checkpoint_id, 0) + 1
     rows: list[dict[str, Any]] = []
-    pending: Any = None
+    waiting: dict[str, tuple[RunnableConfig, list[_Waiting]]] = {}
     for item in saver.list(config, limit=limit):
-        if pending is not None:
-            rows.append(_checkpoint_row(saver, pending, item, on_path, counts))
-        pending = item
-    if pending is not None:
-        rows.append(_checkpoint_row(saver, pending, None, on_path, counts))
+        checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
+        seen = item.checkpoint.get("versions_seen", {})
+        _, children = waiting.pop(checkpoint_id, (item.config, []))
+        for row, seen_after in children:
+            row["ran"] = ",".join(_ran(seen, seen_after))
+        row = _checkpoint_row(item, checkpoint_id, on_path, counts)
+        parent = item.parent_config
+        if parent is not None:
+            parent_id = str(parent["configurable"]["checkpoint_id"])
+            waiting.setdefault(parent_id, (parent, []))[1].append((row, seen))
+        rows.append(row)
+    for parent, waiters in waiting.values():
+        found = saver.get_tuple(parent)
+        if found is not None:
+            seen = found.checkpoint.get("versions_seen", {})
+            for row, seen_after in waiters:
+                row["ran"] = ",".join(_ran(seen, seen_after))
     return rows
 
 
+_Waiting = tuple[dict[str, Any], Mapping[str, Any]]
+"""A row waiting for its parent, and the `versions_seen` of its checkpoint."""
+
+
 def _checkpoint_row(
-    saver: BaseRollbackSaver,
-    item: Any,
-    listed_next: Any,
-    on_path: set[str],
-    counts: dict[str, int],
+    item: Any, checkpoint_id: str, on_path: set[str], counts: dict[str, int]
 ) -> dict[str, Any]:
-    """One row of `checkpoint_rows`; `listed_next` is the tuple listed after it."""
-    checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
-    parent = item.parent_config
-    before = None
-    if parent is not None:
-        parent_id = parent["configurable"]["checkpoint_id"]
-        if (
-            listed_next is not None
-            and listed_next.config["configurable"]["checkpoint_id"] == parent_id
-        ):
-            before = listed_next
-        else:
-            before = saver.get_tuple(parent)
+    """One row of `checkpoint_rows`; "ran" is filled once its parent is read."""
     restore = item.metadata.get("lgrb_restore")
     copy_of = restore.get("copy_of") if isinstance(restore, dict) else None
     mark = "*" if checkpoint_id in on_path else ""
@@ -346,19 +347,16 @@ def _checkpoint_row(
         "checkpoint_id": checkpoint_id,
         "step": item.metadata.get("step"),
         "source": item.metadata.get("source"),
-        "ran": ",".join(_ran(before, item)),
+        "ran": "",
         "run_id": item.metadata.get("run_id"),
         "effects": counts.get(checkpoint_id, 0),
         "path": mark,
     }
 
 
-def _ran(parent: Any, child: Any) -> list[str]:
-    """The nodes that ran in the step from `parent` to `child`."""
-    if parent is None:
-        return []
-    seen_before = parent.checkpoint.get("versions_seen", {})
-    seen_after = child.checkpoint.get("versions_seen", {})
+def _ran(seen_before: Mapping[str, Any], seen_after: Mapping[str, Any]) -> list[str]:
+    """The nodes that ran in a step, from the parent's and the child's
+    `versions_seen`."""
     return sorted(
         node
         for node, versions in seen_after.items()
