@@ -121,6 +121,13 @@ def run_start(run_id: str | None = None) -> TargetSelector:
     With `run_id`: where that run started: the first checkpoint after its
     input, or, for a run that resumed the thread, the checkpoint it resumed.
     """
+    if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
+        raise InvalidTargetError(
+            f"run_start({run_id!r}): a run id is a non-empty string. Fix: pass "
+            "run_start() for the latest run, or run_start(run_id) with an id "
+            "from the run's config (configurable.run_id).",
+            target=repr(run_id),
+        )
     return TargetSelector("run_start", run_id)
 
 
@@ -212,6 +219,19 @@ def _from_text(text: str, voice: Voice) -> TargetSelector:
             )
         return TargetSelector("first", None, text)
     if keyword == "run_start":
+        if sep and not rest.strip():
+            raise InvalidTargetError(
+                f"{given(text, voice)} names no run. Fix: "
+                + say(
+                    voice,
+                    "to=run_start() for the latest run, or to=run_start(run_id)",
+                    "--to run_start for the latest run, or --to run_start:<run id>",
+                    '"to": "run_start" for the latest run, or '
+                    '"to": "run_start:<run id>"',
+                )
+                + ".",
+                target=text,
+            )
         return TargetSelector("run_start", rest.strip() or None, text)
     if not rest.strip():
         raise InvalidTargetError(

@@ -421,11 +421,6 @@ async def test_bad_rollback_bodies_answer_422_or_404_and_change_nothing(
     assert {e["status"] for e in await effects(http, tid)} == {"applied"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: 'run_start:' with an empty run id is read as "
-    "run_start (the latest run) and undoes it, while 'before_node:' is refused",
-)
 async def test_run_start_with_an_empty_run_id_is_refused(
     server: AgentServer, client: Any, http: httpx.AsyncClient
 ) -> None:

@@ -83,6 +83,8 @@ def test_objects_are_targets() -> None:
         ("", "is empty"),
         ("first:c1", "'first' takes no value"),
         ("before_node:", "names no node"),
+        ("run_start:", "names no run"),
+        (" Run-Start: ", "names no run"),
         (12, "is a int"),
         ({"configurable": {}}, "without `configurable.checkpoint_id`"),
         ({"configurable": {"checkpoint_id": "c", "checkpoint_ns": "s:1"}}, "subgraph"),
@@ -103,6 +105,28 @@ def test_a_config_of_another_thread_is_not_found() -> None:
 def test_before_node_needs_a_name() -> None:
     with pytest.raises(InvalidTargetError, match="non-empty string"):
         before_node("")
+
+
+@pytest.mark.parametrize("run_id", ["", "  ", 7])
+def test_run_start_of_an_empty_run_id_is_refused(run_id: Any) -> None:
+    with pytest.raises(InvalidTargetError, match="non-empty string"):
+        run_start(run_id)
+
+
+@pytest.mark.parametrize(
+    ("voice", "says"),
+    [
+        (Voice.PYTHON, "to=run_start(run_id)"),
+        (Voice.CLI, "--to run_start:<run id>"),
+        (Voice.HTTP, '"to": "run_start:<run id>"'),
+    ],
+)
+def test_run_start_with_an_empty_run_id_names_the_fix_in_the_callers_terms(
+    voice: Voice, says: str
+) -> None:
+    with pytest.raises(InvalidTargetError, match="names no run") as info:
+        parse("run_start:", voice)
+    assert says in str(info.value)
 
 
 def test_fixes_speak_the_callers_terms() -> None:
