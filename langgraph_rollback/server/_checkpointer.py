@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from langgraph_rollback._errors import InvalidConfigError
@@ -57,7 +58,27 @@ def _uri() -> str:
             "savers speak. Fix: use a SQLite file path (e.g. rollback.sqlite) or "
             "a postgresql:// URL."
         )
+    if not uri.startswith(_POSTGRES):
+        _check_sqlite_path(uri)
     return uri
+
+
+def _check_sqlite_path(uri: str) -> None:
+    """Refuse a SQLite path that cannot name a database file, before opening it."""
+    path = Path(uri)
+    if path.is_dir():
+        raise ServerConfigError(
+            f"{URI_ENV}={uri!r} is a directory, not a database file. Fix: name "
+            f"a file in it, e.g. {URI_ENV}={str(path / 'rollback.sqlite')!r}."
+        )
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ServerConfigError(
+            f"{URI_ENV}={uri!r}: the directory {str(parent)!r} does not exist "
+            "(relative paths are relative to the server's working directory, "
+            f"{os.getcwd()!r}). Fix: create the directory, or name a file in "
+            "one that exists."
+        )
 
 
 def open_saver(uri: str) -> AbstractAsyncContextManager[BaseRollbackSaver]:
@@ -87,13 +108,15 @@ async def checkpointer() -> AsyncIterator[BaseRollbackSaver]:
     shutdown.
 
     Raises:
-        ServerConfigError: `LANGGRAPH_ROLLBACK_URI` is unset, in-memory, or
-            of a scheme no saver speaks.
+        ServerConfigError: `LANGGRAPH_ROLLBACK_URI` is unset, in-memory, of
+            a scheme no saver speaks, a directory, or a file in a directory
+            that does not exist.
     """
     uri = _uri()
     async with open_saver(uri) as saver:
         await saver.setup()  # type: ignore[attr-defined]
-        saver.undo_deleted_runs = os.environ.get(UNDO_ENV, "").lower() not in _OFF
+        off = os.environ.get(UNDO_ENV, "").strip().lower() in _OFF
+        saver.undo_deleted_runs = not off
         logger.info(
             "langgraph-rollback: %s on %s (undo_deleted_runs=%s)",
             type(saver).__name__,

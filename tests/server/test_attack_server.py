@@ -1051,11 +1051,6 @@ async def _opening_fails() -> BaseException:
     raise AssertionError("the checkpointer opened")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a directory is passed to SQLite as is; the error is "
-    "sqlite3's 'unable to open database file', naming neither path nor variable",
-)
 async def test_a_directory_as_the_uri_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -1083,14 +1078,7 @@ async def test_a_postgres_url_that_is_down_fails_promptly(
     [
         "False",
         "OFF",
-        pytest.param(
-            " false",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known defect: LANGGRAPH_ROLLBACK_UNDO_DELETED_RUNS is not "
-                "stripped (the URI is); ' false' leaves undoing on",
-            ),
-        ),
+        " false",
     ],
 )
 async def test_undo_deleted_runs_off_in_any_case_or_spacing(

@@ -32,6 +32,20 @@ async def test_a_missing_or_unusable_uri_is_a_clear_error(
     assert "Fix:" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("where", "says"), [("", "is a directory"), ("gone/r.sqlite", "does not exist")]
+)
+async def test_a_sqlite_path_that_names_no_file_is_a_clear_error_creating_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str, says: str
+) -> None:
+    monkeypatch.setenv(URI_ENV, str(tmp_path / where))
+    with pytest.raises(ServerConfigError, match=says) as info:
+        async with checkpointer():
+            pass
+    assert "Fix:" in str(info.value) and str(tmp_path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_a_sqlite_path_opens_a_set_up_saver_that_undoes_deleted_runs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
