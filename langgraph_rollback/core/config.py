@@ -56,11 +56,22 @@ def effect_query(
             f"limit must be a non-negative int, got {limit!r}. Fix: pass e.g. "
             "limit=50, or leave it out for every effect."
         )
+    if limit is not None and limit > INT64_MAX:
+        raise InvalidConfigError(
+            f"limit must be at most 2**63-1 (a 64-bit integer), got {limit!r}. "
+            "Fix: pass e.g. limit=50, or leave it out for every effect."
+        )
     if before is not None and not _is_int(before):
         raise InvalidConfigError(
             f"before must be an effect's seq (an int), got {before!r}. Fix: pass "
             "the seq of the oldest effect of the previous page, e.g. "
             "before=page[-1].seq."
+        )
+    if before is not None and not -INT64_MAX - 1 <= before <= INT64_MAX:
+        raise InvalidConfigError(
+            f"before must be an effect's seq (a 64-bit integer), got {before!r}. "
+            "Fix: pass the seq of the oldest effect of the previous page, e.g. "
+            "before=page[-1].seq, or leave it out for the newest effects."
         )
     if tool is not None and (not isinstance(tool, str) or not tool):
         raise InvalidConfigError(
@@ -76,6 +87,10 @@ def effect_query(
         before_seq=before,
         limit=limit,
     )
+
+
+INT64_MAX = 2**63 - 1
+"""The largest `limit` or `before` the databases' 64-bit integers hold."""
 
 
 def _is_int(value: Any) -> bool:

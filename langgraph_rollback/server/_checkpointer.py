@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -58,8 +59,6 @@ def _uri() -> str:
             "savers speak. Fix: use a SQLite file path (e.g. rollback.sqlite) or "
             "a postgresql:// URL."
         )
-    if not uri.startswith(_POSTGRES):
-        _check_sqlite_path(uri)
     return uri
 
 
@@ -113,6 +112,8 @@ async def checkpointer() -> AsyncIterator[BaseRollbackSaver]:
             that does not exist.
     """
     uri = _uri()
+    if not uri.startswith(_POSTGRES):  # a stat, off the server's event loop
+        await asyncio.to_thread(_check_sqlite_path, uri)
     async with open_saver(uri) as saver:
         await saver.setup()  # type: ignore[attr-defined]
         off = os.environ.get(UNDO_ENV, "").strip().lower() in _OFF

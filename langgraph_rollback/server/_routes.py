@@ -4,8 +4,15 @@
 |---|---|
 | `GET /threads/{id}/effects` | the ledger, newest first; `status` (repeatable), `tool`, `before`, `limit`, `checkpoint_id` filter it as `list_effects` does |
 | `POST /threads/{id}/rollback/plan` | what a rollback would do (JSON body as below) |
-| `POST /threads/{id}/rollback` | roll back: `{"to": ..., "on_conflict": ..., "on_irreversible": ..., "on_failure": ..., "skip": [...], "inverse_timeout": ...}` |
-| `POST /threads/{id}/effects/{effect_id}/resolve` | an operator's decision on an unknown outcome: `{"applied": bool}`, `{"compensated": bool}` or `{"result": ...}` |
+| `POST /threads/{id}/rollback` | roll back: `{"to": ..., "on_conflict": ..., "on_irreversible": ..., "on_failure": ..., "skip": [...], "inverse_timeout": ..., "by": ..., "reason": ...}` |
+| `POST /threads/{id}/effects/{effect_id}/resolve` | an operator's decision on an unknown outcome: `{"applied": bool}`, `{"compensated": bool}` or `{"result": ...}`, with `"by"` and `"reason"` |
+
+The thread id is a UUID in any spelling the server takes (`uuid.UUID`'s);
+the routes use the server's canonical spelling of it, as its runs do. Who
+decided (`by`, kept in the audit trail with `skip`, `on_conflict="force"`
+and resolutions) is the authenticated user when auth is configured (a body
+`"by"` naming someone else is refused), else the body's `"by"`, else
+"unknown"; `"reason"` is kept with it.
 
 Answers: 200 with JSON; 404 for a thread, checkpoint or effect that is not
 there (or that the requesting user may not read and update); 409 while the
@@ -30,6 +37,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -53,6 +62,7 @@ from langgraph_rollback._errors import (
     UnregisteredToolError,
 )
 from langgraph_rollback._rollback import aplan_rollback, arollback
+from langgraph_rollback.core.config import INT64_MAX
 from langgraph_rollback.core.plan import RollbackPlan
 from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.resolve import UNSET
@@ -166,18 +176,53 @@ def _not_found(thread_id: str) -> HTTPError:
 # --- the thread, its graph and saver ------------------------------------------
 
 
-async def _thread(request: Request, thread_id: str) -> dict[str, Any]:
-    from langgraph_sdk import get_client
-    from langgraph_sdk.errors import NotFoundError
+_UUID_SPELLING = re.compile(r"(?:urn:uuid:)?\{?[0-9A-Fa-f-]{32,36}\}?")
+"""The spellings of a UUID the server takes as a thread id (`uuid.UUID`'s),
+without the whitespace, underscores, `?`, `#` or NUL that `int()` or a URL
+would read as something else."""
 
+
+def _canonical(raw: str) -> str:
+    """The path's thread id as the server keeps it: a UUID, spelled canonically.
+
+    Raises:
+        HTTPError: 422, it is not a UUID (as the server's own routes answer).
+    """
+    if _UUID_SPELLING.fullmatch(raw):
+        try:
+            return str(uuid.UUID(raw))
+        except ValueError:
+            pass
+    raise HTTPError(
+        422,
+        f"Thread id {raw[:80]!r} is not a UUID. Fix: use the thread_id the "
+        "server answered (POST /threads, GET /threads/<id>).",
+        "InvalidInput",
+    )
+
+
+async def _thread(request: Request) -> dict[str, Any]:
+    """The path's thread as the server answers it (its `thread_id` canonical),
+    once the requesting user may read and update it."""
+    from langgraph_sdk import get_client
+    from langgraph_sdk.errors import (
+        BadRequestError,
+        NotFoundError,
+        UnprocessableEntityError,
+    )
+
+    thread_id = _canonical(request.path_params["thread_id"])
     filters = await _allowed(request, thread_id)
     try:
         thread = dict(await get_client().threads.get(thread_id))
     except NotFoundError:
         raise _not_found(thread_id) from None
+    except (BadRequestError, UnprocessableEntityError) as exc:
+        raise HTTPError(422, f"Thread {thread_id!r}: {exc}", "InvalidInput") from None
     metadata: Any = thread.get("metadata") or {}
     if not all(_matches(metadata, f) for f in filters):
         raise _not_found(thread_id)
+    thread["thread_id"] = str(thread.get("thread_id") or thread_id)
     return thread
 
 
@@ -200,8 +245,8 @@ async def _graph_source(thread: Mapping[str, Any]) -> tuple[str, dict[str, Any]]
     runs = await client.runs.list(thread_id, limit=1)
     assistant_config: Mapping[str, Any] = {}
     graph_id = (thread.get("metadata") or {}).get("graph_id")
-    if runs:
-        assistant = await client.assistants.get(runs[0]["assistant_id"])
+    assistant = await _assistant(runs[0]["assistant_id"]) if runs else None
+    if assistant is not None:
         graph_id = assistant["graph_id"]
         assistant_config = assistant.get("config") or {}
     if not graph_id:
@@ -213,6 +258,24 @@ async def _graph_source(thread: Mapping[str, Any]) -> tuple[str, dict[str, Any]]
         "thread_id": thread_id,
     }
     return str(graph_id), {**assistant_config, "configurable": configurable}
+
+
+async def _assistant(assistant_id: str) -> Mapping[str, Any] | None:
+    """The assistant, or None once it was deleted (the thread's `graph_id`
+    metadata then names the graph, built with the thread's config only)."""
+    from langgraph_sdk import get_client
+    from langgraph_sdk.errors import NotFoundError
+
+    try:
+        found: Mapping[str, Any] = await get_client().assistants.get(assistant_id)
+    except NotFoundError:
+        logger.info(
+            "Assistant %s of the thread's latest run is gone; building the "
+            "thread's graph from its graph_id metadata",
+            assistant_id,
+        )
+        return None
+    return found
 
 
 # --- input -----------------------------------------------------------------------
@@ -228,7 +291,15 @@ async def _body(request: Request) -> dict[str, Any]:
     return body
 
 
-_ROLLBACK_FIELDS = {"to", "on_conflict", "on_irreversible", "on_failure", "skip"}
+_ROLLBACK_FIELDS = {
+    "to",
+    "on_conflict",
+    "on_irreversible",
+    "on_failure",
+    "skip",
+    "by",
+    "reason",
+}
 
 
 def _rollback_args(body: Mapping[str, Any], *, plan: bool) -> dict[str, Any]:
@@ -270,6 +341,28 @@ def _rollback_args(body: Mapping[str, Any], *, plan: bool) -> dict[str, Any]:
     return args
 
 
+def _decision(request: Request, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`by` and `reason` for the audit trail: the authenticated user (a body
+    `by` naming anyone else is refused), else the body's `by` (None: the
+    library's "unknown"); the body's `reason`."""
+    for name in ("by", "reason"):
+        if name in body and not isinstance(body[name], str):
+            raise HTTPError(422, f'"{name}" must be text.', "InvalidInput")
+    by = body.get("by")
+    user = request.scope.get("user")
+    if getattr(user, "is_authenticated", False):
+        identity = str(getattr(user, "identity", "") or "")
+        if by is not None and by.strip() != identity:
+            raise HTTPError(
+                422,
+                f'"by": {by!r} is not the authenticated user ({identity!r}); the '
+                'audit trail names who sent the request. Fix: leave "by" out.',
+                "InvalidInput",
+            )
+        by = identity or None
+    return {"by": by, "reason": body.get("reason")}
+
+
 def _effect_filters(request: Request) -> dict[str, Any]:
     params = request.query_params
     unknown = sorted(
@@ -290,15 +383,27 @@ def _effect_filters(request: Request) -> dict[str, Any]:
         filters["tool"] = params["tool"]
     for name in ("before", "limit"):
         if name in params:
-            try:
-                filters[name] = int(params[name])
-            except ValueError:
-                raise HTTPError(
-                    422,
-                    f"{name}={params[name]!r} is not a whole number.",
-                    "InvalidInput",
-                ) from None
+            filters[name] = _whole(name, params[name])
     return filters
+
+
+def _whole(name: str, text: str) -> int:
+    """A `before` or `limit` query value: a whole number a 64-bit integer holds."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise HTTPError(
+            422, f"{name}={text[:40]!r} is not a whole number.", "InvalidInput"
+        ) from None
+    if not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise HTTPError(
+            422,
+            f"{name}={text[:40]!r} is past the 64-bit integers the ledger holds. "
+            f"Fix: send {name} between {-INT64_MAX - 1} and {INT64_MAX}, or leave "
+            "it out.",
+            "InvalidInput",
+        )
+    return value
 
 
 # --- output ----------------------------------------------------------------------
@@ -405,9 +510,8 @@ def _config(thread_id: str, **configurable: Any) -> Any:
 @_route
 async def list_effects(request: Request) -> JSONResponse:
     """GET /threads/{thread_id}/effects: the thread's ledger, newest first."""
-    thread_id = request.path_params["thread_id"]
     filters = _effect_filters(request)
-    await _thread(request, thread_id)
+    thread_id = (await _thread(request))["thread_id"]
     checkpoint = request.query_params.get("checkpoint_id")
     extra = {} if checkpoint is None else {"checkpoint_id": checkpoint}
     saver = await _platform.server_saver()
@@ -420,9 +524,9 @@ async def list_effects(request: Request) -> JSONResponse:
 @_route
 async def plan(request: Request) -> JSONResponse:
     """POST /threads/{thread_id}/rollback/plan: what a rollback would do."""
-    thread_id = request.path_params["thread_id"]
     args = _rollback_args(await _body(request), plan=True)
-    thread = await _thread(request, thread_id)
+    thread = await _thread(request)
+    thread_id = thread["thread_id"]
     graph_id, config = await _graph_source(thread)
     async with _platform.graph_for(
         graph_id, config, access_context="threads.read"
@@ -436,9 +540,10 @@ async def plan(request: Request) -> JSONResponse:
 @_route
 async def roll_back(request: Request) -> JSONResponse:
     """POST /threads/{thread_id}/rollback: undo, newest first, and restore."""
-    thread_id = request.path_params["thread_id"]
-    args = _rollback_args(await _body(request), plan=False)
-    thread = await _thread(request, thread_id)
+    body = await _body(request)
+    args = {**_rollback_args(body, plan=False), **_decision(request, body)}
+    thread = await _thread(request)
+    thread_id = thread["thread_id"]
     _refuse_busy(thread)
     graph_id, config = await _graph_source(thread)
     async with _platform.graph_for(
@@ -451,29 +556,33 @@ async def roll_back(request: Request) -> JSONResponse:
 @_route
 async def resolve(request: Request) -> JSONResponse:
     """POST /threads/{thread_id}/effects/{effect_id}/resolve."""
-    thread_id = request.path_params["thread_id"]
     effect_id = request.path_params["effect_id"]
     body = await _body(request)
-    unknown = sorted(set(body) - {"applied", "compensated", "result"})
-    if unknown or not body:
+    decisions = set(body) & {"applied", "compensated", "result"}
+    if set(body) - {"applied", "compensated", "result", "by", "reason"} or not (
+        decisions
+    ):
         raise HTTPError(
             422,
             'Fix: send one of {"applied": true|false}, {"compensated": '
-            'true|false} or {"result": <what the call returned>}.',
+            'true|false} or {"result": <what the call returned>}, optionally '
+            'with "by" and "reason".',
             "InvalidInput",
         )
     for name in ("applied", "compensated"):
         if name in body and not isinstance(body[name], bool):
             raise HTTPError(422, f'"{name}" must be true or false.', "InvalidInput")
-    thread = await _thread(request, thread_id)
+    decision = _decision(request, body)
+    thread = await _thread(request)
     _refuse_busy(thread)
     saver = await _platform.server_saver()
     effect = await saver.aresolve_effect(
-        _config(thread_id),
+        _config(thread["thread_id"]),
         effect_id,
         applied=body.get("applied"),
         compensated=body.get("compensated"),
         result=body.get("result", UNSET),
+        **decision,
     )
     return JSONResponse(_effect_json(effect))
 

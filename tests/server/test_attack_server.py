@@ -304,11 +304,6 @@ async def test_a_thread_id_of_dots_or_slashes_matches_no_route(
     assert {status for _, status in await _answers(http, odd)} <= {404, 405}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: _thread catches only NotFoundError from threads.get; "
-    "the server's 422 for a thread id that is not a UUID becomes a 500",
-)
 @pytest.mark.parametrize(
     "odd",
     ["not-a-uuid", "ünïcødé", "%E2%9C%93", "%2e%2e", "a%00b", "x" * 300],
@@ -319,11 +314,6 @@ async def test_a_thread_id_that_is_not_a_uuid_answers_4xx_not_500(
     assert all(400 <= status < 500 for _, status in await _answers(http, odd))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a %3F or %23 in the thread id reaches the loopback "
-    "threads.get as a query or fragment; the server's 422 becomes a 500",
-)
 @pytest.mark.parametrize("trick", ["%3Fx=1", "%23frag", "%3Fthread_id=x"])
 async def test_a_query_or_fragment_smuggled_into_the_thread_id_answers_4xx(
     server: AgentServer, client: Any, http: httpx.AsyncClient, trick: str
@@ -344,11 +334,6 @@ def _spell(tid: str, spell: str) -> str:
     }[spell]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the thread is looked up as the server parses UUIDs "
-    "(any spelling) but the ledger under the raw text: 200 with no effects",
-)
 @pytest.mark.parametrize("spell", ["upper", "hex", "braces", "urn"])
 async def test_the_effects_route_in_another_spelling_lists_them_or_404s(
     client: Any, http: httpx.AsyncClient, spell: str
@@ -398,7 +383,9 @@ HELD_BODIES: list[Any] = [
     {"to": "first\x00"},
     {"to": "x" * 10_000},
     {"to": ["first"]},
-    {"to": "first", "by": "mallory"},
+    {"to": "first", "by": ""},
+    {"to": "first", "by": 7},
+    {"to": "first", "reason": " "},
 ]
 
 
@@ -481,11 +468,6 @@ async def test_bad_effect_filters_answer_200_or_422(
     assert len(applied.json()["effects"]) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: limit/before are not range-checked; a number past "
-    "SQLite's 64-bit integers gives 500",
-)
 @pytest.mark.parametrize("param", ["limit", "before"])
 async def test_a_huge_limit_or_before_answers_422(
     server: AgentServer, client: Any, http: httpx.AsyncClient, param: str
@@ -571,11 +553,6 @@ async def test_a_thread_that_never_ran_answers_404(
     assert (await effects(http, tid)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: _graph_source looks up the latest run's assistant "
-    "unguarded; once that assistant is deleted the routes answer 500",
-)
 async def test_a_rollback_after_the_runs_assistant_was_deleted_still_undoes(
     server: AgentServer, client: Any, http: httpx.AsyncClient
 ) -> None:
@@ -646,11 +623,6 @@ async def test_two_rollbacks_at_once_one_gets_409_and_the_inverse_runs_once(
     assert len(inverses) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: resolve takes {compensated: true} on an effect "
-    "whose inverse a live rollback is running; no lock or owner check",
-)
 async def test_resolve_during_a_rollbacks_inverse_gets_409(
     server: AgentServer, client: Any, http: httpx.AsyncClient
 ) -> None:
@@ -671,6 +643,10 @@ async def test_resolve_during_a_rollbacks_inverse_gets_409(
         release(server, n)
     report = (await rollback).json()
     assert answer.status_code == 409, (answer.text, report["text"])
+    assert answer.json()["error"] == "EffectInFlightError", answer.text
+    assert report["status"] == "completed", report["text"]
+    assert files_of(server, n) == set()
+    assert [e.status.value for e in ledger(server, tid)] == ["compensated"]
 
 
 async def test_a_run_started_during_a_route_rollback_fails_and_writes_nothing(
@@ -1019,11 +995,6 @@ async def test_bob_cannot_reach_alices_thread_by_any_route_or_spelling(
     assert {e.status.value for e in ledger(auth_server, tid)} == {"applied"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the rollback route passes no by= to arollback, so "
-    "a skip over HTTP is kept in the audit trail as by 'unknown', not the user",
-)
 async def test_a_skip_over_http_is_audited_as_the_authenticated_user(
     auth_server: AgentServer, users: dict[str, Any]
 ) -> None:
@@ -1037,6 +1008,37 @@ async def test_a_skip_over_http_is_audited_as_the_authenticated_user(
     assert files_of(auth_server, n) == {f"{n}-2.txt"}
     entries = audit(auth_server, tid)
     assert [e.by for e in entries] == ["alice"]
+
+
+async def test_a_by_naming_another_user_under_auth_is_refused_and_undoes_nothing(
+    auth_server: AgentServer, users: dict[str, Any]
+) -> None:
+    n = name()
+    tid = await ran(users["alice"], n)
+    newest = (await effects(users["alice_http"], tid))[0]["id"]
+    for path, body in (
+        (f"/threads/{tid}/rollback", {"to": "first", "skip": [newest], "by": "bob"}),
+        (f"/threads/{tid}/effects/{newest}/resolve", {"result": "x", "by": "bob"}),
+    ):
+        answer = await users["alice_http"].post(path, json=body)
+        assert answer.status_code == 422, answer.text
+        assert "authenticated user" in answer.json()["detail"]
+    assert files_of(auth_server, n) == {f"{n}-1.txt", f"{n}-2.txt"}
+    assert audit(auth_server, tid) == []
+
+
+async def test_a_skip_over_open_routes_is_audited_with_the_bodys_by_and_reason(
+    server: AgentServer, client: Any, http: httpx.AsyncClient
+) -> None:
+    n = name()
+    tid = await ran(client, n)
+    newest = (await effects(http, tid))[0]["id"]
+    body = {"to": "first", "skip": [newest], "by": "ops", "reason": "kept on purpose"}
+    answer = await http.post(f"/threads/{tid}/rollback", json=body)
+    assert answer.status_code == 200, answer.text
+    assert files_of(server, n) == {f"{n}-2.txt"}
+    entries = audit(server, tid)
+    assert [(e.by, e.reason) for e in entries] == [("ops", "kept on purpose")]
 
 
 # --- the saver's database ----------------------------------------------------------

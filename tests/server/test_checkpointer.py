@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ async def test_a_sqlite_path_that_names_no_file_is_a_clear_error_creating_nothin
         async with checkpointer():
             pass
     assert "Fix:" in str(info.value) and str(tmp_path) in str(info.value)
-    assert list(tmp_path.iterdir()) == []
+    assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
 
 
 async def test_a_sqlite_path_opens_a_set_up_saver_that_undoes_deleted_runs(

@@ -191,6 +191,26 @@ def test_effect_query_refuses_a_before_that_is_not_a_seq(before: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("filters", "says"),
+    [
+        ({"limit": 2**63}, "limit must be at most 2\\*\\*63-1"),
+        ({"before": 2**63}, "before must be an effect's seq \\(a 64-bit integer\\)"),
+        ({"before": -(2**63) - 1}, "before must be an effect's seq \\(a 64-bit"),
+    ],
+)
+def test_effect_query_refuses_a_limit_or_before_past_64_bits(
+    filters: dict[str, int], says: str
+) -> None:
+    with pytest.raises(InvalidConfigError, match=says):
+        query_for(**filters)
+
+
+def test_effect_query_takes_the_64_bit_extremes() -> None:
+    query = query_for(limit=2**63 - 1, before=-(2**63))
+    assert (query.limit, query.before_seq) == (2**63 - 1, -(2**63))
+
+
 @pytest.mark.parametrize("tool", ["", 3, ["write"]])
 def test_effect_query_refuses_a_tool_that_is_not_a_name(tool: Any) -> None:
     with pytest.raises(InvalidConfigError) as caught:
