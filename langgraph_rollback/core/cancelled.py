@@ -13,7 +13,10 @@ effects, the same way as any rollback:
    started (`run_start(run_id)`; the thread's start when the run stored no
    checkpoint before it) is cut to the run's own effects, and executed with
    the given policies, newest first, with the same claims and report; the
-   state is not restored (the caller deletes the run's checkpoints next);
+   state is not restored (the caller deletes the run's checkpoints next).
+   A thread with no checkpoint at all (its only run stored none, under
+   durability "exit") is planned from the ledger: the effects recorded
+   with the run's id;
 3. the report is kept in the ledger like any rollback's.
 
 What it leaves (irreversible, refused, failed) stays in the ledger; the
@@ -32,7 +35,12 @@ from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.execute import Policies, execute_flow, holding_lock
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import AwaitCall, Flow, ReadHead, Select, do
-from langgraph_rollback.core.plan import THREAD_START, plan_flow
+from langgraph_rollback.core.plan import (
+    THREAD_START,
+    RollbackPlan,
+    plan_flow,
+    run_plan_flow,
+)
 from langgraph_rollback.core.policies import new_rollback_id
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
@@ -84,14 +92,13 @@ def _undo_run(
     started = datetime.now(UTC)
     head = yield from do(ReadHead(thread_id))
     if head is None:
-        return None  # an earlier deletion of the run took its checkpoints
-    try:
-        target = yield from target_flow(
-            run_start(run_id), thread_id, head=None, voice=Voice.PYTHON
+        # No checkpoint to walk from: the run stored none (durability "exit"),
+        # or an earlier deletion took them; the ledger knows its effects.
+        plan = yield from run_plan_flow(
+            thread_id, run_id, registry=registry, serde=serde
         )
-    except CheckpointNotFoundError:
-        target = THREAD_START  # the run stored no checkpoint before its calls
-    plan = yield from plan_flow(thread_id, target, registry=registry, serde=serde)
+    else:
+        plan = yield from _plan_back_to_the_run(thread_id, run_id, registry, serde)
     steps = [s for s in plan.steps if s.effect.run_id == run_id]
     if all(s.effect.status is EffectStatus.COMPENSATED for s in steps):
         return None
@@ -108,3 +115,17 @@ def _undo_run(
             owner=holder.owner,
         )
     )
+
+
+def _plan_back_to_the_run(
+    thread_id: str, run_id: str, registry: ToolRegistry, serde: SerializerProtocol
+) -> Flow[RollbackPlan]:
+    """The plan back to where the run started, or to the thread's start when
+    the run stored no checkpoint before its calls."""
+    try:
+        target = yield from target_flow(
+            run_start(run_id), thread_id, head=None, voice=Voice.PYTHON
+        )
+    except CheckpointNotFoundError:
+        target = THREAD_START
+    return (yield from plan_flow(thread_id, target, registry=registry, serde=serde))

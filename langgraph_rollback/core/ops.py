@@ -39,6 +39,7 @@ __all__ = [
     "FindCheckpoint",
     "FindEffect",
     "FindNamespace",
+    "FindRun",
     "Flow",
     "LockThread",
     "Notify",
@@ -295,6 +296,14 @@ class FindEffect(StorageOp[str | None]):
     threads), or None."""
 
     effect_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindRun(StorageOp[list[str]]):
+    """The threads with effects recorded in run `run_id` (sorted), read from
+    the ledger: a run may have stored no checkpoint (durability "exit")."""
+
+    run_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ __all__ = [
     "PlannedStep",
     "RollbackPlan",
     "plan_flow",
+    "run_plan_flow",
 ]
 
 THREAD_START = "first"
@@ -248,6 +249,31 @@ def plan_flow(
         steps=steps,
         orphans=orphans,
         unplaced=unplaced,
+        created_at=datetime.now(UTC),
+    )
+
+
+def run_plan_flow(
+    thread_id: str,
+    run_id: str,
+    *,
+    registry: ToolRegistry,
+    serde: SerializerProtocol,
+) -> Flow[RollbackPlan]:
+    """The plan undoing run `run_id`'s effects on a thread with no checkpoint
+    to walk from (the run stored none, under durability "exit", or they were
+    deleted): each effect the ledger records for that run, newest first,
+    decided as on any plan. Its target and head are the thread's start."""
+    rows = yield from do(Select(EffectQuery(thread_id=thread_id)))
+    mine = [row for row in rows if row.run_id == run_id]
+    steps = yield from _decide_all(mine, registry, serde, False, Voice.PYTHON)
+    return RollbackPlan(
+        thread_id=thread_id,
+        target_checkpoint_id=THREAD_START,
+        head_checkpoint_id=THREAD_START,
+        path=[],
+        steps=_settled_by_containers(_containers_first(steps)),
+        orphans=[],
         created_at=datetime.now(UTC),
     )
 

@@ -36,6 +36,7 @@ from langgraph_rollback.core.ops import (
     FindCheckpoint,
     FindEffect,
     FindNamespace,
+    FindRun,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -349,6 +350,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             case FindEffect():
                 found = await self._read(sql.FIND_EFFECT, (op.effect_id,))
                 return str(found[0][0]) if found else None
+            case FindRun():
+                return [str(r[0]) for r in await self._read(sql.FIND_RUN, (op.run_id,))]
             case ReadAncestry():
                 return await self._ancestry(op)
             case ReadSubtree():

@@ -55,6 +55,7 @@ from langgraph_rollback.core.ledger import effect_from_row
 from langgraph_rollback.core.ops import (
     Begin,
     CopyCheckpoint,
+    FindRun,
     Flow,
     LockThread,
     ReadCheckpoint,
@@ -199,9 +200,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         reports: list[RollbackReport] = []
         for run_id in run_ids:
             try:
-                tuples = list(self.list(None, filter={"run_id": run_id}, limit=1))
-                if tuples:
-                    report = self._undo_run(thread_id_of(tuples[0].config), run_id)
+                for thread_id in self.execute(FindRun(run_id)):
+                    report = self._undo_run(thread_id, run_id)
                     reports += [] if report is None else [_logged(report, run_id)]
             except Exception:
                 logger.exception(_UNDO_FAILED, run_id)
@@ -224,12 +224,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         reports: list[RollbackReport] = []
         for run_id in run_ids:
             try:
-                tuples = [
-                    t
-                    async for t in self.alist(None, filter={"run_id": run_id}, limit=1)
-                ]
-                if tuples:
-                    thread_id = thread_id_of(tuples[0].config)
+                for thread_id in await self.aexecute(FindRun(run_id)):
                     report = await self._aundo_run(thread_id, run_id)
                     reports += [] if report is None else [_logged(report, run_id)]
             except Exception:

@@ -25,6 +25,7 @@ from langgraph_rollback.core.ops import (
     FindCheckpoint,
     FindEffect,
     FindNamespace,
+    FindRun,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -270,6 +271,9 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             case FindEffect():
                 row = self._effects.get(op.effect_id)
                 return None if row is None else row.thread_id
+            case FindRun():
+                kept = list(self._effects.values())
+                return sorted({r.thread_id for r in kept if r.run_id == op.run_id})
             case ReadAncestry():
                 return self._ancestry(op)
             case ReadSubtree():

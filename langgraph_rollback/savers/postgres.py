@@ -35,6 +35,7 @@ from langgraph_rollback.core.ops import (
     FindCheckpoint,
     FindEffect,
     FindNamespace,
+    FindRun,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -346,6 +347,8 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             case FindEffect():
                 found = self._read(sql.FIND_EFFECT, (op.effect_id,))
                 return str(found[0][0]) if found else None
+            case FindRun():
+                return [str(r[0]) for r in self._read(sql.FIND_RUN, (op.run_id,))]
             case ReadAncestry():
                 return self._ancestry(op)
             case ReadSubtree():

@@ -24,6 +24,7 @@ __all__ = [
     "FIND_CHECKPOINT",
     "FIND_EFFECT",
     "FIND_NAMESPACE",
+    "FIND_RUN",
     "INSERT_AUDIT",
     "INSERT_INTENT",
     "LOCK_HOLDER",
@@ -208,6 +209,10 @@ ORDER BY checkpoint_ns LIMIT 10
 """
 
 FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = %s LIMIT 1"
+
+FIND_RUN = (
+    "SELECT DISTINCT thread_id FROM lgrb_effects WHERE run_id = %s ORDER BY thread_id"
+)
 
 ANCESTRY_PAGE = f"""
 SELECT checkpoint_id, parent_checkpoint_id, {_COPIES.format(t="")},

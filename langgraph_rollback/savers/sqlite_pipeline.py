@@ -31,6 +31,7 @@ from langgraph_rollback.core.ops import (
     FindCheckpoint,
     FindEffect,
     FindNamespace,
+    FindRun,
     LockThread,
     ReadAncestry,
     ReadAudit,
@@ -115,6 +116,8 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
             return Script(_texts(Stmt(sql.FIND_NAMESPACE, where)))
         case FindEffect():
             return Script(_first_text(Stmt(sql.FIND_EFFECT, (op.effect_id,))))
+        case FindRun():
+            return Script(_texts(Stmt(sql.FIND_RUN, (op.run_id,))))
         case ReadAncestry():
             params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
             return Script(_links(Stmt(sql.ANCESTRY, params)))

@@ -175,6 +175,10 @@ ORDER BY checkpoint_ns LIMIT 10
 
 FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = ? LIMIT 1"
 
+FIND_RUN = (
+    "SELECT DISTINCT thread_id FROM lgrb_effects WHERE run_id = ? ORDER BY thread_id"
+)
+
 ANCESTRY = f"""
 WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)
 AS (

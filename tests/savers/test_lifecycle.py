@@ -178,6 +178,24 @@ def test_deleting_a_run_with_undo_deleted_runs_undoes_its_effects(
     }
 
 
+def test_a_deleted_run_with_no_checkpoint_left_is_undone_from_the_ledger(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = graph_of(saver, world, registry)
+    run = str(uuid.uuid4())
+    graph.invoke({"log": []}, as_run("t", run), durability="sync")
+    saver.delete_for_runs([run])  # undoing off: the checkpoints go, the world stays
+    assert list(graph.get_state_history(cfg("t"))) == []
+    assert sorted(world.listing()) == ["0-a.txt", "1-b.txt"]
+
+    saver.undo_deleted_runs = True
+    saver.delete_for_runs([run])  # found by its effects, as under durability "exit"
+    assert world.listing() == {}
+    assert {e.status for e in saver.list_effects(cfg("t"))} == {
+        EffectStatus.COMPENSATED
+    }
+
+
 def test_an_irreversible_effect_of_a_deleted_run_stays_undoable_from_its_start(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:

@@ -711,22 +711,7 @@ async def test_multitask_rollback_undoes_only_the_cancelled_run(
     }
 
 
-@pytest.mark.parametrize(
-    "durability",
-    [
-        None,
-        pytest.param(
-            "exit",
-            marks=pytest.mark.xfail(
-                strict=False,  # racy: the file stayed in about 3 runs of 4 here
-                reason="known defect (racy): under durability='exit' a cancelled "
-                "run may have stored no checkpoint with its run id when the server "
-                "deletes it; _aundo_runs finds its thread only through checkpoints, "
-                "so it undoes nothing and the file stays",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("durability", [None, "exit"])
 async def test_multitask_rollback_undoes_a_run_of_any_durability(
     server: AgentServer, client: Any, durability: str | None
 ) -> None:
@@ -750,6 +735,8 @@ async def test_multitask_rollback_undoes_a_run_of_any_durability(
         release(server, held)
     assert files_of(server, held) == set()
     assert files_of(server, after) == {f"{after}-1.txt", f"{after}-2.txt"}
+    held_effects = [e for e in ledger(server, tid) if held in e.args["path"]]
+    assert [e.status.value for e in held_effects] == ["compensated"]
 
 
 async def test_multitask_rollback_of_a_call_still_in_flight_undoes_it_promptly(

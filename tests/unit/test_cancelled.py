@@ -75,13 +75,43 @@ def test_waits_for_the_runs_calls_in_flight_then_undoes_only_its_effects() -> No
     assert saved["status"] == "completed"
 
 
-def test_nothing_when_the_runs_checkpoints_are_gone() -> None:
+def test_nothing_when_the_runs_checkpoints_are_gone_and_its_effects_undone() -> None:
     flow = undo_run()
     flow.reply(Select, [])
     flow.reply(LockThread)
     flow.reply(ReadHead, None)
+    flow.reply(Select, [row("e1", status="compensated", run_id="r1")])
     flow.reply(UnlockThread, None, holder=HOLDER)
     assert flow.returns() is None
+
+
+def test_a_thread_without_checkpoints_undoes_the_runs_effects_from_the_ledger() -> None:
+    flow = undo_run()
+    flow.reply(Select, [])
+    flow.reply(LockThread)
+    flow.reply(ReadHead, None)  # durability "exit": the run stored no checkpoint
+    rows = [
+        row("e3", root="c9", run_id="r2", seq=3),
+        row("e2", root="c9", run_id="r1", seq=2),
+        row("e1", root="c8", run_id="r1", seq=1, status="compensated"),
+    ]
+    flow.reply(Select, rows)
+    flow.reply(SaveRollback)
+    flow.reply(Update, True, effect_id="e2")
+    flow.reply(Undo, Outcome(value="restored a"))
+    flow.reply(Update, True)
+    flow.reply(Notify)
+    flow.reply(ReadNamespaceStates, [], before=[])
+    saved = flow.reply(SaveRollback).record
+    flow.reply(UnlockThread, None, holder=HOLDER)
+    report = flow.returns()
+    assert [s.effect.id for s in report.undone] == ["e2"]
+    assert [e.id for e in report.already_compensated] == ["e1"]
+    assert (report.target_checkpoint_id, report.restored_checkpoint_id) == (
+        "first",
+        None,
+    )
+    assert saved["status"] == "completed"
 
 
 def test_a_run_with_no_checkpoint_of_its_own_is_planned_from_the_start() -> None:
