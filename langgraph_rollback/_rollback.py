@@ -196,7 +196,7 @@ def _planning(
         target = yield from target_flow(selector, thread_id, head=None, voice=voice)
         return (
             yield from plan_flow(
-                thread_id, target, registry=registry, serde=saver.serde
+                thread_id, target, registry=registry, serde=saver.ledger_codec
             )
         )
 
@@ -218,7 +218,7 @@ def _rolling_back(
         holder=new_holder(),
         policies=policies,
         registry=registry if registry is not None else saver.registry,
-        serde=saver.serde,
+        serde=saver.ledger_codec,
         voice=voice,
     )
     return saver, flow

@@ -17,7 +17,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback.core.codec import normalize
+from langgraph_rollback.core.codec import normalize, same
 from langgraph_rollback.core.ops import Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
 
@@ -150,7 +150,7 @@ def _decide_observed(
     key = target_key(definition, effect.args)
     expected_now = predicted.get(key, current)
     status = effect.status
-    if status is EffectStatus.PENDING and expected_now == effect.before:
+    if status is EffectStatus.PENDING and same(expected_now, effect.before):
         # Intent without outcome, target unchanged: it never landed.
         return skip(
             effect,
@@ -160,7 +160,11 @@ def _decide_observed(
             current,
         ).model_copy(update={"observed": True})
     undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if undoing and expected_now == effect.before and expected_now != effect.after:
+    if (
+        undoing
+        and same(expected_now, effect.before)
+        and not same(expected_now, effect.after)
+    ):
         # An earlier rollback's inverse took effect before it stopped.
         predicted[key] = effect.before
         return PlannedStep(
@@ -173,7 +177,7 @@ def _decide_observed(
     if (
         status is not EffectStatus.PENDING
         and effect.after_observed
-        and expected_now != effect.after
+        and not same(expected_now, effect.after)
     ):
         return PlannedStep(
             effect=effect,

@@ -30,7 +30,7 @@ from typing import Any
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-from langgraph_rollback.core.codec import encode_payload
+from langgraph_rollback.core.codec import encode_with
 from langgraph_rollback.core.task import TaskContext
 
 __all__ = [
@@ -96,9 +96,7 @@ def args_digest(tool: str, args: Mapping[str, Any], *, key: bytes | None = None)
     Raises `SerializationError` for unstorable arguments, before anything
     runs. With `key`, an HMAC-SHA256 under that key.
     """
-    type_, data = encode_payload(
-        _DIGEST_SERDE, {"args": canonical(dict(args))}, tool=tool
-    )
+    type_, data = encode_with(_DIGEST_SERDE, {"args": canonical(dict(args))}, tool=tool)
     message = type_.encode() + b"\0" + data
     if key is not None:
         return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
@@ -129,6 +127,6 @@ def legacy_call_key(
     """The key the same call had before `v2:` keys (unsalted, uncanonical)."""
     if tool_call_id is not None:
         return f"call:{tool_call_id}"
-    type_, data = encode_payload(_DIGEST_SERDE, {"args": args}, tool=tool)
+    type_, data = encode_with(_DIGEST_SERDE, {"args": args}, tool=tool)
     digest = hashlib.sha256(type_.encode() + b"\0" + data).hexdigest()[:16]
     return f"{tool}:{digest}#{ordinal}"

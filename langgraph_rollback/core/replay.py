@@ -35,7 +35,7 @@ from langgraph_rollback._errors import (
 )
 from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.call import PENDING, Call, applied_changes, perform
-from langgraph_rollback.core.codec import decode_payload
+from langgraph_rollback.core.codec import decode_payload, same
 from langgraph_rollback.core.identity import effect_id_for, legacy_call_key
 from langgraph_rollback.core.ledger import LedgerRow, utcnow
 from langgraph_rollback.core.ops import (
@@ -217,8 +217,9 @@ def _reconcile(
         existing.intent,
         tool=call.tool,
         field="intent",
+        effect_id=existing.effect_id,
     )
-    if before == intent_then.get("before"):
+    if same(before, intent_then.get("before")):
         return
     note = (
         "reconciled: the outcome was never recorded, and observe() showed the "
@@ -274,7 +275,12 @@ def _restart(
 
 def _recorded_result(call: Call, row: LedgerRow) -> Any:
     outcome = decode_payload(
-        call.serde, row.outcome_type, row.outcome, tool=row.tool, field="outcome"
+        call.serde,
+        row.outcome_type,
+        row.outcome,
+        tool=row.tool,
+        field="outcome",
+        effect_id=row.effect_id,
     )
     if "unrecordable" in outcome:
         raise SerializationError(

@@ -112,7 +112,12 @@ def _resolve_result(
             "result=<what the call returned>, found in the outside world."
         )
     outcome = decode_payload(
-        serde, row.outcome_type, row.outcome, tool=effect.tool, field="outcome"
+        serde,
+        row.outcome_type,
+        row.outcome,
+        tool=effect.tool,
+        field="outcome",
+        effect_id=row.effect_id,
     )
     notes = [*outcome.get("notes", []), "result resolved by an operator"]
     return applied_changes(

@@ -43,6 +43,7 @@ from langgraph_rollback.core.config import (
     thread_id_of,
 )
 from langgraph_rollback.core.ledger import effect_from_row
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import (
     Begin,
     CopyCheckpoint,
@@ -97,6 +98,18 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         """The key argument digests are made with (None: a plain SHA-256)."""
         return None
 
+    @property
+    def ledger_codec(self) -> LedgerCodec:
+        """How ledger payloads are written and read (`core.ledger_codec`):
+        pickle-free, with an allow-list, encrypted with the cipher of an
+        `EncryptedSerializer` serde. Made from the serde the saver was built
+        with, so a clone with a wider checkpoint allowlist (LangGraph's
+        `with_allowlist`) keeps the same ledger codec."""
+        codec = self.__dict__.get("_ledger_codec")
+        if codec is None:
+            codec = self.__dict__["_ledger_codec"] = LedgerCodec.for_serde(self.serde)
+        return cast(LedgerCodec, codec)
+
     def _init_rollback(
         self,
         registry: ToolRegistry | None,
@@ -104,6 +117,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         *,
         keeps_outcomes: bool = True,
     ) -> None:
+        self.__dict__["_ledger_codec"] = LedgerCodec.for_serde(self.serde)
         if registry is not None:
             self.registry = registry
         if guard is not None:
@@ -306,7 +320,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             compensated=compensated,
             result=result,
             registry=self.registry,
-            serde=self.serde,
+            serde=self.ledger_codec,
         )
 
 
@@ -396,7 +410,7 @@ def _row_id(op: StorageOp[Any]) -> str | None:
 
 def _list_flow(query: EffectQuery, saver: BaseRollbackSaver) -> Flow[list[Effect]]:
     rows = yield from do(Select(query))
-    return [effect_from_row(row, saver.serde) for row in rows]
+    return [effect_from_row(row, saver.ledger_codec) for row in rows]
 
 
 def _get_flow(thread_id: str, effect_id: str, saver: BaseRollbackSaver) -> Flow[Effect]:
@@ -404,7 +418,7 @@ def _get_flow(thread_id: str, effect_id: str, saver: BaseRollbackSaver) -> Flow[
     rows = yield from do(Select(query))
     if not rows:
         raise EffectNotFoundError(effect_id=effect_id, thread_id=thread_id)
-    return effect_from_row(rows[0], saver.serde)
+    return effect_from_row(rows[0], saver.ledger_codec)
 
 
 def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:

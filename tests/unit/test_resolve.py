@@ -67,14 +67,14 @@ def test_applied_takes_the_after_observation() -> None:
     outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
     assert outcome == {
         "result": "r",
-        "after": ["B"],
+        "after": ("B",),
         "observed": True,
         "notes": ["outcome resolved by an operator: applied"],
     }
     flow.send(True)
     reread(flow, "applied", outcome=outcome)
     resolved = flow.returns()
-    assert (resolved.status.value, resolved.after) == ("applied", ["B"])
+    assert (resolved.status.value, resolved.after) == ("applied", ("B",))
 
 
 @pytest.mark.parametrize(
