@@ -40,6 +40,7 @@ __all__ = [
     "canonical",
     "effect_id_for",
     "legacy_call_key",
+    "unkeyed_call_key",
 ]
 
 KEY_FORMAT = "v2"
@@ -113,12 +114,22 @@ def call_key_for(
     calls that differ in tool or arguments never swap identities, and two
     calls a model gave one id both run.
     """
-    digest = args_digest(tool, args, key=ctx.digest_key)
-    key = f"{KEY_FORMAT}:{tool}:{digest}"
-    if tool_call_id is not None:
-        key = f"{KEY_FORMAT}:call:{tool_call_id}:{tool}:{digest}"
+    key = _v2_key(tool, args_digest(tool, args, key=ctx.digest_key), tool_call_id)
     ordinal = ctx.next_ordinal(key)
     return f"{key}#{ordinal}", ordinal
+
+
+def _v2_key(tool: str, digest: str, tool_call_id: str | None) -> str:
+    if tool_call_id is not None:
+        return f"{KEY_FORMAT}:call:{tool_call_id}:{tool}:{digest}"
+    return f"{KEY_FORMAT}:{tool}:{digest}"
+
+
+def unkeyed_call_key(
+    tool: str, args: Mapping[str, Any], tool_call_id: str | None, ordinal: int
+) -> str:
+    """The `v2:` key the same call had before the database had a digest key."""
+    return f"{_v2_key(tool, args_digest(tool, args), tool_call_id)}#{ordinal}"
 
 
 def legacy_call_key(

@@ -99,6 +99,11 @@ def _datetime(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _send(node: str, arg: Any, timeout: Any = None) -> Send:
+    # `Send` takes its timeout by keyword (upstream's `_send_from_args`).
+    return Send(node, arg, timeout=timeout)
+
+
 _IP_TYPES: tuple[type, ...] = (
     ipaddress.IPv4Address,
     ipaddress.IPv4Interface,
@@ -121,6 +126,7 @@ _BUILT_IN: dict[TypeKey, Callable[..., Any]] = {
     ("decimal", "Decimal"): decimal.Decimal,
     ("zoneinfo", "ZoneInfo"): ZoneInfo,
     ("re", "compile"): re.compile,
+    ("langgraph.types", "Send"): _send,
     **{("ipaddress", c.__name__): c for c in _IP_TYPES},
 }
 """Constructors called without importing anything."""

@@ -36,7 +36,11 @@ from langgraph_rollback._errors import (
 from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.call import PENDING, Call, applied_changes, perform
 from langgraph_rollback.core.codec import decode_payload, same
-from langgraph_rollback.core.identity import effect_id_for, legacy_call_key
+from langgraph_rollback.core.identity import (
+    effect_id_for,
+    legacy_call_key,
+    unkeyed_call_key,
+)
 from langgraph_rollback.core.ledger import LedgerRow, utcnow
 from langgraph_rollback.core.ops import (
     AwaitCall,
@@ -81,12 +85,26 @@ def earlier_row(call: Call) -> Flow[LedgerRow | None]:
         continued = yield from _continued(call)
         if continued is not None:
             return continued
-    if not ctx.legacy_keys:
-        return None
-    old_key = legacy_call_key(call.tool, call.args, call.tool_call_id, call.ordinal)
-    old_id = effect_id_for(ctx.task_ns, ctx.task_id, old_key)
-    rows = yield from do(Select(EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)))
-    return rows[0] if rows else None
+    for old_key in _older_keys(call):
+        old_id = effect_id_for(ctx.task_ns, ctx.task_id, old_key)
+        query = EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)
+        rows = yield from do(Select(query))
+        if rows:
+            return rows[0]
+    return None
+
+
+def _older_keys(call: Call) -> list[str]:
+    """Keys the same call had under older formats this ledger may hold:
+    `v2:` before the database's digest key, and before `v2:`."""
+    ctx = call.ctx
+    args = (call.tool, call.args, call.tool_call_id, call.ordinal)
+    keys = []
+    if ctx.unkeyed_keys and ctx.digest_key is not None:
+        keys.append(unkeyed_call_key(*args))
+    if ctx.legacy_keys:
+        keys.append(legacy_call_key(*args))
+    return keys
 
 
 def _continued(call: Call) -> Flow[LedgerRow | None]:

@@ -94,9 +94,38 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     """Whether the ledger may hold call keys written before the `v2:` format
     (set by `setup()`); replays then also look them up."""
 
+    unkeyed_keys: bool = False
+    """Whether the ledger holds `v2:` keys made before its digest key (set
+    by `setup()`); replays then also look them up."""
+    _digest_key: bytes | None = None
+
     def digest_key(self) -> bytes | None:
-        """The key argument digests are made with (None: a plain SHA-256)."""
-        return None
+        """The key argument digests are made with (None: a plain SHA-256).
+
+        Under an `EncryptedSerializer`, the database's own key
+        (`savers.keys`), which `setup()` creates or reads.
+
+        Raises:
+            InvalidConfigError: The saver is not set up (an async saver
+                cannot set itself up here).
+        """
+        if self.ledger_codec.cipher is None:
+            return None
+        if self._digest_key is None:
+            self._load_digest_key()
+        return self._digest_key
+
+    def _load_digest_key(self) -> None:
+        """Set `_digest_key`; savers that can run `setup()` here do so."""
+        raise InvalidConfigError(
+            f"{type(self).__name__} under an EncryptedSerializer makes call keys "
+            "with the database's digest key, which setup() reads. Fix: "
+            "`await saver.setup()` in every process before running graphs."
+        )
+
+    def _keep_digest_key(self, key: tuple[bytes, bool] | None) -> None:
+        if key is not None:
+            self._digest_key, self.unkeyed_keys = key
 
     @property
     def ledger_codec(self) -> LedgerCodec:

@@ -108,6 +108,15 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE lgrb_effects ADD COLUMN IF NOT EXISTS owner TEXT;
     """,
+    # v2: the database's digest key, encrypted (`savers.keys`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_keys (
+        name TEXT PRIMARY KEY,
+        cipher TEXT NOT NULL,
+        value BYTEA NOT NULL,
+        since_seq BIGINT NOT NULL
+    );
+    """,
 ]
 
 

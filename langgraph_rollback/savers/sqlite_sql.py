@@ -98,6 +98,15 @@ MIGRATIONS: list[str] = [
     ALTER TABLE lgrb_effects ADD COLUMN owner TEXT;
     ALTER TABLE lgrb_locks ADD COLUMN started TEXT;
     """,
+    # v2: the database's digest key, encrypted (`savers.keys`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_keys (
+        name TEXT PRIMARY KEY,
+        cipher TEXT NOT NULL,
+        value BLOB NOT NULL,
+        since_seq INTEGER NOT NULL
+    );
+    """,
 ]
 
 INSERT_INTENT = f"""

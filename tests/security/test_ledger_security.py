@@ -234,31 +234,16 @@ def hostile(kind: str, marker: Path) -> tuple[str, str, bytes]:
 
 
 HOSTILE_KINDS = [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=BULLET_CODE))
-    for k in (
-        "ext0-os.system",
-        "ext1-subprocess.check_call",
-        "ext1-builtins.eval",
-        "ext2-os.system-kwargs",
-        "ext4-pydantic-v1",
-        "ext5-pydantic-v2",
-        "ext7-nested",
-        "ext0-in-undo",
-    )
-] + [
-    pytest.param(
-        "json-lc2-constructor",
-        marks=pytest.mark.xfail(strict=True, reason=BULLET_ALLOW),
-    ),
-    pytest.param(
-        "oversized",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 17: hostile rows (oversized payloads) are refused with a "
-            "typed error",
-        ),
-    ),
-    # Refused today (pickle is refused by type, the others fail to decode):
+    "ext0-os.system",
+    "ext1-subprocess.check_call",
+    "ext1-builtins.eval",
+    "ext2-os.system-kwargs",
+    "ext4-pydantic-v1",
+    "ext5-pydantic-v2",
+    "ext7-nested",
+    "ext0-in-undo",
+    "json-lc2-constructor",
+    "oversized",
     "pickle-intent",
     "pickle-outcome",
     "truncated",
@@ -352,7 +337,6 @@ def test_hostile_row_is_refused_on_every_reading_path(
     assert len(list(app_dir.iterdir())) == 12
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_CODE)
 @pytest.mark.parametrize("kind", ["ext0-os.system", "ext1-subprocess.check_call"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_effects_on_a_hostile_row_runs_nothing(
@@ -382,11 +366,6 @@ def test_cli_effects_on_a_hostile_row_runs_nothing(
         assert table.returncode == 2 and table.stderr.startswith("error: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: a hostile row is refused with a typed error naming the row "
-    "(its effect id), so it can be inspected and deleted",
-)
 def test_refusal_names_the_hostile_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,11 +386,6 @@ def test_refusal_names_the_hostile_row(
     assert bad.id in table.stderr, table.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: a crafted ledger row runs code when it is merely read "
-    "(under EncryptedSerializer, a plaintext row bypasses the cipher)",
-)
 def test_plaintext_row_under_an_encrypted_serde_is_refused(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
@@ -483,7 +457,6 @@ def _placing_graph(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_RECORD)
 @pytest.mark.parametrize("value", list(UNLISTED), ids=list(UNLISTED))
 def test_argument_of_an_unlisted_type_is_refused_before_the_call(
     saver: BaseRollbackSaver, registry: ToolRegistry, world: World, value: str
@@ -497,7 +470,6 @@ def test_argument_of_an_unlisted_type_is_refused_before_the_call(
     assert saver.list_effects(cfg()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_RECORD)
 def test_result_of_an_unlisted_type_is_refused_and_the_effect_kept(
     saver: BaseRollbackSaver, registry: ToolRegistry, world: World
 ) -> None:
@@ -575,7 +547,6 @@ def no_pickle_in_the_ledger(db: str) -> None:
     assert not [t for row in types for t in row if t and "pickle" in t], types
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_PICKLE)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pickle_fallback_result_leaves_the_ledger_readable_and_undoable(
     backend: str,
@@ -618,7 +589,6 @@ def test_pickle_fallback_result_leaves_the_ledger_readable_and_undoable(
     assert world.count("inverse") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_PICKLE)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pickle_fallback_argument_is_refused_before_the_call(
     backend: str,

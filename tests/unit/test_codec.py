@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from langgraph_rollback._errors import SerializationError
 from langgraph_rollback._models import EffectStatus, Reversibility
@@ -164,3 +165,10 @@ def test_effect_of_a_row_without_outcome_has_none_of_it() -> None:
 
 def test_utcnow_is_iso_utc() -> None:
     assert datetime.fromisoformat(utcnow()).utcoffset() is not None
+
+
+def test_a_checkpoint_serde_passed_in_is_replaced_by_its_ledger_codec() -> None:
+    serde = JsonPlusSerializer(pickle_fallback=True)
+    with pytest.raises(SerializationError, match="allowed_msgpack_modules"):
+        encode_payload(serde, {"result": LOCK}, tool="t")
+    assert encode_payload(serde, {"result": (1,)}, tool="t")[0] == "msgpack"
