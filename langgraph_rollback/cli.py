@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator, Sequence
@@ -33,6 +32,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from langgraph_rollback._errors import RollbackError
 from langgraph_rollback._models import Effect
+from langgraph_rollback._redact import redact
 from langgraph_rollback._rollback import plan_rollback, rollback
 from langgraph_rollback.core.ops import ReadAncestry, ReadHead
 from langgraph_rollback.core.voice import Voice
@@ -57,9 +57,9 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
     never creates tables in it.
     """
     missing = CliError(
-        f"{db}: no ledger tables here. Fix: pass the database your graph's "
+        f"{redact(db)}: no ledger tables here. Fix: pass the database your graph's "
         "rollback saver writes, or create the tables with "
-        f"`langgraph-rollback migrate {db}`."
+        f"`langgraph-rollback migrate {redact(db)}`."
     )
     if _is_postgres(db):
         from langgraph_rollback.postgres import PostgresRollbackSaver
@@ -102,19 +102,14 @@ def _connecting(db: str) -> Iterator[None]:
 
     try:
         yield
-    except psycopg.OperationalError as exc:
-        first = (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        )
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        # ProgrammingError: a URL libpq cannot parse, which it echoes whole.
+        text = redact(str(exc), db).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise CliError(
-            f"cannot reach {_redact(db)}: {first}. Fix: check the URL, and that "
+            f"cannot reach {redact(db)}: {first}. Fix: check the URL, and that "
             "the server is running and accepts connections."
-        ) from exc
-
-
-def _redact(url: str) -> str:
-    """`url` without its password."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+        ) from None
 
 
 def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
@@ -395,7 +390,9 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     with open_saver(args.db, create=True) as saver:
         saver.setup()  # type: ignore[attr-defined]
-    out.write(f"{args.db}: LangGraph's and the ledger's tables are up to date.\n")
+    out.write(
+        f"{redact(args.db)}: LangGraph's and the ledger's tables are up to date.\n"
+    )
     return 0
 
 
@@ -483,7 +480,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, stream)
     except (CliError, RollbackError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(str(exc), getattr(args, 'db', None))}\n")
         return 2
     return code
 

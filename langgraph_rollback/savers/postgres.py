@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import PostgresSaver, _internal
@@ -26,6 +27,7 @@ from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
+from langgraph_rollback._redact import redacted_error
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
     Begin,
@@ -142,9 +144,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 saver.setup()
             ```
         """
-        with Connection.connect(
-            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
+        with _connect(conn_string) as conn:
             if pipeline:
                 with conn.pipeline() as pipe:
                     saver = cls(conn, pipe, serde, registry=registry, guard=guard)
@@ -526,3 +526,14 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(text, params)
             return list(cur.fetchall())
+
+
+def _connect(conn_string: str) -> Connection[DictRow]:
+    """Connect as upstream's `from_conn_string` does; a failure's message
+    never holds the URL's password (libpq echoes a URL it cannot parse)."""
+    try:
+        return Connection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as exc:
+        raise redacted_error(exc, conn_string) from None

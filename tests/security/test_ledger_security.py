@@ -2,9 +2,7 @@
 printed, nothing leaks from encrypted payloads.
 
 Each bullet of the issue has regression tests here, written against real
-SQLite files and a real PostgreSQL server. The ones that fail on the current
-code are strict xfails naming their bullet; the ones that already pass are
-plain tests, so they keep passing once the rest is fixed.
+SQLite files and a real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -160,11 +158,6 @@ HOSTILE_ROW = "f5.txt"
 """The `cli_write` effect of `tests.support.cli_app` whose row is replaced."""
 OVERSIZED = 64 * 1024 * 1024
 """Bytes of the oversized payload: far more than any ledger payload needs."""
-BULLET_CODE = "issue 17: a crafted ledger row runs code when it is merely read"
-BULLET_ALLOW = (
-    "issue 17: ledger payloads decode with an allow-list only (the ledger "
-    "never writes this format)"
-)
 
 
 def ext(code: int, *fields: Any) -> ormsgpack.Ext:
@@ -437,10 +430,6 @@ UNLISTED = {
     "enum": Colour.RED,
     "namedtuple": Pair(1, 2),
 }
-BULLET_RECORD = (
-    "issue 17: a tool argument or result of a type not on the ledger codec's "
-    "allow-list is refused at record time, before the call"
-)
 
 
 def _placing_graph(
@@ -526,11 +515,6 @@ def test_type_allowed_through_allowed_msgpack_modules_is_recorded(
 
 
 # --- bullet 2: a serde with pickle_fallback=True -------------------------------
-
-BULLET_PICKLE = (
-    "issue 17: a serializer with pickle_fallback=True writes pickle into the "
-    "ledger, and then the ledger refuses to read it"
-)
 
 
 class Opaque:
@@ -661,11 +645,6 @@ def clear_text_cells(db: str) -> list[str]:
     return cells
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: under EncryptedSerializer, low-entropy arguments can be "
-    "recovered from the plaintext call_key",
-)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_pin_cannot_be_brute_forced_from_the_clear_columns(
     backend: str,
@@ -703,8 +682,6 @@ def test_a_pin_cannot_be_brute_forced_from_the_clear_columns(
 
 
 # --- bullet 4: the CLI prints database passwords --------------------------------
-
-BULLET_PASSWORD = "issue 17: the CLI prints database passwords"
 
 
 def with_password(url: str, form: str, *, port: int | None = None) -> tuple[str, str]:
@@ -758,24 +735,18 @@ def cli_outputs(url: str, app_dir: Path) -> Iterator[tuple[str, str]]:
         yield " ".join(command[:1] + command[2:]), done.stdout + done.stderr
 
 
-def xfail_password(*values: str) -> Any:
-    return pytest.param(
-        *values, marks=pytest.mark.xfail(strict=True, reason=BULLET_PASSWORD)
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("server", "form"),
     [
-        xfail_password("reachable", "userinfo"),
-        xfail_password("reachable", "query"),
+        ("reachable", "userinfo"),
+        ("reachable", "query"),
         ("unreachable", "userinfo"),
-        xfail_password("unreachable", "query"),
+        ("unreachable", "query"),
         ("refused", "userinfo"),
-        xfail_password("refused", "query"),
-        xfail_password("malformed", "userinfo"),
-        xfail_password("malformed", "query"),
+        ("refused", "query"),
+        ("malformed", "userinfo"),
+        ("malformed", "query"),
     ],
 )
 def test_no_cli_command_prints_the_password(
@@ -813,11 +784,6 @@ def test_saver_connection_errors_do_not_carry_the_password(
     assert password not in "".join(traceback.format_exception(error))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: no credential appears in any exception message of the "
-    "library (a URL libpq cannot parse is echoed whole)",
-)
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("form", ["userinfo", "query"])
 def test_saver_error_for_a_malformed_url_does_not_carry_the_password(
