@@ -51,7 +51,13 @@ from langgraph_rollback._errors import (
     UnrecordedCallWarning,
     UnregisteredToolError,
 )
-from langgraph_rollback._models import Effect, EffectStatus, Reversibility
+from langgraph_rollback._models import (
+    AuditAction,
+    AuditEntry,
+    Effect,
+    EffectStatus,
+    Reversibility,
+)
 from langgraph_rollback._node import RollbackNode
 from langgraph_rollback._rollback import (
     aplan_rollback,
@@ -85,6 +91,8 @@ from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
 __all__ = [
     "AmbiguousTargetError",
     "AsyncSqliteRollbackSaver",
+    "AuditAction",
+    "AuditEntry",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
     "Decision",

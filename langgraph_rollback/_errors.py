@@ -145,13 +145,17 @@ class UnregisteredToolError(RollbackError, LookupError):
         effect_id: The effect that needs it, when known.
     """
 
-    def __init__(self, *, tool: str, effect_id: str | None = None) -> None:
+    def __init__(
+        self, *, tool: str, effect_id: str | None = None, fix: str | None = None
+    ) -> None:
         which = f" (effect {effect_id})" if effect_id else ""
+        fix = fix or (
+            "Fix: import that module, or pass the `registry=` it was declared in."
+        )
         super().__init__(
             f"No tool named {tool!r} is declared in this registry{which}. "
             "Inverses are found by tool name, so the module that declares it with "
-            "@reversible or @irreversible must be imported before rolling back. "
-            "Fix: import that module, or pass the `registry=` it was declared in."
+            f"@reversible or @irreversible must be imported before rolling back. {fix}"
         )
         self.tool = tool
         self.effect_id = effect_id

@@ -47,6 +47,7 @@ from langgraph.pregel._retry import arun_with_retry, run_with_retry
 from langgraph_rollback._current import container_effect_id
 from langgraph_rollback._errors import InvalidConfigError, UnrecordedCallWarning
 from langgraph_rollback._liveness import PROCESS
+from langgraph_rollback.core.audit import AUTH_USER_KEY
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import GUARD_MODES, TaskContext
 from langgraph_rollback.savers.base import BaseRollbackSaver
@@ -159,7 +160,15 @@ def _task_context(
         unkeyed_keys=saver.unkeyed_keys,
         in_flight_wait=saver.in_flight_wait,
         inside=container_effect_id(),
+        user=_auth_user(conf),
     )
+
+
+def _auth_user(conf: Mapping[str, Any]) -> str | None:
+    """The Agent Server's authenticated user (langgraph-api `models/run.py`
+    sets `configurable.langgraph_auth_user_id` on every run; "" without auth)."""
+    user = conf.get(AUTH_USER_KEY)
+    return user if isinstance(user, str) and user else None
 
 
 def _resumed(scratchpad: Any) -> bool:

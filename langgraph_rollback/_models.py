@@ -1,4 +1,4 @@
-"""Public data models: the ledger's `Effect` and its enums."""
+"""Public data models: the ledger's `Effect`, its enums, and `AuditEntry`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["Effect", "EffectStatus", "Reversibility"]
+__all__ = ["AuditAction", "AuditEntry", "Effect", "EffectStatus", "Reversibility"]
 
 
 class Reversibility(StrEnum):
@@ -149,3 +149,50 @@ class Effect(BaseModel):
         """The name of the node whose task made the call."""
         last = self.task_ns.rsplit("|", 1)[-1]
         return last.split(":", 1)[0]
+
+
+class AuditAction(StrEnum):
+    """A human decision the ledger keeps (`AuditEntry.action`)."""
+
+    RESOLVE = "resolve"
+    """An operator recorded an unknown outcome (`resolve_effect`)."""
+    FORCE = "force"
+    """A rollback undid effects whose target had changed (`on_conflict="force"`)."""
+    SKIP = "skip"
+    """A rollback left effects it would have undone (`skip=`)."""
+    APPROVE = "approve"
+    """A human approved a `RollbackNode(approval=True)` plan."""
+    REJECT = "reject"
+    """A human rejected a `RollbackNode(approval=True)` plan."""
+    ALLOW = "allow"
+    """A human let an irreversible tool run (the guard's `"ask"`)."""
+    REFUSE = "refuse"
+    """A human refused an irreversible tool (the guard's `"ask"`)."""
+
+
+class AuditEntry(BaseModel):
+    """One human decision, as the ledger keeps it: who, when, why, and what
+    it overrode.
+
+    `saver.list_audit(config)` reads a thread's entries, newest first;
+    `langgraph-rollback effects DB --thread T --audit` prints them.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    """Stable per decision: a decision replayed on resume is kept once."""
+    thread_id: str
+    at: datetime
+    by: str
+    """Who decided: the `by` of the resume value or the call, else the Agent
+    Server's authenticated user, else "unknown"."""
+    action: AuditAction
+    effect_ids: list[str] = []
+    """The effects the decision is about."""
+    rollback_id: str | None = None
+    reason: str | None = None
+    """Why, in the decider's words, when given."""
+    overrode: str = ""
+    """What the decision overrode (a status, a conflict, the plan's choice)."""
+    details: dict[str, Any] = {}

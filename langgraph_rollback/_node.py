@@ -34,6 +34,8 @@ from langgraph_rollback._langgraph import (
     empty_value,
 )
 from langgraph_rollback._liveness import new_holder
+from langgraph_rollback._models import AuditAction
+from langgraph_rollback.core.audit import decider, keep, reason_of
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.execute import (
     OnConflict,
@@ -44,9 +46,15 @@ from langgraph_rollback.core.execute import (
     holding_lock,
     new_rollback_id,
     rejected_report,
+    skip_ids,
 )
 from langgraph_rollback.core.ops import Ask, Flow, ReadCheckpoint, do
-from langgraph_rollback.core.plan import THREAD_START, RollbackPlan, plan_flow
+from langgraph_rollback.core.plan import (
+    THREAD_START,
+    Decision,
+    RollbackPlan,
+    plan_flow,
+)
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.targets import (
@@ -151,20 +159,25 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
 
     def _node_sync(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        flow = self._node_flow(saver, thread_id, head, state)
+        flow = self._node_flow(saver, thread_id, head, state, _configurable(config))
         report, values = run_sync(flow, saver)
         return self._command(state, report, values)
 
     async def _node_async(self, state: Any, config: RunnableConfig) -> Command[Any]:
         saver, thread_id, head = _where()
-        flow = self._node_flow(saver, thread_id, head, state)
+        flow = self._node_flow(saver, thread_id, head, state, _configurable(config))
         report, values = await run_async(flow, saver)
         return self._command(state, report, values)
 
     # --- I/O-free parts ----------------------------------------------------------
 
     def _node_flow(
-        self, saver: BaseRollbackSaver, thread_id: str, head: str, state: Any
+        self,
+        saver: BaseRollbackSaver,
+        thread_id: str,
+        head: str,
+        state: Any,
+        configurable: Mapping[str, Any] | None = None,
     ) -> Flow[tuple[RollbackReport, dict[str, Any] | None]]:
         """Target, plan, approval, undo under the lock; the target's values if ok."""
         started = datetime.now(UTC)
@@ -178,8 +191,8 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             head=head,
             in_run=True,
         )
-        policies = yield from self._approve(plan)
         rollback_id = new_rollback_id()
+        policies = yield from self._approve(plan, head, rollback_id, configurable)
         if policies is None:
             message = "A human rejected the plan."
             return rejected_report(plan, rollback_id, started, message), None
@@ -221,17 +234,42 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             raise CheckpointNotFoundError(checkpoint_id=target, thread_id=thread_id)
         return dict(found.checkpoint["channel_values"])
 
-    def _approve(self, plan: RollbackPlan) -> Flow[Policies | None]:
-        """The policies to execute with, or None when a human rejected the plan."""
+    def _approve(
+        self,
+        plan: RollbackPlan,
+        head: str,
+        rollback_id: str,
+        configurable: Mapping[str, Any] | None,
+    ) -> Flow[Policies | None]:
+        """The policies to execute with, or None when a human rejected the plan.
+
+        The answer is kept in the audit trail, once per question (a resume
+        that asks again gets the same answer and keeps no second entry).
+        """
+        who = decider(None, configurable)
         if not self.approval:
-            return self.policies
+            return self.policies.with_skip((), by=who)
         answer = yield from do(Ask(_approval_question(plan)))
-        if not approved(answer):
-            return None
+        who, why = decider(answer, configurable), reason_of(answer)
+        yes = approved(answer)
         skip = answer.get("skip", ()) if isinstance(answer, dict) else ()
         if isinstance(skip, str):
             skip = [skip]  # one effect id, from a human's answer
-        return self.policies.with_skip(skip)
+        planned = [s.effect.id for s in plan.steps if s.decision is Decision.UNDO]
+        yield from keep(
+            plan.thread_id,
+            AuditAction.APPROVE if yes else AuditAction.REJECT,
+            key=f"{head}\0{plan.target_checkpoint_id}",
+            by=who,
+            effect_ids=planned,
+            rollback_id=rollback_id,
+            reason=why,
+            overrode="" if yes else "the plan: nothing is undone",
+            details={"skip": sorted(skip_ids(skip))} if yes and skip else {},
+        )
+        if not yes:
+            return None
+        return self.policies.with_skip(skip, by=who, reason=why)
 
     def _command(
         self, state: Any, report: RollbackReport, values: dict[str, Any] | None
@@ -251,6 +289,10 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
                 update[self.messages_key] = [message]
         goto = self.goto(report) if callable(self.goto) else self.goto
         return Command(update=update, goto=goto)
+
+
+def _configurable(config: RunnableConfig | None) -> Mapping[str, Any]:
+    return (config or {}).get("configurable") or {}
 
 
 def _where() -> tuple[BaseRollbackSaver, str, str]:

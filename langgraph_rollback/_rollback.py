@@ -13,7 +13,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.pregel import Pregel
 
 from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback._langgraph import find_saver
 from langgraph_rollback._liveness import new_holder
+from langgraph_rollback.core.audit import check_by, decider
 from langgraph_rollback.core.config import thread_id_of
 from langgraph_rollback.core.execute import (
     OnConflict,
@@ -110,6 +112,8 @@ def rollback(
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
     voice: Voice = Voice.PYTHON,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> RollbackReport:
     """Undo every effect after checkpoint `to`, newest first, then restore the state.
 
@@ -136,6 +140,10 @@ def rollback(
         progress: Called after each inverse with its `Effect` and whether it
             succeeded (the CLI shows progress with it).
         voice: Whose words error messages use for the fix.
+        by: Who decided this rollback, kept in the audit trail with `skip`
+            and `on_conflict="force"` (default: the Agent Server's
+            authenticated user in `config`, else "unknown").
+        reason: Why, kept with it.
 
     Returns:
         The `RollbackReport`; check `report.ok` (or call
@@ -155,8 +163,16 @@ def rollback(
         print(report)
         ```
     """
-    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    policies = policies.with_skip(skip)
+    policies = _policies(
+        config,
+        on_irreversible,
+        on_conflict,
+        on_failure,
+        inverse_timeout,
+        skip,
+        by,
+        reason,
+    )
     saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return run_sync(flow, saver, graph=graph, progress=progress)
 
@@ -174,12 +190,39 @@ async def arollback(
     registry: ToolRegistry | None = None,
     progress: Progress | None = None,
     voice: Voice = Voice.PYTHON,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> RollbackReport:
     """Async `rollback`: async inverses are awaited, sync ones run in a thread."""
-    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
-    policies = policies.with_skip(skip)
+    policies = _policies(
+        config,
+        on_irreversible,
+        on_conflict,
+        on_failure,
+        inverse_timeout,
+        skip,
+        by,
+        reason,
+    )
     saver, flow = _rolling_back(graph, config, to, policies, registry, voice)
     return await run_async(flow, saver, graph=graph, progress=progress)
+
+
+def _policies(
+    config: RunnableConfig,
+    on_irreversible: OnIrreversible,
+    on_conflict: OnConflict,
+    on_failure: OnFailure,
+    inverse_timeout: float | None,
+    skip: Iterable[str],
+    by: str | None,
+    reason: str | None,
+) -> Policies:
+    check_by(by, reason)
+    configurable = (config or {}).get("configurable") or {}
+    who = by or decider(None, configurable)
+    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
+    return policies.with_skip(skip, by=who, reason=reason)
 
 
 def _planning(
@@ -196,7 +239,11 @@ def _planning(
         target = yield from target_flow(selector, thread_id, head=None, voice=voice)
         return (
             yield from plan_flow(
-                thread_id, target, registry=registry, serde=saver.ledger_codec
+                thread_id,
+                target,
+                registry=registry,
+                serde=saver.ledger_codec,
+                voice=voice,
             )
         )
 
@@ -229,16 +276,20 @@ def resolve(
 ) -> tuple[BaseRollbackSaver, str, TargetSelector]:
     """The saver, thread id and target a rollback call names (not yet looked up).
 
+    The saver is the graph's checkpointer, or the rollback saver it wraps
+    (`_langgraph.find_saver`: the Agent Server's adapter keeps it in `_inner`).
+
     Raises:
         InvalidConfigError: The graph has no rollback saver, or the config
             names no thread.
         InvalidTargetError: `to` is not in the targets vocabulary.
         CheckpointNotFoundError: `to` is a config of another thread.
     """
-    saver = getattr(graph, "checkpointer", None)
-    if not isinstance(saver, BaseRollbackSaver):
+    checkpointer = getattr(graph, "checkpointer", None)
+    saver = find_saver(checkpointer)
+    if saver is None:
         raise InvalidConfigError(
-            f"The graph's checkpointer is {type(saver).__name__}, not a rollback "
+            f"The graph's checkpointer is {type(checkpointer).__name__}, not a rollback "
             "saver, so it has no ledger to roll back. Fix: compile the graph "
             "with one, e.g. `builder.compile(checkpointer=SqliteRollbackSaver"
             "(...))`."

@@ -4,6 +4,8 @@
 langgraph-rollback effects  DB --thread T [--json] [--status S] [--limit N]
 langgraph-rollback plan     DB --thread T --to CHECKPOINT --graph module:attr
 langgraph-rollback rollback DB --thread T --to CHECKPOINT --graph module:attr [--yes]
+langgraph-rollback resolve  DB --thread T EFFECT_ID --applied|--not-applied|--compensated
+                            [--result JSON] [--expect-status S] [--reason R] [--by WHO]
 langgraph-rollback migrate  DB [--print-sql]
 ```
 
@@ -12,12 +14,14 @@ database. `plan` and `rollback` also need the graph and its inverses: pass the
 graph as `module:attr` (the way ASGI servers take an app), where `attr` is a
 `StateGraph`, a compiled graph, or a function that takes the saver and returns
 a compiled graph; importing the module declares the tools. `--to first` names
-the thread's first checkpoint.
+the thread's first checkpoint. `resolve` records an operator's decision on an
+effect whose outcome is unknown (`saver.resolve_effect`).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib
 import json
 import sqlite3
@@ -30,8 +34,12 @@ from typing import Any, TextIO, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from langgraph_rollback._errors import RollbackError
-from langgraph_rollback._models import Effect
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    EffectStateError,
+    RollbackError,
+)
+from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback._redact import redact
 from langgraph_rollback._rollback import plan_rollback, rollback
 from langgraph_rollback.core.ops import ReadAncestry, ReadHead
@@ -187,7 +195,54 @@ def print_table(effects: Sequence[Effect], out: TextIO) -> None:
         out.write("(no effects)\n")
 
 
+def _decider_options(command: argparse.ArgumentParser) -> None:
+    """`--by` and `--reason`, kept with the decision in the audit trail."""
+    command.add_argument(
+        "--by", default=None, help="who decides (default: your OS user name)"
+    )
+    command.add_argument("--reason", default=None, help="why, for the audit trail")
+
+
+def operator(args: argparse.Namespace) -> str:
+    """Who runs this command: `--by`, else the OS user, else "unknown"."""
+    if args.by:
+        return str(args.by)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        return "unknown"
+
+
+def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        entries = saver.list_audit(config, limit=args.limit)
+    if args.json:
+        dumped = [e.model_dump(mode="json") for e in entries]
+        out.write(json.dumps(dumped, indent=2) + "\n")
+        return 0
+    header = ["at (UTC)", "by", "action", "effects", "rollback", "overrode", "reason"]
+    rows = [
+        [
+            e.at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.by,
+            e.action.value,
+            ",".join(e.effect_ids),
+            e.rollback_id or "",
+            e.overrode,
+            e.reason or "",
+        ]
+        for e in entries
+    ]
+    write_table(header, rows, out)
+    if not entries:
+        out.write("(no decisions recorded)\n")
+    return 0
+
+
 def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
+    if args.audit:
+        return cmd_audit(args, out)
     with open_saver(args.db) as saver:
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         effects = saver.list_effects(config, status=args.status, limit=args.limit)
@@ -345,10 +400,120 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
             on_irreversible=args.on_irreversible,
             on_conflict=args.on_conflict,
             on_failure=args.on_failure,
+            skip=args.skip,
             progress=progress,
+            by=operator(args),
+            reason=args.reason,
         )
     out.write(str(report) + "\n")
     return 0 if report.ok else 1
+
+
+_DECISIONS = {
+    "applied": ("pending", {"applied": True}),
+    "not_applied": ("pending", {"applied": False}),
+    "compensated": ("compensating", {"compensated": True}),
+    "not_compensated": ("compensating", {"compensated": False}),
+}
+
+
+def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
+    config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+    result = _json_arg(args.result)
+    with open_saver(args.db) as saver:
+        effect = _effect_to_resolve(saver, config, args)
+        kwargs = _resolution(effect, args, result)
+        try:
+            resolved = saver.resolve_effect(
+                config, args.effect_id, by=args.by, reason=args.reason, **kwargs
+            )
+        except EffectStateError as exc:
+            raise CliError(
+                f"effect {args.effect_id} changed while it was being resolved (it "
+                f"is {exc.status} now); nothing was recorded. Fix: look at it again "
+                f"with `langgraph-rollback effects {args.db} --thread "
+                f"{args.thread}`, then resolve it for the status it has."
+            ) from exc
+    out.write(
+        f"Effect {resolved.id} ({resolved.tool}) was {effect.status.value}, is now "
+        f"{resolved.status.value}; recorded by {args.by}"
+        + (f" ({args.reason})" if args.reason else "")
+        + ".\n"
+    )
+    return 0
+
+
+def _json_arg(text: str | None) -> Any:
+    from langgraph_rollback.core.resolve import UNSET
+
+    if text is None:
+        return UNSET
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--result {text!r} is not JSON ({exc}). Fix: pass what the call "
+            """returned as JSON, e.g. --result '"ok"' or --result '{"id": 7}'."""
+        ) from exc
+
+
+def _effect_to_resolve(
+    saver: BaseRollbackSaver, config: RunnableConfig, args: argparse.Namespace
+) -> Effect:
+    """The effect, checked against `--expect-status`."""
+    try:
+        effect = saver.get_effect(config, args.effect_id)
+    except EffectNotFoundError as exc:
+        raise CliError(
+            f"thread {args.thread!r} has no effect {args.effect_id!r}. Fix: take "
+            f"the id from `langgraph-rollback effects {args.db} --thread "
+            f"{args.thread}`."
+        ) from exc
+    if args.expect_status and effect.status.value != args.expect_status:
+        raise CliError(
+            f"effect {effect.id} ({effect.tool}) is {effect.status.value}, not "
+            f"{args.expect_status} as --expect-status says: it changed since you "
+            "looked, so nothing was recorded. Fix: look at it again with "
+            f"`langgraph-rollback effects {args.db} --thread {args.thread}`, then "
+            "resolve it for the status it has."
+        )
+    return effect
+
+
+def _resolution(
+    effect: Effect, args: argparse.Namespace, result: Any
+) -> dict[str, Any]:
+    """`resolve_effect`'s keywords for the decision, refused in CLI words when
+    it does not fit the effect's status."""
+    from langgraph_rollback.core.resolve import UNSET
+
+    status = effect.status
+    lost = status is EffectStatus.APPLIED and not effect.result_known
+    flag = "--" + args.decision.replace("_", "-") if args.decision else None
+    if args.decision is None and lost and result is not UNSET:
+        return {"result": result}
+    needs = {
+        EffectStatus.PENDING: "--applied (it landed) or --not-applied (it did not)",
+        EffectStatus.COMPENSATING: "--compensated (the inverse took effect) or "
+        "--not-compensated (it did not; a rollback runs it again)",
+    }
+    expected, kwargs = _DECISIONS.get(args.decision or "", ("", {}))
+    if status.value == expected:
+        return {**kwargs, "result": result}
+    if status in needs:
+        fix = needs[status]
+    elif lost:
+        fix = "--result JSON, what the call returned"
+    else:
+        raise CliError(
+            f"effect {effect.id} ({effect.tool}) is {status.value}: its outcome "
+            "is known, so there is nothing to resolve."
+        )
+    given = f"{flag} does not fit" if flag else "a decision is needed for"
+    raise CliError(
+        f"effect {effect.id} ({effect.tool}) is {status.value}; {given} it. "
+        f"Fix: pass {fix}."
+    )
 
 
 def _pending_sql(db: str) -> list[str]:
@@ -396,6 +561,27 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count; pass a whole number, 0 or more (or leave "
+            "--limit out for all)"
+        )
+    return value
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (one sub-command each)."""
     parser = argparse.ArgumentParser(
@@ -408,8 +594,14 @@ def build_parser() -> argparse.ArgumentParser:
     effects.add_argument("db", help="SQLite file or postgresql:// URL")
     effects.add_argument("--thread", required=True, help="the thread id")
     effects.add_argument("--status", help="only effects in this status")
-    effects.add_argument("--limit", type=int, help="at most this many, newest first")
+    effects.add_argument("--limit", type=_count, help="at most this many, newest first")
     effects.add_argument("--json", action="store_true", help="print JSON")
+    effects.add_argument(
+        "--audit",
+        action="store_true",
+        help="the thread's human decisions instead (who, when, why, what it "
+        "overrode), newest first",
+    )
     effects.set_defaults(run=cmd_effects)
 
     checkpoints = sub.add_parser(
@@ -417,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     checkpoints.add_argument("db", help="SQLite file or postgresql:// URL")
     checkpoints.add_argument("--thread", required=True, help="the thread id")
-    checkpoints.add_argument("--limit", type=int, help="at most this many")
+    checkpoints.add_argument("--limit", type=_count, help="at most this many")
     checkpoints.add_argument("--json", action="store_true", help="print JSON")
     checkpoints.set_defaults(run=cmd_checkpoints)
 
@@ -464,7 +656,50 @@ def build_parser() -> argparse.ArgumentParser:
                 help="an inverse raises: stop there (default), or still run the "
                 "older ones; either way the state is not restored",
             )
+            command.add_argument(
+                "--skip",
+                action="append",
+                default=[],
+                metavar="EFFECT_ID",
+                help="leave this effect as it is (repeat for more); kept in the "
+                "audit trail",
+            )
+            _decider_options(command)
         command.set_defaults(run=run)
+
+    resolve = sub.add_parser(
+        "resolve", help="record what happened to an effect whose outcome is unknown"
+    )
+    resolve.add_argument("db", help="SQLite file or postgresql:// URL")
+    resolve.add_argument("--thread", required=True, help="the thread id")
+    resolve.add_argument("effect_id", help="the effect (from `effects`)")
+    decision = resolve.add_mutually_exclusive_group()
+    for name, text in (
+        ("applied", "a pending call landed (a replay returns --result)"),
+        ("not-applied", "a pending call did not land (a replay runs it)"),
+        ("compensated", "an interrupted inverse took effect"),
+        ("not-compensated", "an interrupted inverse did not (a rollback reruns it)"),
+    ):
+        decision.add_argument(
+            f"--{name}",
+            dest="decision",
+            action="store_const",
+            const=name.replace("-", "_"),
+            help=text,
+        )
+    resolve.add_argument(
+        "--result", help="what the call returned, as JSON (for a lost result)"
+    )
+    resolve.add_argument(
+        "--expect-status",
+        choices=[s.value for s in EffectStatus],
+        help="refuse unless the effect is still in this status",
+    )
+    resolve.add_argument("--reason", help="why, kept in the effect's notes")
+    resolve.add_argument(
+        "--by", default=_os_user(), help="who decided (default: the OS user)"
+    )
+    resolve.set_defaults(run=cmd_resolve)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the tables")
     migrate.add_argument("db", help="SQLite file or postgresql:// URL")

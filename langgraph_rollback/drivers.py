@@ -146,7 +146,10 @@ def _step_sync(
     if isinstance(op, Observe):
         with _as_current(op.effect):
             try:
-                return Outcome(value=op.fn(**op.kwargs))
+                value = op.fn(**op.kwargs)
+                if inspect.isawaitable(value):  # an async observe, as an inverse
+                    value = _run_coroutine(value)
+                return Outcome(value=value)
             except Exception as exc:
                 return Outcome(error=exc)
     if isinstance(op, Perform):
@@ -270,9 +273,13 @@ def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(_await(awaitable))
+    close = getattr(awaitable, "close", None)
+    if close is not None:
+        close()  # never awaited: no "coroutine was never awaited" warning
     raise RuntimeError(
-        "An async inverse cannot run from sync code inside a running event "
-        "loop. Fix: use arollback() (or run the graph with ainvoke)."
+        "An async inverse or observe cannot run from sync code inside a running "
+        "event loop. Fix: use arollback() or aplan_rollback() (or run the graph "
+        "with ainvoke)."
     )
 
 

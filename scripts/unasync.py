@@ -47,6 +47,7 @@ SUBS = [
     ("asyncio.sleep", "time.sleep"),
     ("import asyncio", "import time"),
     ("adelete_for_runs", "delete_for_runs"),
+    ("_aundo_runs", "_undo_runs"),
     ("acopy_thread", "copy_thread"),
     ("aprune", "prune"),
     ("aput", "put"),

@@ -20,6 +20,7 @@ from langgraph_rollback._models import Effect, EffectStatus, Reversibility
 from langgraph_rollback.core.codec import normalize, same
 from langgraph_rollback.core.ops import Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
+from langgraph_rollback.core.voice import Voice, registry_fix, resolve_fix
 
 __all__ = ["Decision", "PlannedStep", "decide", "skip", "target_key"]
 
@@ -66,8 +67,10 @@ def decide(
     definition: ToolDefinition | None,
     serde: SerializerProtocol,
     predicted: dict[Any, Any],
+    voice: Voice = Voice.PYTHON,
 ) -> Flow[PlannedStep]:
-    """What to do with one effect on the path."""
+    """What to do with one effect on the path; reasons that name a fix use
+    `voice`'s words."""
     status = effect.status
     if status is EffectStatus.COMPENSATED:
         return PlannedStep(
@@ -80,16 +83,18 @@ def decide(
     if status is EffectStatus.FAILED:
         why = f"the call failed ({effect.error}); nothing was applied"
         return skip(effect, why, "not_applied")
-    policy = _by_kind(effect, definition)
+    policy = _by_kind(effect, definition, voice)
     if policy is not None:
         return policy
     assert definition is not None
     if definition.observe is not None:
         return (yield from _decide_observed(effect, definition, serde, predicted))
-    return _decide_unobserved(effect, definition)
+    return _decide_unobserved(effect, definition, voice)
 
 
-def _by_kind(effect: Effect, definition: ToolDefinition | None) -> PlannedStep | None:
+def _by_kind(
+    effect: Effect, definition: ToolDefinition | None, voice: Voice
+) -> PlannedStep | None:
     """The step for an effect its tool's kind decides: irreversible, undeclared,
     or no inverse in this registry; None when it can be undone."""
     kind = _kind(effect, definition)
@@ -105,8 +110,8 @@ def _by_kind(effect: Effect, definition: ToolDefinition | None) -> PlannedStep |
             effect=effect,
             decision=Decision.MISSING_INVERSE,
             reason=(
-                f"tool {effect.tool!r} is not declared in this registry; import "
-                "the module that declares it (or pass its registry=)"
+                f"tool {effect.tool!r} is not declared in this registry; "
+                + registry_fix(voice)
             ),
         )
     return None
@@ -202,22 +207,24 @@ def _decide_observed(
     )
 
 
-def _decide_unobserved(effect: Effect, definition: ToolDefinition) -> PlannedStep:
+def _decide_unobserved(
+    effect: Effect, definition: ToolDefinition, voice: Voice
+) -> PlannedStep:
     """Decide without `observe`: unknown outcomes stay unresolved."""
     if effect.status is EffectStatus.PENDING:
         return skip(
             effect,
-            "its outcome was never recorded and the tool has no observe= to "
-            "check it: check the target, then saver.resolve_effect(config, "
-            f"{effect.id!r}, applied=True|False)",
+            "its outcome was never recorded and the tool has no observe to "
+            "check it: check the target, then record what happened with "
+            + resolve_fix(voice, effect.id, "call"),
             "unresolved",
         )
     if effect.status is EffectStatus.COMPENSATING:
         return skip(
             effect,
             "an earlier rollback started its inverse and stopped; whether the "
-            "inverse took effect is unknown without observe=: check the target, "
-            f"then saver.resolve_effect(config, {effect.id!r}, compensated=True|False)",
+            "inverse took effect is unknown without observe: check the target, "
+            "then record it with " + resolve_fix(voice, effect.id, "inverse"),
             "unresolved",
         )
     return PlannedStep(

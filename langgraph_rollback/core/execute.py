@@ -26,7 +26,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import UnregisteredToolError
-from langgraph_rollback._models import EffectStatus
+from langgraph_rollback._models import AuditAction, EffectStatus
+from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import Flow, LockThread, SaveRollback, UnlockThread, do
@@ -49,7 +50,7 @@ from langgraph_rollback.core.report import (
 from langgraph_rollback.core.restore import restore_state
 from langgraph_rollback.core.targets import TargetSelector, target_flow
 from langgraph_rollback.core.undo import InverseTimeoutError, Run, mark, undo_one
-from langgraph_rollback.core.voice import Voice
+from langgraph_rollback.core.voice import Voice, option, registry_fix
 
 __all__ = [
     "InverseTimeoutError",
@@ -97,6 +98,7 @@ def rollback_flow(
                 restore=checkpoint_config(thread_id, target),
                 started_at=started,
                 owner=holder.owner,
+                voice=voice,
             )
         )
 
@@ -122,6 +124,7 @@ def execute_flow(
     restore: RunnableConfig | None,
     started_at: datetime,
     owner: str | None = None,
+    voice: Voice = Voice.PYTHON,
 ) -> Flow[RollbackReport]:
     """Carry out `plan`; return the report.
 
@@ -130,13 +133,17 @@ def execute_flow(
             `Restore`; None when the caller restores the state itself (the
             in-graph node returns the target's values instead).
         owner: The rollback's process, recorded on each claim.
+        voice: Whose words the report's fixes use (policy options, resolving).
     """
-    run = Run(policies, registry, serde, rollback_id, owner, nested=plan.nested)
+    run = Run(
+        policies, registry, serde, rollback_id, owner, nested=plan.nested, voice=voice
+    )
     refused = _refusal(plan, run)
     if refused is not None:
         report = _report(plan, run, started_at, "aborted", refused)
         return (yield from _save(report, serde))
     yield from do(SaveRollback(_record(plan, rollback_id, started_at, "running")))
+    yield from _audit_overrides(plan, run)
     stopped_at = yield from _undo_all(plan, run)
     status, message, restored = yield from _finish(plan, run, restore, stopped_at)
     report = _report(plan, run, started_at, status, message, restored)
@@ -151,7 +158,12 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
             step.decision is Decision.MISSING_INVERSE
             and step.effect.id not in run.policies.skip
         ):
-            raise UnregisteredToolError(tool=step.effect.tool, effect_id=step.effect.id)
+            fix = None
+            if run.voice is not Voice.PYTHON:
+                fix = f"Fix: {registry_fix(run.voice)}."
+            raise UnregisteredToolError(
+                tool=step.effect.tool, effect_id=step.effect.id, fix=fix
+            )
     steps = [s for s in plan.steps if s.effect.id not in run.policies.skip]
     stuck = [
         s
@@ -163,7 +175,8 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
     if run.policies.on_irreversible == "abort" and stuck:
         run.skipped += [SkippedStep(effect=s.effect, reason=s.reason) for s in stuck]
         names = ", ".join(f"{call_text(s.effect, 40)} (#{s.effect.seq})" for s in stuck)
-        why.append(f"{names} cannot be undone and on_irreversible='abort'")
+        policy = option(run.voice, "on_irreversible", "abort")
+        why.append(f"{names} cannot be undone and {policy}")
     if run.policies.on_conflict == "abort" and conflicts:
         run.conflicts += [
             SkippedStep(effect=s.effect, reason=s.reason) for s in conflicts
@@ -172,13 +185,56 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
             f"{call_text(s.effect, 40)} (#{s.effect.seq}): {s.reason}"
             for s in conflicts
         )
+        voice = run.voice
         why.append(
-            f"{names}; on_conflict='abort'. Roll back with on_conflict='skip' to "
-            "leave them, or 'force' to undo them anyway"
+            f"{names}; {option(voice, 'on_conflict', 'abort')}. Roll back with "
+            f"{option(voice, 'on_conflict', 'skip')} to leave them, or "
+            f"{option(voice, 'on_conflict', 'force')} to undo them anyway"
         )
     if not why:
         return None
     return "Refused: " + ". ".join(why) + ". Nothing was undone."
+
+
+def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
+    """Keep the caller's overrides of the plan in the audit trail: effects
+    left by `skip=`, conflicts undone under `on_conflict="force"`."""
+    policies = run.policies
+    skipped = {
+        s.effect.id: s.decision.value
+        for s in plan.steps
+        if s.effect.id in policies.skip
+    }
+    forced = {
+        s.effect.id: s.reason
+        for s in plan.steps
+        if s.decision is Decision.CONFLICT and s.effect.id not in policies.skip
+    }
+    by = policies.by or UNKNOWN
+    if skipped:
+        yield from keep(
+            plan.thread_id,
+            AuditAction.SKIP,
+            key=run.rollback_id,
+            by=by,
+            effect_ids=list(skipped),
+            rollback_id=run.rollback_id,
+            reason=policies.reason,
+            overrode="the plan: " + ", ".join(sorted(set(skipped.values()))),
+            details={"planned": skipped},
+        )
+    if forced and policies.on_conflict == "force":
+        yield from keep(
+            plan.thread_id,
+            AuditAction.FORCE,
+            key=run.rollback_id,
+            by=by,
+            effect_ids=list(forced),
+            rollback_id=run.rollback_id,
+            reason=policies.reason,
+            overrode="conflicts: their targets changed since the agent touched them",
+            details={"conflicts": forced},
+        )
 
 
 def _undo_all(plan: RollbackPlan, run: Run) -> Flow[str | None]:
@@ -237,12 +293,14 @@ def _finish(
     plan chose was undone."""
     if stopped_at is not None:
         conflict = next(c for c in run.conflicts if c.effect.id == stopped_at)
+        voice = run.voice
         message = (
             f"Stopped before undoing {call_text(conflict.effect, 40)} "
-            f"(#{conflict.effect.seq}): {conflict.reason}, and on_conflict='abort'. "
-            "The newer effects were undone; the state was not restored. Check the "
-            "target, then roll back again (on_conflict='skip' to leave it, "
-            "'force' to undo it anyway)."
+            f"(#{conflict.effect.seq}): {conflict.reason}, and "
+            f"{option(voice, 'on_conflict', 'abort')}. The newer effects were "
+            "undone; the state was not restored. Check the target, then roll "
+            f"back again ({option(voice, 'on_conflict', 'skip')} to leave it, "
+            f"{option(voice, 'on_conflict', 'force')} to undo it anyway)."
         )
         return "stopped", message, None
     if run.failures:
@@ -291,6 +349,7 @@ def _report(
         failures=run.failures,
         already_compensated=run.already_compensated,
         orphans=list(plan.orphans),
+        unplaced=list(plan.unplaced),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
@@ -348,6 +407,7 @@ def rejected_report(
         status="rejected",
         message=message,
         orphans=list(plan.orphans),
+        unplaced=list(plan.unplaced),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )

@@ -30,12 +30,15 @@ from langgraph_rollback.core.query import EffectQuery
 __all__ = [
     "UPDATABLE",
     "Ask",
+    "AuditRow",
     "AwaitCall",
     "Begin",
     "CheckpointLink",
     "CopyCheckpoint",
     "ExistingCheckpoints",
     "FindCheckpoint",
+    "FindEffect",
+    "FindNamespace",
     "Flow",
     "LockThread",
     "Notify",
@@ -44,6 +47,7 @@ __all__ = [
     "Outcome",
     "Perform",
     "ReadAncestry",
+    "ReadAudit",
     "ReadCheckpoint",
     "ReadHead",
     "ReadNamespaceStates",
@@ -56,6 +60,7 @@ __all__ = [
     "Undo",
     "UnlockThread",
     "Update",
+    "WriteAudit",
     "do",
 ]
 
@@ -233,6 +238,32 @@ class UnlockThread(StorageOp[None]):
     holder: LockHolder | None
 
 
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One stored human decision: `entry` is `AuditEntry`'s JSON text."""
+
+    audit_id: str
+    thread_id: str
+    at: str
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class WriteAudit(StorageOp[None]):
+    """Keep a human decision; one already kept under that id stays as it is
+    (a decision replayed on resume is kept once)."""
+
+    row: AuditRow
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAudit(StorageOp[list[AuditRow]]):
+    """A thread's decisions, newest first (at most `limit`)."""
+
+    thread_id: str
+    limit: int | None = None
+
+
 # --- checkpoint graph reads ------------------------------------------------------
 
 
@@ -248,6 +279,22 @@ class FindCheckpoint(StorageOp[list[str]]):
     """The threads holding a root checkpoint with this id."""
 
     checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindNamespace(StorageOp[list[str]]):
+    """The subgraph namespaces of the thread holding a checkpoint with this id."""
+
+    thread_id: str
+    checkpoint_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindEffect(StorageOp[str | None]):
+    """The thread of the effect with this id (effect ids are unique across
+    threads), or None."""
+
+    effect_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,13 +56,26 @@ from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import call_text
 from langgraph_rollback.core.voice import Voice, on_path_fix
 
-__all__ = ["THREAD_START", "Decision", "PlannedStep", "RollbackPlan", "plan_flow"]
+__all__ = [
+    "THREAD_START",
+    "UNPLACED",
+    "Decision",
+    "PlannedStep",
+    "RollbackPlan",
+    "plan_flow",
+]
 
 THREAD_START = "first"
 """The target that is the thread's empty start, before its first run. It has
 no checkpoint: rolling back to it undoes every effect of the thread (those
 recorded before any checkpoint was stored included) and restores an empty
 state. Reports name it "first", as the targets vocabulary does."""
+
+UNPLACED = (
+    "its checkpoints were deleted (pruned), so nothing tells whether it led to "
+    "the current state; left as it is (undo it by hand if it should go)"
+)
+"""Why an effect whose checkpoints were deleted is left alone."""
 
 _LIVE = frozenset(
     {
@@ -94,6 +107,10 @@ class RollbackPlan(BaseModel):
     """Every effect after the target on the path, newest first."""
     orphans: list[Effect]
     """Live effects on abandoned branches after the target, left alone."""
+    unplaced: list[Effect] = []
+    """Live effects after the target whose checkpoints were deleted (a
+    `prune`): nothing tells which branch they were on, so they are left
+    alone."""
     created_at: datetime
 
     @property
@@ -161,6 +178,10 @@ class RollbackPlan(BaseModel):
                 f"  orphan              #{effect.seq} {call_text(effect)}: on an "
                 "abandoned branch, left as it is"
             )
+        for effect in self.unplaced:
+            lines.append(
+                f"  unplaced            #{effect.seq} {call_text(effect)}: {UNPLACED}"
+            )
         return "\n".join(lines)
 
 
@@ -198,19 +219,24 @@ def plan_flow(
     # The thread's first checkpoint is in the region: effects recorded before
     # any checkpoint was stored (no base) belong to it.
     from_start = any(link.parent_id is None for link in chain)
-    query = EffectQuery(
-        thread_id=thread_id, anchors=tuple(sorted(region)), unanchored=from_start
-    )
+    start = target == THREAD_START
+    # Every effect of the thread lies after its start, those whose
+    # checkpoints were deleted included.
+    anchors = None if start else tuple(sorted(region))
+    query = EffectQuery(thread_id=thread_id, anchors=anchors, unanchored=from_start)
     rows = yield from do(Select(query))
     # An effect whose root checkpoint lies outside the region belongs to it
     # only when that checkpoint was never persisted (then its base counts).
-    outside = sorted({r.root_checkpoint_id for r in rows} - region)
+    outside = {r.root_checkpoint_id for r in rows}
+    outside |= {r.base_checkpoint_id for r in rows if r.base_checkpoint_id}
     persisted: set[str] = set()
-    if outside:
-        persisted = yield from do(ExistingCheckpoints(thread_id, outside))
-    start = target == THREAD_START
-    mine, orphans = _assign(rows, path, region, persisted, from_start, start, serde)
-    steps = yield from _decide_all(mine, registry, serde, in_run)
+    if outside - region:
+        missing = sorted(outside - region)
+        persisted = yield from do(ExistingCheckpoints(thread_id, missing))
+    mine, orphans, unplaced = _assign(
+        rows, path, region, persisted, from_start, start, serde
+    )
+    steps = yield from _decide_all(mine, registry, serde, in_run, voice)
     steps = _settled_by_containers(_containers_first(steps))
     last = chain[-1]
     return RollbackPlan(
@@ -222,6 +248,7 @@ def plan_flow(
         target_copies=[target, *(c for c in last.copies if c != target)],
         steps=steps,
         orphans=orphans,
+        unplaced=unplaced,
         created_at=datetime.now(UTC),
     )
 
@@ -287,6 +314,7 @@ def _decide_all(
     registry: ToolRegistry,
     serde: SerializerProtocol,
     in_run: bool,
+    voice: Voice,
 ) -> Flow[list[PlannedStep]]:
     """Each effect's decision, newest first; calls and inverses still running
     are found first."""
@@ -298,7 +326,8 @@ def _decide_all(
         if running is not None:
             steps.append(running)
             continue
-        step = yield from decide(effect, registry.get(effect.tool), serde, predicted)
+        definition = registry.get(effect.tool)
+        step = yield from decide(effect, definition, serde, predicted, voice)
         steps.append(step)
     return steps
 
@@ -378,8 +407,9 @@ def _assign(
     from_start: bool,
     start: bool,
     serde: SerializerProtocol,
-) -> tuple[list[LedgerRow], list[Effect]]:
-    """Split the region's rows into those on the path and live orphans.
+) -> tuple[list[LedgerRow], list[Effect], list[Effect]]:
+    """Split the rows into those on the path, live orphans, and live effects
+    whose checkpoints were deleted (unplaced).
 
     With `start` (the target is the thread's empty start), effects recorded
     before any checkpoint was stored are on the path too.
@@ -387,6 +417,7 @@ def _assign(
     on_path = set(path)
     mine: list[LedgerRow] = []
     orphans: list[Effect] = []
+    unplaced: list[Effect] = []
     for row in rows:
         if row.root_checkpoint_id in persisted and row.root_checkpoint_id not in region:
             continue
@@ -395,9 +426,13 @@ def _assign(
             anchor = path[-1]
         if anchor is not None and anchor in on_path:
             mine.append(row)
-        elif EffectStatus(row.status) in _LIVE:
+        elif EffectStatus(row.status) not in _LIVE:
+            continue
+        elif anchor is not None and anchor not in region and anchor not in persisted:
+            unplaced.append(effect_from_row(row, serde))
+        else:
             orphans.append(effect_from_row(row, serde))
-    return mine, orphans
+    return mine, orphans, unplaced
 
 
 def _anchor(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback.core.audit import check_by
 
 __all__ = [
     "OnConflict",
@@ -42,6 +43,10 @@ class Policies:
         inverse_timeout: Seconds an inverse may take; past that it counts as
             failed (and stays claimed while it runs). None waits forever.
         skip: Effect ids to leave alone (e.g. chosen by a human approver).
+        by: Who chose these policies, kept in the audit trail when they
+            override the plan (`skip`, `on_conflict="force"`); "unknown"
+            when None.
+        reason: Why, kept with it.
 
     Raises:
         InvalidConfigError: A policy is not one of these, naming it and the fix.
@@ -52,6 +57,8 @@ class Policies:
     on_failure: OnFailure = "stop"
     inverse_timeout: float | None = None
     skip: frozenset[str] = field(default_factory=frozenset)
+    by: str | None = None
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
@@ -73,15 +80,22 @@ class Policies:
             )
         if not isinstance(self.skip, frozenset):
             object.__setattr__(self, "skip", skip_ids(self.skip))
+        check_by(self.by, self.reason)
 
-    def with_skip(self, skip: Iterable[str]) -> Policies:
-        """The same policies, leaving these effect ids alone too."""
-        return Policies(
-            on_irreversible=self.on_irreversible,
-            on_conflict=self.on_conflict,
-            on_failure=self.on_failure,
-            inverse_timeout=self.inverse_timeout,
+    def with_skip(
+        self,
+        skip: Iterable[str],
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+    ) -> Policies:
+        """The same policies, leaving these effect ids alone too (chosen by
+        `by`, for `reason`, when given)."""
+        return replace(
+            self,
             skip=self.skip | skip_ids(skip),
+            by=by or self.by,
+            reason=reason or self.reason,
         )
 
 

@@ -35,7 +35,8 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import ObservationError
-from langgraph_rollback._models import EffectStatus, Reversibility
+from langgraph_rollback._models import AuditAction, EffectStatus, Reversibility
+from langgraph_rollback.core.audit import AUTH_USER_KEY, decider, keep, reason_of
 from langgraph_rollback.core.call import (
     Call,
     applied_changes,
@@ -101,7 +102,18 @@ def _guard(call: Call) -> Flow[tuple[GuardMode, str]]:
             }
         )
     )
-    return ("allow" if approved(answer) else "block"), "human"
+    yes = approved(answer)
+    yield from keep(
+        call.ctx.thread_id,
+        AuditAction.ALLOW if yes else AuditAction.REFUSE,
+        key=f"{call.effect_id}\0{yes}",
+        by=decider(answer, {AUTH_USER_KEY: call.ctx.user}),
+        effect_ids=[call.effect_id],
+        reason=reason_of(answer),
+        overrode=f"the guard's 'ask' for the {definition.kind.value} tool {call.tool!r}",
+        details={"tool": call.tool},
+    )
+    return ("allow" if yes else "block"), "human"
 
 
 def _observe_before(call: Call, row: LedgerRow) -> Flow[tuple[Any, LedgerRow]]:

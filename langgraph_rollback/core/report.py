@@ -112,6 +112,9 @@ class RollbackReport(BaseModel):
     already_compensated: list[Effect] = []
     orphans: list[Effect] = []
     """Live effects on abandoned branches after the target, left as they are."""
+    unplaced: list[Effect] = []
+    """Live effects after the target whose checkpoints were deleted (a
+    `prune`), left as they are: nothing tells which branch they were on."""
     started_at: datetime
     finished_at: datetime
 
@@ -174,6 +177,13 @@ class RollbackReport(BaseModel):
         if self.orphans:
             lines.append("Left alone on abandoned branches:")
             lines += [f"  - {call_text(effect)}" for effect in self.orphans]
+        if self.unplaced:
+            lines.append(
+                "Left alone, their checkpoints were deleted (pruned), so nothing "
+                "tells whether they led to the current state (undo them by hand "
+                "if they should go):"
+            )
+            lines += [f"  - {call_text(effect)}" for effect in self.unplaced]
         if self.status in ("stopped", "failed", "incomplete"):
             lines.append("Rolling back to the same checkpoint again resumes from here.")
         return "\n".join(lines)

@@ -15,7 +15,8 @@ from langgraph_rollback._errors import (
     EffectStateError,
     InvalidConfigError,
 )
-from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback._models import AuditAction, Effect, EffectStatus
+from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.call import applied_changes, outcome_changes
 from langgraph_rollback.core.codec import decode_payload, encode_payload, normalize
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row, utcnow
@@ -35,6 +36,8 @@ def resolve_flow(
     result: Any,
     registry: ToolRegistry,
     serde: SerializerProtocol,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> Flow[Effect]:
     """Record what an operator found out about an effect whose outcome is unknown.
 
@@ -44,7 +47,10 @@ def resolve_flow(
     (`result_known=False`) takes `result=`. An applied resolution takes the
     `after` observation when the tool declares `observe`, so later drift
     checks stay meaningful. `result` is `UNSET` when the caller gave none.
+    Who decided (`by`) and why (`reason`) go into the effect's notes and
+    the audit trail ("unknown" when `by` is None).
     """
+    who = _who(by, reason)
     query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
     rows = yield from do(Select(query))
     if not rows:
@@ -53,12 +59,13 @@ def resolve_flow(
     effect = effect_from_row(row, serde)
     if effect.status is EffectStatus.PENDING:
         changes = yield from _resolve_call(
-            effect, applied, compensated, _given(result), registry, serde
+            effect, applied, compensated, _given(result), registry, serde, who
         )
     elif effect.status is EffectStatus.COMPENSATING:
-        changes = _resolve_inverse(effect, applied, compensated, _given(result), serde)
+        given = _given(result)
+        changes = _resolve_inverse(effect, applied, compensated, given, serde, who)
     elif effect.status is EffectStatus.APPLIED and not effect.result_known:
-        changes = _resolve_result(effect, applied, compensated, result, row, serde)
+        changes = _resolve_result(effect, applied, compensated, result, row, serde, who)
     else:
         raise EffectStateError(
             effect_id=effect_id,
@@ -81,6 +88,22 @@ def resolve_flow(
             status=resolved.status.value,
             expected=effect.status.value,
         )
+    decided = {"applied": applied, "compensated": compensated}
+    yield from keep(
+        thread_id,
+        AuditAction.RESOLVE,
+        key=f"{effect_id}\0{row.attempt}\0{effect.status.value}\0{resolved.updated_at}",
+        by=by or UNKNOWN,
+        effect_ids=[effect_id],
+        reason=reason,
+        overrode=f"status {effect.status.value}"
+        + ("" if effect.result_known else ", result unknown"),
+        details={
+            **{k: v for k, v in decided.items() if v is not None},
+            "result_given": result is not UNSET,
+            "status": resolved.status.value,
+        },
+    )
     return resolved
 
 
@@ -97,6 +120,14 @@ def _given(result: Any) -> Any:
     return None if result is UNSET else result
 
 
+def _who(by: str | None, reason: str | None) -> str:
+    """How a note names the decision's author, and the reason given."""
+    who = f"by {by.strip()}" if by and by.strip() else "by an operator"
+    if reason and reason.strip():
+        who += f" ({reason.strip()})"
+    return who
+
+
 def _resolve_result(
     effect: Effect,
     applied: bool | None,
@@ -104,6 +135,7 @@ def _resolve_result(
     result: Any,
     row: LedgerRow,
     serde: SerializerProtocol,
+    who: str,
 ) -> dict[str, Any]:
     """An applied effect whose result was lost: record the result found."""
     if result is UNSET or compensated is not None or applied is False:
@@ -119,7 +151,7 @@ def _resolve_result(
         field="outcome",
         effect_id=row.effect_id,
     )
-    notes = [*outcome.get("notes", []), "result resolved by an operator"]
+    notes = [*outcome.get("notes", []), f"result resolved {who}"]
     return applied_changes(
         serde,
         effect.tool,
@@ -137,6 +169,7 @@ def _resolve_call(
     result: Any,
     registry: ToolRegistry,
     serde: SerializerProtocol,
+    who: str,
 ) -> Flow[dict[str, Any]]:
     if applied is None or compensated is not None:
         raise InvalidConfigError(
@@ -147,13 +180,13 @@ def _resolve_call(
         payload = encode_payload(
             serde,
             {
-                "error": "resolved by an operator: not applied",
-                "notes": ["outcome resolved by an operator: not applied"],
+                "error": f"resolved {who}: not applied",
+                "notes": [f"outcome resolved {who}: not applied"],
             },
             tool=effect.tool,
         )
         return outcome_changes(EffectStatus.FAILED, payload)
-    notes = ["outcome resolved by an operator: applied"]
+    notes = [f"outcome resolved {who}: applied"]
     after, observed = None, False
     definition = registry.get(effect.tool)
     if definition is not None and definition.observe is not None:
@@ -173,6 +206,7 @@ def _resolve_inverse(
     compensated: bool | None,
     result: Any,
     serde: SerializerProtocol,
+    who: str,
 ) -> dict[str, Any]:
     if compensated is None or applied is not None:
         raise InvalidConfigError(
@@ -181,10 +215,10 @@ def _resolve_inverse(
             "compensated=False (it did not; a rollback will run it again)."
         )
     if compensated:
-        note = "inverse outcome resolved by an operator: took effect"
+        note = f"inverse outcome resolved {who}: took effect"
         status = EffectStatus.COMPENSATED
     else:
-        note = "inverse outcome resolved by an operator: did not take effect"
+        note = f"inverse outcome resolved {who}: did not take effect"
         status = EffectStatus.COMPENSATION_FAILED
     payload = encode_payload(
         serde, {"result": result, "notes": [note]}, tool=effect.tool

@@ -12,7 +12,13 @@ A target is one of:
 | a node | `before_node("name")` | `before_node:<name>` | the checkpoint from which that node last ran |
 
 Keywords and node names match case-insensitively where that is unambiguous
-(`First`, `RUN-START`); ids match exactly. `parse_target` turns what a caller
+(`First`, `RUN-START`); ids match exactly. A text that is, exactly as given,
+an id of the thread (a checkpoint id, an effect id, or a model's tool call
+id, which can be spelled like anything: `First`, `run_start:x`, ` call-1`)
+names that id; if it is also exactly a keyword target that resolves
+(`first`, `run_start:r1` for a run r1), it is refused as ambiguous
+(`AmbiguousTargetError`), since either reading would undo a different set
+of effects. `parse_target` turns what a caller
 passed into a `TargetSelector` without I/O; `target_flow` resolves it to a
 checkpoint id by reading the store (`ReadAncestry`, `ReadCheckpoint`,
 `Select`). Each failure is a typed error whose "Fix:" speaks the caller's
@@ -21,8 +27,8 @@ language (`Voice`): a Python call, a CLI option, or a JSON field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeGuard
 
 from langchain_core.runnables import RunnableConfig
@@ -40,6 +46,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     Flow,
     ReadAncestry,
     ReadCheckpoint,
@@ -81,6 +89,9 @@ class TargetSelector:
 
     kind: Kind
     value: str | None = None
+    text: str | None = field(default=None, compare=False)
+    """The text the caller passed, when the target was given as text (it may
+    also be an id of the thread, looked up as given)."""
 
     def __str__(self) -> str:
         if self.kind in ("checkpoint", "effect", "id"):
@@ -192,24 +203,29 @@ def _from_text(text: str, voice: Voice) -> TargetSelector:
                 f"{given(text, voice)} is empty, not a rollback target. {fix(voice)}",
                 target=text,
             )
-        return TargetSelector("id", text.strip())
+        return TargetSelector("id", text.strip(), text)
     if keyword == "first":
         if sep:
             raise InvalidTargetError(
                 f"{given(text, voice)}: 'first' takes no value. {fix(voice)}",
                 target=text,
             )
-        return TargetSelector("first")
+        return TargetSelector("first", None, text)
     if keyword == "run_start":
-        return TargetSelector("run_start", rest.strip() or None)
+        return TargetSelector("run_start", rest.strip() or None, text)
     if not rest.strip():
         raise InvalidTargetError(
             f"{given(text, voice)} names no node. Fix: "
-            + say(voice, "to=before_node('planner')", "--to before_node:planner")
+            + say(
+                voice,
+                "to=before_node('planner')",
+                "--to before_node:planner",
+                '"to": "before_node:planner"',
+            )
             + ".",
             target=text,
         )
-    return TargetSelector("before_node", rest.strip())
+    return TargetSelector("before_node", rest.strip(), text)
 
 
 # --- resolving a selector to a checkpoint ------------------------------------------
@@ -224,7 +240,9 @@ def target_flow(
     Raises:
         CheckpointNotFoundError: Nothing on the thread matches (the message
             says what was looked for and the fix).
-        AmbiguousTargetError: A tool call id names several effects.
+        AmbiguousTargetError: A tool call id names several effects, or a
+            text is both an id of the thread and a keyword target.
+        InvalidTargetError: The id is a subgraph's checkpoint.
     """
     if selector.kind == "checkpoint":
         return str(selector.value)
@@ -233,7 +251,18 @@ def target_flow(
     if head is None:
         head = yield from do(ReadHead(thread_id))
     if selector.kind == "id":
-        return (yield from _id_target(str(selector.value), thread_id, voice))
+        return (yield from _id_target(selector, thread_id, voice))
+    if selector.text is not None:
+        named = yield from _named_by_id(selector.text, thread_id)
+        if named is not None:
+            return (yield from _keyword_or_id(selector, named, thread_id, head, voice))
+    return (yield from _keyword_target(selector, thread_id, head, voice))
+
+
+def _keyword_target(
+    selector: TargetSelector, thread_id: str, head: str | None, voice: Voice
+) -> Flow[str]:
+    """The checkpoint a keyword target (first, run_start, before_node) names."""
     if head is None:
         raise CheckpointNotFoundError(
             f"Thread {thread_id!r} has no checkpoints, so {selector} names none. "
@@ -247,11 +276,16 @@ def target_flow(
     if selector.kind == "first":
         return THREAD_START
     chain = yield from do(ReadAncestry(thread_id, head, THREAD_START))
-    return _run_target(selector.value, chain, thread_id, voice)
+    return (yield from _run_target(selector.value, chain, thread_id, voice))
 
 
-def _id_target(value: str, thread_id: str, voice: Voice) -> Flow[str]:
-    """A checkpoint id, else an effect id, else a model's tool call id."""
+Named = str | list[LedgerRow]
+"""What an id names: a checkpoint id, or the ledger rows it names."""
+
+
+def _named_by_id(value: str, thread_id: str) -> Flow[Named | None]:
+    """What `value`, exactly as given, names on the thread: a checkpoint, an
+    effect (by its id), the effects of a model's tool call, or nothing."""
     found = yield from do(ExistingCheckpoints(thread_id, [value]))
     if value in found:
         return value
@@ -259,17 +293,83 @@ def _id_target(value: str, thread_id: str, voice: Voice) -> Flow[str]:
     if not rows:
         query = EffectQuery(thread_id=thread_id, tool_call_id=value)
         rows = yield from do(Select(query))
-    if len(rows) > 1:
-        candidates = [row.effect_id for row in rows]
+    return rows or None
+
+
+def _keyword_or_id(
+    selector: TargetSelector,
+    named: Named,
+    thread_id: str,
+    head: str | None,
+    voice: Voice,
+) -> Flow[str]:
+    """A text that is an id of the thread and reads as a keyword too: the id,
+    unless the text is the keyword spelled exactly and that reading resolves."""
+    text = str(selector.text)
+    if text == str(selector):
+        try:
+            keyword = yield from _keyword_target(selector, thread_id, head, voice)
+        except CheckpointNotFoundError:
+            pass
+        else:
+            what = named if isinstance(named, str) else _describe(named[0])
+            raise AmbiguousTargetError(
+                f"{given(text, voice)} is both the target {selector} (checkpoint "
+                f"{keyword}) and an id on thread {thread_id!r} ({what}), which "
+                "would undo different effects. Fix: "
+                + say(
+                    voice,
+                    f"pass TargetSelector({selector.kind!r}"
+                    + ("" if selector.value is None else f", {selector.value!r}")
+                    + ") for the target, or the effect or checkpoint id",
+                    f"spell the keyword in capitals (--to {text.upper()}) for the "
+                    "target, or use the effect or checkpoint id",
+                    f'spell the keyword in capitals ("{text.upper()}") for the '
+                    "target, or send the effect or checkpoint id",
+                )
+                + ".",
+                target=text,
+                candidates=[keyword, *_ids(named)],
+            )
+    return (yield from _target_of(named, text, thread_id, voice))
+
+
+def _ids(named: Named) -> list[str]:
+    return [named] if isinstance(named, str) else [row.effect_id for row in named]
+
+
+def _target_of(named: Named, value: str, thread_id: str, voice: Voice) -> Flow[str]:
+    """The checkpoint an id names: itself, or the one its effect started from."""
+    if isinstance(named, str):
+        return named
+    if len(named) > 1:
         raise AmbiguousTargetError(
-            f"Tool call id {value!r} names {len(rows)} effects on thread "
-            f"{thread_id!r} ({', '.join(_describe(r) for r in rows)}). Fix: pass "
-            "one of their effect ids instead.",
+            f"Tool call id {value!r} names {len(named)} effects on thread "
+            f"{thread_id!r} ({', '.join(_describe(r) for r in named)}). Fix: "
+            + say(
+                voice,
+                "pass one of their effect ids instead",
+                "use one of their effect ids instead",
+                "send one of their effect ids instead",
+            )
+            + ".",
             target=value,
-            candidates=candidates,
+            candidates=_ids(named),
         )
-    if rows:
-        return (yield from _anchor_of(rows[0], thread_id, voice))
+    return (yield from _anchor_of(named[0], thread_id, voice))
+
+
+def _id_target(selector: TargetSelector, thread_id: str, voice: Voice) -> Flow[str]:
+    """A checkpoint id, else an effect id, else a model's tool call id: as
+    given, else without surrounding spaces."""
+    value = str(selector.value)
+    spellings = [value]
+    if selector.text is not None and selector.text != value:
+        spellings.insert(0, selector.text)
+    for spelling in spellings:
+        named = yield from _named_by_id(spelling, thread_id)
+        if named is not None:
+            return (yield from _target_of(named, spelling, thread_id, voice))
     owners = yield from do(FindCheckpoint(value))
     if owners:
         raise CheckpointNotFoundError(
@@ -279,12 +379,14 @@ def _id_target(value: str, thread_id: str, voice: Voice) -> Flow[str]:
                 voice,
                 "pass that thread's config, or a checkpoint of this thread",
                 f"use --thread {owners[0]}, or a checkpoint of this thread",
+                f"use thread {owners[0]!r}, or a checkpoint of this thread",
             )
             + ".",
             checkpoint_id=value,
             thread_id=thread_id,
             found_in=owners,
         )
+    yield from _refuse_other_ids(value, thread_id, voice)
     hint = ""
     if value.casefold() in _NOT_WORDS:
         hint = " (to undo the thread's latest run, the word is run_start)"
@@ -297,18 +399,62 @@ def _id_target(value: str, thread_id: str, voice: Voice) -> Flow[str]:
     )
 
 
+def _refuse_other_ids(value: str, thread_id: str, voice: Voice) -> Flow[None]:
+    """Raise when `value` is a subgraph checkpoint of the thread, or an effect
+    of another thread: ids that exist, but are no target here."""
+    namespaces = yield from do(FindNamespace(thread_id, value))
+    if namespaces:
+        query = EffectQuery(
+            thread_id=thread_id, checkpoint_ns=namespaces[0], checkpoint_id=value
+        )
+        rows = yield from do(Select(query))
+        root = f" ({rows[0].root_checkpoint_id})" if rows else ""
+        raise InvalidTargetError(
+            f"Checkpoint {value!r} is a checkpoint of the subgraph namespace "
+            f"{namespaces[0]!r} of thread {thread_id!r}; a rollback targets the "
+            "root graph's checkpoints. Fix: "
+            + say(
+                voice,
+                f"pass the root checkpoint the subgraph task started from{root}",
+                f"use --to with the root checkpoint the subgraph task started "
+                f"from{root}",
+                f"send the root checkpoint the subgraph task started from{root}",
+            )
+            + ", or an effect id of the subgraph's calls.",
+            target=value,
+        )
+    elsewhere = yield from do(FindEffect(value))
+    if elsewhere is not None:
+        raise CheckpointNotFoundError(
+            f"Effect {value!r} belongs to thread {elsewhere!r}, not to thread "
+            f"{thread_id!r}; a rollback undoes one thread's effects. Fix: "
+            + say(
+                voice,
+                f"roll back thread {elsewhere!r} (its config) to it",
+                f"use --thread {elsewhere}",
+                f"roll back thread {elsewhere!r} to it",
+            )
+            + ".",
+            checkpoint_id=value,
+            thread_id=thread_id,
+            found_in=[elsewhere],
+        )
+
+
 _NOT_WORDS = frozenset({"last", "latest", "last_run", "start", "begin", "beginning"})
 
 
 def _effect_target(thread_id: str, effect_id: str, voice: Voice) -> Flow[str]:
     rows = yield from do(Select(EffectQuery(thread_id=thread_id, effect_id=effect_id)))
     if not rows:
+        yield from _refuse_other_ids(effect_id, thread_id, voice)
         raise CheckpointNotFoundError(
             f"Thread {thread_id!r} has no effect {effect_id!r}. "
             + say(
                 voice,
                 "Fix: take the id from saver.list_effects(config) for that thread.",
                 "Fix: take the id from `langgraph-rollback effects DB --thread T`.",
+                "Fix: take the id from GET /threads/<id>/effects.",
             ),
             checkpoint_id=effect_id,
             thread_id=thread_id,
@@ -329,7 +475,7 @@ def _anchor_of(row: LedgerRow, thread_id: str, voice: Voice) -> Flow[str]:
         f"Effect {row.effect_id} ({row.tool!r}) was recorded before thread "
         f"{thread_id!r} stored any checkpoint (its run used durability 'exit' "
         "or stopped early), so no checkpoint lies before it. Fix: "
-        + say(voice, "roll back to='first'", "use --to first")
+        + say(voice, "roll back to='first'", "use --to first", 'send "to": "first"')
         + " to undo everything the thread's first run did.",
         checkpoint_id=row.effect_id,
         thread_id=thread_id,
@@ -342,7 +488,7 @@ def _describe(row: LedgerRow) -> str:
 
 def _run_target(
     run_id: str | None, chain: list[CheckpointLink], thread_id: str, voice: Voice
-) -> str:
+) -> Flow[str]:
     """The start of the latest input (run_id None) or of run `run_id` on the path."""
     if run_id is not None:
         return _named_run_target(run_id, chain, thread_id, voice)
@@ -354,11 +500,21 @@ def _run_target(
         if i + 1 < len(chain) and _gap(chain[i + 1], link):
             # Steps were not stored (durability "exit"): the run started there.
             return chain[i + 1].checkpoint_id
+        if i + 1 < len(chain) and _other_run(chain[i + 1], link):
+            parent = chain[i + 1]
+            found = yield from do(
+                ReadCheckpoint(checkpoint_config(thread_id, parent.checkpoint_id))
+            )
+            if found is not None and _command_input(found.pending_writes or ()):
+                # A run started with `Command(update=..., goto=...)`: its input
+                # was written onto the checkpoint it resumed, with no "input"
+                # checkpoint of its own.
+                return parent.checkpoint_id
     raise CheckpointNotFoundError(
         f"Walking back from the head of thread {thread_id!r}, the latest run "
         "started before any stored checkpoint (its steps were not stored, e.g. "
         "durability 'exit' on the thread's first run). Fix: "
-        + say(voice, "roll back to='first'", "use --to first")
+        + say(voice, "roll back to='first'", "use --to first", 'send "to": "first"')
         + ".",
         checkpoint_id="run_start",
         thread_id=thread_id,
@@ -380,6 +536,8 @@ def _named_run_target(
                 "to=run_start() for the latest run",
                 "use the run id of an effect (`langgraph-rollback effects`), or "
                 "--to run_start for the latest run",
+                "send the run id of an effect (GET /threads/<id>/effects), or "
+                '"run_start" for the latest run',
             )
             + ".",
             checkpoint_id=f"run_start:{run_id}",
@@ -393,11 +551,30 @@ def _named_run_target(
     raise CheckpointNotFoundError(
         f"Run {run_id!r} started before thread {thread_id!r} stored any "
         "checkpoint. Fix: "
-        + say(voice, "roll back to='first'", "use --to first")
+        + say(voice, "roll back to='first'", "use --to first", 'send "to": "first"')
         + ".",
         checkpoint_id=f"run_start:{run_id}",
         thread_id=thread_id,
     )
+
+
+NULL_TASK_ID = "00000000-0000-0000-0000-000000000000"
+"""The task id LangGraph writes a `Command` input under
+(`langgraph._internal._constants.NULL_TASK_ID`; a unit test pins it)."""
+RESUME = "__resume__"
+"""The channel of a `Command(resume=...)` answer (`..._constants.RESUME`)."""
+
+
+def _other_run(parent: CheckpointLink, child: CheckpointLink) -> bool:
+    """Whether two named runs wrote `parent` and `child`."""
+    return None not in (parent.run_id, child.run_id) and parent.run_id != child.run_id
+
+
+def _command_input(writes: Sequence[tuple[str, str, Any]]) -> bool:
+    """Whether a checkpoint's pending writes are a new input given as a
+    `Command(update=..., goto=...)`, not a resume of the same input."""
+    channels = {channel for task, channel, _ in writes if task == NULL_TASK_ID}
+    return bool(channels) and RESUME not in channels
 
 
 def _gap(parent: CheckpointLink, child: CheckpointLink) -> bool:
@@ -411,11 +588,13 @@ def _node_target(name: str, thread_id: str, head: str, voice: Voice) -> Flow[str
     """The nearest checkpoint whose next step ran node `name` (walking back)."""
     child: Any = None
     node: str | None = None
+    ran: set[str] = set()
     current: RunnableConfig | None = checkpoint_config(thread_id, head)
     while current is not None:
         found = yield from do(ReadCheckpoint(current))
         if found is None:
             break
+        ran.update(n for n in found.checkpoint["versions_seen"] if n[:2] != "__")
         if child is not None:
             seen_after = child.checkpoint["versions_seen"]
             node = node or _node_name(name, seen_after)
@@ -428,16 +607,27 @@ def _node_target(name: str, thread_id: str, head: str, voice: Voice) -> Flow[str
         current = found.parent_config
     raise CheckpointNotFoundError(
         f"Walking back from checkpoint {head!r} of thread {thread_id!r}, no "
-        f"checkpoint ran node {name!r}. Fix: check the node name (nodes started "
-        "with Send are not found this way), or "
+        f"checkpoint ran node {name!r}{_nodes_that_ran(ran)}. A node inside a "
+        "subgraph is not a target: its subgraph runs as one node of the root "
+        "graph. Fix: check the node name (use the node that runs the subgraph; "
+        "nodes started with Send are not found this way), or "
         + say(
             voice,
             "pass a checkpoint from graph.get_state_history(config)",
             "pass a checkpoint id from `langgraph-rollback checkpoints`",
+            "send a checkpoint id from GET /threads/<id>/history",
         )
         + ".",
         checkpoint_id=f"before_node:{name}",
         thread_id=thread_id,
+    )
+
+
+def _nodes_that_ran(ran: set[str]) -> str:
+    if not ran:
+        return ""
+    return (
+        " (the root graph's nodes that ran: " + ", ".join(map(repr, sorted(ran))) + ")"
     )
 
 

@@ -59,6 +59,9 @@ class TaskContext:
     inside: str | None = None
     """The container effect (a git workspace step) whose forward call this
     call runs in, if any."""
+    user: str | None = None
+    """The Agent Server's authenticated user running the graph, if any (for
+    the audit trail)."""
 
     def next_ordinal(self, key: str) -> int:
         """Return how many calls with this key this task attempt made before."""

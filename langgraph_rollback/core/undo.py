@@ -45,6 +45,7 @@ from langgraph_rollback.core.report import (
     UndoneStep,
     describe_undo,
 )
+from langgraph_rollback.core.voice import Voice, resolve_fix
 
 __all__ = [
     "CLAIMABLE",
@@ -88,6 +89,8 @@ class Run:
     already_compensated: list[Effect] = field(default_factory=list)
     nested: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Container effect id -> the ids of the effects recorded inside its call."""
+    voice: Voice = Voice.PYTHON
+    """Whose words the report's fixes use."""
 
     def undid_around(self, effect: Effect) -> bool:
         """Whether this rollback undid the container `effect` ran inside, or an
@@ -260,8 +263,8 @@ def _record_failed_inverse(
         text = (
             f"{error}; it may still take effect, so the effect stays "
             "'compensating' while it runs and its outcome is recorded when it "
-            "ends; if the process stops first, check the target, then "
-            f"saver.resolve_effect(config, {effect.id!r}, compensated=True|False)"
+            "ends; if the process stops first, check the target, then record it "
+            "with " + resolve_fix(run.voice, effect.id, "inverse")
         )
         status, content = EffectStatus.COMPENSATING, {"error": text, "timed_out": True}
     else:

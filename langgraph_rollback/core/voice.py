@@ -1,15 +1,25 @@
 """Whose words an error's "Fix:" uses: a Python call, a CLI option, or a JSON field.
 
-The same failure (an unknown target, a checkpoint off the path) is met from
-Python, from the `langgraph-rollback` command and from the server's routes;
-each caller passes its `Voice`, so the fix names what that caller can type.
+The same failure (an unknown target, a checkpoint off the path, a refused
+rollback, an effect to resolve) is met from Python, from the
+`langgraph-rollback` command and from the server's routes; each caller
+passes its `Voice`, so the fix names what that caller can type.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Voice", "fix", "given", "on_path_fix", "say"]
+__all__ = [
+    "Voice",
+    "fix",
+    "given",
+    "on_path_fix",
+    "option",
+    "registry_fix",
+    "resolve_fix",
+    "say",
+]
 
 
 class Voice(StrEnum):
@@ -42,12 +52,51 @@ def fix(voice: Voice) -> str:
     )
 
 
-def say(voice: Voice, python: str, cli: str) -> str:
-    return cli if voice is not Voice.PYTHON else python
+def say(voice: Voice, python: str, cli: str, http: str) -> str:
+    """The text for `voice`, one of three."""
+    if voice is Voice.CLI:
+        return cli
+    if voice is Voice.HTTP:
+        return http
+    return python
 
 
 def given(text: str, voice: Voice) -> str:
-    return f"--to {text!r}" if voice is Voice.CLI else f"to={text!r}"
+    """What the caller passed as the target, as they passed it."""
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    return say(voice, f"to={text!r}", f"--to {text!r}", f'"to": "{quoted}"')
+
+
+def option(voice: Voice, name: str, value: str) -> str:
+    """A rollback policy set to `value` (`name` as in Python: `on_conflict`)."""
+    flag = "--" + name.replace("_", "-")
+    return say(voice, f"{name}={value!r}", f"{flag} {value}", f'"{name}": "{value}"')
+
+
+def resolve_fix(voice: Voice, effect_id: str, phase: str) -> str:
+    """How to record what happened to an effect whose outcome is unknown.
+
+    Args:
+        phase: "call" (a forward call was cut off) or "inverse" (an inverse was).
+    """
+    if voice is Voice.PYTHON:
+        keyword = "applied" if phase == "call" else "compensated"
+        return f"saver.resolve_effect(config, {effect_id!r}, {keyword}=True|False)"
+    flags = "--applied|--not-applied" if phase == "call" else "--compensated"
+    if phase != "call":
+        flags += "|--not-compensated"
+    return f"`langgraph-rollback resolve DB --thread T {effect_id} {flags}`"
+
+
+def registry_fix(voice: Voice) -> str:
+    """How to make a tool's declaration known to the rollback."""
+    return say(
+        voice,
+        "import the module that declares it (or pass its registry=)",
+        "point --graph at a module that declares it (importing the module "
+        "--graph names declares its tools)",
+        "import the module that declares it in the server's graph module",
+    )
 
 
 def on_path_fix(voice: Voice) -> str:

@@ -31,12 +31,16 @@ from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._redact import redacted_error
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -46,6 +50,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import namespace_states
@@ -279,10 +284,14 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
         runs = [str(r) for r in run_ids]
         if not runs:
             return
+        await self._aundo_runs(runs)
         async with self._tx() as cur:
             await cur.execute(sql.RUN_ROOT_CHECKPOINTS, (runs,))
             deleted = {(t, c): p for t, c, p in await cur.fetchall()}
@@ -337,6 +346,12 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             case FindCheckpoint():
                 rows = await self._read(sql.FIND_CHECKPOINT, (op.checkpoint_id,))
                 return [str(r[0]) for r in rows]
+            case FindNamespace():
+                where = (op.thread_id, op.checkpoint_id)
+                return [str(r[0]) for r in await self._read(sql.FIND_NAMESPACE, where)]
+            case FindEffect():
+                found = await self._read(sql.FIND_EFFECT, (op.effect_id,))
+                return str(found[0][0]) if found else None
             case ReadAncestry():
                 walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
                 rows = await self._read(sql.ANCESTRY, walk)
@@ -357,6 +372,17 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 return namespace_states(
                     ((str(a), str(b), c) for a, b, c in rows), op.before
                 )
+            case WriteAudit():
+                row = op.row
+                async with self._tx() as cur:
+                    values = (row.audit_id, row.thread_id, row.at, row.entry)
+                    await cur.execute(sql.INSERT_AUDIT, values)
+                return None
+            case ReadAudit():
+                found = await self._read(sql.SELECT_AUDIT, (op.thread_id, op.limit))
+                return [
+                    AuditRow(str(a), str(t), str(w), str(e)) for a, t, w, e in found
+                ]
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     @asynccontextmanager

@@ -430,7 +430,11 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
     # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
+        await self._aundo_runs(run_ids)
         await self._run(pipeline.delete_for_runs(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:

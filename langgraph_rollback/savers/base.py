@@ -16,8 +16,11 @@ the mixin adds:
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
@@ -33,9 +36,15 @@ from langgraph.checkpoint.base import (
 )
 
 from langgraph_rollback._current import restore_mark
-from langgraph_rollback._errors import EffectNotFoundError, InvalidConfigError
-from langgraph_rollback._liveness import mark_held, mark_released
-from langgraph_rollback._models import Effect
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    InvalidConfigError,
+    RollbackInProgressError,
+)
+from langgraph_rollback._liveness import mark_held, mark_released, new_holder
+from langgraph_rollback._models import AuditEntry, Effect
+from langgraph_rollback.core.audit import audit_flow, check_by
+from langgraph_rollback.core.cancelled import undo_run_flow
 from langgraph_rollback.core.config import (
     StatusFilter,
     effect_id_arg,
@@ -56,8 +65,10 @@ from langgraph_rollback.core.ops import (
     Update,
     do,
 )
+from langgraph_rollback.core.policies import Policies
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry, default_registry
+from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.resolve import UNSET, resolve_flow
 from langgraph_rollback.core.store import FaultPoint, Probe
 from langgraph_rollback.core.task import GUARD_MODES, GuardMode
@@ -67,6 +78,7 @@ from langgraph_rollback.savers.kept import KeptOutcomes
 __all__ = ["BaseRollbackSaver", "mark_restored_copy"]
 
 R = TypeVar("R")
+logger = logging.getLogger(__name__)
 
 
 class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
@@ -93,6 +105,19 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     legacy_keys: bool = False
     """Whether the ledger may hold call keys written before the `v2:` format
     (set by `setup()`); replays then also look them up."""
+    undo_deleted_runs: bool = False
+    """Whether `adelete_for_runs` (and `delete_for_runs`) first undoes the
+    runs' effects, newest first, as a rollback with the default policies
+    would (`core.cancelled`). LangGraph's Agent Server deletes a run it
+    cancels for `multitask_strategy="rollback"` this way;
+    `langgraph_rollback.server.checkpointer` turns this on. It never makes
+    the deletion raise: what cannot be undone stays in the ledger, anchored
+    where the run started, and the reasons are logged and kept in the
+    rollback's report."""
+    deleted_run_wait: float = 30.0
+    """Seconds `undo_deleted_runs` waits for a deleted run's call still
+    running in this process (a cancelled run's sync tool in its thread), and
+    for another rollback of the thread to release its lock."""
 
     unkeyed_keys: bool = False
     """Whether the ledger holds `v2:` keys made before its digest key (set
@@ -208,6 +233,75 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         if point is not None and self.probe is not None:
             self.probe(point, getattr(op, "effect_id", None) or _row_id(op))
 
+    # --- undoing deleted runs (`undo_deleted_runs`) ------------------------------
+
+    def _undo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
+        """Undo these runs' effects before their checkpoints go; never raises."""
+        if not self.undo_deleted_runs:
+            return []
+        reports: list[RollbackReport] = []
+        for run_id in run_ids:
+            try:
+                tuples = list(self.list(None, filter={"run_id": run_id}, limit=1))
+                if tuples:
+                    report = self._undo_run(thread_id_of(tuples[0].config), run_id)
+                    reports += [] if report is None else [_logged(report, run_id)]
+            except Exception:
+                logger.exception(_UNDO_FAILED, run_id)
+        return reports
+
+    def _undo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
+        deadline = time.monotonic() + self.deleted_run_wait
+        while True:
+            try:
+                return run_sync(self._undo_run_flow(thread_id, run_id), self)
+            except RollbackInProgressError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(_LOCK_POLL_S)
+
+    async def _aundo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
+        """Async `_undo_runs`."""
+        if not self.undo_deleted_runs:
+            return []
+        reports: list[RollbackReport] = []
+        for run_id in run_ids:
+            try:
+                tuples = [
+                    t
+                    async for t in self.alist(None, filter={"run_id": run_id}, limit=1)
+                ]
+                if tuples:
+                    thread_id = thread_id_of(tuples[0].config)
+                    report = await self._aundo_run(thread_id, run_id)
+                    reports += [] if report is None else [_logged(report, run_id)]
+            except Exception:
+                logger.exception(_UNDO_FAILED, run_id)
+        return reports
+
+    async def _aundo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
+        deadline = time.monotonic() + self.deleted_run_wait
+        while True:
+            try:
+                return await run_async(self._undo_run_flow(thread_id, run_id), self)
+            except RollbackInProgressError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(_LOCK_POLL_S)
+
+    def _undo_run_flow(
+        self, thread_id: str, run_id: str
+    ) -> Flow[RollbackReport | None]:
+        return undo_run_flow(
+            thread_id,
+            run_id,
+            holder=new_holder(),
+            policies=Policies(),
+            registry=self.registry,
+            serde=self.serde,
+            wait=self.deleted_run_wait,
+        )
+
     # --- the ledger's public API --------------------------------------------------
 
     def list_effects(
@@ -276,6 +370,33 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         flow = _get_flow(thread_id_of(config), effect_id_arg(effect_id), self)
         return await run_async(flow, self)
 
+    def list_audit(
+        self, config: RunnableConfig, *, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """The human decisions kept for a thread, newest first: operators'
+        resolutions, forced and skipped effects, approvals and rejections of
+        `RollbackNode`, and the guard's asked calls.
+
+        Raises:
+            InvalidConfigError: The config names no thread, or `limit` is not
+                a non-negative int.
+
+        Example:
+            ```python
+            for entry in saver.list_audit({"configurable": {"thread_id": "1"}}):
+                print(entry.at, entry.by, entry.action.value, entry.effect_ids)
+            ```
+        """
+        query = effect_query(config, status=None, tool=None, before=None, limit=limit)
+        return run_sync(audit_flow(query.thread_id, limit), self)
+
+    async def alist_audit(
+        self, config: RunnableConfig, *, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Async `list_audit`."""
+        query = effect_query(config, status=None, tool=None, before=None, limit=limit)
+        return await run_async(audit_flow(query.thread_id, limit), self)
+
     def release_rollback_lock(self, config: RunnableConfig) -> None:
         """Clear the thread's rollback lock, whoever holds it.
 
@@ -297,6 +418,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Record what you found out about an effect whose outcome is unknown.
 
@@ -313,12 +436,18 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           a replay raises `EffectResultUnknownError`): pass `result=`, what
           the call returned; a replay then returns it.
 
+        `by` (who decided) and `reason` are kept in the effect's notes and in
+        the audit trail (`list_audit`). The CLI's `langgraph-rollback resolve`
+        calls this.
+
         Raises:
             EffectNotFoundError: No such effect on that thread.
             EffectStateError: The effect is in neither status.
             InvalidConfigError: The wrong keyword for its status.
         """
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return run_sync(flow, self)
 
     async def aresolve_effect(
@@ -329,9 +458,13 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None = None,
         compensated: bool | None = None,
         result: Any = UNSET,
+        by: str | None = None,
+        reason: str | None = None,
     ) -> Effect:
         """Async `resolve_effect`."""
-        flow = self._resolve(config, effect_id, applied, compensated, result)
+        flow = self._resolve(
+            config, effect_id, applied, compensated, result, by, reason
+        )
         return await run_async(flow, self)
 
     def _resolve(
@@ -341,16 +474,36 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         applied: bool | None,
         compensated: bool | None,
         result: Any,
+        by: str | None,
+        reason: str | None,
     ) -> Flow[Effect]:
+        check_by(by, reason)
         return resolve_flow(
             thread_id_of(config),
             effect_id_arg(effect_id),
             applied=applied,
             compensated=compensated,
             result=result,
+            by=by,
+            reason=reason,
             registry=self.registry,
             serde=self.ledger_codec,
         )
+
+
+_LOCK_POLL_S = 0.05
+"""How often a deleted run's undo looks again at a thread another rollback holds."""
+
+_UNDO_FAILED = (
+    "Could not undo the effects of deleted run %s; they stay in the ledger, "
+    "anchored where the run started: roll back to there (or before) to undo them"
+)
+
+
+def _logged(report: RollbackReport, run_id: str) -> RollbackReport:
+    level = logging.INFO if report.ok else logging.WARNING
+    logger.log(level, "Undid deleted run %s:\n%s", run_id, report)
+    return report
 
 
 def _source(op: CopyCheckpoint) -> RunnableConfig:

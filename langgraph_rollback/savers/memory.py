@@ -19,12 +19,16 @@ from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -34,6 +38,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import is_persistent_namespace, namespace_states
@@ -91,6 +96,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         self._effects: dict[str, LedgerRow] = {}
         self._thread_effects: defaultdict[str, list[str]] = defaultdict(list)
         self._rollbacks: dict[str, dict[str, Any]] = {}
+        self._audit: dict[str, AuditRow] = {}
+        """The audit trail, in the order written (dicts keep insertion order)."""
         self._locks: dict[str, LockHolder] = {}
         """Each thread's rollback lock holder."""
         self._seq = itertools.count(1)
@@ -135,7 +142,14 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         return loaded
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
+        self._undo_runs(run_ids)
+        self._delete_runs(run_ids)
+
+    def _delete_runs(self, run_ids: Sequence[str]) -> None:
         runs = {str(r) for r in run_ids}
         if not runs:
             return
@@ -208,7 +222,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Async `delete_for_runs`."""
-        self.delete_for_runs(run_ids)
+        await self._aundo_runs(run_ids)
+        self._delete_runs(run_ids)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Async `copy_thread`."""
@@ -250,6 +265,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._head(op.thread_id)
             case FindCheckpoint():
                 return self._find_checkpoint(op)
+            case FindNamespace():
+                namespaces = self.storage.get(op.thread_id, {})
+                return sorted(
+                    ns
+                    for ns, saved in list(namespaces.items())
+                    if ns and op.checkpoint_id in saved
+                )
+            case FindEffect():
+                row = self._effects.get(op.effect_id)
+                return None if row is None else row.thread_id
             case ReadAncestry():
                 return self._ancestry(op)
             case ReadSubtree():
@@ -260,6 +285,16 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                 return self._updated_from(op)
             case ReadNamespaceStates():
                 return self._namespace_states(op)
+            case WriteAudit():
+                with self._ledger_lock:
+                    self._audit.setdefault(op.row.audit_id, op.row)
+                return None
+            case ReadAudit():
+                with self._ledger_lock:
+                    rows = [
+                        r for r in self._audit.values() if r.thread_id == op.thread_id
+                    ]
+                return rows[::-1][: op.limit]
         raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
 
     # --- checkpoint graph ---------------------------------------------------------

@@ -22,6 +22,9 @@ __all__ = [
     "ANCESTRY",
     "EXISTING",
     "FIND_CHECKPOINT",
+    "FIND_EFFECT",
+    "FIND_NAMESPACE",
+    "INSERT_AUDIT",
     "INSERT_INTENT",
     "LOCK_HOLDER",
     "LOCK_KEY",
@@ -33,6 +36,7 @@ __all__ = [
     "MIGRATIONS",
     "NAMESPACE_STATES",
     "SAVE_ROLLBACK",
+    "SELECT_AUDIT",
     "SELECT_BY_ID",
     "SELECT_HEAD",
     "SUBTREE",
@@ -108,7 +112,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE lgrb_effects ADD COLUMN IF NOT EXISTS owner TEXT;
     """,
-    # v2: the database's digest key, encrypted (`savers.keys`).
+    # v2: the audit trail, one row per human decision (`core.audit`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_audit (
+        seq BIGSERIAL PRIMARY KEY,
+        audit_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        entry TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_audit_thread ON lgrb_audit (thread_id, seq);
+    """,
+    # v3: the database's digest key, encrypted (`savers.keys`).
     """
     CREATE TABLE IF NOT EXISTS lgrb_keys (
         name TEXT PRIMARY KEY,
@@ -118,6 +133,15 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+INSERT_AUDIT = (
+    "INSERT INTO lgrb_audit (audit_id, thread_id, at, entry) "
+    "VALUES (%s, %s, %s, %s) ON CONFLICT (audit_id) DO NOTHING"
+)
+SELECT_AUDIT = (
+    "SELECT audit_id, thread_id, at, entry FROM lgrb_audit WHERE thread_id = %s "
+    "ORDER BY seq DESC LIMIT %s"
+)
 
 
 MIGRATION_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('lgrb:migrations', 0))"
@@ -185,6 +209,14 @@ _META = (
     "{t}metadata ->> 'source', ({t}metadata ->> 'step')::bigint, "
     "{t}metadata ->> 'run_id'"
 )
+
+FIND_NAMESPACE = """
+SELECT DISTINCT checkpoint_ns FROM checkpoints
+WHERE thread_id = %s AND checkpoint_id = %s AND checkpoint_ns != ''
+ORDER BY checkpoint_ns LIMIT 10
+"""
+
+FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = %s LIMIT 1"
 
 ANCESTRY = f"""
 WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)

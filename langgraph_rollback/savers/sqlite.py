@@ -260,7 +260,11 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     # --- thread lifecycle (see `savers.lifecycle.LIFECYCLE`) -------------------------
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints and writes of these runs; the ledger stays."""
+        """Delete the checkpoints and writes of these runs; the ledger stays.
+
+        With `undo_deleted_runs` on, the runs' effects are undone first.
+        """
+        self._undo_runs(run_ids)
         self._run(pipeline.delete_for_runs(run_ids))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:

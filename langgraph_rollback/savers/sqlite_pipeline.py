@@ -24,12 +24,16 @@ from langgraph_rollback.core.ledger import (
     utcnow,
 )
 from langgraph_rollback.core.ops import (
+    AuditRow,
     Begin,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     LockThread,
     ReadAncestry,
+    ReadAudit,
     ReadHead,
     ReadNamespaceStates,
     ReadSubtree,
@@ -39,6 +43,7 @@ from langgraph_rollback.core.ops import (
     StorageOp,
     UnlockThread,
     Update,
+    WriteAudit,
 )
 from langgraph_rollback.core.restore import namespace_states
 from langgraph_rollback.savers import sqlite_sql as sql
@@ -105,6 +110,11 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
             return Script(_first_text(Stmt(sql.SELECT_HEAD, (op.thread_id,))))
         case FindCheckpoint():
             return Script(_texts(Stmt(sql.FIND_CHECKPOINT, (op.checkpoint_id,))))
+        case FindNamespace():
+            where = (op.thread_id, op.checkpoint_id)
+            return Script(_texts(Stmt(sql.FIND_NAMESPACE, where)))
+        case FindEffect():
+            return Script(_first_text(Stmt(sql.FIND_EFFECT, (op.effect_id,))))
         case ReadAncestry():
             params = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
             return Script(_links(Stmt(sql.ANCESTRY, params)))
@@ -120,6 +130,13 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
         case ReadNamespaceStates():
             stmt = Stmt(sql.NAMESPACE_STATES, (op.thread_id,))
             return Script(_namespace_states(stmt, op.before))
+        case WriteAudit():
+            row = op.row
+            values = (row.audit_id, row.thread_id, row.at, row.entry)
+            return Script(_none(Stmt(sql.INSERT_AUDIT, values)), write=True)
+        case ReadAudit():
+            limit = -1 if op.limit is None else op.limit
+            return Script(_audit(Stmt(sql.SELECT_AUDIT, (op.thread_id, limit))))
     raise TypeError(f"the SQLite savers cannot perform {op!r}")
 
 
@@ -195,6 +212,11 @@ def _namespace_states(
 ) -> Steps[list[tuple[str, str, str | None]]]:
     rows = yield stmt
     return namespace_states(((str(a), str(b), c) for a, b, c in rows), before)
+
+
+def _audit(stmt: Stmt) -> Steps[list[AuditRow]]:
+    rows = yield stmt
+    return [AuditRow(str(a), str(t), str(at), str(e)) for a, t, at, e in rows]
 
 
 def _existing(stmt: Stmt) -> Steps[set[str]]:

@@ -15,7 +15,14 @@ from __future__ import annotations
 from langgraph_rollback.core.ledger import INSERT_COLUMNS
 from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
-__all__ = ["INSERT_INTENT", "MIGRATIONS", "SELECT_BY_ID", "VERSION_TABLE"]
+__all__ = [
+    "INSERT_AUDIT",
+    "INSERT_INTENT",
+    "MIGRATIONS",
+    "SELECT_AUDIT",
+    "SELECT_BY_ID",
+    "VERSION_TABLE",
+]
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS lgrb_migrations (
@@ -98,7 +105,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE lgrb_effects ADD COLUMN owner TEXT;
     ALTER TABLE lgrb_locks ADD COLUMN started TEXT;
     """,
-    # v2: the database's digest key, encrypted (`savers.keys`).
+    # v2: the audit trail, one row per human decision (`core.audit`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        audit_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        at TEXT NOT NULL,
+        entry TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS lgrb_audit_thread ON lgrb_audit (thread_id, seq);
+    """,
+    # v3: the database's digest key, encrypted (`savers.keys`).
     """
     CREATE TABLE IF NOT EXISTS lgrb_keys (
         name TEXT PRIMARY KEY,
@@ -108,6 +126,15 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+
+INSERT_AUDIT = (
+    "INSERT OR IGNORE INTO lgrb_audit (audit_id, thread_id, at, entry) "
+    "VALUES (?, ?, ?, ?)"
+)
+SELECT_AUDIT = (
+    "SELECT audit_id, thread_id, at, entry FROM lgrb_audit WHERE thread_id = ? "
+    "ORDER BY seq DESC LIMIT ?"
+)
 
 INSERT_INTENT = f"""
 INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
@@ -143,6 +170,14 @@ FIND_CHECKPOINT = """
 SELECT DISTINCT thread_id FROM checkpoints
 WHERE checkpoint_ns = '' AND checkpoint_id = ? LIMIT 10
 """
+
+FIND_NAMESPACE = """
+SELECT DISTINCT checkpoint_ns FROM checkpoints
+WHERE thread_id = ? AND checkpoint_id = ? AND checkpoint_ns != ''
+ORDER BY checkpoint_ns LIMIT 10
+"""
+
+FIND_EFFECT = "SELECT thread_id FROM lgrb_effects WHERE effect_id = ? LIMIT 1"
 
 ANCESTRY = f"""
 WITH RECURSIVE chain (checkpoint_id, parent_id, copies, source, step, run_id, depth)

@@ -55,9 +55,6 @@ def forked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, 
     return db, world, str(head)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_a_checkpoint_off_the_path_is_refused_in_cli_terms(
     forked: tuple[str, Path, str],
 ) -> None:
@@ -74,9 +71,6 @@ def test_a_checkpoint_off_the_path_is_refused_in_cli_terms(
     assert sorted(p.name for p in world.iterdir()) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_a_bad_limit_is_refused_in_cli_terms(forked: tuple[str, Path, str]) -> None:
     db, world, _ = forked
     done = cli("effects", db, "--thread", "t", "--limit", "-1", world=world)
@@ -85,9 +79,6 @@ def test_a_bad_limit_is_refused_in_cli_terms(forked: tuple[str, Path, str]) -> N
     assert not [t for t in PYTHON_TERMS if t in done.stderr], done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_a_graph_that_does_not_declare_the_tools_is_explained_in_cli_terms(
     forked: tuple[str, Path, str],
 ) -> None:
@@ -228,9 +219,6 @@ def cli_env(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_a_refused_rollback_names_the_cli_option_to_change(
     drift_app: tuple[str, Path, dict[str, str]],
 ) -> None:
@@ -251,9 +239,6 @@ def test_a_refused_rollback_names_the_cli_option_to_change(
     assert (world / "a.txt").read_text() == "a human edited it"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_an_incomplete_rollback_says_how_to_resolve_from_the_cli(
     drift_app: tuple[str, Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -199,3 +199,72 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert "secret" not in down.stderr and "Traceback" not in down.stderr
     printed = cli("migrate", str(tmp_path / "fresh.sqlite"), "--print-sql", env={})
     assert ";;" not in printed.stdout
+
+
+def test_cli_skips_are_kept_with_who_and_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    db = str(tmp_path / "agent.sqlite")
+    populate(db, app_dir, monkeypatch)
+    env = {"CLI_APP_DIR": str(app_dir)}
+    listed = json.loads(cli("effects", db, "--thread", "t", "--json", env=env).stdout)
+    keep = next(e for e in listed if e["args"].get("name") == "f3.txt")
+    assert (
+        "(no decisions recorded)"
+        in cli("effects", db, "--thread", "t", "--audit", env=env).stdout
+    )
+    done = cli(
+        "rollback",
+        db,
+        "--thread",
+        "t",
+        "--to",
+        "first",
+        "--graph",
+        "tests.support.cli_app:builder",
+        "--yes",
+        "--skip",
+        keep["id"],
+        "--by",
+        "oncall-ann",
+        "--reason",
+        "f3 is the customer's",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in app_dir.iterdir()] == ["f3.txt"]
+    table = cli("effects", db, "--thread", "t", "--audit", env=env)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:4] == ["at", "(UTC)", "by", "action"]
+    assert "oncall-ann" in row and " skip " in row and keep["id"] in row
+    assert "f3 is the customer's" in row
+    (entry,) = json.loads(
+        cli("effects", db, "--thread", "t", "--audit", "--json", env=env).stdout
+    )
+    assert entry["effect_ids"] == [keep["id"]]
+    assert entry["overrode"] == "the plan: undo"
+
+
+def test_cli_decisions_default_to_the_os_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import getpass
+
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    db = str(tmp_path / "agent.sqlite")
+    populate(db, app_dir, monkeypatch)
+    env = {"CLI_APP_DIR": str(app_dir)}
+    listed = json.loads(cli("effects", db, "--thread", "t", "--json", env=env).stdout)
+    keep = next(e for e in listed if e["args"].get("name") == "f0.txt")
+    args = ["--graph", "tests.support.cli_app:builder", "--yes", "--skip", keep["id"]]
+    done = cli("rollback", db, "--thread", "t", "--to", "first", *args, env=env)
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads(
+        cli("effects", db, "--thread", "t", "--audit", "--json", env=env).stdout
+    )
+    assert entry["by"] == getpass.getuser()
+    assert entry["reason"] is None

@@ -46,18 +46,13 @@ def test_odd_thread_ids_roll_back_like_any_other(
     assert again.ok and sorted(world.iterdir()) == []
 
 
-_DEFECT = pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
-
-
 @pytest.mark.parametrize(
     "call_id",
     [
         "functions.target_write:0",
-        pytest.param("run_start:x", marks=_DEFECT),
-        pytest.param("First", marks=_DEFECT),
-        pytest.param(" call-1", marks=_DEFECT),
+        "run_start:x",
+        "First",
+        " call-1",
     ],
 )
 def test_odd_tool_call_ids_name_their_effect(

@@ -70,9 +70,6 @@ def test_the_fix_for_an_exit_run_start_error_works(
     assert not set(run1) & set(files(world))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_run_start_after_a_command_input_undoes_only_that_run(
     saver: BaseRollbackSaver, world: Path
 ) -> None:
@@ -90,9 +87,6 @@ def test_run_start_after_a_command_input_undoes_only_that_run(
     assert files(world) == [f for f in ALL_FILES if f.endswith("-1.txt")]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_first_after_pruning_does_not_claim_nothing_is_left(
     saver: BaseRollbackSaver, world: Path
 ) -> None:
@@ -129,9 +123,6 @@ def graph_with_subgraph(saver: BaseRollbackSaver) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_a_subgraph_checkpoint_id_is_not_called_unknown(
     saver: BaseRollbackSaver, world: Path
 ) -> None:
@@ -148,9 +139,6 @@ def test_a_subgraph_checkpoint_id_is_not_called_unknown(
     assert files(world) == ["inner.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_before_node_of_a_subgraph_node_says_it_is_in_a_subgraph(
     saver: BaseRollbackSaver, world: Path
 ) -> None:
@@ -162,9 +150,6 @@ def test_before_node_of_a_subgraph_node_says_it_is_in_a_subgraph(
     assert files(world) == ["inner.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_an_effect_id_of_another_thread_names_that_thread(
     saver: BaseRollbackSaver, world: Path
 ) -> None:
@@ -181,9 +166,6 @@ def test_an_effect_id_of_another_thread_names_that_thread(
     assert len(files(world)) == 12
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 @pytest.mark.parametrize("to", ["before_node:", "run_start:r9", "first:x"])
 def test_errors_for_the_http_voice_do_not_name_cli_options(
     saver: BaseRollbackSaver, world: Path, to: str

@@ -14,6 +14,7 @@ from langgraph_rollback import (
     EffectStatus,
     InvalidConfigError,
     ToolRegistry,
+    plan_rollback,
     rollback,
 )
 from tests.support.tools import build_tools
@@ -144,3 +145,67 @@ def test_resuming_a_copy_replays_the_sources_calls(
     (effect,) = saver.list_effects(cfg("src"))
     assert effect.status == EffectStatus.APPLIED
     assert saver.list_effects(cfg("dst")) == []
+
+
+def as_run(thread: str, run_id: str) -> dict[str, Any]:
+    """A run named as the Agent Server names it: the run id in the config
+    (effects carry it) and in the checkpoints' metadata (deletion finds them)."""
+    return cfg(thread, run_id=run_id, metadata={"run_id": run_id})
+
+
+def test_deleting_a_run_with_undo_deleted_runs_undoes_its_effects(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = graph_of(saver, world, registry)
+    run_1, run_2 = str(uuid.uuid4()), str(uuid.uuid4())
+    graph.invoke({"log": []}, as_run("t", run_1), durability="sync")
+    after_first = graph.get_state(cfg("t"))
+    graph.invoke({"log": []}, as_run("t", run_2), durability="sync")
+    assert sorted(world.listing()) == ["0-a.txt", "1-b.txt", "2-a.txt", "3-b.txt"]
+
+    saver.undo_deleted_runs = True
+    saver.delete_for_runs([run_2])
+    saver.delete_for_runs([run_2])  # the server deletes a run two or three times
+    assert sorted(world.listing()) == ["0-a.txt", "1-b.txt"]
+    assert world.count("inverse") == 2
+    assert graph.get_state(cfg("t")).config == after_first.config
+    statuses = {e.run_id: set() for e in saver.list_effects(cfg("t"))}
+    for e in saver.list_effects(cfg("t")):
+        statuses[e.run_id].add(e.status)
+    assert statuses == {
+        run_1: {EffectStatus.APPLIED},
+        run_2: {EffectStatus.COMPENSATED},
+    }
+
+
+def test_an_irreversible_effect_of_a_deleted_run_stays_undoable_from_its_start(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    tools = build_tools(world, registry)
+
+    def act(state: Log) -> Log:
+        tools.write_file("kept.txt", "x")
+        tools.send_email.invoke({"to": "a@example.com", "body": "hi"})
+        return {"log": ["act"]}
+
+    builder = StateGraph(Log)
+    builder.add_node(act)
+    builder.add_edge(START, "act")
+    builder.add_edge("act", END)
+    graph = builder.compile(checkpointer=saver)
+    run = str(uuid.uuid4())
+    graph.invoke({"log": []}, as_run("t", run), durability="sync")
+    saver.undo_deleted_runs = True
+    saver.delete_for_runs([run])
+    assert world.listing() == {}
+    assert list(graph.get_state_history(cfg("t"))) == []
+    (email, write) = saver.list_effects(cfg("t"))
+    assert (email.status, write.status) == (
+        EffectStatus.APPLIED,
+        EffectStatus.COMPENSATED,
+    )
+    # The next run on the thread; the e-mail is still the thread's to roll back.
+    graph.invoke({"log": []}, as_run("t", str(uuid.uuid4())), durability="sync")
+    plan = plan_rollback(graph, cfg("t"), to="first")
+    assert email.id in {s.effect.id for s in plan.steps}
+    assert plan.orphans == []

@@ -105,7 +105,13 @@ def test_tables_are_prefixed_and_versioned(tmp_path: Path) -> None:
         r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
     }
     ours = {t for t in tables if t not in {"checkpoints", "writes", "sqlite_sequence"}}
-    assert ours == {"lgrb_effects", "lgrb_locks", "lgrb_migrations", "lgrb_rollbacks"}
+    assert ours == {
+        "lgrb_audit",
+        "lgrb_effects",
+        "lgrb_locks",
+        "lgrb_migrations",
+        "lgrb_rollbacks",
+    }
     versions = [r[0] for r in conn.execute("SELECT v FROM lgrb_migrations ORDER BY v")]
     assert versions == list(range(len(sqlite_schema.MIGRATIONS)))
     conn.close()

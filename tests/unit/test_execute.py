@@ -51,8 +51,10 @@ from langgraph_rollback.core.plan import Decision, RollbackPlan
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.targets import TargetSelector
+from langgraph_rollback.core.voice import Voice
 from tests.unit.build import (
     SERDE,
+    audited,
     decoded,
     effect,
     plan,
@@ -159,6 +161,23 @@ def test_missing_inverse_raises_before_anything() -> None:
     )
     error = start(the_plan).raises(UnregisteredToolError)
     assert (error.tool, error.effect_id) == ("gone", "x")
+    assert "registry=" in str(error)
+
+
+def test_missing_inverse_in_the_cli_names_the_graph_option() -> None:
+    the_plan = plan(step(effect("x", tool="gone"), Decision.MISSING_INVERSE))
+    flow = execute_flow(
+        the_plan,
+        policies=Policies(),
+        registry=registry(tool()),
+        serde=SERDE,
+        rollback_id="rb",
+        restore=RESTORE,
+        started_at=STARTED,
+        voice=Voice.CLI,
+    )
+    error = Script(flow).raises(UnregisteredToolError)
+    assert "--graph" in str(error) and "registry=" not in str(error)
 
 
 @pytest.mark.parametrize("skip_kind", ["irreversible", "unknown"])
@@ -188,8 +207,8 @@ def test_conflict_aborts_by_default_naming_the_conflict() -> None:
     assert report.status == "aborted"
     assert report.message == (
         "Refused: write(path='a') (#2): target changed; on_conflict='abort'. "
-        "Roll back with on_conflict='skip' to leave them, or 'force' to undo "
-        "them anyway. Nothing was undone."
+        "Roll back with on_conflict='skip' to leave them, or "
+        "on_conflict='force' to undo them anyway. Nothing was undone."
     )
     assert [(s.effect.id, s.reason) for s in report.conflicts] == [
         ("e1", "target changed")
@@ -208,8 +227,8 @@ def test_refusal_lists_every_conflict_and_every_irreversible_effect() -> None:
         "Refused: mail(path='a') (#3), pay(path='a') (#1) cannot be undone and "
         "on_irreversible='abort'. write(path='a') (#4): x changed; "
         "write(path='a') (#2): y changed; on_conflict='abort'. Roll back with "
-        "on_conflict='skip' to leave them, or 'force' to undo them anyway. "
-        "Nothing was undone."
+        "on_conflict='skip' to leave them, or on_conflict='force' to undo them "
+        "anyway. Nothing was undone."
     )
     assert [s.effect.id for s in report.skipped] == ["i2", "i1"]
     assert [s.effect.id for s in report.conflicts] == ["c2", "c1"]
@@ -224,6 +243,10 @@ def test_refusals_leave_out_the_effects_the_approver_skipped() -> None:
     )
     flow = start(the_plan, on_irreversible="abort", skip=frozenset({"i", "c", "m"}))
     running(flow)
+    entry = audited(flow)
+    assert (entry.action, entry.by, entry.rollback_id) == ("skip", "unknown", "rb")
+    assert entry.effect_ids == ["i", "c", "m"]
+    assert entry.overrode == "the plan: conflict, missing_inverse, skip"
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
         ("i", "skipped by approver"),
@@ -274,6 +297,7 @@ def test_inverses_run_newest_first_as_planned() -> None:
 def test_skipped_by_approver_is_not_claimed() -> None:
     flow = start(plan(step(effect("a")), step(effect("b"))), skip=frozenset({"a"}))
     running(flow)
+    assert audited(flow).details == {"planned": {"a": "undo"}}
     undone(flow, "b")
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
@@ -338,6 +362,9 @@ def test_conflict_force_undoes_it_without_checking_for_drift() -> None:
     the_plan = plan(step(effect(outcome=APPLIED), Decision.CONFLICT))
     flow = start(the_plan, registry(OBSERVED), on_conflict="force")
     running(flow)
+    entry = audited(flow)
+    assert (entry.action, entry.effect_ids) == ("force", ["e1"])
+    assert "changed" in entry.overrode
     flow.reply(Update, True, expect=CLAIMABLE)
     flow.reply(Undo, Outcome(value="ok"))
     # The one observation is the verification after the inverse.
@@ -398,7 +425,8 @@ def test_drift_while_undoing_stops_the_rollback_under_abort() -> None:
         "Stopped before undoing write(path='a') (#2): the target changed since "
         "planning (found 'X'), and on_conflict='abort'. The newer effects were "
         "undone; the state was not restored. Check the target, then roll back "
-        "again (on_conflict='skip' to leave it, 'force' to undo it anyway)."
+        "again (on_conflict='skip' to leave it, on_conflict='force' to undo it "
+        "anyway)."
     )
     assert [s.effect.id for s in report.undone] == ["new"]
     assert [s.effect.id for s in report.conflicts] == ["mid"]
@@ -509,6 +537,7 @@ def test_unresolved_effects_the_approver_skipped_do_not_count() -> None:
     the_step = step(effect("p"), Decision.SKIP, skip_kind="unresolved")
     flow = start(plan(the_step), skip=frozenset({"p"}))
     running(flow)
+    audited(flow)
     assert restored(flow).status == "nothing_to_undo"
 
 

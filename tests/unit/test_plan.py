@@ -276,7 +276,8 @@ def test_first_plans_back_to_the_thread_s_empty_start() -> None:
     flow.reply(ReadHead, "c3")
     flow.reply(ReadAncestry, [C3, C2, first], start="c3", stop=THREAD_START)
     flow.reply(ReadSubtree, [first, C2, C3], root="c1")
-    query = EffectQuery(thread_id="t", anchors=("c1", "c2", "c3"), unanchored=True)
+    # Every effect of the thread lies after its start: no anchors.
+    query = EffectQuery(thread_id="t", anchors=None, unanchored=True)
     rows = [row("late", root="c1z", seq=2), row("early", root="c0z", seq=1)]
     flow.reply(Select, rows, query=query)
     flow.reply(ExistingCheckpoints, set(), checkpoint_ids=["c0z", "c1z"])
@@ -724,3 +725,21 @@ def test_plan_text_says_nothing_to_undo_and_names_a_reached_copy() -> None:
         "  (the path reaches k2, an earlier rollback's copy of the target)",
         "  nothing to undo",
     ]
+
+
+def test_first_after_pruning_names_effects_whose_checkpoints_are_gone() -> None:
+    head = CheckpointLink("k9", None)
+    flow = start(target=THREAD_START)
+    flow.reply(ReadHead, "k9")
+    flow.reply(ReadAncestry, [head])
+    flow.reply(ReadSubtree, [head])
+    rows = [
+        row("pruned", root="gone1", base_checkpoint_id="gone0", seq=2),
+        row("undone", root="gone1", base_checkpoint_id="gone0", status="compensated"),
+    ]
+    flow.reply(Select, rows, query=EffectQuery(thread_id="t", unanchored=True))
+    flow.reply(ExistingCheckpoints, set(), checkpoint_ids=["gone0", "gone1"])
+    plan = flow.returns()
+    assert (plan.steps, plan.orphans) == ([], [])
+    assert [e.id for e in plan.unplaced] == ["pruned"]
+    assert "unplaced" in str(plan) and "pruned" in str(plan)

@@ -7,6 +7,8 @@ import langgraph_rollback
 EXPECTED = [
     "AmbiguousTargetError",
     "AsyncSqliteRollbackSaver",
+    "AuditAction",
+    "AuditEntry",
     "BaseRollbackSaver",
     "CheckpointNotFoundError",
     "Decision",

@@ -17,9 +17,16 @@ from langgraph_rollback._errors import (
     SerializationError,
 )
 from langgraph_rollback.core.identity import args_digest
-from langgraph_rollback.core.ops import Ask, Begin, Observe, Outcome, Perform, Update
+from langgraph_rollback.core.ops import (
+    Ask,
+    Begin,
+    Observe,
+    Outcome,
+    Perform,
+    Update,
+)
 from langgraph_rollback.core.record import applied_changes, record_flow
-from tests.unit.build import SERDE, context, decoded, tool
+from tests.unit.build import SERDE, audited, context, decoded, tool
 from tests.unit.recording import (
     SEND_MAIL,
     begin,
@@ -95,7 +102,10 @@ def test_guard_ask_yes_records_and_runs_the_call() -> None:
     assert ask.payload["args"] == {"path": "a"}
     assert ask.payload["reason"] == "mail is sent"
     assert "Allow the irreversible tool 'send_mail'" in ask.payload["question"]
-    flow.send({"approve": True})
+    flow.send({"approve": True, "by": "ann", "reason": "expected"})
+    entry = audited(flow)
+    assert (entry.action, entry.by, entry.reason) == ("allow", "ann", "expected")
+    assert "guard's 'ask'" in entry.overrode
     assert begin(flow).status == "pending"
     flow.reply(Perform, Outcome(value="sent"))
     flow.reply(Update, True)
@@ -105,6 +115,8 @@ def test_guard_ask_yes_records_and_runs_the_call() -> None:
 def test_guard_ask_no_records_the_call_as_blocked_and_refuses() -> None:
     flow = start(SEND_MAIL, guard="ask")
     flow.reply(Ask, "no")
+    entry = audited(flow)
+    assert (entry.action, entry.by, entry.reason) == ("refuse", "unknown", None)
     assert begin(flow).status == "blocked"
     error = flow.raises(IrreversibleToolBlockedError)
     assert error.tool == "send_mail"
@@ -416,6 +428,7 @@ def test_replay_under_block_of_a_blocked_call_only_refuses() -> None:
 def test_blocked_call_approved_on_resume_runs() -> None:
     flow = start(SEND_MAIL, guard="ask")
     flow.reply(Ask, "yes")
+    audited(flow)
     begin(flow, {"status": "blocked"})
     flow.reply(Update, True, expect=("blocked",))
     flow.reply(Perform, Outcome(value="sent"))

@@ -158,3 +158,9 @@ def test_call_text_cuts_long_arguments() -> None:
     long = effect(args={"text": "x" * 100})
     assert call_text(long, width=20) == "write(text='xxxxxxxxxxx...)"
     assert call_text(effect(args={"a": 1, "b": "c"})) == "write(a=1, b='c')"
+
+
+def test_effects_whose_checkpoints_were_pruned_are_named() -> None:
+    text = str(report("nothing_to_undo", unplaced=[effect("p", args={"path": "x"})]))
+    assert "checkpoints were deleted (pruned)" in text
+    assert "write(path='x')" in text

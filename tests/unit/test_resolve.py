@@ -15,7 +15,7 @@ from langgraph_rollback.core.ops import Observe, Outcome, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.resolve import UNSET, resolve_flow
-from tests.unit.build import SERDE, decoded, registry, row, tool
+from tests.unit.build import SERDE, audited, decoded, registry, row, tool
 from tests.unit.script import Script
 
 
@@ -28,6 +28,8 @@ def start(
     compensated: bool | None = None,
     result: Any = UNSET,
     tools: ToolRegistry | None = None,
+    by: str | None = None,
+    reason: str | None = None,
 ) -> Script:
     flow = resolve_flow(
         "t",
@@ -37,6 +39,8 @@ def start(
         result=result,
         registry=tools or registry(),
         serde=SERDE,
+        by=by,
+        reason=reason,
     )
     return Script(flow)
 
@@ -73,6 +77,10 @@ def test_applied_takes_the_after_observation() -> None:
     }
     flow.send(True)
     reread(flow, "applied", outcome=outcome)
+    entry = audited(flow)
+    assert (entry.action, entry.by, entry.effect_ids) == ("resolve", "unknown", ["e1"])
+    assert entry.overrode == "status pending"
+    assert entry.details == {"applied": True, "result_given": True, "status": "applied"}
     resolved = flow.returns()
     assert (resolved.status.value, resolved.after) == ("applied", ("B",))
 
@@ -116,7 +124,7 @@ def test_not_applied_records_a_failed_call() -> None:
 
 
 def test_compensated_records_the_inverse_as_taken_effect() -> None:
-    flow = start(compensated=True, result="ok")
+    flow = start(compensated=True, result="ok", by="op", reason="refund seen")
     found(flow, "compensating")
     update = flow.expect(Update, expect=("compensating",))
     assert update.changes["status"] == "compensated"
@@ -124,10 +132,17 @@ def test_compensated_records_the_inverse_as_taken_effect() -> None:
     undo = decoded(update.changes["undo_type"], update.changes["undo"])
     assert undo == {
         "result": "ok",
-        "notes": ["inverse outcome resolved by an operator: took effect"],
+        "notes": ["inverse outcome resolved by op (refund seen): took effect"],
     }
     flow.send(True)
     reread(flow, "compensated")
+    entry = audited(flow)
+    assert (entry.by, entry.reason) == ("op", "refund seen")
+    assert entry.details == {
+        "compensated": True,
+        "result_given": True,
+        "status": "compensated",
+    }
     assert flow.returns().status.value == "compensated"
 
 
@@ -200,6 +215,7 @@ def test_a_lost_result_is_recorded_and_known_again() -> None:
     }
     flow.send(True)
     reread(flow, "applied", outcome=outcome)
+    assert audited(flow).overrode == "status applied, result unknown"
     resolved = flow.returns()
     assert (resolved.result, resolved.result_known) == ({"id": 7}, True)
 
@@ -237,3 +253,25 @@ def test_update_lost_names_the_status_found_instead() -> None:
     reread(flow, "applied")
     error = flow.raises(EffectStateError)
     assert (error.status, error.expected) == ("applied", "pending")
+
+
+def test_who_decided_and_why_go_into_the_notes() -> None:
+    flow = Script(
+        resolve_flow(
+            "t",
+            "e1",
+            applied=False,
+            compensated=None,
+            result=UNSET,
+            registry=registry(),
+            serde=SERDE,
+            by=" alice ",
+            reason="checked the bucket",
+        )
+    )
+    found(flow, "pending")
+    update = flow.expect(Update, expect=("pending",))
+    outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
+    assert outcome["notes"] == [
+        "outcome resolved by alice (checked the bucket): not applied"
+    ]

@@ -18,6 +18,8 @@ from langgraph_rollback.core.ops import (
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
+    FindEffect,
+    FindNamespace,
     ReadAncestry,
     ReadCheckpoint,
     ReadHead,
@@ -32,7 +34,7 @@ from langgraph_rollback.core.targets import (
     run_start,
     target_flow,
 )
-from langgraph_rollback.core.voice import Voice, fix, on_path_fix
+from langgraph_rollback.core.voice import Voice, fix, on_path_fix, resolve_fix
 from tests.unit import build
 from tests.unit.script import Script
 
@@ -316,6 +318,8 @@ def test_an_effect_before_any_checkpoint_points_to_first() -> None:
 def test_an_unknown_effect() -> None:
     flow = resolve(TargetSelector("effect", "e1"), voice=Voice.CLI)
     flow.reply(Select, [])
+    flow.reply(FindNamespace, [], thread_id="t", checkpoint_id="e1")
+    flow.reply(FindEffect, None, effect_id="e1")
     assert "langgraph-rollback effects" in str(flow.raises(CheckpointNotFoundError))
 
 
@@ -358,6 +362,161 @@ def test_an_id_that_names_nothing(word: str, hint: bool) -> None:
     flow.reply(Select, [])
     flow.reply(Select, [])
     flow.reply(FindCheckpoint, [])
+    flow.reply(FindNamespace, [])
+    flow.reply(FindEffect, None)
     error = flow.raises(CheckpointNotFoundError)
     assert "no checkpoint, effect or tool call" in str(error)
     assert ("the word is run_start" in str(error)) is hint
+
+
+# --- ids spelled like keywords, subgraph ids, other threads' effects -------------
+
+
+def test_a_tool_call_id_spelled_like_a_keyword_names_its_effect() -> None:
+    flow = resolve(parse("First"))
+    flow.reply(ExistingCheckpoints, set(), checkpoint_ids=["First"])
+    flow.reply(Select, [])
+    flow.reply(Select, [ledger(effect_id="e1", root_checkpoint_id="c4")])
+    flow.reply(ExistingCheckpoints, {"c4"})
+    assert flow.returns() == "c4"
+
+
+def test_an_exact_keyword_that_names_no_run_is_the_id() -> None:
+    flow = resolve(parse("run_start:x"))
+    flow.reply(ExistingCheckpoints, set())
+    flow.reply(Select, [])
+    flow.reply(Select, [ledger(effect_id="e1", root_checkpoint_id="c4")])
+    flow.reply(ReadAncestry, [link("c9", None, "input", step=-1)])
+    flow.reply(ExistingCheckpoints, {"c4"})
+    assert flow.returns() == "c4"
+
+
+@pytest.mark.parametrize(
+    ("voice", "says"),
+    [
+        (Voice.PYTHON, "TargetSelector('first')"),
+        (Voice.CLI, "--to FIRST"),
+        (Voice.HTTP, '"FIRST"'),
+    ],
+)
+def test_an_exact_keyword_that_is_also_a_checkpoint_id_is_ambiguous(
+    voice: Voice, says: str
+) -> None:
+    flow = resolve(parse("first", voice), voice=voice)
+    flow.reply(ExistingCheckpoints, {"first"})
+    error = flow.raises(AmbiguousTargetError)
+    assert error.candidates == [THREAD_START, "first"]
+    assert says in str(error)
+
+
+def test_an_exact_run_keyword_that_is_also_a_tool_call_id_is_ambiguous() -> None:
+    flow = resolve(parse("run_start:r1"))
+    flow.reply(ExistingCheckpoints, set())
+    flow.reply(Select, [])
+    flow.reply(Select, [ledger(effect_id="e1", tool="write")])
+    flow.reply(ReadAncestry, [link("c2", "c1", run_id="r1"), link("c1", None)])
+    error = flow.raises(AmbiguousTargetError)
+    assert error.candidates == ["c1", "e1"]
+    assert "TargetSelector('run_start', 'r1')" in str(error)
+
+
+def test_an_id_is_looked_up_as_given_then_without_spaces() -> None:
+    flow = resolve(parse(" call-1"))
+    flow.reply(ExistingCheckpoints, set(), checkpoint_ids=[" call-1"])
+    flow.reply(Select, [])
+    flow.reply(Select, [])
+    flow.reply(ExistingCheckpoints, set(), checkpoint_ids=["call-1"])
+    flow.reply(Select, [ledger(effect_id="e1", root_checkpoint_id="c4")])
+    flow.reply(ExistingCheckpoints, {"c4"})
+    assert flow.returns() == "c4"
+
+
+def nothing_named(flow: Script) -> None:
+    flow.reply(ExistingCheckpoints, set())
+    flow.reply(Select, [])
+    flow.reply(Select, [])
+    flow.reply(FindCheckpoint, [])
+
+
+def test_a_subgraph_checkpoint_id_is_refused_naming_the_root_checkpoint() -> None:
+    flow = resolve(TargetSelector("id", "s1"))
+    nothing_named(flow)
+    flow.reply(FindNamespace, ["sub:1"], thread_id="t", checkpoint_id="s1")
+    flow.reply(Select, [ledger(root_checkpoint_id="c3")])
+    error = flow.raises(InvalidTargetError)
+    assert "subgraph namespace 'sub:1'" in str(error) and "(c3)" in str(error)
+
+
+def test_an_effect_id_of_another_thread_names_that_thread() -> None:
+    flow = resolve(TargetSelector("id", "e7"), voice=Voice.CLI)
+    nothing_named(flow)
+    flow.reply(FindNamespace, [])
+    flow.reply(FindEffect, "u", effect_id="e7")
+    error = flow.raises(CheckpointNotFoundError)
+    assert error.found_in == ["u"] and "--thread u" in str(error)
+
+
+def command_input(pending: list[tuple[str, str, Any]]) -> Script:
+    flow = resolve(run_start())
+    chain = [
+        link("c5", "c4", step=2, run_id="r2"),
+        link("c4", "c3", step=1, run_id="r1"),
+        link("c3", "c2", step=0, run_id="r1"),
+        link("c2", None, "input", step=-1, run_id="r1"),
+    ]
+    flow.reply(ReadAncestry, chain)
+    tup = snapshot("c4", "c3", {})._replace(pending_writes=pending)
+    flow.reply(ReadCheckpoint, tup, config=checkpoint_config("t", "c4"))
+    return flow
+
+
+def test_run_start_after_a_command_input_is_the_checkpoint_it_was_given_to() -> None:
+    null = "00000000-0000-0000-0000-000000000000"
+    flow = command_input([(null, "run", 2), (null, "branch:to:plan", "__start__")])
+    assert flow.returns() == "c4"
+
+
+def test_run_start_after_a_resume_under_another_run_id_is_the_same_input() -> None:
+    null = "00000000-0000-0000-0000-000000000000"
+    assert command_input([(null, "__resume__", "yes")]).returns() == "c3"
+
+
+def test_the_command_input_task_id_and_resume_channel_are_langgraph_s() -> None:
+    from langgraph._internal._constants import NULL_TASK_ID, RESUME
+
+    from langgraph_rollback.core import targets
+
+    assert (targets.NULL_TASK_ID, targets.RESUME) == (NULL_TASK_ID, RESUME)
+
+
+def test_before_node_of_an_unknown_node_lists_the_nodes_that_ran() -> None:
+    flow = resolve(before_node("inner"), head="c2")
+    flow.reply(ReadCheckpoint, snapshot("c2", "c1", {"sub": {"x": 2}}))
+    flow.reply(ReadCheckpoint, snapshot("c1", None, {"__start__": {"x": 1}}))
+    error = str(flow.raises(CheckpointNotFoundError))
+    assert "nodes that ran: 'sub'" in error and "subgraph" in error
+
+
+def test_http_fixes_name_json_fields() -> None:
+    with pytest.raises(InvalidTargetError) as info:
+        parse("before_node:", Voice.HTTP)
+    assert '"to": "before_node:planner"' in str(info.value)
+    assert "to=" not in str(info.value)
+
+
+def test_resolve_fixes_speak_the_callers_terms() -> None:
+    assert "applied=True|False" in resolve_fix(Voice.PYTHON, "e1", "call")
+    assert "resolve DB --thread T e1 --applied|--not-applied" in resolve_fix(
+        Voice.CLI, "e1", "call"
+    )
+    inverse = resolve_fix(Voice.CLI, "e1", "inverse")
+    assert "--compensated|--not-compensated" in inverse
+    assert "compensated=True|False" in resolve_fix(Voice.PYTHON, "e1", "inverse")
+
+
+def test_a_keyword_given_as_text_that_is_no_id_is_the_keyword() -> None:
+    flow = resolve(parse("first"))
+    flow.reply(ExistingCheckpoints, set(), checkpoint_ids=["first"])
+    flow.reply(Select, [])
+    flow.reply(Select, [])
+    assert flow.returns() == THREAD_START

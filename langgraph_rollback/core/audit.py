@@ -1,0 +1,123 @@
+"""The audit trail: every human decision, kept in the ledger.
+
+A decision is an `AuditEntry` (who, when, why, what it overrode) written with
+`WriteAudit` where it is taken: `resolve_effect`, a rollback that forces
+through conflicts or skips effects, a `RollbackNode` approval or rejection,
+and the guard's `"ask"`. Who decided comes from the decision itself (the
+`by` of a resume value or a call), else from the Agent Server's
+authenticated user (`configurable.langgraph_auth_user_id`, set by
+langgraph-api's `models/run.py` for every run), else "unknown".
+
+An entry's id is derived from the decision, so a decision LangGraph replays
+on resume (an `interrupt()` answer returned again) is kept once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph_rollback._errors import InvalidConfigError
+from langgraph_rollback._models import AuditAction, AuditEntry
+from langgraph_rollback.core.ops import AuditRow, Flow, ReadAudit, WriteAudit, do
+
+__all__ = [
+    "AUTH_USER_KEY",
+    "UNKNOWN",
+    "audit_flow",
+    "check_by",
+    "decider",
+    "entry_from_row",
+    "keep",
+    "reason_of",
+]
+
+AUTH_USER_KEY = "langgraph_auth_user_id"
+"""Where the Agent Server puts the authenticated user's identity."""
+UNKNOWN = "unknown"
+
+
+def decider(answer: Any = None, configurable: Mapping[str, Any] | None = None) -> str:
+    """Who took a decision: the answer's `by`, else the server's user, else
+    "unknown"."""
+    if isinstance(answer, Mapping):
+        by = answer.get("by")
+        if isinstance(by, str) and by.strip():
+            return by.strip()
+    user = (configurable or {}).get(AUTH_USER_KEY)
+    if isinstance(user, str) and user.strip():
+        return user.strip()
+    return UNKNOWN
+
+
+def reason_of(answer: Any) -> str | None:
+    """The `reason` a human gave with an answer, if any."""
+    if isinstance(answer, Mapping):
+        reason = answer.get("reason")
+        if isinstance(reason, str) and reason.strip():
+            return reason.strip()
+    return None
+
+
+def check_by(by: str | None, reason: str | None) -> None:
+    """Check a caller's `by=` and `reason=`.
+
+    Raises:
+        InvalidConfigError: Not a non-empty string (or None).
+    """
+    for name, value in (("by", by), ("reason", reason)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidConfigError(
+                f"{name}={value!r} is not text. Fix: pass who decided, or why, "
+                f"as a non-empty string (e.g. {name}='alice'), or leave it out."
+            )
+
+
+def keep(
+    thread_id: str,
+    action: AuditAction,
+    *,
+    key: str,
+    by: str,
+    effect_ids: Iterable[str] = (),
+    rollback_id: str | None = None,
+    reason: str | None = None,
+    overrode: str = "",
+    details: Mapping[str, Any] | None = None,
+) -> Flow[AuditEntry]:
+    """Write one decision; `key` names it uniquely on the thread."""
+    digest = hashlib.sha256(f"{thread_id}\0{action}\0{key}".encode()).hexdigest()
+    entry = AuditEntry(
+        id=f"audit-{digest[:32]}",
+        thread_id=thread_id,
+        at=datetime.now(UTC),
+        by=by,
+        action=action,
+        effect_ids=list(effect_ids),
+        rollback_id=rollback_id,
+        reason=reason,
+        overrode=overrode,
+        details=dict(details or {}),
+    )
+    row = AuditRow(
+        audit_id=entry.id,
+        thread_id=thread_id,
+        at=entry.at.isoformat(),
+        entry=entry.model_dump_json(),
+    )
+    yield from do(WriteAudit(row))
+    return entry
+
+
+def audit_flow(thread_id: str, limit: int | None = None) -> Flow[list[AuditEntry]]:
+    """A thread's decisions, newest first."""
+    rows = yield from do(ReadAudit(thread_id, limit))
+    return [entry_from_row(row) for row in rows]
+
+
+def entry_from_row(row: AuditRow) -> AuditEntry:
+    """An `AuditEntry` from its stored JSON (plain data; nothing is imported)."""
+    return AuditEntry.model_validate(json.loads(row.entry))
