@@ -298,7 +298,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             holder=new_holder(),
             policies=Policies(),
             registry=self.registry,
-            serde=self.serde,
+            serde=self.ledger_codec,
             wait=self.deleted_run_wait,
         )
 
