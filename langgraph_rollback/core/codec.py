@@ -120,10 +120,10 @@ def decode_payload(
         value = ledger_codec_of(serde).loads_typed((type_, data))
     except Exception as exc:
         raise SerializationError(
-            f"Refusing to load the {field} of {which} ({type_!r}): {exc}. Fix: "
-            "open the database with the serde (and encryption key) it was "
-            "written with; if it was, the row was written by something else: "
-            "inspect and delete it.",
+            f"Cannot decode the {field} of {which} ({type_!r}): {exc}. Nothing "
+            "it names was imported or run. Fix: open the database with the serde "
+            "(and encryption key) it was written with; if it was, the row was "
+            "not written by this library: inspect and delete it.",
             tool=tool,
             field=field,
             effect_id=effect_id,

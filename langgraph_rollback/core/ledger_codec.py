@@ -262,8 +262,7 @@ class LedgerCodec:
             blob = self.cipher.decrypt(cipher_name, blob)
         elif cipher_name:
             raise RefusedPayloadError(
-                f"it is encrypted ({cipher_name!r}); open the database with the "
-                "EncryptedSerializer it was written with"
+                f"it is encrypted ({cipher_name!r}) and this saver has no cipher"
             )
         errors: list[Exception] = []
         try:

@@ -86,7 +86,7 @@ def test_pickled_payload_is_refused() -> None:
 
 
 def test_undecodable_payload_says_to_use_the_serde_it_was_written_with() -> None:
-    with pytest.raises(SerializationError, match="Refusing to load the outcome"):
+    with pytest.raises(SerializationError, match="Cannot decode the outcome"):
         decode_payload(SERDE, "msgpack", b"\xc1", tool="t", field="outcome")
 
 
