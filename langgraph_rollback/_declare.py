@@ -15,7 +15,7 @@ import copy
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, TypeVar, cast, get_type_hints, overload
+from typing import Any, NoReturn, TypeVar, cast, get_type_hints, overload
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
@@ -46,9 +46,26 @@ def definition_of(target: object) -> ToolDefinition | None:
     return cast(ToolDefinition | None, getattr(target, _DEFINITION_ATTR, None))
 
 
+@overload
+def reversible(target: object, /) -> Callable[[T], T]: ...
+
+
+@overload
 def reversible(
     *,
     undo: Callable[..., Any] | BaseTool,
+    undo_args: Callable[[Effect], dict[str, Any]] | None = None,
+    observe: Callable[..., Any] | None = None,
+    kind: Reversibility | str = Reversibility.REVERSIBLE,
+    registry: ToolRegistry | None = None,
+) -> Callable[[T], T]: ...
+
+
+def reversible(
+    target: object = None,
+    /,
+    *,
+    undo: Callable[..., Any] | BaseTool | None = None,
     undo_args: Callable[[Effect], dict[str, Any]] | None = None,
     observe: Callable[..., Any] | None = None,
     kind: Reversibility | str = Reversibility.REVERSIBLE,
@@ -94,6 +111,8 @@ def reversible(
             return f"created {path}"
         ```
     """
+    if target is not None or undo is None:
+        _refuse_without_undo(target)
     reversibility = _undoable_kind(kind)
 
     def decorate(target: T) -> T:
@@ -112,6 +131,18 @@ def reversible(
         )
 
     return decorate
+
+
+def _refuse_without_undo(target: object) -> NoReturn:
+    """`@reversible` used bare, or without `undo=`: say how to write it."""
+    name = "?" if target is None else _tool_name(target)
+    how = "used without parentheses" if target is not None else "given no undo="
+    raise DeclarationError(
+        f"@reversible on tool {name!r} is {how}: a reversible tool needs its "
+        "inverse. Fix: write @reversible(undo=fn), where fn(effect) undoes one "
+        "call, or use @irreversible for a tool that cannot be undone.",
+        tool=name,
+    )
 
 
 @overload

@@ -1,21 +1,24 @@
 """`langgraph-rollback`: inspect the ledger, plan and run rollbacks, migrate.
 
 ```
-langgraph-rollback effects  DB --thread T [--json] [--status S] [--limit N]
-langgraph-rollback plan     DB --thread T --to CHECKPOINT --graph module:attr
-langgraph-rollback rollback DB --thread T --to CHECKPOINT --graph module:attr [--yes]
-langgraph-rollback resolve  DB --thread T EFFECT_ID --applied|--not-applied|--compensated
-                            [--result JSON] [--expect-status S] [--reason R] [--by WHO]
-langgraph-rollback migrate  DB [--print-sql]
+langgraph-rollback threads     DB [--json] [--limit N]
+langgraph-rollback effects     DB --thread T [--json] [--status S] [--limit N]
+langgraph-rollback checkpoints DB --thread T [--json] [--limit N]
+langgraph-rollback plan        DB --thread T --to TARGET --graph module:attr
+langgraph-rollback rollback    DB --thread T --to TARGET --graph module:attr [--yes]
+langgraph-rollback resolve     DB --thread T EFFECT_ID --applied|--not-applied|--compensated
+                               [--result JSON] [--expect-status S] [--reason R] [--by WHO]
+langgraph-rollback migrate     DB [--print-sql]
 ```
 
-`DB` is a SQLite file path or a `postgresql://` URL. `effects` needs only the
-database. `plan` and `rollback` also need the graph and its inverses: pass the
-graph as `module:attr` (the way ASGI servers take an app), where `attr` is a
-`StateGraph`, a compiled graph, or a function that takes the saver and returns
-a compiled graph; importing the module declares the tools. `--to first` names
-the thread's first checkpoint. `resolve` records an operator's decision on an
-effect whose outcome is unknown (`saver.resolve_effect`).
+`DB` is a SQLite file path or a `postgresql://` URL. `threads`, `effects` and
+`checkpoints` need only the database. `plan` and `rollback` also need the
+graph and its inverses: `--graph module:attr` names a `StateGraph` or a
+compiled graph (the way ASGI servers take an app) and is never called;
+`--graph-factory module:function` names a function that takes the saver and
+returns a compiled graph. Importing the module declares the tools. `--to
+first` names the thread's first checkpoint. `resolve` records an operator's
+decision on an effect whose outcome is unknown (`saver.resolve_effect`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import importlib
+import inspect
 import json
 import sqlite3
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TextIO, cast
@@ -34,6 +38,7 @@ from typing import Any, TextIO, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from langgraph_rollback._cli_threads import thread_rows
 from langgraph_rollback._errors import (
     EffectNotFoundError,
     EffectStateError,
@@ -89,18 +94,27 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
                 f"{db}: no such SQLite file. Fix: pass the database your graph's "
                 "SqliteRollbackSaver writes (or a postgresql:// URL)."
             )
+        if not _has_ledger(db):
+            raise missing
+    with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
+        yield sqlite_saver
+
+
+def _has_ledger(db: str) -> bool:
+    """Whether the SQLite file `db` holds the ledger's tables (read-only)."""
+    try:
         with closing(
             sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
         ) as conn:
-            if (
-                conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
-                ).fetchone()
-                is None
-            ):
-                raise missing
-    with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
-        yield sqlite_saver
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
+            ).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise CliError(
+            f"{db}: not a SQLite database ({exc}). Fix: pass the file your "
+            "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
+        ) from exc
+    return found is not None
 
 
 @contextmanager
@@ -120,15 +134,12 @@ def _connecting(db: str) -> Iterator[None]:
         ) from None
 
 
-def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
-    """Import `module:attr` and bind it to `saver`."""
-    from langgraph.graph import StateGraph
-    from langgraph.pregel import Pregel
-
+def _import_attr(option: str, spec: str) -> Any:
+    """Import `module:attr` for `option`, calling nothing but the import."""
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise CliError(
-            f"--graph {spec!r}: expected module:attr, e.g. --graph myapp.agent:builder."
+            f"{option} {spec!r}: expected module:attr, e.g. --graph myapp.agent:builder."
         )
     if "" not in sys.path:
         sys.path.insert(0, "")
@@ -136,28 +147,99 @@ def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise CliError(
-            f"--graph {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
+            f"{option} {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
             "from the directory that holds it, or set PYTHONPATH."
         ) from exc
-    target = module
+    target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
             raise CliError(
-                f"--graph {spec!r}: {module_name} has no attribute {attr!r}."
+                f"{option} {spec!r}: {module_name} has no attribute {attr!r}."
             )
         target = getattr(target, part)
+    return target
+
+
+def _what(target: Any) -> str:
+    """How an imported object is named in an error."""
+    if inspect.isclass(target):
+        return f"the class {target.__qualname__}"
+    if inspect.isroutine(target):
+        return f"the function {getattr(target, '__qualname__', target)}"
+    return f"a {type(target).__name__}"
+
+
+def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
+    """`--graph module:attr`: a `StateGraph` or compiled graph, bound to `saver`.
+
+    Never calls what it imports: anything else is refused before it runs.
+    """
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    target = _import_attr("--graph", spec)
     if isinstance(target, StateGraph):
         return target.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
     if isinstance(target, Pregel):
         return target.copy(update={"checkpointer": saver})
-    if callable(target):
-        built = target(saver)
-        if isinstance(built, Pregel):
-            return built
-    raise CliError(
-        f"--graph {spec!r} is a {type(target).__name__}. Fix: point it at a "
-        "StateGraph, a compiled graph, or a function saver -> compiled graph."
+    hint = (
+        f" Fix: if it builds the graph from a saver, pass --graph-factory {spec}; "
+        "otherwise point --graph at the StateGraph (the builder) or the compiled graph."
+        if inspect.isroutine(target)
+        else " Fix: point --graph at the StateGraph (the builder) or the compiled "
+        "graph, or pass --graph-factory module:function for a function saver -> "
+        "compiled graph."
     )
+    raise CliError(
+        f"--graph {spec!r} is {_what(target)}, not a graph; --graph takes a "
+        f"StateGraph or a compiled graph and calls nothing.{hint}"
+    )
+
+
+def load_graph_factory(spec: str, saver: BaseRollbackSaver) -> Any:
+    """`--graph-factory module:function`: called with `saver`, returns the graph.
+
+    Refused before the call unless it is a function that takes one argument.
+    """
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    target = _import_attr("--graph-factory", spec)
+    if isinstance(target, (StateGraph, Pregel)):
+        raise CliError(
+            f"--graph-factory {spec!r} is a graph, not a function. Fix: pass "
+            f"--graph {spec}."
+        )
+    if not inspect.isroutine(target):
+        raise CliError(
+            f"--graph-factory {spec!r} is {_what(target)}. Fix: point it at a "
+            "function that takes the saver and returns a compiled graph, or pass "
+            "a StateGraph or compiled graph with --graph."
+        )
+    try:
+        inspect.signature(target).bind(saver)
+    except (TypeError, ValueError) as exc:
+        raise CliError(
+            f"--graph-factory {spec!r}: {_what(target)} cannot be called with one "
+            f"argument, the saver ({exc}); it was not called. Fix: point it at a "
+            "function saver -> compiled graph."
+        ) from exc
+    built = target(saver)
+    if isinstance(built, StateGraph):
+        return built.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
+    if isinstance(built, Pregel):
+        return built
+    raise CliError(
+        f"--graph-factory {spec!r} returned {_what(built)}. Fix: return "
+        "builder.compile(checkpointer=saver) from it."
+    )
+
+
+def graph_from_args(args: argparse.Namespace, saver: BaseRollbackSaver) -> Any:
+    """The graph `plan` and `rollback` were given, bound to `saver`."""
+    if args.graph_factory is not None:
+        return load_graph_factory(args.graph_factory, saver)
+    return load_graph(args.graph, saver)
 
 
 def _effect_row(effect: Effect, width: int) -> list[str]:
@@ -246,6 +328,9 @@ def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         effects = saver.list_effects(config, status=args.status, limit=args.limit)
+        no_checkpoints = saver.execute(ReadHead(args.thread)) is None
+    if no_checkpoints:
+        say_no_checkpoints(args, bool(effects))
     if args.json:
         out.write(
             json.dumps([e.model_dump(mode="json") for e in effects], indent=2) + "\n"
@@ -253,6 +338,44 @@ def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
     else:
         print_table(effects, out)
     return 0
+
+
+def say_no_checkpoints(args: argparse.Namespace, has_effects: bool) -> None:
+    """`effects` on a thread with no checkpoints: an error, or a note."""
+    where = f"langgraph-rollback threads {args.db}"
+    if not has_effects and args.status is None:
+        raise CliError(
+            f"Thread {args.thread!r} has no checkpoints and no effects in "
+            f"{redact(args.db)}. Fix: check the thread id (`{where}` lists the "
+            "threads there)."
+        )
+    sys.stderr.write(
+        f"note: thread {args.thread!r} has no checkpoints (deleted, or never "
+        "checkpointed); its effects are listed as the ledger keeps them.\n"
+    )
+
+
+def cmd_threads(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        rows = thread_rows(saver, args.limit)
+    if args.json:
+        out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if not rows:
+        out.write(f"(no threads in {redact(args.db)})\n")
+        return 0
+    header = ["thread", "checkpoints", "effects", "applied", "last activity (UTC)"]
+    keys = ("thread_id", "checkpoints", "effects", "applied", "last_activity")
+    write_table(header, [[_cell(r[k]) for k in keys] for r in rows], out)
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str) and "T" in value and value.endswith("+00:00"):
+        return value[:19].replace("T", " ")
+    return str(value)
 
 
 def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
@@ -288,9 +411,10 @@ def checkpoint_rows(
 ) -> list[dict[str, Any]]:
     """The thread's root checkpoints, newest first, as plain data.
 
-    Streams the history: only a checkpoint and the one listed after it (its
-    parent, on a linear thread) are held at a time, so a long thread's listing
-    costs what its largest checkpoint costs, not what the whole history does.
+    Streams the history: each checkpoint is dropped once its row is made; a
+    row keeps only the nodes' `versions_seen` until its parent is listed (a
+    parent is older, so it comes later). A parent the listing does not reach
+    is read after it: a SQLite saver holds its lock while `list` yields.
     """
     head = saver.execute(ReadHead(thread))
     on_path: set[str] = set()
@@ -302,36 +426,36 @@ def checkpoint_rows(
     for effect in saver.list_effects({"configurable": {"thread_id": thread}}):
         counts[effect.root_checkpoint_id] = counts.get(effect.root_checkpoint_id, 0) + 1
     rows: list[dict[str, Any]] = []
-    pending: Any = None
+    waiting: dict[str, tuple[RunnableConfig, list[_Waiting]]] = {}
     for item in saver.list(config, limit=limit):
-        if pending is not None:
-            rows.append(_checkpoint_row(saver, pending, item, on_path, counts))
-        pending = item
-    if pending is not None:
-        rows.append(_checkpoint_row(saver, pending, None, on_path, counts))
+        checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
+        seen = item.checkpoint.get("versions_seen", {})
+        _, children = waiting.pop(checkpoint_id, (item.config, []))
+        for row, seen_after in children:
+            row["ran"] = ",".join(_ran(seen, seen_after))
+        row = _checkpoint_row(item, checkpoint_id, on_path, counts)
+        parent = item.parent_config
+        if parent is not None:
+            parent_id = str(parent["configurable"]["checkpoint_id"])
+            waiting.setdefault(parent_id, (parent, []))[1].append((row, seen))
+        rows.append(row)
+    for parent, waiters in waiting.values():
+        found = saver.get_tuple(parent)
+        if found is not None:
+            seen = found.checkpoint.get("versions_seen", {})
+            for row, seen_after in waiters:
+                row["ran"] = ",".join(_ran(seen, seen_after))
     return rows
 
 
+_Waiting = tuple[dict[str, Any], Mapping[str, Any]]
+"""A row waiting for its parent, and the `versions_seen` of its checkpoint."""
+
+
 def _checkpoint_row(
-    saver: BaseRollbackSaver,
-    item: Any,
-    listed_next: Any,
-    on_path: set[str],
-    counts: dict[str, int],
+    item: Any, checkpoint_id: str, on_path: set[str], counts: dict[str, int]
 ) -> dict[str, Any]:
-    """One row of `checkpoint_rows`; `listed_next` is the tuple listed after it."""
-    checkpoint_id = str(item.config["configurable"]["checkpoint_id"])
-    parent = item.parent_config
-    before = None
-    if parent is not None:
-        parent_id = parent["configurable"]["checkpoint_id"]
-        if (
-            listed_next is not None
-            and listed_next.config["configurable"]["checkpoint_id"] == parent_id
-        ):
-            before = listed_next
-        else:
-            before = saver.get_tuple(parent)
+    """One row of `checkpoint_rows`; "ran" is filled once its parent is read."""
     restore = item.metadata.get("lgrb_restore")
     copy_of = restore.get("copy_of") if isinstance(restore, dict) else None
     mark = "*" if checkpoint_id in on_path else ""
@@ -341,19 +465,16 @@ def _checkpoint_row(
         "checkpoint_id": checkpoint_id,
         "step": item.metadata.get("step"),
         "source": item.metadata.get("source"),
-        "ran": ",".join(_ran(before, item)),
+        "ran": "",
         "run_id": item.metadata.get("run_id"),
         "effects": counts.get(checkpoint_id, 0),
         "path": mark,
     }
 
 
-def _ran(parent: Any, child: Any) -> list[str]:
-    """The nodes that ran in the step from `parent` to `child`."""
-    if parent is None:
-        return []
-    seen_before = parent.checkpoint.get("versions_seen", {})
-    seen_after = child.checkpoint.get("versions_seen", {})
+def _ran(seen_before: Mapping[str, Any], seen_after: Mapping[str, Any]) -> list[str]:
+    """The nodes that ran in a step, from the parent's and the child's
+    `versions_seen`."""
     return sorted(
         node
         for node, versions in seen_after.items()
@@ -363,20 +484,30 @@ def _ran(parent: Any, child: Any) -> list[str]:
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
-        graph = load_graph(args.graph, saver)
+        graph = graph_from_args(args, saver)
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
     out.write(str(plan) + "\n")
     return 0
 
 
+def refuse_without_terminal() -> None:
+    """`rollback` asks before acting; with no terminal to ask on, say `--yes`."""
+    if not sys.stdin.isatty():
+        raise CliError(
+            "rollback asks before acting, and stdin is not a terminal. Fix: pass "
+            "--yes to roll back without asking (the plan above is what it does)."
+        )
+
+
 def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
-        graph = load_graph(args.graph, saver)
+        graph = graph_from_args(args, saver)
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
         out.write(str(plan) + "\n")
         if not args.yes:
+            refuse_without_terminal()
             out.write("Roll back? [y/N] ")
             out.flush()
             if sys.stdin.readline().strip().lower() not in ("y", "yes"):
@@ -561,6 +692,39 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _version() -> str:
+    from langgraph_rollback import __version__
+
+    return __version__
+
+
+def add_threads_parser(sub: Any) -> None:
+    """The `threads` sub-command."""
+    threads = sub.add_parser(
+        "threads", help="the threads, with effect counts and last activity"
+    )
+    threads.add_argument("db", help="SQLite file or postgresql:// URL")
+    threads.add_argument("--limit", type=_count, help="at most this many, latest first")
+    threads.add_argument("--json", action="store_true", help="print JSON")
+    threads.set_defaults(run=cmd_threads)
+
+
+def add_graph_options(command: argparse.ArgumentParser) -> None:
+    """`--graph` or `--graph-factory`, one of them required."""
+    which = command.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--graph",
+        metavar="MODULE:ATTR",
+        help="your StateGraph or compiled graph (importing its module declares "
+        "the tools; nothing is called)",
+    )
+    which.add_argument(
+        "--graph-factory",
+        metavar="MODULE:FUNCTION",
+        help="a function that takes the saver and returns your compiled graph",
+    )
+
+
 def _count(text: str) -> int:
     """An argparse type: a whole number, 0 or more."""
     try:
@@ -588,7 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="langgraph-rollback",
         description="Inspect the side-effect ledger of LangGraph threads and roll them back.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    add_threads_parser(sub)
 
     effects = sub.add_parser("effects", help="the ledger of a thread, newest first")
     effects.add_argument("db", help="SQLite file or postgresql:// URL")
@@ -627,12 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
             "run_start:<run id>, before_node:<node>, or an effect id or model "
             "tool call id (that effect and everything after it)",
         )
-        command.add_argument(
-            "--graph",
-            required=True,
-            help="module:attr of your StateGraph, compiled graph, or "
-            "function saver -> compiled graph (importing it declares the tools)",
-        )
+        add_graph_options(command)
         if name == "rollback":
             command.add_argument("--yes", action="store_true", help="do not ask")
             command.add_argument(

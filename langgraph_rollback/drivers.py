@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
@@ -337,7 +338,16 @@ async def run_async(
     graph: Pregel[Any, Any, Any, Any] | None = None,
     progress: Progress | None = None,
 ) -> T:
-    """Drive `flow` to completion with async I/O; return its result."""
+    """Drive `flow` to completion with async I/O; return its result.
+
+    A storage operation is never cancelled halfway: it runs shielded from
+    anyio cancel scopes, and a cancellation reaches the flow at its next await
+    of user code (a tool, an inverse) or when it ends. Under anyio (Starlette,
+    FastAPI) a cancelled scope cancels every await inside it, so unshielded,
+    the release of the thread's lock was cancelled too, and a query cancelled
+    mid-way closes a PostgreSQL connection. The database's own timeouts
+    still bound a storage operation.
+    """
     send: Any = None
     error: BaseException | None = None
     performing: list[str] = []
@@ -351,7 +361,8 @@ async def run_async(
             send, error = None, None
             try:
                 if isinstance(op, StorageOp):
-                    send = await store.aexecute(op)
+                    with anyio.CancelScope(shield=True):
+                        send = await store.aexecute(op)
                 else:
                     _starting(op, performing)
                     send = await _step_async(op, store, perform, graph, progress)

@@ -42,7 +42,7 @@ _LIVE = ("in the world", "#d2e3fc", "#174ea6")
 _STUCK = ("in the world, cannot be undone", "#fce8e6", "#a50e0e")
 _FAILED_UNDO = ("inverse failed", "#f28b82", "#5c0707")
 _OPEN = ("outcome unknown / in progress", "#feefc3", "#7a4f01")
-_NEVER = ("never happened (failed, blocked)", "#ffffff", "#80868b")
+_NEVER = ("not applied (raised, interrupted or blocked)", "#ffffff", "#80868b")
 LEGEND = (_LIVE, _STUCK, _UNDONE, _FAILED_UNDO, _OPEN, _NEVER)
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from langgraph_rollback._errors import RollbackError
-from langgraph_rollback.batteries._paths import parent, parts, remove_entry
+from langgraph_rollback.batteries._paths import lstat_at, parent, parts, remove_entry
 
 __all__ = [
+    "IGNORED_FILE_CAP",
     "GitError",
     "build_index",
     "digest",
@@ -30,6 +31,7 @@ __all__ = [
     "repository_state",
     "run_git",
     "settle",
+    "walk_tree",
 ]
 
 _FIXED_DATE = "1970-01-01T00:00:00+0000"
@@ -59,6 +61,19 @@ class GitError(RollbackError):
 # filter, ident expansion or re-encoding applies when adding or checking out.
 _ATTRIBUTES = "* -text -eol -crlf -ident -filter -working-tree-encoding\n"
 _PLAIN = ("-c", "core.autocrlf=false", "-c", "core.safecrlf=false")
+# Configuration that runs commands or writes caches, off for every git run,
+# the user's repository included: no fsmonitor command, no untracked cache
+# written, no lazy fetch of a partial clone, no transport at all.
+_HARDENED = (
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "core.untrackedCache=false",
+    "-c",
+    "protocol.allow=never",
+    "-c",
+    "core.sshCommand=false",
+)
 
 
 def git_env(
@@ -75,6 +90,10 @@ def git_env(
         "GIT_COMMITTER_EMAIL": "snapshots@langgraph-rollback",
         "GIT_AUTHOR_DATE": _FIXED_DATE,
         "GIT_COMMITTER_DATE": _FIXED_DATE,
+        "GIT_NO_LAZY_FETCH": "1",
+        "GIT_OPTIONAL_LOCKS": "0",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_NO_REPLACE_OBJECTS": "1",
     }
     for key, value in (
         ("GIT_DIR", git_dir),
@@ -90,7 +109,7 @@ def run_git(
     cwd: str, env: dict[str, str], args: tuple[str, ...], stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        ["git", "-c", "core.hooksPath=" + os.devnull, *_PLAIN, *args],
+        ["git", "-c", "core.hooksPath=" + os.devnull, *_PLAIN, *_HARDENED, *args],
         cwd=cwd,
         env=env,
         input=stdin,
@@ -140,12 +159,22 @@ def ensure_store(work_tree: str, git_dir: str) -> None:
         exclude.write_text(rule)
 
 
-def build_index(work_tree: str, git_dir: str, index: str) -> list[str]:
-    """Fill a fresh `index` with the tree's files; return the nested repositories.
+IGNORED_FILE_CAP = 16 * 1024 * 1024
+"""Ignored files larger than this are left out of the snapshots (and named)."""
+
+
+def build_index(
+    work_tree: str, git_dir: str, index: str
+) -> tuple[list[str], list[str]]:
+    """Fill a fresh `index` with the tree's files; return the nested
+    repositories, and what is left out of the snapshot.
 
     git lists a directory holding its own `.git` as one entry (`dir/`); its
     files are added from a snapshot of that directory, so they are restored
-    like any others (its `.git` never is).
+    like any others (its `.git` never is). Files the ignore rules match are
+    in it too (a step may delete `.env`, or create a file and ignore it),
+    except a directory an ignore rule matches as a whole (`node_modules/`)
+    and ignored files past `IGNORED_FILE_CAP`: those are left out.
     """
     with suppress(FileNotFoundError):
         os.unlink(index)
@@ -159,7 +188,11 @@ def build_index(work_tree: str, git_dir: str, index: str) -> list[str]:
         index=index,
     )
     names = [n for n in listed.split(b"\0") if n]
-    names += [n for n in _tracked_but_ignored(work_tree) if n not in names]
+    ignored, outside = _ignored(work_tree, git_dir, index)
+    seen = set(names)
+    names += [n for n in _tracked_but_ignored(work_tree) if n not in seen]
+    seen = set(names)
+    names += [n for n in ignored if n not in seen]
     plain = b"".join(n + b"\0" for n in names if not n.endswith(b"/"))
     git(
         work_tree,
@@ -173,10 +206,59 @@ def build_index(work_tree: str, git_dir: str, index: str) -> list[str]:
     )
     found: list[str] = []
     for nested in (os.fsdecode(n[:-1]) for n in names if n.endswith(b"/")):
-        tree, inner = _tree_of(os.path.join(work_tree, nested), git_dir, index)
+        tree, inner, left = _tree_of(os.path.join(work_tree, nested), git_dir, index)
         git(work_tree, git_dir, "read-tree", f"--prefix={nested}/", tree, index=index)
         found += [nested, *(f"{nested}/{name}" for name in inner)]
-    return found
+        outside += [f"{nested}/{name}" for name in left]
+    return found, sorted(outside)
+
+
+def _ignored(work_tree: str, git_dir: str, index: str) -> tuple[list[bytes], list[str]]:
+    """The ignored files to snapshot, and what is left out: directories an
+    ignore rule matches whole (listed with nothing under them) and files
+    past the cap. The snapshot store itself is neither."""
+    listed = git(
+        work_tree,
+        git_dir,
+        "ls-files",
+        "--others",
+        "--ignored",
+        "--exclude-standard",
+        "--directory",
+        "-z",
+        index=index,
+    )
+    entries = sorted(n for n in listed.split(b"\0") if n)
+    store = _store_prefix(work_tree, git_dir)
+    files: list[bytes] = []
+    outside: list[str] = []
+    for i, name in enumerate(entries):
+        if store is not None and (name + b"/").startswith(store):
+            continue
+        if name.endswith(b"/"):
+            following = entries[i + 1] if i + 1 < len(entries) else b""
+            if not following.startswith(name):
+                outside.append(os.fsdecode(name))
+            continue
+        try:
+            st = os.lstat(os.path.join(work_tree, os.fsdecode(name)))
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or (
+            stat.S_ISREG(st.st_mode) and st.st_size <= IGNORED_FILE_CAP
+        ):
+            files.append(name)
+        elif stat.S_ISREG(st.st_mode):
+            outside.append(os.fsdecode(name))
+    return files, outside
+
+
+def _store_prefix(work_tree: str, git_dir: str) -> bytes | None:
+    """The snapshot store's path inside the tree (`dir/`), if it is inside."""
+    inside, root = Path(git_dir).resolve(), Path(work_tree).resolve()
+    if root not in inside.parents:
+        return None
+    return os.fsencode(str(inside.relative_to(root))) + b"/"
 
 
 def _tracked_but_ignored(work_tree: str) -> list[bytes]:
@@ -196,9 +278,12 @@ def _tracked_but_ignored(work_tree: str) -> list[bytes]:
     return [n for n in names if os.path.isfile(os.path.join(work_tree, os.fsdecode(n)))]
 
 
-def manifest_now(work_tree: str, git_dir: str) -> dict[str, Any]:
+def manifest_now(
+    work_tree: str, git_dir: str, outside: list[str] | None = None
+) -> dict[str, Any]:
     """What a git tree does not keep: permission bits other than 644 and 755,
-    and empty directories."""
+    empty directories, directories' modes other than 755, FIFOs, and what
+    the snapshot leaves out (`outside`)."""
     modes: dict[str, int] = {}
     for entry in git(work_tree, git_dir, "ls-files", "-s", "-z").split(b"\0"):
         if not entry:
@@ -235,7 +320,47 @@ def manifest_now(work_tree: str, git_dir: str) -> dict[str, Any]:
         found["modes"] = modes
     if empty:
         found["empty_dirs"] = sorted(empty)
+    dir_modes, fifos = walk_tree(work_tree, git_dir, outside or [])
+    if dir_modes:
+        found["dir_modes"] = dir_modes
+    if fifos:
+        found["fifos"] = fifos
+    if outside:
+        found["outside"] = outside
     return found
+
+
+def walk_tree(
+    work_tree: str, git_dir: str, outside: list[str]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Directories whose mode is not 755, and FIFOs, with their modes (no
+    link followed; `.git`, the store and the directories left out pruned)."""
+    store = _store_prefix(work_tree, git_dir)
+    pruned = {d.rstrip("/") for d in outside}
+    if store is not None:
+        pruned.add(os.fsdecode(store).rstrip("/"))
+    dir_modes: dict[str, int] = {}
+    fifos: dict[str, int] = {}
+    for top, dirs, files in os.walk(work_tree):
+        rel = os.path.relpath(top, work_tree)
+        kept = []
+        for name in dirs:
+            path = name if rel == "." else f"{rel}/{name}"
+            st = os.lstat(os.path.join(top, name))
+            if name == ".git" or path in pruned or not stat.S_ISDIR(st.st_mode):
+                continue
+            kept.append(name)
+            if stat.S_IMODE(st.st_mode) != 0o755:
+                dir_modes[path] = stat.S_IMODE(st.st_mode)
+        dirs[:] = kept
+        for name in files:
+            with suppress(OSError):
+                st = os.lstat(os.path.join(top, name))
+                if stat.S_ISFIFO(st.st_mode):
+                    fifos[name if rel == "." else f"{rel}/{name}"] = stat.S_IMODE(
+                        st.st_mode
+                    )
+    return dir_modes, fifos
 
 
 def manifest_of(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
@@ -282,28 +407,67 @@ def settle(
             assert fd is not None
             with suppress(FileExistsError):
                 os.mkdir(names[-1], dir_fd=fd)
+    _settle_fifos(work_tree, target.get("fifos", {}), now.get("fifos", {}))
+    # Last, deepest first: a mode without write permission must not stop
+    # the changes above, nor the changes inside it.
+    target_dirs: dict[str, int] = target.get("dir_modes", {})
+    dir_modes, _fifos = walk_tree(work_tree, git_dir, target.get("outside", []))
+    for name in sorted(set(target_dirs) | set(dir_modes), key=len, reverse=True):
+        mode = target_dirs.get(name, 0o755)
+        if dir_modes.get(name, 0o755) != mode:
+            names = parts(work_tree, name)
+            with parent(work_tree, names, create=False) as (fd, _missing):
+                if fd is not None:
+                    _chmod_at(fd, names[-1], mode, directory=True)
 
 
-def _chmod_at(fd: int, name: str, mode: int) -> None:
+def _settle_fifos(work_tree: str, target: dict[str, int], now: dict[str, int]) -> None:
+    """Remove the FIFOs the target does not have; make the ones it has."""
+    for name in sorted(set(now) | set(target)):
+        names = parts(work_tree, name)
+        with parent(work_tree, names, create=name in target) as (fd, _dirs):
+            if fd is None:
+                continue
+            st = lstat_at(fd, names[-1])
+            if name not in target:
+                if st is not None and stat.S_ISFIFO(st.st_mode):
+                    os.unlink(names[-1], dir_fd=fd)
+                continue
+            if st is None:
+                os.mkfifo(names[-1], target[name], dir_fd=fd)
+            _chmod_at(fd, names[-1], target[name], fifo=True)
+
+
+def _chmod_at(
+    fd: int, name: str, mode: int, *, directory: bool = False, fifo: bool = False
+) -> None:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         handle = os.open(name, flags, dir_fd=fd)
     except OSError:
         return  # gone, or a link: nothing of ours to change
     try:
-        if stat.S_ISREG(os.fstat(handle).st_mode):
+        kind = os.fstat(handle).st_mode
+        if (
+            stat.S_ISREG(kind)
+            or (directory and stat.S_ISDIR(kind))
+            or (fifo and stat.S_ISFIFO(kind))
+        ):
             os.fchmod(handle, mode)
     finally:
         os.close(handle)
 
 
-def _tree_of(work_tree: str, git_dir: str, outer: str) -> tuple[str, list[str]]:
-    """A nested repository's tree id (built in a throwaway index), and its own."""
+def _tree_of(
+    work_tree: str, git_dir: str, outer: str
+) -> tuple[str, list[str], list[str]]:
+    """A nested repository's tree id (built in a throwaway index), its own
+    nested repositories, and what is left out."""
     index = f"{outer}-{hashlib.sha256(work_tree.encode()).hexdigest()[:12]}"
     try:
-        nested = build_index(work_tree, git_dir, index)
+        nested, outside = build_index(work_tree, git_dir, index)
         tree = git(work_tree, git_dir, "write-tree", index=index).decode().strip()
-        return tree, nested
+        return tree, nested, outside
     finally:
         with suppress(FileNotFoundError):
             os.unlink(index)

@@ -37,6 +37,7 @@ __all__ = [
     "ImageTamperedError",
     "UnsafePathError",
     "canonical",
+    "check_utf8",
     "image",
     "restore_image",
 ]
@@ -99,18 +100,24 @@ class DirectoryNotEmptyError(RollbackError):
 
 
 class BeforeImageTooLargeError(RollbackError):
-    """A file is too large to keep its before-image in the ledger.
+    """A file is too large to keep its image in the ledger: as it is (the
+    before-image), or as a write would leave it (the after-image, refused
+    before the write).
 
     Attributes:
         path: The file.
-        size: Its size in bytes.
+        size: Its size in bytes (or the size the write would give it).
         limit: The cap.
     """
 
-    def __init__(self, *, path: str, size: int, limit: int) -> None:
+    def __init__(
+        self, *, path: str, size: int, limit: int, result: bool = False
+    ) -> None:
+        what = "would be" if result else "is"
         super().__init__(
-            f"{path} is {size} bytes, over the {limit}-byte cap for before-images "
-            "kept in the ledger, so the change could not be undone. Fix: pass "
+            f"{path} {what} {size} bytes, over the {limit}-byte cap for images "
+            "kept in the ledger, so the change could not be undone (nothing was "
+            "written). Fix: pass "
             "file_tools(..., max_image_bytes=...) a larger cap, or keep large "
             "files out of the agent's reach (e.g. snapshot them with the git battery)."
         )
@@ -156,6 +163,21 @@ def canonical(root: str, path: str) -> str:
         if inside != ".." and not inside.startswith("../"):
             return inside
     return normal
+
+
+def check_utf8(root: str, path: str) -> None:
+    """Refuse a path that is not valid UTF-8 (a lone surrogate, as undecodable
+    bytes of a file name become): the ledger could not record it as it is."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError(
+            root=root,
+            path=path,
+            why="is not valid UTF-8 (it holds a lone surrogate), so the ledger "
+            "cannot record it as it is",
+            fix="use a name that is valid UTF-8",
+        ) from None
 
 
 def parts(root: str, path: str) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ __all__ = [
     "Rows",
     "check_columns",
     "images_of",
+    "key_values",
     "parents_first",
     "quote",
 ]
@@ -42,9 +43,25 @@ class Database(Protocol):
 
     def writable_columns(self, cur: Any, table: str) -> list[str]: ...
 
+    def special_columns(self, cur: Any, table: str) -> tuple[set[str], set[str]]: ...
+
 
 def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _key_part(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": bytes(value).hex()}
+    return value
+
+
+def key_values(key: str) -> list[Any]:
+    """The primary-key values an image key holds (bytes keys decoded)."""
+    return [
+        bytes.fromhex(v["bytes"]) if isinstance(v, dict) and "bytes" in v else v
+        for v in json.loads(key)
+    ]
 
 
 def check_columns(columns: Sequence[str], names: Sequence[str], table: str) -> None:
@@ -63,7 +80,16 @@ class Rows:
         self.db, self.cur, self.table = db, cur, table
         self.columns, self.keys = db.schema(cur, table)
         self.writable = set(db.writable_columns(cur, table))
+        self.json, self.always = db.special_columns(cur, table)
         self.q = quote(table)
+
+    def bind(self, column: str, value: Any) -> Any:
+        """`value` as the driver must be given it for `column` (json wrapped)."""
+        if column in self.json and value is not None:
+            from psycopg.types.json import Jsonb
+
+            return Jsonb(value)
+        return value
 
     def where(self, where: dict[str, Any]) -> tuple[str, list[Any]]:
         if not where:
@@ -74,7 +100,7 @@ class Rows:
         check_columns(self.columns, list(where), self.table)
         return (
             " AND ".join(f"{quote(c)} = {self.db.mark}" for c in where),
-            list(where.values()),
+            [self.bind(c, v) for c, v in where.items()],
         )
 
     def fetch(self, clause: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -86,10 +112,19 @@ class Rows:
         return [dict(zip(names, row, strict=True)) for row in self.cur.fetchall()]
 
     def key_of(self, row: dict[str, Any]) -> str:
-        return json.dumps([row[k] for k in self.keys], default=str)
+        """The row's image key: its primary-key values, as JSON."""
+        values = [row[k] for k in self.keys]
+        if None in values:
+            raise InvalidConfigError(
+                f"A row of {self.table!r} has a NULL primary key ({row!r}), so it "
+                "cannot be told apart from other such rows and restored on its own; "
+                "the call was refused. Fix: give the row a key (declare the key "
+                "columns NOT NULL)."
+            )
+        return json.dumps([_key_part(v) for v in values], default=str)
 
     def by_key(self, key: str) -> dict[str, Any] | None:
-        values = json.loads(key)
+        values = key_values(key)
         clause = " AND ".join(f"{quote(k)} = {self.db.mark}" for k in self.keys)
         rows = self.fetch(clause, values)
         return rows[0] if rows else None
@@ -121,22 +156,26 @@ class Rows:
             self.cur.execute(
                 f"INSERT INTO {self.q} ({', '.join(quote(n) for n in names)})"
                 f"{override} VALUES ({marks})",
-                [row[n] for n in names],
+                [self.bind(n, row[n]) for n in names],
             )
             return
-        others = [n for n in row if n not in self.keys and n in self.writable]
+        others = [
+            n
+            for n in row
+            if n not in self.keys and n in self.writable and n not in self.always
+        ]
         if not others:
             return
         sets = ", ".join(f"{quote(n)} = {self.db.mark}" for n in others)
         clause = " AND ".join(f"{quote(k)} = {self.db.mark}" for k in self.keys)
         self.cur.execute(
             f"UPDATE {self.q} SET {sets} WHERE {clause}",
-            [row[n] for n in others] + json.loads(key),
+            [self.bind(n, row[n]) for n in others] + key_values(key),
         )
 
     def delete(self, key: str) -> None:
         clause = " AND ".join(f"{quote(k)} = {self.db.mark}" for k in self.keys)
-        self.cur.execute(f"DELETE FROM {self.q} WHERE {clause}", json.loads(key))
+        self.cur.execute(f"DELETE FROM {self.q} WHERE {clause}", key_values(key))
 
 
 Change = frozenset[str] | None
@@ -239,12 +278,15 @@ class Cascade:
         if found:
             raise HiddenEffectsError(tool=tool, table=table, found=found, when=when)
 
-    def images_after(self, main: str) -> list[dict[str, Any]]:
-        """The other tables' rows that the statement changed, before and after."""
+    def images_after(
+        self, main: str, named: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The rows the statement changed besides the `named` rows of `main`
+        (those of a self-referencing key included), before and after."""
+        skip = {self.tables[main].key_of(r) for r in named}
         images = []
-        for name, rows in self.rows.items():
-            if name == main:
-                continue
+        for name, found in self.rows.items():
+            rows = {k: r for k, r in found.items() if name != main or k not in skip}
             t = self.tables[name]
             now = {key: t.by_key(key) for key in rows}
             before = {k: r for k, r in rows.items() if now[k] != r}

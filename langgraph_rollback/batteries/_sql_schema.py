@@ -5,6 +5,7 @@ cursor the caller owns; no writes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,10 @@ __all__ = [
 
 ACTIONS = frozenset({"cascade", "set null", "set default"})
 """Foreign-key actions that change rows of the referencing table."""
+
+_REPLACE = re.compile(r"\bON\s+CONFLICT\s+REPLACE\b", re.IGNORECASE)
+"""A conflict clause that deletes rows (read from the table's CREATE text;
+a match inside a string literal refuses too much, never too little)."""
 
 _PG_ACTIONS = {
     "a": "no action",
@@ -171,7 +176,9 @@ WHERE i.inhparent = %(oid)s
 def hidden_effects(dialect: str, cur: Any, table: str) -> list[tuple[str, str]]:
     """What on `table` changes rows the battery cannot image: (what, the fix).
 
-    SQLite: triggers. PostgreSQL: triggers (other than those of foreign
+    SQLite: triggers, and ON CONFLICT REPLACE clauses in the table's schema
+    (a plain INSERT or UPDATE then deletes the rows it conflicts with).
+    PostgreSQL: triggers (other than those of foreign
     keys), rules, and inheriting tables or partitions (whose rows a statement
     on the parent also changes, with columns the parent does not show).
     """
@@ -181,7 +188,21 @@ def hidden_effects(dialect: str, cur: Any, table: str) -> list[tuple[str, str]]:
             "AND lower(tbl_name) = lower(?) ORDER BY name",
             (table,),
         )
-        return [(f"trigger {n!r}", f'DROP TRIGGER "{n}"') for (n,) in cur.fetchall()]
+        found = [(f"trigger {n!r}", f'DROP TRIGGER "{n}"') for (n,) in cur.fetchall()]
+        cur.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' "
+            "AND lower(name) = lower(?)",
+            (table,),
+        )
+        schema = cur.fetchone()
+        if schema and _REPLACE.search(str(schema[0])):
+            found.append(
+                (
+                    "an ON CONFLICT REPLACE clause",
+                    "recreate the table without ON CONFLICT REPLACE",
+                )
+            )
+        return found
     cur.execute(
         "SELECT t.oid FROM pg_class t JOIN pg_namespace n ON n.oid = t.relnamespace "
         "WHERE t.relname = %s AND n.nspname = current_schema()",

@@ -35,10 +35,15 @@ What it refuses:
   directory, with `O_NOFOLLOW`, so a link swapped in after the call cannot make
   an undo touch anything outside, even with `on_conflict="force"`
   (`UnsafePathError`);
+- a path that is not valid UTF-8 (a lone surrogate, as undecodable bytes of
+  a name become), before the call: the ledger could not record it as it is
+  (`UnsafePathError`);
 - writing or appending through a symbolic link, moving or deleting a
-  directory, anything on FIFOs, sockets and devices (`EntryKindError`);
-- a before-image past `max_image_bytes` (10 MiB by default), before the call
-  (`BeforeImageTooLargeError`).
+  directory, anything on FIFOs, sockets and devices, moving onto one
+  included (`EntryKindError`);
+- a before-image past `max_image_bytes` (10 MiB by default), or a write or
+  append whose result would pass it (its after-image could not be kept),
+  before the call (`BeforeImageTooLargeError`).
 
 Paths are read lexically and recorded in normal form (`./a/../b.txt` is
 `b.txt`; an absolute path inside the workspace becomes relative). Content is
@@ -67,6 +72,7 @@ from langgraph_rollback.batteries._paths import (
     ImageTamperedError,
     UnsafePathError,
     canonical,
+    check_utf8,
     image,
     kind_of,
     lstat_at,
@@ -125,7 +131,28 @@ class _Workspace:
         self.root, self.limit = root, limit
 
     def observe(self, path: str) -> dict[str, Any]:
+        check_utf8(self.root, path)
         return image(self.root, path, self.limit)
+
+    def kind(self, path: str) -> tuple[str, int]:
+        """What stands at `path` (never following a link), and its size."""
+        names = parts(self.root, path)
+        with parent(self.root, names, create=False) as (fd, _missing):
+            st = None if fd is None else lstat_at(fd, names[-1])
+            return kind_of(st), (st.st_size if st is not None else 0)
+
+    def check_result(self, path: str, data: bytes, *, append: bool) -> None:
+        """Refuse a write whose result would pass the image cap, before it runs
+        (its after-image could not be kept, so no rollback could verify it)."""
+        kind, size = self.kind(path)
+        total = len(data) + (size if append and kind == "file" else 0)
+        if total > self.limit:
+            raise BeforeImageTooLargeError(
+                path="/".join(parts(self.root, path)),
+                size=total,
+                limit=self.limit,
+                result=True,
+            )
 
     def missing_parents(self, path: str) -> list[str]:
         """The directories above `path` that do not exist, outermost first."""
@@ -201,12 +228,15 @@ class _Workspace:
                 )
             with parent(self.root, dst, create=True) as (dfd, _created):
                 assert sfd is not None and dfd is not None
-                if kind_of(lstat_at(dfd, dst[-1])) == "dir":
+                there = kind_of(lstat_at(dfd, dst[-1]))
+                if there in ("dir", "other"):
                     raise EntryKindError(
                         path=destination,
-                        kind="dir",
+                        kind=there,
                         action="move onto",
-                        fix="name a path inside the directory",
+                        fix="name a path inside the directory"
+                        if there == "dir"
+                        else "remove it first, or move to another path",
                     )
                 os.rename(src[-1], dst[-1], src_dir_fd=sfd, dst_dir_fd=dfd)
 
@@ -314,8 +344,10 @@ def _move_steps(d: _Declarer, make_parents: _MakeParents) -> Callable[..., str]:
 def _write_file(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
     def write_file(path: str, content: str) -> str:
         """Write `content` to the file at `path`, replacing what was there."""
+        data = content.encode()
+        d.ws.check_result(path, data, append=False)
         make_parents("write_file", path)
-        d.ws.put(path, content.encode(), append=False)
+        d.ws.put(path, data, append=False)
         return f"wrote {len(content)} characters to {path}"
 
     return d.tool(write_file, ("path",), ("content",))
@@ -324,8 +356,10 @@ def _write_file(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
 def _append_file(d: _Declarer, make_parents: _MakeParents) -> BaseTool:
     def append_file(path: str, content: str) -> str:
         """Append `content` to the file at `path` (created if missing)."""
+        data = content.encode()
+        d.ws.check_result(path, data, append=True)
         make_parents("append_file", path)
-        d.ws.put(path, content.encode(), append=True)
+        d.ws.put(path, data, append=True)
         return f"appended {len(content)} characters to {path}"
 
     return d.tool(append_file, ("path",), ("content",))
@@ -344,6 +378,9 @@ def _move_file(d: _Declarer, leave: Callable[..., str]) -> BaseTool:
     root = d.ws.root
 
     def observe_move(source: str, destination: str) -> dict[str, Any]:
+        # Refused here, before any path effect is recorded.
+        check_utf8(root, source)
+        check_utf8(root, destination)
         return dict(MOVED)
 
     def move_file(source: str, destination: str) -> str:
@@ -353,6 +390,13 @@ def _move_file(d: _Declarer, leave: Callable[..., str]) -> BaseTool:
         """
         source = canonical(root, source)
         target = d.ws.destination_of(source, canonical(root, destination))
+        if d.ws.kind(target)[0] == "other":
+            raise EntryKindError(
+                path=target,
+                kind="other",
+                action="move onto",
+                fix="remove it first, or move to another path",
+            )
         with _owning("move_file"):
             leave(path=source, destination=target)
         return f"moved {source} to {target}"

@@ -22,15 +22,20 @@ still recorded on their own.
 What a snapshot holds, and a rollback restores:
 
 - every file's bytes as they are on disk (no end-of-line conversion, filter,
-  `ident` or re-encoding, whatever `.gitattributes` says), untracked files
-  and files tracked although ignored included; files the ignore rules match
-  otherwise are not part of it;
-- symbolic links (as links), permission bits (644 and 755 as git keeps them,
-  others such as 600 beside the tree) and empty directories;
+  `ident` or re-encoding, whatever `.gitattributes` says): untracked files,
+  files tracked although ignored, and ignored files (a `.env` the step
+  deletes comes back; a file it creates, then ignores, is removed), except
+  a directory an ignore rule matches as a whole (`node_modules/`) and
+  ignored files over `IGNORED_FILE_CAP` (16 MiB): those are left out, and
+  the undo's text names them as not restored;
+- symbolic links (as links), permission bits of files (644 and 755 as git
+  keeps them, others beside the tree) and of directories, empty directories
+  and FIFOs (sockets and devices are not kept);
 - the working-tree files of nested repositories (a directory with its own
   `.git` inside the tree): their HEAD, index and refs are left as they are,
   and the undo's text names each nested repository whose HEAD, index or refs
-  differ from before the step.
+  differ from before the step. So it does for the user's own repository:
+  a commit the step made is not undone, and the undo's text says so.
 
 Files the snapshot does not have are removed without following links (each
 path is opened one component at a time, `O_NOFOLLOW`).
@@ -41,7 +46,9 @@ working tree's root, `.git/lgrb-snapshots-<digest>` for a subdirectory or a
 linked worktree), or `.lgrb-snapshots` in a plain directory (excluded from
 the snapshots), or where `git_dir=` says. It has its own index, refs and
 attributes and runs no hooks: the user's index, refs, hooks and configuration
-are never written, and nothing shows in `git status`. The step's result (the
+are never written, and nothing shows in `git status`. Every git run turns off
+`core.fsmonitor`, the untracked cache, transports and lazy fetches, so no
+command from the user's configuration runs. The step's result (the
 node's update) is recorded too, so a replayed step returns it without running
 again.
 """
@@ -56,10 +63,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from langgraph_rollback._current import container_call, inside_effect
+from langgraph_rollback._current import container_call, current_effect, inside_effect
 from langgraph_rollback._langgraph import current_task
 from langgraph_rollback._models import Effect, Reversibility
 from langgraph_rollback.batteries._git_plumbing import (
+    IGNORED_FILE_CAP,
     GitError,
     build_index,
     digest,
@@ -94,12 +102,17 @@ def snapshot(work_tree: str, git_dir: str) -> dict[str, Any]:
     and refs digests of each nested repository, when there are any.
     """
     ensure_store(work_tree, git_dir)
-    nested_names = build_index(work_tree, git_dir, os.path.join(git_dir, "lgrb-index"))
+    nested_names, outside = build_index(
+        work_tree, git_dir, os.path.join(git_dir, "lgrb-index")
+    )
     tree = git(work_tree, git_dir, "write-tree").decode().strip()
-    manifest = manifest_now(work_tree, git_dir)
+    manifest = manifest_now(work_tree, git_dir, outside)
+    # Snapshots of this format hold the ignored files; `restore` leaves
+    # ignored files alone when it restores an older snapshot, which did not.
+    manifest[IGNORED_MARK] = True
     message = ["-m", "snapshot"]
-    if manifest:  # in the commit, so a change of mode alone is drift too
-        message += ["-m", json.dumps(manifest, sort_keys=True)]
+    # In the commit, so a change of mode alone is drift too.
+    message += ["-m", json.dumps(manifest, sort_keys=True)]
     commit = git(work_tree, git_dir, "commit-tree", tree, *message).decode().strip()
     git(work_tree, git_dir, "update-ref", f"refs/lgrb/{commit}", commit)
     taken: dict[str, Any] = {"tree": tree, "commit": commit}
@@ -136,6 +149,10 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
             added.append(os.fsdecode(raw))
         elif raw:
             rewrite.append(raw)
+    if added and not manifest_of(work_tree, git_dir, commit).get(IGNORED_MARK):
+        # An older snapshot never held ignored files: they are not "added".
+        ignored = set(_ignored_now(work_tree, git_dir, added))
+        added = [name for name in added if name not in ignored]
     for name in added:
         remove_added(work_tree, name)
     git(work_tree, git_dir, "read-tree", commit)
@@ -156,17 +173,90 @@ def restore(work_tree: str, git_dir: str, commit: str) -> dict[str, Any]:
         manifest_of(work_tree, git_dir, saved["commit"]),
         [os.fsdecode(r) for r in rewrite],
     )
+    outside = set(manifest_of(work_tree, git_dir, commit).get("outside", []))
+    outside |= set(manifest_of(work_tree, git_dir, saved["commit"]).get("outside", []))
     return {
         "restored": commit,
         "saved_as": saved["commit"],
         "files": len(added) + len(rewrite),
         "nested": saved.get("nested", {}),
+        "outside": sorted(outside),
     }
+
+
+IGNORED_MARK = "with_ignored"
+"""Set in the manifest of every snapshot that holds the ignored files."""
+
+
+def _ignored_now(work_tree: str, git_dir: str, names: list[str]) -> list[str]:
+    """Which of `names` the tree's ignore rules match now."""
+    stdin = b"".join(os.fsencode(n) + b"\0" for n in names)
+    env = git_env(git_dir, work_tree, os.path.join(git_dir, "lgrb-index"))
+    done = run_git(
+        work_tree, env, ("check-ignore", "--no-index", "-z", "--stdin"), stdin
+    )
+    if done.returncode not in (0, 1):  # 1: none of them is ignored
+        raise GitError(
+            command=("check-ignore",),
+            work_tree=work_tree,
+            stderr=done.stderr.decode(errors="replace").strip(),
+        )
+    return [os.fsdecode(n) for n in done.stdout.split(b"\0") if n]
 
 
 def _observe(work_tree: str, git_dir: str, **_: Any) -> dict[str, Any]:
     # Only the tree identifies the target: steps with other labels chain on it.
-    return snapshot(work_tree, git_dir)
+    taken = snapshot(work_tree, git_dir)
+    effect = current_effect()
+    if effect is not None:
+        _remember_repository(work_tree, git_dir, effect.id)
+    return taken
+
+
+def _repository_file(git_dir: str, effect_id: str) -> Path:
+    return Path(git_dir) / "lgrb-repository" / f"{digest(effect_id.encode())}.json"
+
+
+def _remember_repository(work_tree: str, git_dir: str, effect_id: str) -> None:
+    """Keep the HEAD, index and refs of the repository `work_tree` is in, as
+    the step's first observation (before it ran) found them: beside the
+    snapshots, not in the observation, so a commit made since is no conflict."""
+    path = _repository_file(git_dir, effect_id)
+    if path.exists():
+        return
+    state = repository_state(work_tree)
+    if "unreadable" in state:
+        return  # not in a repository
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(state, sort_keys=True))
+
+
+def _commit_of(state: dict[str, str]) -> str:
+    words = state.get("HEAD", "").split()
+    return words[-1] if len(words) > 1 else "unborn"
+
+
+def _own_changes(effect: Effect) -> str:
+    """Words for the user's own repository, when its HEAD, index or refs
+    differ from before the step."""
+    path = _repository_file(effect.args["git_dir"], effect.id)
+    if not path.exists():
+        return ""
+    was = json.loads(path.read_text())
+    now = repository_state(effect.args["work_tree"])
+    moved = [k for k in ("HEAD", "index", "refs") if was.get(k) != now.get(k)]
+    if not moved:
+        return ""
+    head = (
+        f" (HEAD was {_commit_of(was)}, is {_commit_of(now)})"
+        if "HEAD" in moved
+        else ""
+    )
+    return (
+        f"; the repository's own {', '.join(moved)} differ from before the step "
+        f"and were left as they are{head}: commits, staging and branches made "
+        "by the step (or since) are not undone"
+    )
 
 
 def _files_part(observed: Any) -> Any:
@@ -222,10 +312,20 @@ def restore_tree(effect: Effect) -> str:
         effect.args["work_tree"], effect.args["git_dir"], effect.before["commit"]
     )
     nested = _nested_changes(effect.before.get("nested", {}), done["nested"])
+    left = done["outside"]
+    outside = (
+        f"; outside the snapshots, so not restored: {', '.join(left[:10])}"
+        + (f" and {len(left) - 10} more" if len(left) > 10 else "")
+        + " (ignored directories, and ignored files over "
+        f"{IGNORED_FILE_CAP >> 20} MiB)"
+        if left
+        else ""
+    )
     return (
         f"restored the working tree of {Path(effect.args['work_tree']).name} before "
         f"step {effect.args['label']!r} ({done['files']} file(s); the tree it "
-        f"replaced is kept as snapshot {done['saved_as'][:12]}){nested}"
+        f"replaced is kept as snapshot {done['saved_as'][:12]})"
+        f"{_own_changes(effect)}{nested}{outside}"
     )
 
 

@@ -17,7 +17,8 @@ with `RowDriftError` (nothing is overwritten) unless the database was declared
 with `on_drift="overwrite"`.
 
 What it restores: the rows the statement names, and every row foreign keys
-change with them: the schema is walked recursively (SQLite's
+change with them (a table's references to itself included): the schema is
+walked recursively (SQLite's
 `pragma_foreign_key_list`, PostgreSQL's `pg_constraint`) for ON DELETE (and,
 for the columns an update sets, ON UPDATE) CASCADE, SET NULL and SET DEFAULT,
 and the rows found are imaged before the statement runs and read again after
@@ -28,9 +29,19 @@ and INSERT otherwise; rows the statement created are removed children first.
 
 What it refuses (`HiddenEffectsError`, before the call runs and again at
 rollback time): a table, or a table a cascade reaches, with triggers, rules
-(PostgreSQL) or inheriting tables and partitions, whose effects it cannot
-see; a referencing table in another schema. And, at rollback time, removing
-an inserted row that rows outside the images now reference (`RowDriftError`).
+(PostgreSQL), inheriting tables and partitions, or (SQLite) an ON CONFLICT
+REPLACE clause, whose effects it cannot see; a referencing table in another
+schema. Before the call (`InvalidConfigError`): rows whose primary key is
+NULL (SQLite allows it), which one image key cannot tell apart. At rollback
+time (`RowDriftError`, nothing restored): removing an inserted row that rows
+outside the images now reference, and putting a row back by UPDATE when its
+ON UPDATE actions would change rows outside the images.
+
+Not restored: sequences an undone insert advanced (SERIAL, identity,
+AUTOINCREMENT) are not rewound, since other sessions may have drawn from
+them since; the inverse's result names them. json and jsonb values are bound
+as such; a GENERATED ALWAYS identity column is put back on INSERT
+(OVERRIDING SYSTEM VALUE) and never updated.
 
 Tables and columns are checked against the database's own schema, and every
 value is bound, so model-written arguments cannot inject SQL. A rollback finds
@@ -40,7 +51,6 @@ that rolls back).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +67,7 @@ from langgraph_rollback.batteries._sql_rows import (
     Rows,
     check_columns,
     images_of,
+    key_values,
     parents_first,
     quote,
 )
@@ -173,6 +184,21 @@ class SqlDatabase:
             )
         return [r[0] for r in cur.fetchall()]
 
+    def special_columns(self, cur: Any, table: str) -> tuple[set[str], set[str]]:
+        """The table's json/jsonb columns (bound wrapped) and its GENERATED
+        ALWAYS identity columns (never updated); none in SQLite."""
+        if self.dialect == "sqlite":
+            return set(), set()
+        cur.execute(
+            "SELECT column_name, data_type IN ('json', 'jsonb'), "
+            "is_identity = 'YES' AND identity_generation = 'ALWAYS' "
+            "FROM information_schema.columns WHERE "
+            "table_name = %s AND table_schema = current_schema()",
+            (table,),
+        )
+        found = cur.fetchall()
+        return {r[0] for r in found if r[1]}, {r[0] for r in found if r[2]}
+
     def schema(self, cur: Any, table: str) -> tuple[list[str], list[str]]:
         """The table's columns and primary-key columns, or InvalidConfigError."""
         if self.dialect == "sqlite":
@@ -251,6 +277,10 @@ def restore_rows(effect: Effect) -> str:
             if k not in p["before"]
         ]
         _refuse_referenced(db, cur, walk.tables, removals)
+        _refuse_set_off(db, cur, walk.tables, parts)
+        sequences = sorted(
+            {q for t, _row in removals for q in _sequences_of(db, cur, t)}
+        )
         for table, row in reversed(parents_first(db, cur, walk.tables, removals)):
             walk.tables[table].delete(walk.tables[table].key_of(row))
         puts = [(p["table"], row) for p in parts for row in p["before"].values()]
@@ -262,14 +292,77 @@ def restore_rows(effect: Effect) -> str:
         if parts[1:]
         else ""
     )
-    return f"restored {touched} row(s) of {images['table']}{others}"
+    kept = (
+        f"; sequence(s) {', '.join(sequences)} are not rewound: the values the "
+        "removed row(s) took stay used"
+        if sequences
+        else ""
+    )
+    return f"restored {touched} row(s) of {images['table']}{others}{kept}"
+
+
+def _sequences_of(db: SqlDatabase, cur: Any, table: str) -> list[str]:
+    """The sequences an insert into `table` advances (SERIAL, identity,
+    SQLite's AUTOINCREMENT)."""
+    if db.dialect == "sqlite":
+        cur.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'"
+        )
+        if cur.fetchone() is None:
+            return []
+        cur.execute("SELECT 1 FROM sqlite_sequence WHERE name = ?", (table,))
+        return [f"sqlite_sequence[{table}]"] if cur.fetchone() else []
+    cur.execute(
+        "SELECT pg_get_serial_sequence(quote_ident(n.nspname) || '.' || "
+        "quote_ident(c.relname), a.attname) FROM pg_attribute a "
+        "JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = %s AND n.nspname = current_schema() "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (table,),
+    )
+    return [str(r[0]) for r in cur.fetchall() if r[0]]
+
+
+def _refuse_set_off(
+    db: SqlDatabase, cur: Any, tables: dict[str, Rows], parts: list[dict[str, Any]]
+) -> None:
+    """Refuse to put back a row by UPDATE when its ON UPDATE actions would
+    change rows outside the images (rows someone added since)."""
+    imaged = {(p["table"], k) for p in parts for k in (*p["before"], *p["after"])}
+    for part in parts:
+        rows = tables[part["table"]]
+        for key, row in part["before"].items():
+            now = rows.by_key(key)
+            if now is None:  # put back by INSERT: no ON UPDATE action fires
+                continue
+            changed = frozenset(c for c in row if now.get(c) != row[c])
+            if not changed:
+                continue
+            walk = Cascade(db, cur, rows)
+            walk.tables.update(tables)
+            walk.walk(part["table"], [now], changed)
+            extra = [
+                (name, k)
+                for name, found in walk.rows.items()
+                for k in found
+                if (name, k) not in imaged
+            ]
+            if extra:
+                name = extra[0][0]
+                raise RowDriftError(
+                    table=name,
+                    keys=[key_values(k) for n, k in extra if n == name],
+                    why="reference rows the rollback would change back, and their "
+                    "foreign keys' ON UPDATE actions would change them too",
+                )
 
 
 def _refuse_drift(db: SqlDatabase, rows: Rows, part: dict[str, Any]) -> None:
     touched = sorted(set(part["before"]) | set(part["after"]))
     drifted = [k for k in touched if rows.by_key(k) != part["after"].get(k)]
     if drifted and db.on_drift == "fail":
-        raise RowDriftError(table=rows.table, keys=[json.loads(k) for k in drifted])
+        raise RowDriftError(table=rows.table, keys=[key_values(k) for k in drifted])
 
 
 def _refuse_referenced(
@@ -294,7 +387,7 @@ def _refuse_referenced(
             name = extra[0][0]
             raise RowDriftError(
                 table=name,
-                keys=[json.loads(k) for n, k in extra if n == name],
+                keys=[key_values(k) for n, k in extra if n == name],
                 why="now reference rows the agent inserted, and removing those would change them",
             )
 
@@ -315,7 +408,7 @@ def _insert_rows(db: SqlDatabase) -> Callable[..., tuple[str, dict[str, Any]]]:
                 cur.execute(
                     f"INSERT INTO {t.q} ({', '.join(quote(n) for n in names)}) "
                     f"VALUES ({marks}) RETURNING *",
-                    list(row.values()),
+                    [t.bind(n, v) for n, v in row.items()],
                 )
                 columns = [d[0] for d in cur.description]
                 inserted.append(dict(zip(columns, cur.fetchone(), strict=True)))
@@ -347,12 +440,13 @@ def _update_rows(db: SqlDatabase) -> Callable[..., tuple[str, dict[str, Any]]]:
             walk.refuse_hidden("update_rows", table, "before it ran")
             sets = ", ".join(f"{quote(c)} = {db.mark}" for c in values)
             cur.execute(
-                f"UPDATE {t.q} SET {sets} WHERE {clause}", [*values.values(), *params]
+                f"UPDATE {t.q} SET {sets} WHERE {clause}",
+                [*(t.bind(c, v) for c, v in values.items()), *params],
             )
             after = [t.by_key(t.key_of(r)) for r in before]
             rows_after = [r for r in after if r is not None]
             return f"updated {len(before)} row(s) of {table}", images_of(
-                t, before, rows_after, walk.images_after(table)
+                t, before, rows_after, walk.images_after(table, before)
             )
 
     return update_rows
@@ -373,7 +467,7 @@ def _delete_rows(db: SqlDatabase) -> Callable[..., tuple[str, dict[str, Any]]]:
             walk.walk(table, before, None)
             walk.refuse_hidden("delete_rows", table, "before it ran")
             cur.execute(f"DELETE FROM {t.q} WHERE {clause}", params)
-            cascaded = walk.images_after(table)
+            cascaded = walk.images_after(table, before)
             note = (
                 f" (and {sum(len(c['before']) for c in cascaded)} referencing row(s))"
                 if cascaded

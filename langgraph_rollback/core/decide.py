@@ -20,6 +20,7 @@ from langgraph_rollback._models import Effect, EffectStatus, Reversibility
 from langgraph_rollback.core.codec import normalize, same
 from langgraph_rollback.core.ops import Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
+from langgraph_rollback.core.text import clip
 from langgraph_rollback.core.voice import Voice, registry_fix, resolve_fix
 
 __all__ = ["Decision", "PlannedStep", "decide", "skip", "target_key"]
@@ -187,10 +188,7 @@ def _decide_observed(
         return PlannedStep(
             effect=effect,
             decision=Decision.CONFLICT,
-            reason=(
-                "the target changed since the agent touched it (expected "
-                f"{_short(effect.after)}, found {_short(expected_now)})"
-            ),
+            reason=changed_since(effect.after, expected_now),
             current=current,
             observed=True,
         )
@@ -266,9 +264,20 @@ def target_key(definition: ToolDefinition, args: dict[str, Any]) -> Any:
     return (id(definition.observe), tuple((n, repr(args.get(n))) for n in names))
 
 
+def changed_since(after: Any, now: Any) -> str:
+    """The conflict's reason: of two dict observations, only what differs."""
+    if isinstance(after, dict) and isinstance(now, dict):
+        keys = [k for k in {**after, **now} if after.get(k) != now.get(k)]
+        after = {k: after.get(k) for k in keys}
+        now = {k: now.get(k) for k in keys}
+    return (
+        "the target changed since the agent touched it (expected "
+        f"{_short(after)}, found {_short(now)})"
+    )
+
+
 def _short(value: Any, width: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return clip(repr(value), width)
 
 
 def _fn_name(fn: Any) -> str:

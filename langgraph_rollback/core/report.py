@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._errors import RollbackFailedError
 from langgraph_rollback._models import Effect
+from langgraph_rollback.core.text import clip
 
 __all__ = [
     "FailedStep",
@@ -232,8 +233,20 @@ def describe_undo(effect: Effect, result: Any) -> str:
 
 
 def call_text(effect: Effect, width: int = 60) -> str:
-    """`tool(arg=value, ...)`, cut to `width` characters of arguments."""
-    args = ", ".join(f"{k}={v!r}" for k, v in effect.args.items())
-    if len(args) > width:
-        args = args[: width - 3] + "..."
-    return f"{effect.tool}({args})"
+    """`tool(arg=value, ...)`, about `width` characters of arguments.
+
+    Whole arguments are shown while they fit, then `...`; a first argument
+    longer than `width` is cut at a separator (`/`, a space, ...), so a path
+    is never cut mid-word.
+    """
+    pairs = [f"{k}={v!r}" for k, v in effect.args.items()]
+    shown: list[str] = []
+    for pair in pairs:
+        if len(", ".join([*shown, pair])) > width:
+            break
+        shown.append(pair)
+    if len(shown) == len(pairs):
+        return f"{effect.tool}({', '.join(pairs)})"
+    if not shown:
+        return f"{effect.tool}({clip(pairs[0], width)})"
+    return f"{effect.tool}({', '.join(shown)}, ...)"

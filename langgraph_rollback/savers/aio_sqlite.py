@@ -115,8 +115,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 yield saver
             finally:
                 if saver._kept:
-                    async with saver.lock:
-                        await saver._commit_before_read()
+                    async with saver._reading():
+                        pass
 
     async def setup(self) -> None:
         """Create LangGraph's tables and migrate the ledger's.
@@ -250,19 +250,28 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         """Hold the lock for one write transaction (`BEGIN IMMEDIATE` if
         `immediate`): the kept tool outcomes run first, the body next, then
         the commit; on failure it rolls back and keeps the outcomes again."""
-        async with self.lock:
-            with self._kept.carrying() as carried:
-                try:
-                    if immediate:
-                        await self._begin_immediate()
-                    for op in carried:
-                        rows = await self.conn.execute_fetchall(*update_sql(op))
-                        self._kept.written(op, list(rows))
-                    yield
-                    await self.conn.commit()
-                except BaseException:
-                    await self.conn.rollback()
-                    raise
+        with self._kept.reporting():
+            async with self.lock:
+                with self._kept.carrying() as carried:
+                    try:
+                        if immediate:
+                            await self._begin_immediate()
+                        for op in carried:
+                            rows = await self.conn.execute_fetchall(*update_sql(op))
+                            self._kept.written(op, list(rows))
+                        yield
+                        await self.conn.commit()
+                    except BaseException:
+                        await self.conn.rollback()
+                        raise
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Hold the lock for a read, the kept tool outcomes committed first."""
+        with self._kept.reporting():
+            async with self.lock:
+                await self._commit_before_read()
+                yield
 
     async def _commit_before_read(self) -> None:
         """Commit kept tool outcomes before a read (lock held); if that fails,
@@ -297,8 +306,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         checkpoint_ns = config["configurable"].get("checkpoint_ns", "")
         thread_id = str(config["configurable"]["thread_id"])
         checkpoint_id = get_checkpoint_id(config)
-        async with self.lock:
-            await self._commit_before_read()
+        async with self._reading():
             if checkpoint_id:
                 rows = await self.conn.execute_fetchall(
                     sql.SELECT_CHECKPOINT_BY_ID,
@@ -359,8 +367,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             query += " LIMIT ?"
             params = [*params, limit]
         writes_sql = pending_writes_sql(self._has_task_path)
-        async with self.lock:
-            await self._commit_before_read()
+        async with self._reading():
+            pass
         async with self.lock, self.conn.execute(query, params) as cur:
             async for row in cur:
                 thread_id, checkpoint_ns, checkpoint_id, parent_id = row[:4]
@@ -398,8 +406,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
         if script.write:
             async with self._writing(immediate=script.immediate):
                 return await self._steps(script)
-        async with self.lock:
-            await self._commit_before_read()
+        async with self._reading():
             return await self._steps(script)
 
     async def _steps(self, script: pipeline.Script[T]) -> T:

@@ -14,7 +14,10 @@ Every SQL store opens its transactions through `KeptOutcomes.carrying()`:
 take what is kept, write it in the open transaction, and, when the
 transaction does not commit, keep it again. Each store takes them only once
 it holds its own lock, so no other statement of the saver runs between taking
-them and committing them.
+them and committing them. The probe hears `AFTER_OUTCOME` of them only once
+that lock is released (`KeptOutcomes.reporting()` around it), so a probe may
+read the ledger through the saver (a crash drill checking the row) without
+waiting on a lock its own thread holds.
 
 A crash before that write leaves the intent `pending`: the outcome is unknown
 and is reconciled like any other (DESIGN.md section 3, point 3). A write that
@@ -57,7 +60,7 @@ class KeptOutcomes:
         enabled: Whether the store keeps outcomes at all (an in-memory store
             has no commit to save, so it writes them at once).
         probe: Returns the store's probe, told `AFTER_OUTCOME` when a kept
-            outcome commits.
+            outcome has committed and the store's lock is released.
     """
 
     def __init__(self, *, enabled: bool, probe: Callable[[], Probe | None]) -> None:
@@ -65,6 +68,8 @@ class KeptOutcomes:
         self._probe = probe
         self._ops: list[Update] = []
         self._failures: dict[str, int] = {}
+        self._committed_ids: list[str] = []
+        """Committed outcomes the probe has not been told of yet."""
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -93,6 +98,22 @@ class KeptOutcomes:
             self._put_back(taken, counts=counts)
             raise
         self._committed(taken)
+
+    @contextmanager
+    def reporting(self) -> Iterator[None]:
+        """Around the store's lock: once the body (which takes and releases
+        it) is done, tell the probe `AFTER_OUTCOME` of each kept outcome
+        committed meanwhile, outside the lock."""
+        try:
+            yield
+        finally:
+            if self._committed_ids:
+                with self._lock:
+                    ids, self._committed_ids = self._committed_ids, []
+                probe = self._probe()
+                if probe is not None:
+                    for effect_id in ids:
+                        probe(FaultPoint.AFTER_OUTCOME, effect_id)
 
     def written(self, op: Update, rows: Sequence[Any]) -> None:
         """Note how a kept outcome's write went: one that changed no row (its
@@ -139,11 +160,8 @@ class KeptOutcomes:
     def _committed(self, taken: list[Update]) -> None:
         if not taken:
             return
-        if self._failures:
-            with self._lock:
-                for op in taken:
-                    self._failures.pop(op.effect_id, None)
-        probe = self._probe()
-        if probe is not None:
+        with self._lock:
             for op in taken:
-                probe(FaultPoint.AFTER_OUTCOME, op.effect_id)
+                self._failures.pop(op.effect_id, None)
+            if self._probe() is not None:
+                self._committed_ids.extend(op.effect_id for op in taken)

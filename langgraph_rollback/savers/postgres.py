@@ -233,29 +233,32 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        with self.lock, _internal.get_connection(self.conn) as conn:
-            # Pipelined as upstream's writes are, when the connection can:
-            # BEGIN, the kept outcomes, the writes and COMMIT go out together
-            # rather than each waiting for the previous one's answer.
-            piped = pipeline and not self.pipe and self.supports_pipeline
-            with self._kept.carrying() as carried:
-                # Each kept outcome on a cursor of its own, read once the
-                # transaction has committed: reading it at once would cost a
-                # round trip in the pipeline.
-                checks = [(op, conn.cursor(row_factory=tuple_row)) for op in carried]
-                with (
-                    conn.pipeline() if piped else nullcontext(),
-                    conn.transaction(),
-                    conn.cursor(binary=True, row_factory=dict_row) as cur,
-                ):
+        with self._kept.reporting():
+            with self.lock, _internal.get_connection(self.conn) as conn:
+                # Pipelined as upstream's writes are, when the connection can:
+                # BEGIN, the kept outcomes, the writes and COMMIT go out together
+                # rather than each waiting for the previous one's answer.
+                piped = pipeline and not self.pipe and self.supports_pipeline
+                with self._kept.carrying() as carried:
+                    # Each kept outcome on a cursor of its own, read once the
+                    # transaction has committed: reading it at once would cost a
+                    # round trip in the pipeline.
+                    checks = [
+                        (op, conn.cursor(row_factory=tuple_row)) for op in carried
+                    ]
+                    with (
+                        conn.pipeline() if piped else nullcontext(),
+                        conn.transaction(),
+                        conn.cursor(binary=True, row_factory=dict_row) as cur,
+                    ):
+                        for op, check in checks:
+                            check.execute(*update_sql(op, "%s"))
+                        yield cur
+                        for text, params in extra:
+                            cur.execute(text, params)
                     for op, check in checks:
-                        check.execute(*update_sql(op, "%s"))
-                    yield cur
-                    for text, params in extra:
-                        cur.execute(text, params)
-                for op, check in checks:
-                    self._kept.written(op, check.fetchall())
-                    check.close()
+                        self._kept.written(op, check.fetchall())
+                        check.close()
 
     def put(
         self,
@@ -350,9 +353,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 found = self._read(sql.FIND_EFFECT, (op.effect_id,))
                 return str(found[0][0]) if found else None
             case ReadAncestry():
-                walk = {"thread": op.thread_id, "start": op.start, "stop": op.stop}
-                rows = self._read(sql.ANCESTRY, walk)
-                return [CheckpointLink.from_row(*r) for r in rows]
+                return self._ancestry(op)
             case ReadSubtree():
                 root = {"thread": op.thread_id, "root": op.root}
                 rows = self._read(sql.SUBTREE, root)
@@ -392,22 +393,43 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         on a saver in pipeline mode (`pipe`), where a statement commits only at
         the pipeline's next sync; a transaction block syncs on exit.
         """
-        with self.lock, _internal.get_connection(self.conn) as conn:
-            with self._kept.carrying() as carried:
-                alone = not statements and not carried and self.pipe is None
-                if alone and conn.autocommit:
-                    with conn.cursor(row_factory=tuple_row) as cur:
-                        yield cur
-                else:
-                    with (
-                        conn.transaction(),
-                        conn.cursor(row_factory=tuple_row) as cur,
-                    ):
-                        # Tool outcomes kept for the next write run first.
-                        for op in carried:
-                            cur.execute(*update_sql(op, "%s"))
-                            self._kept.written(op, cur.fetchall())
-                        yield cur
+        with self._kept.reporting():
+            with self.lock, _internal.get_connection(self.conn) as conn:
+                with self._kept.carrying() as carried:
+                    alone = not statements and not carried and self.pipe is None
+                    if alone and conn.autocommit:
+                        with conn.cursor(row_factory=tuple_row) as cur:
+                            yield cur
+                    else:
+                        with (
+                            conn.transaction(),
+                            conn.cursor(row_factory=tuple_row) as cur,
+                        ):
+                            # Tool outcomes kept for the next write run first.
+                            for op in carried:
+                                cur.execute(*update_sql(op, "%s"))
+                                self._kept.written(op, cur.fetchall())
+                            yield cur
+
+    def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
+        """Walk up from `op.start` through pages of the thread's checkpoints,
+        newest first (`sql.ANCESTRY_PAGE`), each a few times the last."""
+        links: list[CheckpointLink] = []
+        need: str | None = op.start
+        below, limit = op.start, _FIRST_PAGE
+        while need is not None:
+            page = {"thread": op.thread_id, "below": below, "limit": limit}
+            rows = self._read(sql.ANCESTRY_PAGE, page)
+            if below == need and (not rows or rows[0][0] != need):
+                break  # gone (pruned, deleted): the walk ends, as at a root
+            need = _follow(rows, need, op.stop, links)
+            if need is not None and len(rows) == limit:
+                below, limit = str(rows[-1][0]), min(limit * 4, _LAST_PAGE)
+            elif need is not None:
+                # Not below: gone, or its id sorts above its child's (ids
+                # from clocks out of step). Look from it down.
+                below, limit = need, _FIRST_PAGE
+        return links
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         with self._tx() as cur:
@@ -563,3 +585,28 @@ def _connect(conn_string: str) -> Connection[DictRow]:
         )
     except psycopg.Error as exc:
         raise redacted_error(exc, conn_string) from None
+
+
+_FIRST_PAGE = 64
+_LAST_PAGE = 4096
+"""Rows of the first and largest `sql.ANCESTRY_PAGE` of a walk."""
+
+
+def _follow(
+    rows: Sequence[tuple[Any, ...]],
+    need: str,
+    stop: str,
+    links: list[CheckpointLink],
+) -> str | None:
+    """Follow parents through `rows` (newest first) from `need`, appending
+    each link; return the next checkpoint to find (None: the walk is over,
+    at `stop`, a copy of it, or a root)."""
+    for row in rows:
+        if row[0] != need:
+            continue  # another branch, or the duplicate first row of a page
+        link = CheckpointLink.from_row(*row)
+        links.append(link)
+        if link.stands_for(stop) or link.parent_id is None:
+            return None
+        need = link.parent_id
+    return need

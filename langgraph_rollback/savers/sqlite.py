@@ -174,7 +174,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     def _transaction(
         self, *, write: bool, immediate: bool = False
     ) -> Iterator[sqlite3.Cursor]:
-        with self.lock:
+        with self._kept.reporting(), self.lock:
             self.setup()
             cur = self.conn.cursor()
             try:
@@ -288,11 +288,22 @@ def _migrate(
     """Apply the ledger migrations this database has not seen, in one
     transaction that takes the write lock before reading the version.
 
+    A ledger already at the latest version (with its digest key, when
+    payloads are encrypted) is only read: the write lock is not taken, so
+    inspecting a database another process is writing (the CLI) does not wait
+    for that process's transaction.
+
     Returns whether the ledger holds call keys of the format before `v2:`,
     and the digest key (`savers.keys`) when payloads are encrypted.
     """
     if conn.in_transaction:
         conn.rollback()
+    if not pending_migrations(sql.MIGRATIONS, ledger_version(conn)):
+        legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
+        if codec.cipher is None:
+            return legacy, None
+        if (found := conn.execute(SELECT_KEY).fetchone()) is not None:
+            return legacy, read_key(codec, found)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(sql.VERSION_TABLE)
@@ -309,3 +320,11 @@ def _migrate(
         raise
     conn.commit()
     return legacy, key
+
+
+def ledger_version(conn: sqlite3.Connection) -> int | None:
+    """The ledger's schema version, read without a write lock (None: none yet)."""
+    if conn.execute(sql.HAS_VERSION_TABLE).fetchone() is None:
+        return None
+    (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+    return None if current is None else int(current)

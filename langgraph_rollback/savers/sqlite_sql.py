@@ -16,6 +16,7 @@ from langgraph_rollback.core.ledger import INSERT_COLUMNS
 from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
 __all__ = [
+    "HAS_VERSION_TABLE",
     "INSERT_AUDIT",
     "INSERT_INTENT",
     "MIGRATIONS",
@@ -23,6 +24,10 @@ __all__ = [
     "SELECT_BY_ID",
     "VERSION_TABLE",
 ]
+
+HAS_VERSION_TABLE = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lgrb_migrations'"
+)
 
 VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS lgrb_migrations (

@@ -198,3 +198,46 @@ def test_modes_empty_directories_and_force_added_files_come_back(
     assert report.ok, str(report)
     assert {**files(repo), "mode": (repo / "secret.txt").stat().st_mode} == picture
     assert (repo / "empty").is_dir() and not (repo / "made").exists()
+
+
+def test_restoring_a_snapshot_older_than_ignored_files_keeps_them(
+    tmp_path: Path,
+) -> None:
+    """A snapshot of the format that left ignored files out (no mark in its
+    manifest) does not hold a `.env`: restoring it must not remove one."""
+    from langgraph_rollback.batteries import _git_plumbing as plumbing
+    from langgraph_rollback.batteries import git as battery
+
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".gitignore").write_text(".env\n")
+    workspace = GitWorkspace(repo)
+    work_tree, store = str(workspace.work_tree), str(workspace.git_dir)
+    plumbing.ensure_store(work_tree, store)
+    index = str(tmp_path / "old-index")
+    listed = plumbing.git(
+        work_tree,
+        store,
+        "ls-files",
+        "--others",
+        "--exclude-standard",
+        "-z",
+        index=index,
+    )
+    plumbing.git(
+        work_tree,
+        store,
+        "update-index",
+        "--add",
+        "-z",
+        "--stdin",
+        stdin=listed,
+        index=index,
+    )
+    tree = plumbing.git(work_tree, store, "write-tree", index=index).decode().strip()
+    old = plumbing.git(work_tree, store, "commit-tree", tree, "-m", "snapshot")
+    (repo / ".env").write_text("TOKEN=secret\n")
+    (repo / "new.txt").write_text("made after the snapshot\n")
+    done = battery.restore(work_tree, store, old.decode().strip())
+    assert (repo / ".env").read_text() == "TOKEN=secret\n"
+    assert not (repo / "new.txt").exists()
+    assert done["files"] >= 1

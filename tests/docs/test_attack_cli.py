@@ -258,9 +258,6 @@ def test_an_incomplete_rollback_says_how_to_resolve_from_the_cli(
     assert "saver.resolve_effect" not in done.stdout + done.stderr, done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True, reason="known defect, see the adversarial pass on targets and the CLI"
-)
 def test_inspecting_a_database_another_process_is_writing_works(
     forked: tuple[str, Path, str],
 ) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import operator
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, TypedDict
 
 import anyio
 import pytest
-from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.prebuilt import ToolNode, tools_condition
@@ -32,6 +33,7 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
+from langgraph_rollback.core.store import FaultPoint
 from tests.support.tools import Tools, build_tools
 from tests.support.world import World
 
@@ -182,6 +184,54 @@ def tool_node_graph(tools: Tools) -> StateGraph[Any]:
     return builder
 
 
+@pytest.mark.parametrize("saver_kind", ["memory", "sqlite", "postgres"])
+def test_a_probe_may_read_the_ledger_at_after_outcome(
+    saver: BaseRollbackSaver, tools: Tools, world: World
+) -> None:
+    """A rollback drill's probe checks the ledger at each fault point; at
+    AFTER_OUTCOME of a ToolNode call (an outcome kept for the next write) it
+    must not deadlock the saver."""
+    seen: list[tuple[str, str]] = []
+
+    def probe(point: FaultPoint, effect_id: str | None) -> None:
+        if point is FaultPoint.AFTER_OUTCOME and effect_id is not None:
+            seen.append((point.value, saver.get_effect(cfg(), effect_id).status.value))
+
+    saver.probe = probe
+    graph = tool_node_graph(tools).compile(checkpointer=saver)
+    run = threading.Thread(
+        target=graph.invoke,
+        args=({"messages": [HumanMessage("go")]}, cfg()),
+        kwargs={"durability": "sync"},
+        daemon=True,
+    )
+    run.start()
+    run.join(timeout=20)
+    assert not run.is_alive(), "the run deadlocked inside the probe"
+    assert world.count("forward", "make_file") == 1
+    assert seen == [("after_outcome", "applied")]
+
+
+@pytest.mark.parametrize("saver_kind", ["aio_sqlite", "aio_postgres"])
+async def test_a_probe_on_the_loop_may_schedule_a_ledger_read_at_after_outcome(
+    saver: BaseRollbackSaver, tools: Tools, world: World
+) -> None:
+    """On an async saver the probe runs on its loop, where a sync call
+    raises: a read it schedules there sees the outcome committed."""
+    reads: list[asyncio.Future[Effect]] = []
+
+    def probe(point: FaultPoint, effect_id: str | None) -> None:
+        if point is FaultPoint.AFTER_OUTCOME and effect_id is not None:
+            reads.append(asyncio.ensure_future(saver.aget_effect(cfg(), effect_id)))
+
+    saver.probe = probe
+    graph = tool_node_graph(tools).compile(checkpointer=saver)
+    run = graph.ainvoke({"messages": [HumanMessage("go")]}, cfg(), durability="sync")
+    await asyncio.wait_for(run, timeout=20)
+    assert world.count("forward", "make_file") == 1
+    assert [(await read).status.value for read in reads] == ["applied"]
+
+
 @pytest.mark.parametrize("saver_kind", ["sqlite", "postgres"])
 def test_skip_given_one_effect_id_as_a_string_leaves_that_effect(
     saver: BaseRollbackSaver, tools: Tools, world: World
@@ -264,24 +314,12 @@ def test_an_inverse_that_asks_a_human_pauses_the_rollback_node(
     assert not world.path("c.txt").exists()
 
 
-@pytest.mark.parametrize(
-    "saver_kind", ["memory", "sqlite", "aio_sqlite", "aio_postgres"]
-)  # postgres too, racily: its unlock finishes later in a worker thread
 async def test_a_cancelled_scope_arollback_releases_the_thread_lock(
-    saver: BaseRollbackSaver,
-    registry: Any,
-    world: World,
-    saver_kind: str,
-    request: pytest.FixtureRequest,
+    saver: BaseRollbackSaver, registry: Any, world: World
 ) -> None:
     """Under anyio (Starlette, FastAPI), a cancelled scope cancels every await
-    inside it, the lock release's too: the thread must not stay locked."""
-    if saver_kind in ("aio_postgres",):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="known defect, see the adversarial pass"
-            )
-        )
+    inside it, the lock release's too: the thread must not stay locked, nor
+    the saver's one PostgreSQL connection be closed."""
     started = asyncio.Event()
     graph = slow_undo_graph(registry, world, started).compile(checkpointer=saver)
     await graph.ainvoke({"log": []}, cfg(), durability="sync")
@@ -294,6 +332,33 @@ async def test_a_cancelled_scope_arollback_releases_the_thread_lock(
         watcher = asyncio.ensure_future(cancel_when_started())
         await arollback(graph, cfg(), to="first")
     await watcher
+    assert world.count("inverse") == 1
+    try:
+        await arollback(graph, cfg(), to="first")
+    except RollbackInProgressError as exc:
+        pytest.fail(f"the cancelled rollback kept the lock: {exc}")
+
+
+async def test_a_scope_cancelled_as_a_claim_is_written_leaves_the_saver_usable(
+    saver: BaseRollbackSaver, registry: Any, world: World
+) -> None:
+    """A cancellation landing while a storage operation is under way waits
+    for it: the claim is written whole and the saver's connection survives."""
+    started = asyncio.Event()
+    graph = slow_undo_graph(registry, world, started).compile(checkpointer=saver)
+    await graph.ainvoke({"log": []}, cfg(), durability="sync")
+    with anyio.CancelScope() as scope:
+
+        def probe(point: FaultPoint, effect_id: str | None) -> None:
+            if point is FaultPoint.BEFORE_CLAIM:
+                scope.cancel()
+
+        saver.probe = probe
+        await arollback(graph, cfg(), to="first")
+    saver.probe = None
+    assert scope.cancelled_caught
+    (effect,) = await saver.alist_effects(cfg())
+    assert effect.status is EffectStatus.COMPENSATING
     assert world.count("inverse") == 1
     try:
         await arollback(graph, cfg(), to="first")

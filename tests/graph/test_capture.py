@@ -34,20 +34,20 @@ class ScriptedModel(FakeMessagesListChatModel):
 
 
 def ten_tools(world: World) -> list[Any]:
-    made = []
-    for i in range(10):
+    def make(i: int) -> Any:  # one closure per tool, no `_i=i` parameter
+        def run(target: str) -> str:
+            world.log("forward", f"tool_{i}", target=target)
+            world.path(f"{i}-{target}").write_text("x")
+            return f"tool_{i} did {target}"
 
-        def run(target: str, _i: int = i) -> str:
-            world.log("forward", f"tool_{_i}", target=target)
-            world.path(f"{_i}-{target}").write_text("x")
-            return f"tool_{_i} did {target}"
+        return run
 
-        made.append(
-            StructuredTool.from_function(
-                run, name=f"tool_{i}", description=f"Tool {i}."
-            )
+    return [
+        StructuredTool.from_function(
+            make(i), name=f"tool_{i}", description=f"Tool {i}."
         )
-    return made
+        for i in range(10)
+    ]
 
 
 def calls(*names: str) -> AIMessage:

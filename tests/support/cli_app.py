@@ -50,3 +50,8 @@ builder = StateGraph(State)
 builder.add_node("work", _work)
 builder.add_edge(START, "work")
 builder.add_edge("work", END)
+
+
+def make_graph(saver: Any) -> Any:
+    """A factory, as `--graph-factory tests.support.cli_app:make_graph` calls it."""
+    return builder.compile(checkpointer=saver)
