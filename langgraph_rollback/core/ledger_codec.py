@@ -65,6 +65,9 @@ FORMAT = "msgpack"
 SINGLE, POSITIONAL, KEYWORDS, METHOD, PYDANTIC_V1, PYDANTIC_V2 = range(6)
 
 TypeKey = tuple[str, str]
+_WRITE = ormsgpack.OPT_NON_STR_KEYS | ormsgpack.OPT_REPLACE_SURROGATES
+"""As upstream writes (`serde/jsonplus.py` `_option`): a lone surrogate in a
+string is stored as U+FFFD, not refused."""
 _SCALARS = (str, int, float, bool, bytes, type(None))
 _OWN_MODULES = ("langgraph_rollback.",)
 _LANGCHAIN_MODULES = ("langchain_core.",)
@@ -190,7 +193,7 @@ class LedgerCodec:
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         """Encode `obj`; `RefusedPayloadError` for a type not on the list."""
-        data = ormsgpack.packb(self._prepare(obj, 0), option=ormsgpack.OPT_NON_STR_KEYS)
+        data = ormsgpack.packb(self._prepare(obj, 0), option=_WRITE)
         if len(data) > self.max_bytes:
             raise RefusedPayloadError(
                 f"the payload is {len(data)} bytes, more than the ledger's limit "
@@ -232,9 +235,7 @@ class LedgerCodec:
     def _ext(self, depth: int, code: int, cls: type, fields: Any, *more: Any) -> Any:
         name = "compile" if cls is re.Pattern else cls.__name__
         packed = (cls.__module__, name, self._prepare(fields, depth + 1), *more)
-        return ormsgpack.Ext(
-            code, ormsgpack.packb(packed, option=ormsgpack.OPT_NON_STR_KEYS)
-        )
+        return ormsgpack.Ext(code, ormsgpack.packb(packed, option=_WRITE))
 
     # --- reading ---------------------------------------------------------------
 
