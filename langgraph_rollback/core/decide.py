@@ -173,35 +173,11 @@ def _decide_observed(
             current,
         ).model_copy(update={"observed": True})
     undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if undoing and expected_now == effect.before and expected_now != effect.after:
-        # An earlier rollback's inverse took effect before it stopped.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.ALREADY_COMPENSATED,
-            reason="an earlier rollback's inverse already restored it",
-            current=current,
-            observed=True,
-        )
-    if undoing and effect.after_observed and expected_now != effect.after:
-        # An earlier inverse acted in part, then raised or was cut off (its
-        # call no longer runs: see `plan._still_running`): rolling back again
-        # continues, so its inverse runs again over what it left.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.UNDO,
-            reason=(
-                f"{definition.kind.value}; undo with {_fn_name(definition.undo)} "
-                "again: an earlier inverse left the target part-way (found "
-                f"{_short(expected_now)}, neither {_short(effect.before)} as "
-                f"before nor {_short(effect.after)} as after the call)"
-            ),
-            current=current,
-            observed=True,
-            resumes=True,
-            resumed_at=expected_now,
-        )
+    if undoing:
+        earlier = _after_an_earlier_inverse(effect, definition, expected_now, current)
+        if earlier is not None:
+            predicted[key] = effect.before
+            return earlier
     if (
         status is not EffectStatus.PENDING
         and effect.after_observed
@@ -225,6 +201,41 @@ def _decide_observed(
         current=current,
         observed=True,
     )
+
+
+def _after_an_earlier_inverse(
+    effect: Effect, definition: ToolDefinition, expected_now: Any, current: Any
+) -> PlannedStep | None:
+    """The step for an effect an earlier rollback claimed, when what the
+    target reads settles it; None to decide as for any other effect."""
+    if expected_now == effect.before and expected_now != effect.after:
+        # An earlier rollback's inverse took effect before it stopped.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.ALREADY_COMPENSATED,
+            reason="an earlier rollback's inverse already restored it",
+            current=current,
+            observed=True,
+        )
+    if effect.after_observed and expected_now != effect.after:
+        # An earlier inverse acted in part, then raised or was cut off (its
+        # call no longer runs: see `plan._still_running`): rolling back again
+        # continues, so its inverse runs again over what it left.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.UNDO,
+            reason=(
+                f"{definition.kind.value}; undo with {_fn_name(definition.undo)} "
+                "again: an earlier inverse left the target part-way (found "
+                f"{_short(expected_now)}, neither {_short(effect.before)} as "
+                f"before nor {_short(effect.after)} as after the call)"
+            ),
+            current=current,
+            observed=True,
+            resumes=True,
+            resumed_at=expected_now,
+        )
+    return None
 
 
 def _decide_unobserved(
