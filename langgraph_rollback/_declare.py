@@ -39,6 +39,12 @@ T = TypeVar("T")
 
 _DEFINITION_ATTR = "__rollback_definition__"
 _NOT_RECORDED = frozenset({"config", "run_manager", "callbacks", "runtime"})
+"""Keyword arguments LangChain passes a tool's `_run`, never recorded."""
+_INJECTED_BY_NAME = frozenset({"run_manager", "callbacks"})
+"""Parameters of a plain function LangChain fills by name alone (a
+`StructuredTool` passes them when the function has them); `config` and
+`runtime` are injected only when annotated (`RunnableConfig`, `ToolRuntime`),
+so an unannotated one is the user's own argument, and recorded."""
 
 
 def definition_of(target: object) -> ToolDefinition | None:
@@ -378,15 +384,19 @@ def _recorded_params(fn: Callable[..., Any]) -> tuple[str, ...]:
         hints = {}
     names = []
     for name, param in signature.parameters.items():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+        if param.kind is param.VAR_KEYWORD:
             continue
-        if _is_injected(name, hints.get(name, param.annotation)):
+        if param.kind is not param.VAR_POSITIONAL and _is_injected(
+            name, hints.get(name, param.annotation), _INJECTED_BY_NAME
+        ):
             continue
         names.append(name)
     return tuple(names)
 
 
-def _is_injected(name: str, annotation: Any) -> bool:
+def _is_injected(
+    name: str, annotation: Any, by_name: frozenset[str] = _NOT_RECORDED
+) -> bool:
     if annotation is RunnableConfig:
         return True
     for meta in getattr(annotation, "__metadata__", ()):
@@ -397,7 +407,7 @@ def _is_injected(name: str, annotation: Any) -> bool:
     origin = getattr(annotation, "__origin__", annotation)
     if isinstance(origin, type) and issubclass(origin, InjectedToolArg):
         return True  # ToolRuntime and friends
-    return name in _NOT_RECORDED and annotation is inspect.Parameter.empty
+    return name in by_name and annotation is inspect.Parameter.empty
 
 
 # --- wrapping -------------------------------------------------------------------
@@ -407,17 +417,24 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
     signature = inspect.signature(fn)
     recorded = set(definition.params)
 
-    def bound_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def bound_args(
+        args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], frozenset[str]]:
+        """The recorded arguments, and those left at their defaults."""
         bound = signature.bind(*args, **kwargs)
+        passed = set(bound.arguments)
         bound.apply_defaults()
         values: dict[str, Any] = {}
         for name, value in bound.arguments.items():
             param = signature.parameters[name]
             if param.kind is param.VAR_KEYWORD:
                 values.update(value)
+            elif param.kind is param.VAR_POSITIONAL:
+                if value:
+                    values[name] = list(value)
             elif name in recorded:
                 values[name] = value
-        return values
+        return values, frozenset(name for name in values if name not in passed)
 
     if inspect.iscoroutinefunction(fn):
 
@@ -426,12 +443,14 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
             ctx = current_task(definition)
             if ctx is None or inside_effect():
                 return await fn(*args, **kwargs)
+            values, defaulted = bound_args(args, kwargs)
             flow = record_flow(
                 ctx,
                 definition,
-                bound_args(args, kwargs),
+                values,
                 tool_call_id=None,
                 serde=ctx.store.ledger_codec,
+                defaulted=defaulted,
             )
             return await run_async(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
 
@@ -443,12 +462,14 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
         ctx = current_task(definition)
         if ctx is None or inside_effect():
             return fn(*args, **kwargs)
+        values, defaulted = bound_args(args, kwargs)
         flow = record_flow(
             ctx,
             definition,
-            bound_args(args, kwargs),
+            values,
             tool_call_id=None,
             serde=ctx.store.ledger_codec,
+            defaulted=defaulted,
         )
         return run_sync(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
 

@@ -40,7 +40,13 @@ wrapped or swallowed: they pass through every layer untouched.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from langgraph_rollback._in_flight_text import (
+    process_words,
+    resolving_text,
+    running_text,
+)
 
 __all__ = [
     "AmbiguousTargetError",
@@ -263,12 +269,16 @@ class EffectResultUnknownError(RollbackError):
 
 
 class EffectInFlightError(RollbackError):
-    """A replay or a rollback reached an effect whose call may still be running.
+    """A replay, a rollback or `resolve_effect` reached an effect whose call
+    (or inverse) may still be running.
 
     Another attempt of the same call started and has not finished (a
     cancelled run whose worker thread is still inside the call, a run still
     going, or another live process), so running it again could act twice,
-    and a rollback could not tell what it did.
+    and a rollback could not tell what it did. `resolve_effect` refuses to
+    settle by hand a call or an inverse still in flight (an inverse a
+    rollback stopped waiting for keeps running, and records its outcome when
+    it ends).
 
     Attributes:
         effect_id: The effect.
@@ -285,26 +295,14 @@ class EffectInFlightError(RollbackError):
         thread_id: str,
         owner: str | None,
         rollback: bool = False,
+        resolving: Literal["call", "inverse"] | None = None,
     ) -> None:
-        where = "in this process" if owner is None else f"by {_process_words(owner)}"
-        if rollback:
-            what = (
-                "the thread is not rolled back while its call may still act. Fix: "
-                "wait for the run to finish (or its process to end), then roll "
-                "back again"
-            )
+        where = "in this process" if owner is None else f"by {process_words(owner)}"
+        if resolving is not None:
+            text = resolving_text(effect_id, tool, thread_id, where, resolving)
         else:
-            what = (
-                "an earlier attempt of the call has not finished, so it is not "
-                "started again. Fix: wait for that run to finish (or its process "
-                "to end), then resume"
-            )
-        super().__init__(
-            f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
-            f"being performed {where}: {what}; if the process is gone, its "
-            "outcome is settled then by `observe` or "
-            f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
-        )
+            text = running_text(effect_id, tool, thread_id, where, rollback)
+        super().__init__(text)
         self.effect_id = effect_id
         self.tool = tool
         self.thread_id = thread_id
@@ -583,10 +581,3 @@ class RollbackFailedError(RollbackError):
     def __init__(self, report: object, message: str) -> None:
         super().__init__(message)
         self.report = report
-
-
-def _process_words(owner: str) -> str:
-    """`host#pid#start` as a person reads it: "process 123 on host web-1"."""
-    host, _, rest = owner.partition("#")
-    pid = rest.partition("#")[0] or "?"
-    return f"process {pid} on host {host.split('|')[0] or '?'}"

@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
+import os
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections.abc import Iterator, Mapping
@@ -46,7 +49,7 @@ from langgraph.pregel._retry import arun_with_retry, run_with_retry
 
 from langgraph_rollback._current import container_effect_id
 from langgraph_rollback._errors import InvalidConfigError, UnrecordedCallWarning
-from langgraph_rollback._liveness import PROCESS
+from langgraph_rollback._liveness import process
 from langgraph_rollback.core.audit import AUTH_USER_KEY
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import GUARD_MODES, TaskContext
@@ -77,16 +80,28 @@ def find_saver(checkpointer: object) -> BaseRollbackSaver | None:
     The rule: a checkpointer that delegates to another keeps it in `_inner`
     (LangGraph's Agent Server wraps the checkpointer it is given in
     `langgraph_api._checkpointer._adapter._CustomCheckpointerAdapter`, which
-    does), looked through up to `_WRAPPED_DEPTH` wrappers deep.
+    does), an instance attribute, a slot or a property, looked through up to
+    `_WRAPPED_DEPTH` wrappers deep. A `__getattr__` that answers any name is
+    not asked.
     """
     for _ in range(_WRAPPED_DEPTH):
         if isinstance(checkpointer, BaseRollbackSaver):
             return checkpointer
-        inner = getattr(checkpointer, "__dict__", {}).get("_inner")
+        inner = _inner_of(checkpointer)
         if inner is None or inner is checkpointer:
             return None
         checkpointer = inner
     return None
+
+
+def _inner_of(checkpointer: object) -> object:
+    inner = inspect.getattr_static(checkpointer, "_inner", None)
+    if isinstance(inner, (property, types.MemberDescriptorType)):
+        try:
+            return getattr(checkpointer, "_inner", None)
+        except Exception:
+            return None
+    return inner
 
 
 def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None:
@@ -101,10 +116,14 @@ def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None
     this process, once per tool under another checkpointer.
     """
     config = var_child_runnable_config.get()
+    if config is not None and config is _INHERITED_RUN[0]:
+        if tool is not None:
+            _warn_forked(tool)
+        return None
     conf = (config or {}).get("configurable") or {}
     if CONFIG_KEY_RUNTIME not in conf:
-        if tool is not None and _our_task_in_flight():
-            _warn_lost_context(tool)
+        if tool is not None and _lost_context(config) and _our_task_in_flight():
+            _warn_lost_context(tool, replaced=config is not None)
         return None
     saver = find_saver(conf.get(CONFIG_KEY_CHECKPOINTER))
     if saver is None:
@@ -117,7 +136,7 @@ def current_task(tool: ToolDefinition | str | None = None) -> TaskContext | None
     thread_id = None if info is None else (info.thread_id or conf.get("thread_id"))
     if info is None or scope is None or thread_id is None:
         if tool is not None:
-            _warn_lost_context(tool)
+            _warn_lost_context(tool, replaced=False)
         return None
     return _task_context(saver, conf, config or {}, info, scope, str(thread_id))
 
@@ -153,15 +172,31 @@ def _task_context(
         guard=guard,
         run_checkpoint_id=_run_checkpoint(config),
         durability=_durability(conf),
-        owner=PROCESS,
+        owner=process(),
         resumed=_resumed(conf.get(CONFIG_KEY_SCRATCHPAD)),
         digest_key=saver.digest_key(),
         legacy_keys=saver.legacy_keys,
         unkeyed_keys=saver.unkeyed_keys,
         in_flight_wait=saver.in_flight_wait,
         inside=container_effect_id(),
+        step=_step(config),
+        task_path=_task_path(config),
         user=_auth_user(conf),
     )
+
+
+def _step(config: Mapping[str, Any]) -> int | None:
+    """The graph step the task runs in (`metadata["langgraph_step"]`)."""
+    step = (config.get("metadata") or {}).get("langgraph_step")
+    return step if isinstance(step, int) else None
+
+
+def _task_path(config: Mapping[str, Any]) -> str | None:
+    """The task's path within its step (`metadata["langgraph_path"]`), as text."""
+    path = (config.get("metadata") or {}).get("langgraph_path")
+    if not isinstance(path, (tuple, list)):
+        return None
+    return "/".join(str(part) for part in path)
 
 
 def _auth_user(conf: Mapping[str, Any]) -> str | None:
@@ -194,16 +229,72 @@ def _name(tool: ToolDefinition | str) -> str:
     return tool if isinstance(tool, str) else tool.name
 
 
-def _warn_lost_context(tool: ToolDefinition | str) -> None:
+def _lost_context(config: Mapping[str, Any] | None) -> bool:
+    """Whether a call without a run's `configurable` may have lost one.
+
+    A config whose metadata LangGraph filled (`langgraph_node`) belongs to a
+    run whose `configurable` a Runnable call replaced. Without any config,
+    the call runs outside the run's context: in a plain thread or executor a
+    node started (never this process's main thread, nor an asyncio task,
+    which carry their own context), or outside any run.
+    """
+    if config is not None:
+        return "langgraph_node" in (config.get("metadata") or {})
+    if threading.current_thread() is threading.main_thread():
+        return False
+    try:
+        return asyncio.current_task() is None
+    except RuntimeError:
+        return True
+
+
+def _warn_lost_context(tool: ToolDefinition | str, *, replaced: bool) -> None:
+    if replaced:
+        why = (
+            "This happens when a node invokes a Runnable (a chain, a tool) with "
+            "a config of its own whose `configurable` replaces the run's (e.g. "
+            '`chain.invoke(x, config={"configurable": {...}})`). Fix: keep the '
+            "run's configurable, e.g. `chain.invoke(x, config={"
+            '"configurable": {**get_config()["configurable"], ...}})` '
+            "(langgraph.config.get_config), or pass values some other way."
+        )
+    else:
+        why = (
+            "This happens when a node calls it from a plain thread or executor "
+            "(threading.Thread, ThreadPoolExecutor, loop.run_in_executor), "
+            "which do not carry the run's context. Fix: call it in the node "
+            "itself, with asyncio.to_thread, or through "
+            "langchain_core.runnables.config.ContextThreadPoolExecutor, which "
+            "copy the context."
+        )
     warnings.warn(
         f"The declared tool {_name(tool)!r} ran without its graph run's context, so "
         "the call is not in the ledger: a rollback will not undo it, and a "
-        "resume may run it again. This happens when a node calls it from a "
-        "plain thread or executor (threading.Thread, ThreadPoolExecutor, "
-        "loop.run_in_executor), which do not carry the run's context. Fix: "
-        "call it in the node itself, with asyncio.to_thread, or through "
-        "langchain_core.runnables.config.ContextThreadPoolExecutor, which copy "
-        "the context.",
+        f"resume may run it again. {why}",
+        UnrecordedCallWarning,
+        stacklevel=4,
+    )
+
+
+_INHERITED_RUN: list[Any] = [None]
+"""In a forked child: the run context the forking thread had (a fork-based
+process pool forks a node's thread, context and all)."""
+
+
+def _note_inherited_run() -> None:
+    _INHERITED_RUN[0] = var_child_runnable_config.get()
+
+
+os.register_at_fork(after_in_child=_note_inherited_run)
+
+
+def _warn_forked(tool: ToolDefinition | str) -> None:
+    warnings.warn(
+        f"The declared tool {_name(tool)!r} ran in a process forked from the one "
+        "running its graph (a fork-based process pool), so the call is not in "
+        "the ledger: a saver's connection must not cross a fork, and a rollback "
+        "will not undo the call. Fix: call it in the node itself (or with "
+        "asyncio.to_thread), and hand only undeclared work to the pool.",
         UnrecordedCallWarning,
         stacklevel=4,
     )
@@ -254,11 +345,19 @@ def _stack(frame: FrameType | None) -> Iterator[FrameType]:
 
 
 def _loops_in(frames: list[FrameType]) -> Iterator[asyncio.AbstractEventLoop]:
+    """The event loops running on these stacks: a loop's own frames, or, for
+    a loop written in C (uvloop), the `asyncio.Runner` (`asyncio.run`,
+    `uvloop.run`) or the `loop` variable of the frame that runs it."""
     for top in frames:
         for frame in _stack(top):
             owner = frame.f_locals.get("self")
-            if isinstance(owner, asyncio.AbstractEventLoop):
-                yield owner
+            for candidate in (
+                owner,
+                getattr(owner, "__dict__", {}).get("_loop"),
+                frame.f_locals.get("loop"),
+            ):
+                if isinstance(candidate, asyncio.AbstractEventLoop):
+                    yield candidate
 
 
 def _tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:

@@ -4,7 +4,8 @@ Lock rows and intents name the process that holds them: its host (hostname,
 pid namespace and boot id: pids are comparable only within one), its pid,
 and its start time (`/proc/<pid>/stat`, field 22), which a reused pid cannot
 fake. A holder on this host is alive while a process with that pid *and that
-start time* exists; a holder with this process's own pid is alive only while
+start time* exists and is not a zombie (killed or exited but not yet reaped
+by its parent, state Z); a holder with this process's own pid is alive only while
 this process holds its token (a lock), or while the call is still in flight
 (an intent). Holders on other hosts are assumed alive, since only their host
 can tell: `release_rollback_lock` and `resolve_effect` settle them.
@@ -25,7 +26,9 @@ __all__ = [
     "holder_alive",
     "host_id",
     "new_holder",
+    "on_this_host",
     "owner_alive",
+    "process",
     "process_started",
 ]
 
@@ -49,27 +52,56 @@ def host_id() -> str:
     return "|".join(parts)
 
 
-def process_started(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot), or None when there
-    is no such process or the system does not say."""
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3 on of `/proc/<pid>/stat` (state first), or None when there is
+    no such process or the system does not say."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             data = fh.read()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may hold spaces.
-    fields = data[data.rfind(")") + 2 :].split()
-    return fields[19] if len(fields) > 19 else None
+    return data[data.rfind(")") + 2 :].split()
+
+
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), or None when there
+    is no such process or the system does not say."""
+    fields = _stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
 
 
 HOST = host_id()
 _STARTED = process_started(os.getpid()) or ""
 PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
-"""This process, as intents record their owner: host, pid and start time."""
+"""This process, as intents record their owner: host, pid and start time.
+Recomputed in a forked child (`process()` reads the current value)."""
+
+_DEAD_STATES = frozenset({"Z", "X", "x"})
+"""Process states (`/proc/<pid>/stat` field 3) of a process that runs no more:
+zombie (exited, not yet reaped: `os.kill(pid, 0)` still succeeds) and dead."""
 
 _LIVE_TOKENS: set[str] = set()
 """Tokens of the rollbacks that hold a lock in this process right now."""
 _LIVE_LOCK = threading.Lock()
+
+
+def process() -> str:
+    """This process as an intent's owner (`PROCESS`, current after a fork)."""
+    return PROCESS
+
+
+def _after_fork_in_child() -> None:
+    """A forked worker (gunicorn --preload, celery, a fork pool) is another
+    process: it gets its own identity, and holds none of its parent's locks."""
+    global _STARTED, PROCESS, _LIVE_LOCK
+    _STARTED = process_started(os.getpid()) or ""
+    PROCESS = f"{HOST}#{os.getpid()}#{_STARTED}"
+    _LIVE_LOCK = threading.Lock()
+    _LIVE_TOKENS.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def new_holder() -> LockHolder:
@@ -104,6 +136,11 @@ def holder_alive(host: str, pid: int, token: str, started: str | None = None) ->
     return _pid_alive(pid, started)
 
 
+def on_this_host(owner: str) -> bool:
+    """Whether an intent's owner (`PROCESS` of its writer) is on this host."""
+    return owner.partition("#")[0] == HOST
+
+
 def owner_alive(owner: str | None) -> bool:
     """Whether the process an intent names (`PROCESS` of its writer) may still
     be performing the call. Not for this process: the driver knows its own
@@ -128,7 +165,10 @@ def _pid_alive(pid: int, started: str | None) -> bool:
         return False
     except PermissionError:
         pass
+    fields = _stat(pid)
+    if fields and fields[0] in _DEAD_STATES:
+        return False  # killed or exited, not yet reaped by its parent
     if started is None:
         return True
-    now = process_started(pid)
+    now = fields[19] if fields is not None and len(fields) > 19 else None
     return now is None or now == started

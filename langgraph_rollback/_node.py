@@ -269,7 +269,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         )
         if not yes:
             return None
-        return self.policies.with_skip(skip, by=who, reason=why)
+        return self.policies.with_skip(skip, by=who, reason=why, approver=True)
 
     def _command(
         self, state: Any, report: RollbackReport, values: dict[str, Any] | None

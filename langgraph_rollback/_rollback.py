@@ -135,7 +135,8 @@ def rollback(
             leaves the state as it is and the ledger resumable (rolling back
             again continues there); "continue" runs the other inverses first.
         inverse_timeout: Seconds an inverse may take before it counts as failed.
-        skip: Effect ids to leave alone.
+        skip: Effect ids to leave alone, or a model's tool call ids (all the
+            effects of that call); each must name something on the thread.
         registry: Where to find inverses; defaults to the saver's.
         progress: Called after each inverse with its `Effect` and whether it
             succeeded (the CLI shows progress with it).
@@ -155,6 +156,9 @@ def rollback(
         RollbackInProgressError: Another rollback holds the thread.
         UnregisteredToolError: An effect's tool is not declared in the
             registry (raised before anything is undone).
+        InvalidConfigError: `skip=` names nothing on the thread, or an
+            effect inside a container the rollback undoes (raised before
+            anything is undone).
 
     Example:
         ```python

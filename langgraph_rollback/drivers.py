@@ -19,6 +19,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -29,10 +30,12 @@ from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
-from langgraph_rollback._liveness import PROCESS, owner_alive
+from langgraph_rollback._liveness import on_this_host, owner_alive, process
+from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
+    Begin,
     Flow,
     Notify,
     Observe,
@@ -66,20 +69,27 @@ class _InFlight:
     """The calls this process is performing, by effect id (`undo:<id>` for
     inverses).
 
-    A forward call is in flight from its `Perform` until the flow that
-    performs it ends (its outcome recorded, or the flow gone), even when the
-    run that started it was cancelled and its worker thread carries on. An
-    inverse is in flight until it returns, also when its rollback stopped
-    waiting for it (`inverse_timeout`).
+    A forward call is in flight from just before its intent is committed
+    (`Begin`: another flow of this process that finds the intent must wait
+    for it, not take it for an abandoned one) until the flow that performs
+    it ends (its outcome recorded, or the flow gone), even when the run that
+    started it was cancelled and its worker thread carries on. An inverse is
+    in flight until it returns, also when its rollback stopped waiting for
+    it (`inverse_timeout`).
     """
 
     def __init__(self) -> None:
         self._calls: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def start(self, effect_id: str) -> None:
+    def start(self, effect_id: str) -> bool:
+        """Mark `effect_id` in flight; False when it already was (by another
+        flow, which keeps it)."""
         with self._lock:
+            if effect_id in self._calls:
+                return False
             self._calls[effect_id] = threading.Event()
+            return True
 
     def end(self, effect_id: str) -> None:
         with self._lock:
@@ -93,12 +103,20 @@ class _InFlight:
             done = self._calls.get(op.effect_id)
         if done is not None:
             return "finished" if done.wait(op.timeout) else "running"
-        if op.owner is not None and op.owner != PROCESS and owner_alive(op.owner):
-            return "running"
-        return "gone"
+        if op.owner is None or op.owner == process():
+            return "gone"
+        if not on_this_host(op.owner):
+            return "elsewhere"
+        return "running" if owner_alive(op.owner) else "gone"
+
+    def forget_all(self) -> None:
+        """In a forked child: none of the parent's calls runs here."""
+        self._calls = {}
+        self._lock = threading.Lock()
 
 
 IN_FLIGHT = _InFlight()
+os.register_at_fork(after_in_child=IN_FLIGHT.forget_all)
 
 
 def run_sync(
@@ -122,7 +140,10 @@ def run_sync(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, StorageOp):
+                if isinstance(op, Begin):
+                    _claim(op, performing)
+                    send = _begin(op, performing, store.execute(op))
+                elif isinstance(op, StorageOp):
                     send = store.execute(op)
                 else:
                     _starting(op, performing)
@@ -175,9 +196,27 @@ def _step_sync(
 
 
 def _starting(op: Op[Any], performing: list[str]) -> None:
-    if isinstance(op, Perform):
-        IN_FLIGHT.start(op.effect.id)
+    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect.id):
         performing.append(op.effect.id)
+
+
+def _claim(op: Begin, performing: list[str]) -> None:
+    """Mark the call in flight before its intent is committed, so another
+    flow of this process that finds the intent waits for this one."""
+    if IN_FLIGHT.start(op.row.effect_id):
+        performing.append(op.row.effect_id)
+
+
+def _begin(
+    op: Begin, performing: list[str], result: tuple[LedgerRow, bool]
+) -> tuple[LedgerRow, bool]:
+    """`Begin`'s result; an intent that was there already is not this flow's
+    call in flight (until a replay restarts it)."""
+    effect_id = op.row.effect_id
+    if not result[1] and effect_id in performing:
+        performing.remove(effect_id)
+        IN_FLIGHT.end(effect_id)
+    return result
 
 
 def _notify(op: Notify, progress: Progress | None) -> None:
@@ -361,8 +400,12 @@ async def run_async(
             send, error = None, None
             try:
                 if isinstance(op, StorageOp):
+                    if isinstance(op, Begin):
+                        _claim(op, performing)
                     with anyio.CancelScope(shield=True):
                         send = await store.aexecute(op)
+                    if isinstance(op, Begin):
+                        send = _begin(op, performing, send)
                 else:
                     _starting(op, performing)
                     send = await _step_async(op, store, perform, graph, progress)

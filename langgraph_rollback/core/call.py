@@ -47,6 +47,9 @@ class Call:
     ordinal: int
     effect_id: str
     intent: tuple[str, bytes]
+    defaulted: frozenset[str] = frozenset()
+    """Recorded arguments the caller left at their defaults (not part of the
+    identity)."""
 
     @property
     def tool(self) -> str:
@@ -60,12 +63,15 @@ class Call:
         args: dict[str, Any],
         tool_call_id: str | None,
         serde: SerializerProtocol,
+        defaulted: frozenset[str] = frozenset(),
     ) -> Call:
         tool = definition.name
         # Serialise before anything else: unstorable arguments fail before the
         # call, named by the saver's own serde.
-        intent = encode_payload(serde, _intent(args, None, ctx.inside), tool=tool)
-        call_key, ordinal = call_key_for(ctx, tool, args, tool_call_id)
+        intent = encode_payload(serde, _intent(args, None, ctx), tool=tool)
+        defaulted = defaulted & set(args)
+        passed = {k: v for k, v in args.items() if k not in defaulted}
+        call_key, ordinal = call_key_for(ctx, tool, passed, tool_call_id)
         effect_id = effect_id_for(ctx.task_ns, ctx.task_id, call_key)
         return cls(
             ctx,
@@ -77,6 +83,7 @@ class Call:
             ordinal,
             effect_id,
             intent,
+            frozenset(defaulted),
         )
 
     def on_this_thread(self) -> Call:
@@ -88,9 +95,8 @@ class Call:
         return replace(self, effect_id=effect_id)
 
     def intent_payload(self, before: Any) -> dict[str, Any]:
-        """The intent's payload: the arguments, the target before the call,
-        and the container call it runs in (when it does)."""
-        return _intent(self.args, before, self.ctx.inside)
+        """The intent's payload (`_intent`)."""
+        return _intent(self.args, before, self.ctx)
 
     def intent_row(self, status: EffectStatus, now: str) -> LedgerRow:
         ctx = self.ctx
@@ -314,10 +320,14 @@ def _observe_after(call: Call, effect: Effect) -> Flow[tuple[Any, bool, list[str
     )
 
 
-def _intent(args: dict[str, Any], before: Any, inside: str | None) -> dict[str, Any]:
-    """An intent's payload: the arguments, the target before the call, and
-    the container call it runs in (when it does)."""
+def _intent(args: dict[str, Any], before: Any, ctx: TaskContext) -> dict[str, Any]:
+    """An intent's payload: the arguments, the target before the call, the
+    container call it runs in (when it does), and the task's step and path
+    (when known), by which a resumed run finds the calls of a run whose
+    checkpoints were never stored (`core.replay`)."""
     payload = {"args": args, "before": before}
-    if inside is not None:
-        payload["inside"] = inside
+    if ctx.inside is not None:
+        payload["inside"] = ctx.inside
+    if ctx.step is not None:
+        payload["task"] = {"step": ctx.step, "path": ctx.task_path}
     return payload

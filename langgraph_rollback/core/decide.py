@@ -55,6 +55,13 @@ class PlannedStep(BaseModel):
     """For `skip`: "irreversible", "unknown", "not_applied" or "unresolved"."""
     observed: bool = False
     """Whether `current` was read from the target (`observe` succeeded)."""
+    resumes: bool = False
+    """For `undo`: an earlier inverse acted in part, then failed or was cut
+    off, leaving the target neither as before nor as after the call; the
+    inverse runs again over what it left (`resumed_at`)."""
+    resumed_at: Any = None
+    """When `resumes`: what the target must still read right before the
+    inverse runs again (once the newer effects on it are undone)."""
 
 
 _NOT_APPLIED = {
@@ -166,20 +173,11 @@ def _decide_observed(
             current,
         ).model_copy(update={"observed": True})
     undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if (
-        undoing
-        and same(expected_now, effect.before)
-        and not same(expected_now, effect.after)
-    ):
-        # An earlier rollback's inverse took effect before it stopped.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.ALREADY_COMPENSATED,
-            reason="an earlier rollback's inverse already restored it",
-            current=current,
-            observed=True,
-        )
+    if undoing:
+        earlier = _after_an_earlier_inverse(effect, definition, expected_now, current)
+        if earlier is not None:
+            predicted[key] = effect.before
+            return earlier
     if (
         status is not EffectStatus.PENDING
         and effect.after_observed
@@ -203,6 +201,41 @@ def _decide_observed(
         current=current,
         observed=True,
     )
+
+
+def _after_an_earlier_inverse(
+    effect: Effect, definition: ToolDefinition, expected_now: Any, current: Any
+) -> PlannedStep | None:
+    """The step for an effect an earlier rollback claimed, when what the
+    target reads settles it; None to decide as for any other effect."""
+    if same(expected_now, effect.before) and not same(expected_now, effect.after):
+        # An earlier rollback's inverse took effect before it stopped.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.ALREADY_COMPENSATED,
+            reason="an earlier rollback's inverse already restored it",
+            current=current,
+            observed=True,
+        )
+    if effect.after_observed and not same(expected_now, effect.after):
+        # An earlier inverse acted in part, then raised or was cut off (its
+        # call no longer runs: see `plan._still_running`): rolling back again
+        # continues, so its inverse runs again over what it left.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.UNDO,
+            reason=(
+                f"{definition.kind.value}; undo with {_fn_name(definition.undo)} "
+                "again: an earlier inverse left the target part-way (found "
+                f"{_short(expected_now)}, neither {_short(effect.before)} as "
+                f"before nor {_short(effect.after)} as after the call)"
+            ),
+            current=current,
+            observed=True,
+            resumes=True,
+            resumed_at=expected_now,
+        )
+    return None
 
 
 def _decide_unobserved(

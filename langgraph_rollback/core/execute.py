@@ -2,9 +2,11 @@
 
 `execute_flow` is I/O-free like the other flows, in three phases:
 
-1. **refuse** before anything runs when the policies say so (an irreversible
-   effect under `on_irreversible="abort"`, a conflict under
-   `on_conflict="abort"`), listing every such effect in the report;
+1. **refuse** before anything runs when `skip=` names nothing on the thread
+   or an effect inside a container it would undo (`core.skips`, raising),
+   or when the policies say so (an irreversible effect under
+   `on_irreversible="abort"`, a conflict under `on_conflict="abort"`),
+   listing every such effect in the report;
 2. **undo** newest first (`core.undo.undo_one` for each effect to undo); a
    target found changed while undoing stops the rollback under
    `on_conflict="abort"` (status "stopped"), an inverse that fails stops it
@@ -48,6 +50,7 @@ from langgraph_rollback.core.report import (
     call_text,
 )
 from langgraph_rollback.core.restore import restore_state
+from langgraph_rollback.core.skips import resolve_skip
 from langgraph_rollback.core.targets import TargetSelector, target_flow
 from langgraph_rollback.core.undo import InverseTimeoutError, Run, mark, undo_one
 from langgraph_rollback.core.voice import Voice, option, registry_fix
@@ -135,6 +138,7 @@ def execute_flow(
         owner: The rollback's process, recorded on each claim.
         voice: Whose words the report's fixes use (policy options, resolving).
     """
+    policies = yield from resolve_skip(plan, policies)
     run = Run(
         policies, registry, serde, rollback_id, owner, nested=plan.nested, voice=voice
     )
@@ -249,7 +253,8 @@ def _undo_all(plan: RollbackPlan, run: Run) -> Flow[str | None]:
         effect = step.effect
         decision = step.decision
         if effect.id in run.policies.skip:
-            run.skipped.append(SkippedStep(effect=effect, reason="skipped by approver"))
+            reason = run.policies.skip_reason(effect.id)
+            run.skipped.append(SkippedStep(effect=effect, reason=reason))
         elif decision is Decision.ALREADY_COMPENSATED:
             if effect.status is not EffectStatus.COMPENSATED:
                 # An earlier inverse took effect before its rollback stopped.

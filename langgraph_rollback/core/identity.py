@@ -10,7 +10,11 @@ calls into one.
 The digest is of a canonical form of the arguments, so it does not depend on
 the process (`PYTHONHASHSEED`): mappings by sorted keys, sets sorted, tuples
 as lists, pydantic models and dataclasses by their fields, every element
-compared by its encoding. Keys of this form start with `v2:`. Keys written
+compared by its encoding. Only the arguments the caller passed count: a
+parameter left at its default is recorded (the inverse may need it) but is
+not part of the identity. Keys of this form start with `v2:`. (Until the
+defaults were left out, v2 keys digested them too; such a key is still
+matched, see `core.replay.earlier_row`.) Keys written
 before it (`legacy_call_key`) are still matched, so threads interrupted under
 the old format resume without repeating a call. When the ledger's payloads
 are encrypted, the digest is an HMAC with the database's own key, so the
@@ -36,6 +40,7 @@ from langgraph_rollback.core.task import TaskContext
 __all__ = [
     "KEY_FORMAT",
     "args_digest",
+    "call_key_base",
     "call_key_for",
     "canonical",
     "effect_id_for",
@@ -112,11 +117,21 @@ def call_key_for(
     Tool, argument digest, the model's `tool_call_id` when there is one, and
     how many identical calls the task attempt made before it: concurrent
     calls that differ in tool or arguments never swap identities, and two
-    calls a model gave one id both run.
+    calls a model gave one id both run. `args` are the arguments the caller
+    passed: a parameter left at its default is not part of the identity, so
+    a deploy that gives a tool a new optional parameter does not make an
+    interrupted thread's calls new ones.
     """
-    key = _v2_key(tool, args_digest(tool, args, key=ctx.digest_key), tool_call_id)
+    key = call_key_base(ctx, tool, args, tool_call_id)
     ordinal = ctx.next_ordinal(key)
     return f"{key}#{ordinal}", ordinal
+
+
+def call_key_base(
+    ctx: TaskContext, tool: str, args: Mapping[str, Any], tool_call_id: str | None
+) -> str:
+    """A call key without its ordinal (`call_key_for`)."""
+    return _v2_key(tool, args_digest(tool, args, key=ctx.digest_key), tool_call_id)
 
 
 def _v2_key(tool: str, digest: str, tool_call_id: str | None) -> str:

@@ -415,7 +415,9 @@ class AwaitCall(Op[str]):
     `timeout` seconds for one to finish; `owner` (host, pid, start time)
     names the process that wrote the intent. Result: "finished" (it was in
     flight here and has ended), "running" (still in flight, here or in a
-    live process) or "gone" (nobody is performing it: it ended without an
+    live process of this host), "elsewhere" (its owner is a process on
+    another host, whose liveness cannot be told from here) or "gone"
+    (nobody is performing it: it ended without an
     outcome, or its process died).
     """
 

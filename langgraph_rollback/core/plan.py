@@ -53,7 +53,7 @@ from langgraph_rollback.core.ops import (
 )
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
-from langgraph_rollback.core.report import call_text
+from langgraph_rollback.core.report import call_text, one_line
 from langgraph_rollback.core.voice import Voice, on_path_fix
 
 __all__ = [
@@ -169,7 +169,7 @@ class RollbackPlan(BaseModel):
         for step in self.steps:
             lines.append(
                 f"  {step.decision.value:<19} #{step.effect.seq} "
-                f"{call_text(step.effect)}: {step.reason}"
+                f"{call_text(step.effect)}: {one_line(step.reason)}"
             )
         if not self.steps:
             lines.append("  nothing to undo")
@@ -341,7 +341,7 @@ def _still_running(effect: Effect, in_run: bool) -> Flow[PlannedStep | None]:
     """
     if effect.status is EffectStatus.PENDING and not in_run:
         state = yield from do(AwaitCall(effect.id, effect.owner, 0))
-        if state == "running":
+        if state in ("running", "elsewhere"):
             raise EffectInFlightError(
                 effect_id=effect.id,
                 tool=effect.tool,

@@ -42,7 +42,9 @@ class Policies:
             continues there; "continue" runs the remaining inverses first.
         inverse_timeout: Seconds an inverse may take; past that it counts as
             failed (and stays claimed while it runs). None waits forever.
-        skip: Effect ids to leave alone (e.g. chosen by a human approver).
+        skip: Effect ids (or a model's tool call ids) to leave alone.
+        approved: Those of `skip` a human approver chose to leave (reported
+            as "skipped by approver"; the caller's own as "skipped (skip=)").
         by: Who chose these policies, kept in the audit trail when they
             override the plan (`skip`, `on_conflict="force"`); "unknown"
             when None.
@@ -57,6 +59,7 @@ class Policies:
     on_failure: OnFailure = "stop"
     inverse_timeout: float | None = None
     skip: frozenset[str] = field(default_factory=frozenset)
+    approved: frozenset[str] = field(default_factory=frozenset)
     by: str | None = None
     reason: str | None = None
 
@@ -80,6 +83,8 @@ class Policies:
             )
         if not isinstance(self.skip, frozenset):
             object.__setattr__(self, "skip", skip_ids(self.skip))
+        if not isinstance(self.approved, frozenset):
+            object.__setattr__(self, "approved", skip_ids(self.approved))
         check_by(self.by, self.reason)
 
     def with_skip(
@@ -88,15 +93,24 @@ class Policies:
         *,
         by: str | None = None,
         reason: str | None = None,
+        approver: bool = False,
     ) -> Policies:
         """The same policies, leaving these effect ids alone too (chosen by
-        `by`, for `reason`, when given)."""
+        `by`, for `reason`, when given; by a human approver, with `approver`)."""
+        ids = skip_ids(skip)
         return replace(
             self,
-            skip=self.skip | skip_ids(skip),
+            skip=self.skip | ids,
+            approved=self.approved | ids if approver else self.approved,
             by=by or self.by,
             reason=reason or self.reason,
         )
+
+    def skip_reason(self, effect_id: str) -> str:
+        """Why the report lists a skipped effect: who chose to leave it."""
+        if effect_id in self.approved:
+            return "skipped by approver"
+        return "skipped (skip=)"
 
 
 def _positive_number(value: Any) -> bool:

@@ -62,9 +62,14 @@ def record_flow(
     *,
     tool_call_id: str | None,
     serde: SerializerProtocol,
+    defaulted: frozenset[str] = frozenset(),
 ) -> Flow[Any]:
-    """Record one forward call of a declared tool; return (or raise) its outcome."""
-    call = Call.prepare(ctx, definition, args, tool_call_id, serde)
+    """Record one forward call of a declared tool; return (or raise) its outcome.
+
+    `defaulted` names the arguments the caller left at their defaults: they
+    are recorded, but are not part of the call's identity.
+    """
+    call = Call.prepare(ctx, definition, args, tool_call_id, serde, defaulted)
     mode, refused_by = yield from _guard(call)
     status = EffectStatus.BLOCKED if mode == "block" else EffectStatus.PENDING
     row = call.intent_row(status, utcnow())

@@ -17,9 +17,10 @@ reaches calls it already recorded:
   `copy_thread`), the copy's call is its own effect, on its own thread.
 
 A call may also match a row recorded before its current key existed
-(`earlier_row`): a key of the format before `v2:`, or the call of an
+(`earlier_row`): a key of the format before `v2:`, the call of an
 interrupted task that a resumed task continues after `update_state` on the
-interrupted head.
+interrupted head, or the call of a run that died before its checkpoints
+were stored (`_lost_run`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.call import PENDING, Call, applied_changes, perform
 from langgraph_rollback.core.codec import decode_payload, same
 from langgraph_rollback.core.identity import (
+    KEY_FORMAT,
+    call_key_base,
     effect_id_for,
     legacy_call_key,
     unkeyed_call_key,
@@ -45,14 +48,18 @@ from langgraph_rollback.core.ledger import LedgerRow, utcnow
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
+    ExistingCheckpoints,
     Flow,
+    ReadAncestry,
+    ReadHead,
+    ReadSubtree,
     ReadUpdatedFrom,
     Select,
     Update,
     do,
 )
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.core.task import GuardMode, TaskContext
 
 __all__ = ["earlier_row", "node_path", "replay"]
 
@@ -85,6 +92,13 @@ def earlier_row(call: Call) -> Flow[LedgerRow | None]:
         continued = yield from _continued(call)
         if continued is not None:
             return continued
+    lost = yield from _lost_run(call)
+    if lost is not None:
+        return lost
+    if call.defaulted:
+        with_defaults = yield from _with_defaults(call)
+        if with_defaults is not None:
+            return with_defaults
     for old_key in _older_keys(call):
         old_id = effect_id_for(ctx.task_ns, ctx.task_id, old_key)
         query = EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)
@@ -107,12 +121,21 @@ def _older_keys(call: Call) -> list[str]:
     return keys
 
 
+def _with_defaults(call: Call) -> Flow[LedgerRow | None]:
+    """The call as recorded when defaulted arguments were part of its key."""
+    ctx = call.ctx
+    base = call_key_base(ctx, call.tool, call.args, call.tool_call_id)
+    old_id = effect_id_for(ctx.task_ns, ctx.task_id, f"{base}#{call.ordinal}")
+    rows = yield from do(Select(EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)))
+    return rows[0] if rows else None
+
+
 def _continued(call: Call) -> Flow[LedgerRow | None]:
     """The same call of the interrupted task this resumed task continues.
 
     After `update_state` on an interrupted head, the resume runs the
     interrupted node again from the edited checkpoint, as a new task: its
-    calls are the interrupted task's (same node path, namespace and key).
+    calls are the interrupted task's (same node path, key and place in its step).
     """
     ctx = call.ctx
     origin = yield from do(ReadUpdatedFrom(ctx.thread_id, ctx.root_checkpoint_id))
@@ -122,11 +145,139 @@ def _continued(call: Call) -> Flow[LedgerRow | None]:
         thread_id=ctx.thread_id, checkpoint_id=origin, call_key=call.call_key
     )
     rows = yield from do(Select(query))
-    path = node_path(ctx.task_ns)
     for row in rows:
-        if row.checkpoint_ns == ctx.checkpoint_ns and node_path(row.task_ns) == path:
+        # A subgraph's namespace names its parent task, which is new too.
+        if _same_node(row, ctx) and _same_place_in_step(call, row):
             return row
     return None
+
+
+def _same_node(row: LedgerRow, ctx: TaskContext) -> bool:
+    """Whether `row` was recorded by the same node (in the same subgraph)."""
+    return node_path(row.checkpoint_ns) == node_path(ctx.checkpoint_ns) and (
+        node_path(row.task_ns) == node_path(ctx.task_ns)
+    )
+
+
+def _same_place_in_step(call: Call, row: LedgerRow) -> bool:
+    """Whether `row` was recorded at the task's path within its step (the
+    node it pulls, or its `Send`'s index), when both are known."""
+    task = _task_of(call, row)
+    recorded = task.get("path")
+    return (
+        recorded is None
+        or call.ctx.task_path is None
+        or (recorded == call.ctx.task_path)
+    )
+
+
+def _task_of(call: Call, row: LedgerRow) -> dict[str, Any]:
+    """The step and path recorded in `row`'s intent (empty for old rows)."""
+    intent = decode_payload(
+        call.serde, row.intent_type, row.intent, tool=row.tool, field="intent"
+    )
+    task = intent.get("task")
+    return task if isinstance(task, dict) else {}
+
+
+def _lost_run(call: Call) -> Flow[LedgerRow | None]:
+    """The same call of a run whose checkpoints were never stored, if any.
+
+    Under durability "async" (checkpoints still being written) or "exit"
+    (written when the run ends), a run that dies leaves calls recorded under
+    task ids derived from checkpoints that do not exist. The resumed run
+    recreates those checkpoints under new ids, so its tasks are new ones; a
+    call of it is the lost run's call when both are the same call (key) of
+    the same node, at the same step and path within the step, on the same
+    line of stored checkpoints (the lost call's base is this run's starting
+    point or one of its ancestors), and no stored checkpoint shows that line
+    went past that step since (a run that completed, a fork, a resume that
+    carried on). In a subgraph, see `_subgraph_rerun`.
+    """
+    ctx = call.ctx
+    if ctx.step is None:
+        return None
+    if ctx.checkpoint_ns:
+        return (yield from _subgraph_rerun(call))
+    query = EffectQuery(
+        thread_id=ctx.thread_id, checkpoint_ns="", call_key=call.call_key
+    )
+    rows = yield from do(Select(query))
+    candidates = [row for row in rows if _same_task_place(call, row)]
+    if not candidates:
+        return None
+    stored = yield from do(
+        ExistingCheckpoints(
+            ctx.thread_id, [row.root_checkpoint_id for row in candidates]
+        )
+    )
+    anchor = ctx.run_checkpoint_id or (yield from do(ReadHead(ctx.thread_id)))
+    for row in candidates:
+        if row.root_checkpoint_id in stored or row.base_checkpoint_id is None:
+            continue
+        if anchor is not None and (yield from _on_line(call, anchor, row)):
+            return row
+    return None
+
+
+def _subgraph_rerun(call: Call) -> Flow[LedgerRow | None]:
+    """The same call of an earlier run of this subgraph in the same parent task.
+
+    A subgraph compiled with `checkpointer=False` (or whose checkpoints were
+    never stored) starts over each time its parent task runs again (after a
+    failure, an `interrupt()`, a retry): new checkpoints, so new task ids.
+    Its namespace names the parent task (and which of the parent's subgraph
+    calls it is), so a row of that namespace, under the same root
+    checkpoint, of the same node at the same step and path, with the same
+    call key, is this call.
+    """
+    ctx = call.ctx
+    query = EffectQuery(
+        thread_id=ctx.thread_id,
+        checkpoint_id=ctx.root_checkpoint_id,
+        call_key=call.call_key,
+    )
+    rows = yield from do(Select(query))
+    for row in rows:
+        if _same_task_place(call, row):
+            return row
+    return None
+
+
+def _same_task_place(call: Call, row: LedgerRow) -> bool:
+    """Whether `row` is the same call of the same node at the same step and
+    path, in the same namespace, by another task."""
+    ctx = call.ctx
+    if row.effect_id == call.effect_id or row.task_id == ctx.task_id:
+        return False
+    if row.checkpoint_ns != ctx.checkpoint_ns or not _same_node(row, ctx):
+        return False
+    task = _task_of(call, row)
+    return task.get("step") == ctx.step and task.get("path") == ctx.task_path
+
+
+def _on_line(call: Call, anchor: str, row: LedgerRow) -> Flow[bool]:
+    """Whether the lost `row`'s base is `anchor` or an ancestor of it, and no
+    stored checkpoint after that base reached the row's step since.
+
+    A task of step `s` starts from a checkpoint of step `s - 1`; a stored
+    one (other than this task's own) means a run went on past the lost call
+    (it completed under "exit", or a resume or fork carried on), so the
+    lost call is not this one.
+    """
+    ctx = call.ctx
+    base = row.base_checkpoint_id
+    assert base is not None and ctx.step is not None
+    ancestry = yield from do(ReadAncestry(ctx.thread_id, anchor, base))
+    if not ancestry or ancestry[-1].checkpoint_id != base:
+        return False
+    later = yield from do(ReadSubtree(ctx.thread_id, base))
+    return not any(
+        link.step is not None
+        and link.step >= ctx.step - 1
+        and link.checkpoint_id != ctx.root_checkpoint_id
+        for link in later
+    )
 
 
 def replay(
@@ -148,8 +299,12 @@ def replay(
         return (yield from _own_call(call, row, mode, refused_by, before))
     if recorded in _REPLAY_RETURNS:
         return _recorded_result(call, existing)
+    if recorded is EffectStatus.FAILED:
+        retried = yield from _retried_in_task(call, existing)
+        if retried is not None:
+            return (yield from replay(call, retried, row, mode, refused_by, before))
     if recorded is EffectStatus.PENDING:
-        settled = yield from _settle_in_flight(call, existing)
+        settled = yield from _settle_in_flight(call, existing, mode, before)
         if settled is not existing:
             return (yield from replay(call, settled, row, mode, refused_by, before))
         yield from _reconcile(call, existing, mode, before)
@@ -171,6 +326,28 @@ def replay(
     return (yield from perform(call, restarted, before))
 
 
+def _retried_in_task(call: Call, failed: LedgerRow) -> Flow[LedgerRow | None]:
+    """The identical call the task made after `failed` raised, if it made one.
+
+    A node that catches a call's error and makes the same call again (a retry
+    loop of its own) recorded both; re-run from its top (an `interrupt()`
+    resumed), it makes the first call again, which stands for the retry that
+    followed it: the retry's outcome is replayed, and the next identical call
+    takes the ordinal after it.
+    """
+    key, _, ordinal = failed.call_key.rpartition("#")
+    if not key.startswith(f"{KEY_FORMAT}:") or not ordinal.isdigit():
+        return None
+    next_key = f"{key}#{int(ordinal) + 1}"
+    next_id = effect_id_for(failed.task_ns, failed.task_id, next_key)
+    query = EffectQuery(thread_id=failed.thread_id, effect_id=next_id)
+    rows = yield from do(Select(query))
+    if not rows:
+        return None
+    call.ctx.next_ordinal(key)
+    return rows[0]
+
+
 def _own_call(
     call: Call, row: LedgerRow, mode: GuardMode, refused_by: str, before: Any
 ) -> Flow[Any]:
@@ -188,17 +365,29 @@ def _own_call(
     return (yield from perform(own, stored, before))
 
 
-def _settle_in_flight(call: Call, existing: LedgerRow) -> Flow[LedgerRow]:
+def _settle_in_flight(
+    call: Call, existing: LedgerRow, mode: GuardMode, before: Any
+) -> Flow[LedgerRow]:
     """`existing` as it reads once no earlier attempt is still running.
 
+    An intent owned by a process on another host (another container: its
+    pids cannot be checked from here) is settled by `observe` when the
+    target shows the call landed; otherwise it may still be running.
+
     Raises:
-        EffectInFlightError: An earlier attempt is still being performed.
+        EffectInFlightError: An earlier attempt is (or may be) still being
+            performed.
+        EffectResultUnknownError: Its owner is on another host, and
+            `observe` shows the call landed; its result was lost.
     """
     ctx = call.ctx
     state = yield from do(
         AwaitCall(existing.effect_id, existing.owner, ctx.in_flight_wait)
     )
-    if state == "running":
+    observed = call.definition.observe is not None and mode == "allow"
+    if state == "elsewhere" and observed:
+        yield from _reconcile(call, existing, mode, before)
+    if state in ("running", "elsewhere"):
         raise EffectInFlightError(
             effect_id=existing.effect_id,
             tool=call.tool,

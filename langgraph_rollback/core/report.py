@@ -20,6 +20,7 @@ __all__ = [
     "UndoneStep",
     "call_text",
     "describe_undo",
+    "one_line",
 ]
 
 RollbackStatus = Literal[
@@ -150,25 +151,27 @@ class RollbackReport(BaseModel):
             f"{self.target_checkpoint_id} ({self.status}, {self.duration_s:.2f} s)."
         ]
         if self.message:
-            lines.append(self.message)
+            lines.append(one_line(self.message))
         if self.undone:
             lines.append("Undone:")
-            lines += [f"  - {step.description}" for step in self.undone]
+            lines += [f"  - {one_line(step.description)}" for step in self.undone]
         if self.failures:
             lines.append("Failed to undo:")
             lines += [
-                f"  - {call_text(step.effect)}: {step.error}" for step in self.failures
+                f"  - {call_text(step.effect)}: {one_line(step.error)}"
+                for step in self.failures
             ]
         if self.conflicts:
             lines.append("Not undone, changed by someone else since:")
             lines += [
-                f"  - {call_text(step.effect)}: {step.reason}"
+                f"  - {call_text(step.effect)}: {one_line(step.reason)}"
                 for step in self.conflicts
             ]
         if self.skipped:
             lines.append("Not undone:")
             lines += [
-                f"  - {call_text(step.effect)}: {step.reason}" for step in self.skipped
+                f"  - {call_text(step.effect)}: {one_line(step.reason)}"
+                for step in self.skipped
             ]
         if self.already_compensated:
             lines.append(
@@ -226,10 +229,19 @@ class RollbackReport(BaseModel):
 
 
 def describe_undo(effect: Effect, result: Any) -> str:
-    """The sentence naming an undone action."""
+    """The sentence naming an undone action: the inverse's text on one line."""
     if isinstance(result, str) and result.strip():
-        return f"{result.strip()} (undo of {effect.tool})"
+        return f"{one_line(result.strip())} (undo of {effect.tool})"
     return f"undid {call_text(effect)}"
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped (`\\n`),
+    so text from tools and inverses cannot write lines of its own into a
+    report."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def call_text(effect: Effect, width: int = 60) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import (
+    EffectInFlightError,
     EffectNotFoundError,
     EffectStateError,
     InvalidConfigError,
@@ -20,7 +21,7 @@ from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.call import applied_changes, outcome_changes
 from langgraph_rollback.core.codec import decode_payload, encode_payload, normalize
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row, utcnow
-from langgraph_rollback.core.ops import Flow, Observe, Select, Update, do
+from langgraph_rollback.core.ops import AwaitCall, Flow, Observe, Select, Update, do
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
 
@@ -49,7 +50,13 @@ def resolve_flow(
     checks stay meaningful. `result` is `UNSET` when the caller gave none.
     Who decided (`by`) and why (`reason`) go into the effect's notes and
     the audit trail ("unknown" when `by` is None).
+
+    A call or an inverse still in flight (its process alive, or an inverse a
+    rollback stopped waiting for, which records its own outcome when it
+    ends) is not resolved: `EffectInFlightError`.
     """
+    _check_flag("applied", applied)
+    _check_flag("compensated", compensated)
     who = _who(by, reason)
     query = EffectQuery(thread_id=thread_id, effect_id=effect_id)
     rows = yield from do(Select(query))
@@ -63,7 +70,9 @@ def resolve_flow(
         )
     elif effect.status is EffectStatus.COMPENSATING:
         given = _given(result)
-        changes = _resolve_inverse(effect, applied, compensated, given, serde, who)
+        changes = yield from _resolve_inverse(
+            effect, applied, compensated, given, serde, who
+        )
     elif effect.status is EffectStatus.APPLIED and not effect.result_known:
         changes = _resolve_result(effect, applied, compensated, result, row, serde, who)
     else:
@@ -89,12 +98,27 @@ def resolve_flow(
             expected=effect.status.value,
         )
     decided = {"applied": applied, "compensated": compensated}
+    yield from _audit(effect, resolved, row.attempt, by, reason, decided, result)
+    return resolved
+
+
+def _audit(
+    effect: Effect,
+    resolved: Effect,
+    attempt: int,
+    by: str | None,
+    reason: str | None,
+    decided: dict[str, bool | None],
+    result: Any,
+) -> Flow[None]:
+    """Keep the resolution in the audit trail."""
+    key = f"{effect.id}\0{attempt}\0{effect.status.value}\0{resolved.updated_at}"
     yield from keep(
-        thread_id,
+        effect.thread_id,
         AuditAction.RESOLVE,
-        key=f"{effect_id}\0{row.attempt}\0{effect.status.value}\0{resolved.updated_at}",
+        key=key,
         by=by or UNKNOWN,
-        effect_ids=[effect_id],
+        effect_ids=[effect.id],
         reason=reason,
         overrode=f"status {effect.status.value}"
         + ("" if effect.result_known else ", result unknown"),
@@ -104,7 +128,6 @@ def resolve_flow(
             "status": resolved.status.value,
         },
     )
-    return resolved
 
 
 class _Unset:
@@ -114,6 +137,36 @@ class _Unset:
 
 UNSET: Any = _Unset()
 """`result=` not given."""
+
+
+_FLAG_MEANING = {
+    "applied": "applied=True (the call landed) or applied=False (it did not)",
+    "compensated": (
+        "compensated=True (the inverse took effect) or compensated=False (it did not)"
+    ),
+}
+
+
+def _check_flag(name: str, value: Any) -> None:
+    """`applied=` and `compensated=` take True, False or None, nothing truthy."""
+    if value is not None and not isinstance(value, bool):
+        raise InvalidConfigError(
+            f"{name}={value!r} is not True or False. Fix: pass {_FLAG_MEANING[name]}."
+        )
+
+
+def _not_running(effect: Effect, inverse: bool) -> Flow[None]:
+    """Refuse to resolve a call (or inverse) that may still be running."""
+    call_id = f"undo:{effect.id}" if inverse else effect.id
+    state = yield from do(AwaitCall(call_id, effect.owner, 0))
+    if state == "running":
+        raise EffectInFlightError(
+            effect_id=effect.id,
+            tool=effect.tool,
+            thread_id=effect.thread_id,
+            owner=effect.owner,
+            resolving="inverse" if inverse else "call",
+        )
 
 
 def _given(result: Any) -> Any:
@@ -176,6 +229,7 @@ def _resolve_call(
             f"Effect {effect.id} is 'pending' (the call's outcome is unknown). "
             "Fix: pass applied=True (it landed) or applied=False (it did not)."
         )
+    yield from _not_running(effect, inverse=False)
     if not applied:
         payload = encode_payload(
             serde,
@@ -207,13 +261,14 @@ def _resolve_inverse(
     result: Any,
     serde: SerializerProtocol,
     who: str,
-) -> dict[str, Any]:
+) -> Flow[dict[str, Any]]:
     if compensated is None or applied is not None:
         raise InvalidConfigError(
             f"Effect {effect.id} is 'compensating' (an inverse was cut off). "
             "Fix: pass compensated=True (the inverse took effect) or "
             "compensated=False (it did not; a rollback will run it again)."
         )
+    yield from _not_running(effect, inverse=True)
     if compensated:
         note = f"inverse outcome resolved {who}: took effect"
         status = EffectStatus.COMPENSATED

@@ -59,6 +59,11 @@ class TaskContext:
     inside: str | None = None
     """The container effect (a git workspace step) whose forward call this
     call runs in, if any."""
+    step: int | None = None
+    """The graph step the task runs in (LangGraph's `langgraph_step`)."""
+    task_path: str | None = None
+    """The task's path within its step (LangGraph's `langgraph_path`: the
+    node it pulls, or the index of the `Send` that pushed it)."""
     user: str | None = None
     """The Agent Server's authenticated user running the graph, if any (for
     the audit trail)."""

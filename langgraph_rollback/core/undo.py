@@ -9,7 +9,8 @@ an interrupted rollback stopped (DESIGN.md section 3, point 5):
   a failure of that effect, which is left as it was;
 - right before the inverse, `observe` (if declared, and the effect's `after`
   was observed) checks the target again: a target that changed since
-  planning is drift, unless this rollback's own inverses changed it (a
+  planning is drift (for an inverse run again over what an earlier one left
+  part-way, since what that left), unless this rollback's own inverses changed it (a
   container, such as a git step, whose nested effects were just undone);
 - a timed-out inverse keeps its claim while it may still be running; when
   it ends, its outcome is recorded (`Undo.late`);
@@ -179,6 +180,10 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
     result = storable_or(run.serde, outcome.value, repr(outcome.value))
     yield from do(mark(effect, EffectStatus.COMPENSATED, run, {"result": result}))
     description = describe_undo(effect, outcome.value)
+    if step.resumes:
+        description += (
+            f"; run again over what an earlier inverse left ({_short(step.resumed_at)})"
+        )
     run.undone.append(
         UndoneStep(effect=claimed_effect, result=outcome.value, description=description)
     )
@@ -222,7 +227,7 @@ def _drift(
     if observed.error is not None:
         return f"observe() raised {observed.error!r}; cannot tell whether the target changed"
     current = normalize(run.serde, observed.value)
-    if same(current, effect.after):
+    if same(current, step.resumed_at if step.resumes else effect.after):
         return None
     return f"the target changed since planning (found {_short(current)})"
 

@@ -62,7 +62,10 @@ from langgraph_rollback.savers.kept import CARRY_READ_FAILED
 from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
+    FIRST_PAGE,
+    LAST_PAGE,
     LEGACY_KEYS,
+    follow_parents,
     pending_migrations,
     select_sql,
     update_sql,
@@ -421,19 +424,19 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         newest first (`sql.ANCESTRY_PAGE`), each a few times the last."""
         links: list[CheckpointLink] = []
         need: str | None = op.start
-        below, limit = op.start, _FIRST_PAGE
+        below, limit = op.start, FIRST_PAGE
         while need is not None:
             page = {"thread": op.thread_id, "below": below, "limit": limit}
             rows = await self._read(sql.ANCESTRY_PAGE, page)
             if below == need and (not rows or rows[0][0] != need):
                 break  # gone (pruned, deleted): the walk ends, as at a root
-            need = _follow(rows, need, op.stop, links)
+            need = follow_parents(rows, need, op.stop, links)
             if need is not None and len(rows) == limit:
-                below, limit = str(rows[-1][0]), min(limit * 4, _LAST_PAGE)
+                below, limit = str(rows[-1][0]), min(limit * 4, LAST_PAGE)
             elif need is not None:
                 # Not below: gone, or its id sorts above its child's (ids
                 # from clocks out of step). Look from it down.
-                below, limit = need, _FIRST_PAGE
+                below, limit = need, FIRST_PAGE
         return links
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
@@ -598,28 +601,3 @@ async def _connect(conn_string: str) -> AsyncConnection[DictRow]:
         )
     except psycopg.Error as exc:
         raise redacted_error(exc, conn_string) from None
-
-
-_FIRST_PAGE = 64
-_LAST_PAGE = 4096
-"""Rows of the first and largest `sql.ANCESTRY_PAGE` of a walk."""
-
-
-def _follow(
-    rows: Sequence[tuple[Any, ...]],
-    need: str,
-    stop: str,
-    links: list[CheckpointLink],
-) -> str | None:
-    """Follow parents through `rows` (newest first) from `need`, appending
-    each link; return the next checkpoint to find (None: the walk is over,
-    at `stop`, a copy of it, or a root)."""
-    for row in rows:
-        if row[0] != need:
-            continue  # another branch, or the duplicate first row of a page
-        link = CheckpointLink.from_row(*row)
-        links.append(link)
-        if link.stands_for(stop) or link.parent_id is None:
-            return None
-        need = link.parent_id
-    return need

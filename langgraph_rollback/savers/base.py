@@ -443,7 +443,10 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         Raises:
             EffectNotFoundError: No such effect on that thread.
             EffectStateError: The effect is in neither status.
-            InvalidConfigError: The wrong keyword for its status.
+            EffectInFlightError: Its call (or inverse) is still being performed:
+                wait for it to end, its outcome is recorded then.
+            InvalidConfigError: The wrong keyword for its status, or
+                `applied=`/`compensated=` not True or False.
         """
         flow = self._resolve(
             config, effect_id, applied, compensated, result, by, reason

@@ -94,16 +94,20 @@ def row(
     undo: dict[str, Any] | None = None,
     root: str = "c1",
     inside: str | None = None,
+    task: dict[str, Any] | None = None,
     **fields: Any,
 ) -> LedgerRow:
     """A ledger row as a store returns it; `outcome` and `undo` are payloads;
-    `inside` names the container effect it was recorded in."""
+    `inside` names the container effect it was recorded in, `task` the step
+    and path of its task."""
     intent_payload: dict[str, Any] = {
         "args": {"path": "a"} if args is None else args,
         "before": before,
     }
     if inside is not None:
         intent_payload["inside"] = inside
+    if task is not None:
+        intent_payload["task"] = task
     intent_type, intent = encoded(intent_payload)
     outcome_type, outcome_data = encoded(outcome)
     undo_type, undo_data = encoded(undo)

@@ -249,9 +249,9 @@ def test_refusals_leave_out_the_effects_the_approver_skipped() -> None:
     assert entry.overrode == "the plan: conflict, missing_inverse, skip"
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
-        ("i", "skipped by approver"),
-        ("c", "skipped by approver"),
-        ("m", "skipped by approver"),
+        ("i", "skipped (skip=)"),
+        ("c", "skipped (skip=)"),
+        ("m", "skipped (skip=)"),
     ]
 
 
@@ -295,13 +295,26 @@ def test_inverses_run_newest_first_as_planned() -> None:
 
 
 def test_skipped_by_approver_is_not_claimed() -> None:
-    flow = start(plan(step(effect("a")), step(effect("b"))), skip=frozenset({"a"}))
+    the_plan = plan(step(effect("a")), step(effect("b")))
+    flow = start(the_plan, skip=frozenset({"a"}), approved=frozenset({"a"}))
     running(flow)
     assert audited(flow).details == {"planned": {"a": "undo"}}
     undone(flow, "b")
     report = restored(flow)
     assert [(s.effect.id, s.reason) for s in report.skipped] == [
         ("a", "skipped by approver")
+    ]
+
+
+def test_skipped_by_the_caller_by_tool_call_id_says_skip() -> None:
+    kept = effect("a", tool_call_id="call-1")
+    flow = start(plan(step(kept), step(effect("b"))), skip=frozenset({"call-1"}))
+    running(flow)
+    assert audited(flow).details == {"planned": {"a": "undo"}}
+    undone(flow, "b")
+    report = restored(flow)
+    assert [(s.effect.id, s.reason) for s in report.skipped] == [
+        ("a", "skipped (skip=)")
     ]
 
 

@@ -501,6 +501,43 @@ def test_inverse_of_an_effect_that_changed_nothing_is_undone_again() -> None:
     assert decided(the_row, OBSERVED, "A").decision is Decision.UNDO
 
 
+@pytest.mark.parametrize("status", ["compensating", "compensation_failed"])
+def test_inverse_that_acted_in_part_is_run_again_over_what_it_left(
+    status: str,
+) -> None:
+    the_row = row(status=status, before="A", outcome={"after": "B", "observed": True})
+    step = decided(the_row, OBSERVED, "H")
+    assert (step.decision, step.current) == (Decision.UNDO, "H")
+    assert (step.resumes, step.resumed_at) == (True, "H")
+    assert step.reason == (
+        "reversible; undo with undo_write again: an earlier inverse left the "
+        "target part-way (found 'H', neither 'A' as before nor 'B' as after the call)"
+    )
+
+
+def test_applied_effect_whose_target_changed_does_not_resume() -> None:
+    step = decided(row(outcome={"after": "B", "observed": True}), OBSERVED, "H")
+    assert (step.decision, step.resumes) == (Decision.CONFLICT, False)
+
+
+def test_resumed_inverse_predicts_the_older_write_on_its_target() -> None:
+    rows = [
+        row(
+            "second",
+            seq=2,
+            status="compensation_failed",
+            before="B",
+            outcome={"after": "C", "observed": True},
+        ),
+        row("first", seq=1, before="A", outcome={"after": "B", "observed": True}),
+    ]
+    plan = planned(rows, registry(OBSERVED), [Outcome(value="H"), Outcome(value="H")])
+    assert [(s.decision, s.resumes) for s in plan.steps] == [
+        (Decision.UNDO, True),
+        (Decision.UNDO, False),
+    ]
+
+
 def test_writes_to_one_target_chain_newest_first() -> None:
     rows = [
         row("second", seq=2, before="B", outcome={"after": "C", "observed": True}),

@@ -124,6 +124,18 @@ def test_with_skip_keeps_the_policies_and_adds_ids() -> None:
     )
 
 
+def test_approved_given_as_a_list_is_kept_as_a_frozenset() -> None:
+    policies = Policies(skip=["a"], approved=["a"])  # type: ignore[arg-type]
+    assert (policies.skip, policies.approved) == ({"a"}, {"a"})
+
+
+def test_with_skip_by_the_approver_says_who_chose_it() -> None:
+    policies = Policies().with_skip(["a"]).with_skip(["b"], approver=True)
+    assert (policies.skip, policies.approved) == ({"a", "b"}, {"b"})
+    assert policies.skip_reason("a") == "skipped (skip=)"
+    assert policies.skip_reason("b") == "skipped by approver"
+
+
 def test_with_skip_checks_the_ids_it_adds() -> None:
     with pytest.raises(InvalidConfigError, match="skip= holds 3"):
         Policies().with_skip(["b", 3])  # type: ignore[list-item]

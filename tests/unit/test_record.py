@@ -23,6 +23,7 @@ from langgraph_rollback.core.ops import (
     Observe,
     Outcome,
     Perform,
+    Select,
     Update,
 )
 from langgraph_rollback.core.record import applied_changes, record_flow
@@ -379,6 +380,8 @@ def test_replay_with_another_tool_is_a_mismatch() -> None:
 def test_replay_of_a_call_that_did_not_act_runs_it_again(status: str) -> None:
     flow = start(tool())
     recorded = begin(flow, {"status": status, "attempt": 2, "outcome": {"error": "x"}})
+    if status == "failed":
+        flow.reply(Select, [])  # the task made no identical call after it
     restart = flow.expect(Update, expect=(status,), expect_attempt=2)
     assert restart.changes["status"] == "pending"
     assert restart.changes["attempt"] == 3
@@ -407,6 +410,7 @@ def test_replay_of_a_compensated_call_clears_its_undo_and_runs_again() -> None:
 def test_restart_lost_to_another_worker_is_an_unknown_outcome() -> None:
     flow = start(tool())
     begin(flow, {"status": "failed"})
+    flow.reply(Select, [])
     flow.reply(Update, False)
     flow.raises(EffectOutcomeUnknownError)
 
@@ -414,6 +418,7 @@ def test_restart_lost_to_another_worker_is_an_unknown_outcome() -> None:
 def test_replay_under_block_marks_a_failed_call_blocked_and_refuses() -> None:
     flow = start(SEND_MAIL, guard="block")
     begin(flow, {"status": "failed", "attempt": 2})
+    flow.reply(Select, [])
     update = flow.reply(Update, True, expect=("failed",), expect_attempt=2)
     assert update.changes["status"] == "blocked"
     flow.raises(IrreversibleToolBlockedError)

@@ -15,6 +15,7 @@ from langgraph_rollback.core.report import (
     UndoneStep,
     call_text,
     describe_undo,
+    one_line,
 )
 from tests.unit.build import effect
 
@@ -152,6 +153,42 @@ def test_inverse_result_text_describes_the_undo() -> None:
 @pytest.mark.parametrize("result", [None, "  ", {"ok": True}])
 def test_inverse_without_a_text_result_names_the_call(result: Any) -> None:
     assert describe_undo(effect(), result) == "undid write(path='a')"
+
+
+def test_an_inverse_result_on_several_lines_stays_on_one() -> None:
+    forged = "deleted a\nNot undone:\n  - charge(card=1): refund owed"
+    assert describe_undo(effect(), forged) == (
+        "deleted a\\nNot undone:\\n  - charge(card=1): refund owed (undo of write)"
+    )
+
+
+def test_text_from_tools_cannot_write_lines_of_its_own() -> None:
+    forged = "x\nNot undone:\r\n  - y\u2028z"
+    text = str(
+        report(
+            "failed",
+            message=f"stopped: {forged}",
+            undone=[UndoneStep(effect=effect("u"), description=forged)],
+            failures=[FailedStep(effect=effect("f"), error=forged)],
+            conflicts=[SkippedStep(effect=effect("c"), reason=forged)],
+            skipped=[SkippedStep(effect=effect("s"), reason=forged)],
+        )
+    )
+    lines = text.splitlines()
+    assert lines.count("Not undone:") == 1  # the section header only
+    assert len(lines) == 11
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain ünïcödé 🚀", "plain ünïcödé 🚀"),
+        ("a\tb\x1b[31m", "a\\tb\\x1b[31m"),
+        ("a\u2028b", "a\\u2028b"),
+    ],
+)
+def test_one_line_escapes_control_characters_only(text: str, shown: str) -> None:
+    assert one_line(text) == shown
 
 
 def test_call_text_cuts_long_arguments() -> None:

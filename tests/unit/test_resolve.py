@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 
 from langgraph_rollback._errors import (
+    EffectInFlightError,
     EffectNotFoundError,
     EffectStateError,
     InvalidConfigError,
 )
-from langgraph_rollback.core.ops import Observe, Outcome, Select, Update
+from langgraph_rollback.core.ops import AwaitCall, Observe, Outcome, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.resolve import UNSET, resolve_flow
@@ -46,8 +47,11 @@ def start(
 
 
 def found(flow: Script, status: str, **fields: Any) -> None:
+    """The effect's row; a call or inverse it asks about is not running."""
     query = EffectQuery(thread_id="t", effect_id="e1")
     flow.reply(Select, [row(status=status, **fields)], query=query)
+    if isinstance(flow.current, AwaitCall):
+        flow.reply(AwaitCall, "gone", timeout=0)
 
 
 def reread(flow: Script, status: str, **fields: Any) -> None:
@@ -240,6 +244,35 @@ def test_a_lost_result_needs_the_result_and_nothing_else(
     error = flow.raises(InvalidConfigError)
     assert "its result was lost" in str(error)
     assert "result=<what the call returned>" in str(error)
+
+
+@pytest.mark.parametrize("value", ["false", "no", 0, 1, "True"])
+@pytest.mark.parametrize("name", ["applied", "compensated"])
+def test_a_flag_that_is_not_a_bool_is_refused_before_reading(
+    name: str, value: Any
+) -> None:
+    error = start(**{name: value}).raises(InvalidConfigError)
+    assert str(error).startswith(f"{name}={value!r} is not True or False. Fix:")
+
+
+@pytest.mark.parametrize(
+    ("status", "kwargs", "call_id", "resolving"),
+    [
+        ("pending", {"applied": True}, "e1", "Effect e1"),
+        ("compensating", {"compensated": False}, "undo:e1", "The inverse of effect e1"),
+    ],
+)
+def test_a_call_or_inverse_still_running_is_not_resolved(
+    status: str, kwargs: dict[str, Any], call_id: str, resolving: str
+) -> None:
+    flow = start(**kwargs)
+    query = EffectQuery(thread_id="t", effect_id="e1")
+    flow.reply(Select, [row(status=status, owner="h#1#2")], query=query)
+    flow.reply(AwaitCall, "running", effect_id=call_id, owner="h#1#2", timeout=0)
+    error = flow.raises(EffectInFlightError)
+    assert (error.effect_id, error.owner) == ("e1", "h#1#2")
+    assert str(error).startswith(resolving)
+    assert "Fix: wait for it to end" in str(error)
 
 
 def test_unset_reads_as_unset() -> None:

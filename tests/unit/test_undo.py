@@ -140,6 +140,39 @@ def test_changed_target_of_a_failed_inverse_is_released_to_that_status() -> None
     assert flow.returns() == "drifted"
 
 
+def resumed(status: str = "compensation_failed") -> tuple[Script, Run]:
+    """An inverse run again over what an earlier one left part-way ("H")."""
+    run = make_run()
+    the_effect = effect(status=status, before="A", outcome=APPLIED)
+    flow = start(step(the_effect, resumes=True, resumed_at="H"), run)
+    flow.reply(Update, True, expect=CLAIMABLE)
+    return flow, run
+
+
+def test_resumed_inverse_runs_when_the_target_still_reads_as_left() -> None:
+    flow, run = resumed()
+    flow.reply(Observe, Outcome(value="H"), kwargs={"path": "a"})
+    flow.reply(Undo, Outcome(value="restored a"))
+    flow.reply(Observe, Outcome(value="A"))
+    flow.reply(Update, True, expect=COMPENSATING)
+    told(flow, ok=True)
+    assert flow.returns() == "undone"
+    assert [s.description for s in run.undone] == [
+        "restored a (undo of write); run again over what an earlier inverse left ('H')"
+    ]
+
+
+def test_resumed_inverse_whose_target_changed_again_is_drift() -> None:
+    flow, run = resumed()
+    flow.reply(Observe, Outcome(value="B"))
+    release = flow.reply(Update, True, expect=COMPENSATING)
+    assert release.changes["status"] == "compensation_failed"
+    assert flow.returns() == "drifted"
+    assert [s.reason for s in run.conflicts] == [
+        "the target changed since planning (found 'B')"
+    ]
+
+
 def test_observe_raising_before_the_inverse_is_drift() -> None:
     flow, run = drift_of(Outcome(error=OSError("offline")))
     flow.reply(Update, True, expect=COMPENSATING)

@@ -1,0 +1,240 @@
+"""The commands that decide or change: `plan`, `rollback`, `resolve`, `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from langchain_core.runnables import RunnableConfig
+
+from langgraph_rollback._errors import (
+    EffectNotFoundError,
+    EffectStateError,
+)
+from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback._rollback import plan_rollback, rollback
+from langgraph_rollback.cli._common import (
+    CliError,
+    _connecting,
+    _is_postgres,
+    _redact,
+    graph_from_args,
+    open_saver,
+    operator,
+)
+from langgraph_rollback.core.voice import Voice
+from langgraph_rollback.savers.base import BaseRollbackSaver
+
+
+def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        graph = graph_from_args(args, saver)
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
+    out.write(str(plan) + "\n")
+    return 0
+
+
+def refuse_without_terminal() -> None:
+    """`rollback` asks before acting; with no terminal to ask on, say `--yes`."""
+    if not sys.stdin.isatty():
+        raise CliError(
+            "rollback asks before acting, and stdin is not a terminal. Fix: pass "
+            "--yes to roll back without asking (the plan above is what it does)."
+        )
+
+
+def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    with open_saver(args.db) as saver:
+        graph = graph_from_args(args, saver)
+        config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+        plan = plan_rollback(graph, config, to=args.to, voice=Voice.CLI)
+        out.write(str(plan) + "\n")
+        if not args.yes:
+            refuse_without_terminal()
+            out.write("Roll back? [y/N] ")
+            out.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                out.write("Not rolled back.\n")
+                return 1
+        total = len(plan.to_undo) + len(plan.conflicts)
+        done = [0]
+
+        def progress(effect: Effect, ok: bool) -> None:
+            done[0] += 1
+            state = "undone" if ok else "FAILED"
+            sys.stderr.write(
+                f"[{done[0]}/{total}] {state}: #{effect.seq} {effect.tool}\n"
+            )
+
+        report = rollback(
+            graph,
+            config,
+            to=args.to,
+            voice=Voice.CLI,
+            on_irreversible=args.on_irreversible,
+            on_conflict=args.on_conflict,
+            on_failure=args.on_failure,
+            skip=args.skip,
+            progress=progress,
+            by=operator(args),
+            reason=args.reason,
+        )
+    out.write(str(report) + "\n")
+    return 0 if report.ok else 1
+
+
+_DECISIONS = {
+    "applied": ("pending", {"applied": True}),
+    "not_applied": ("pending", {"applied": False}),
+    "compensated": ("compensating", {"compensated": True}),
+    "not_compensated": ("compensating", {"compensated": False}),
+}
+
+
+def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
+    config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
+    result = _json_arg(args.result)
+    with open_saver(args.db) as saver:
+        effect = _effect_to_resolve(saver, config, args)
+        kwargs = _resolution(effect, args, result)
+        try:
+            resolved = saver.resolve_effect(
+                config, args.effect_id, by=args.by, reason=args.reason, **kwargs
+            )
+        except EffectStateError as exc:
+            raise CliError(
+                f"effect {args.effect_id} changed while it was being resolved (it "
+                f"is {exc.status} now); nothing was recorded. Fix: look at it again "
+                f"with `langgraph-rollback effects {args.db} --thread "
+                f"{args.thread}`, then resolve it for the status it has."
+            ) from exc
+    out.write(
+        f"Effect {resolved.id} ({resolved.tool}) was {effect.status.value}, is now "
+        f"{resolved.status.value}; recorded by {args.by}"
+        + (f" ({args.reason})" if args.reason else "")
+        + ".\n"
+    )
+    return 0
+
+
+def _json_arg(text: str | None) -> Any:
+    from langgraph_rollback.core.resolve import UNSET
+
+    if text is None:
+        return UNSET
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CliError(
+            f"--result {text!r} is not JSON ({exc}). Fix: pass what the call "
+            """returned as JSON, e.g. --result '"ok"' or --result '{"id": 7}'."""
+        ) from exc
+
+
+def _effect_to_resolve(
+    saver: BaseRollbackSaver, config: RunnableConfig, args: argparse.Namespace
+) -> Effect:
+    """The effect, checked against `--expect-status`."""
+    try:
+        effect = saver.get_effect(config, args.effect_id)
+    except EffectNotFoundError as exc:
+        raise CliError(
+            f"thread {args.thread!r} has no effect {args.effect_id!r}. Fix: take "
+            f"the id from `langgraph-rollback effects {args.db} --thread "
+            f"{args.thread}`."
+        ) from exc
+    if args.expect_status and effect.status.value != args.expect_status:
+        raise CliError(
+            f"effect {effect.id} ({effect.tool}) is {effect.status.value}, not "
+            f"{args.expect_status} as --expect-status says: it changed since you "
+            "looked, so nothing was recorded. Fix: look at it again with "
+            f"`langgraph-rollback effects {args.db} --thread {args.thread}`, then "
+            "resolve it for the status it has."
+        )
+    return effect
+
+
+def _resolution(
+    effect: Effect, args: argparse.Namespace, result: Any
+) -> dict[str, Any]:
+    """`resolve_effect`'s keywords for the decision, refused in CLI words when
+    it does not fit the effect's status."""
+    from langgraph_rollback.core.resolve import UNSET
+
+    status = effect.status
+    lost = status is EffectStatus.APPLIED and not effect.result_known
+    flag = "--" + args.decision.replace("_", "-") if args.decision else None
+    if args.decision is None and lost and result is not UNSET:
+        return {"result": result}
+    needs = {
+        EffectStatus.PENDING: "--applied (it landed) or --not-applied (it did not)",
+        EffectStatus.COMPENSATING: "--compensated (the inverse took effect) or "
+        "--not-compensated (it did not; a rollback runs it again)",
+    }
+    expected, kwargs = _DECISIONS.get(args.decision or "", ("", {}))
+    if status.value == expected:
+        return {**kwargs, "result": result}
+    if status in needs:
+        fix = needs[status]
+    elif lost:
+        fix = "--result JSON, what the call returned"
+    else:
+        raise CliError(
+            f"effect {effect.id} ({effect.tool}) is {status.value}: its outcome "
+            "is known, so there is nothing to resolve."
+        )
+    given = f"{flag} does not fit" if flag else "a decision is needed for"
+    raise CliError(
+        f"effect {effect.id} ({effect.tool}) is {status.value}; {given} it. "
+        f"Fix: pass {fix}."
+    )
+
+
+def _pending_sql(db: str) -> list[str]:
+    """The ledger migrations this database has not run, as SQL text."""
+    if _is_postgres(db):
+        import psycopg
+
+        from langgraph_rollback.savers import postgres_sql as pg
+
+        with _connecting(db), psycopg.connect(db) as conn:
+            exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
+            current = -1
+            if exists and exists[0]:
+                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                current = -1 if row is None or row[0] is None else int(row[0])
+        return [pg.VERSION_TABLE, *pg.MIGRATIONS[current + 1 :]]
+    from langgraph_rollback.savers import sqlite_sql as sq
+
+    current = -1
+    if Path(db).exists():
+        with sqlite3.connect(db) as conn:
+            found = conn.execute(
+                "SELECT name FROM sqlite_master WHERE name = 'lgrb_migrations'"
+            ).fetchone()
+            if found:
+                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                current = -1 if row[0] is None else int(row[0])
+    return [sq.VERSION_TABLE, *sq.MIGRATIONS[current + 1 :]]
+
+
+def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    if args.print_sql:
+        pending = _pending_sql(args.db)
+        out.write("-- LangGraph's own tables are created by its setup() first.\n")
+        for text in pending:
+            out.write(text.strip().rstrip(";") + ";\n\n")
+        if len(pending) == 1:
+            out.write("-- The ledger is up to date.\n")
+        return 0
+    with open_saver(args.db, create=True) as saver:
+        saver.setup()  # type: ignore[attr-defined]
+    out.write(
+        f"{_redact(args.db)}: LangGraph's and the ledger's tables are up to date.\n"
+    )
+    return 0

@@ -1,0 +1,278 @@
+"""What every command shares: opening the database, loading the graph, tables."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import inspect
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from langgraph_rollback._redact import redact
+from langgraph_rollback.savers.base import BaseRollbackSaver
+
+
+class CliError(Exception):
+    """A problem with the command line itself; printed without a traceback."""
+
+
+def _is_postgres(db: str) -> bool:
+    return db.startswith(("postgres://", "postgresql://"))
+
+
+@contextmanager
+def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
+    """The saver for `db`: a SQLite path, or a PostgreSQL URL.
+
+    Unless `create`, `db` must already hold a ledger: inspecting a database
+    never creates tables in it.
+    """
+    missing = CliError(
+        f"{_redact(db)}: no ledger tables here. Fix: pass the database your "
+        "graph's rollback saver writes, or create the tables with "
+        f"`langgraph-rollback migrate {_redact(db)}`."
+    )
+    if _is_postgres(db):
+        from langgraph_rollback.postgres import PostgresRollbackSaver
+
+        with _connecting(db), PostgresRollbackSaver.from_conn_string(db) as pg_saver:
+            if not create:
+                with pg_saver._cursor() as cur:
+                    cur.execute("SELECT to_regclass('lgrb_effects') AS t")
+                    found = cur.fetchone()
+                if not found or found["t"] is None:
+                    raise missing
+            yield pg_saver
+        return
+    from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
+
+    if not create:
+        if not Path(db).exists():
+            raise CliError(
+                f"{db}: no such SQLite file. Fix: pass the database your graph's "
+                "SqliteRollbackSaver writes (or a postgresql:// URL)."
+            )
+        if not _has_ledger(db):
+            raise missing
+    with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
+        yield sqlite_saver
+
+
+def _has_ledger(db: str) -> bool:
+    """Whether the SQLite file `db` holds the ledger's tables (read-only)."""
+    try:
+        with closing(
+            sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+        ) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
+            ).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise CliError(
+            f"{db}: not a SQLite database ({exc}). Fix: pass the file your "
+            "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
+        ) from exc
+    return found is not None
+
+
+@contextmanager
+def _connecting(db: str) -> Iterator[None]:
+    """Turn a failure to reach a PostgreSQL server into a `CliError`."""
+    import psycopg
+
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        # ProgrammingError: a URL libpq cannot parse, which it echoes whole.
+        text = redact(str(exc), db).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise CliError(
+            f"cannot reach {_redact(db)}: {first}. Fix: check the URL, and that "
+            "the server is running and accepts connections."
+        ) from None
+
+
+def _redact(url: str) -> str:
+    """`url` without its password (`langgraph_rollback._redact`)."""
+    return redact(url)
+
+
+def _import_attr(option: str, spec: str) -> Any:
+    """Import `module:attr` for `option`, calling nothing but the import."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise CliError(
+            f"{option} {spec!r}: expected module:attr, e.g. --graph myapp.agent:builder."
+        )
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(
+            f"{option} {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
+            "from the directory that holds it, or set PYTHONPATH."
+        ) from exc
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise CliError(
+                f"{option} {spec!r}: {module_name} has no attribute {attr!r}."
+            )
+        target = getattr(target, part)
+    return target
+
+
+def _what(target: Any) -> str:
+    """How an imported object is named in an error."""
+    if inspect.isclass(target):
+        return f"the class {target.__qualname__}"
+    if inspect.isroutine(target):
+        return f"the function {getattr(target, '__qualname__', target)}"
+    return f"a {type(target).__name__}"
+
+
+def load_graph(spec: str, saver: BaseRollbackSaver) -> Any:
+    """`--graph module:attr`: a `StateGraph` or compiled graph, bound to `saver`.
+
+    Never calls what it imports: anything else is refused before it runs.
+    """
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    target = _import_attr("--graph", spec)
+    if isinstance(target, StateGraph):
+        return target.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
+    if isinstance(target, Pregel):
+        return target.copy(update={"checkpointer": saver})
+    hint = (
+        f" Fix: if it builds the graph from a saver, pass --graph-factory {spec}; "
+        "otherwise point --graph at the StateGraph (the builder) or the compiled graph."
+        if inspect.isroutine(target)
+        else " Fix: point --graph at the StateGraph (the builder) or the compiled "
+        "graph, or pass --graph-factory module:function for a function saver -> "
+        "compiled graph."
+    )
+    raise CliError(
+        f"--graph {spec!r} is {_what(target)}, not a graph; --graph takes a "
+        f"StateGraph or a compiled graph and calls nothing.{hint}"
+    )
+
+
+def load_graph_factory(spec: str, saver: BaseRollbackSaver) -> Any:
+    """`--graph-factory module:function`: called with `saver`, returns the graph.
+
+    Refused before the call unless it is a function that takes one argument.
+    """
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    target = _import_attr("--graph-factory", spec)
+    if isinstance(target, (StateGraph, Pregel)):
+        raise CliError(
+            f"--graph-factory {spec!r} is a graph, not a function. Fix: pass "
+            f"--graph {spec}."
+        )
+    if not inspect.isroutine(target):
+        raise CliError(
+            f"--graph-factory {spec!r} is {_what(target)}. Fix: point it at a "
+            "function that takes the saver and returns a compiled graph, or pass "
+            "a StateGraph or compiled graph with --graph."
+        )
+    try:
+        inspect.signature(target).bind(saver)
+    except (TypeError, ValueError) as exc:
+        raise CliError(
+            f"--graph-factory {spec!r}: {_what(target)} cannot be called with one "
+            f"argument, the saver ({exc}); it was not called. Fix: point it at a "
+            "function saver -> compiled graph."
+        ) from exc
+    built = target(saver)
+    if isinstance(built, StateGraph):
+        return built.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
+    if isinstance(built, Pregel):
+        return built
+    raise CliError(
+        f"--graph-factory {spec!r} returned {_what(built)}. Fix: return "
+        "builder.compile(checkpointer=saver) from it."
+    )
+
+
+def graph_from_args(args: argparse.Namespace, saver: BaseRollbackSaver) -> Any:
+    """The graph `plan` and `rollback` were given, bound to `saver`."""
+    if args.graph_factory is not None:
+        return load_graph_factory(args.graph_factory, saver)
+    return load_graph(args.graph, saver)
+
+
+def write_table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    """Rows as plain-text columns; the last column is not padded."""
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
+    for row in table:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.write("  ".join([*cells, row[-1]]).rstrip() + "\n")
+
+
+def _decider_options(command: argparse.ArgumentParser) -> None:
+    """`--by` and `--reason`, kept with the decision in the audit trail."""
+    command.add_argument(
+        "--by", default=None, help="who decides (default: your OS user name)"
+    )
+    command.add_argument("--reason", default=None, help="why, for the audit trail")
+
+
+def operator(args: argparse.Namespace) -> str:
+    """Who runs this command: `--by`, else the OS user, else "unknown"."""
+    return str(args.by) if args.by else _os_user()
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count; pass a whole number, 0 or more (or leave "
+            "--limit out for all)"
+        )
+    return value
+
+
+def _os_user() -> str:
+    """The OS user's name, or "unknown" (no name for this uid, in containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _version() -> str:
+    from langgraph_rollback import __version__
+
+    return __version__
+
+
+def add_graph_options(command: argparse.ArgumentParser) -> None:
+    """`--graph` or `--graph-factory`, one of them required."""
+    which = command.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--graph",
+        metavar="MODULE:ATTR",
+        help="your StateGraph or compiled graph (importing its module declares "
+        "the tools; nothing is called)",
+    )
+    which.add_argument(
+        "--graph-factory",
+        metavar="MODULE:FUNCTION",
+        help="a function that takes the saver and returns your compiled graph",
+    )
