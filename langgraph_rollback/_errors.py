@@ -42,6 +42,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from langgraph_rollback._in_flight_text import (
+    process_words,
+    resolving_text,
+    running_text,
+)
+
 __all__ = [
     "AmbiguousTargetError",
     "CheckpointNotFoundError",
@@ -167,12 +173,16 @@ class SerializationError(RollbackError, TypeError):
     Attributes:
         tool: The tool whose effect the value belongs to.
         field: What the value is (`"args.path"`, `"result"`, `"before"`, ...).
+        effect_id: The row a refused payload was read from (None when writing).
     """
 
-    def __init__(self, message: str, *, tool: str, field: str) -> None:
+    def __init__(
+        self, message: str, *, tool: str, field: str, effect_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.tool = tool
         self.field = field
+        self.effect_id = effect_id
 
 
 class ObservationError(RollbackError):
@@ -287,40 +297,16 @@ class EffectInFlightError(RollbackError):
         rollback: bool = False,
         resolving: Literal["call", "inverse"] | None = None,
     ) -> None:
-        where = "in this process" if owner is None else f"by {_process_words(owner)}"
+        where = "in this process" if owner is None else f"by {process_words(owner)}"
         if resolving is not None:
-            text = _resolving_text(effect_id, tool, thread_id, where, resolving)
+            text = resolving_text(effect_id, tool, thread_id, where, resolving)
         else:
-            text = _running_text(effect_id, tool, thread_id, where, rollback)
+            text = running_text(effect_id, tool, thread_id, where, rollback)
         super().__init__(text)
         self.effect_id = effect_id
         self.tool = tool
         self.thread_id = thread_id
         self.owner = owner
-
-
-def _running_text(
-    effect_id: str, tool: str, thread_id: str, where: str, rollback: bool
-) -> str:
-    """`EffectInFlightError`'s message for a replay or a rollback."""
-    if rollback:
-        what = (
-            "the thread is not rolled back while its call may still act. Fix: "
-            "wait for the run to finish (or its process to end), then roll "
-            "back again"
-        )
-    else:
-        what = (
-            "an earlier attempt of the call has not finished, so it is not "
-            "started again. Fix: wait for that run to finish (or its process "
-            "to end), then resume"
-        )
-    return (
-        f"Effect {effect_id} ({tool!r} on thread {thread_id!r}) is still "
-        f"being performed {where}: {what}; if the process is gone, its "
-        "outcome is settled then by `observe` or "
-        f"`saver.resolve_effect(config, {effect_id!r}, applied=...)`."
-    )
 
 
 class UnrecordedCallWarning(UserWarning):
@@ -595,31 +581,3 @@ class RollbackFailedError(RollbackError):
     def __init__(self, report: object, message: str) -> None:
         super().__init__(message)
         self.report = report
-
-
-def _resolving_text(
-    effect_id: str, tool: str, thread_id: str, where: str, what: str
-) -> str:
-    """`EffectInFlightError`'s message for `resolve_effect` on a running call."""
-    if what == "inverse":
-        subject = (
-            f"The inverse of effect {effect_id} ({tool!r} on thread {thread_id!r})"
-        )
-        outcome = "compensated="
-    else:
-        subject = f"Effect {effect_id} ({tool!r} on thread {thread_id!r})"
-        outcome = "applied="
-    return (
-        f"{subject} is still being performed {where}, so its outcome is not "
-        f"resolved by hand: it may still act, and a resolution now could start "
-        f"it a second time. Fix: wait for it to end (its outcome is recorded "
-        f"then); only if its process is gone, check the target and pass "
-        f"{outcome}True|False."
-    )
-
-
-def _process_words(owner: str) -> str:
-    """`host#pid#start` as a person reads it: "process 123 on host web-1"."""
-    host, _, rest = owner.partition("#")
-    pid = rest.partition("#")[0] or "?"
-    return f"process {pid} on host {host.split('|')[0] or '?'}"

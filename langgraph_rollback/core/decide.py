@@ -17,7 +17,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback.core.codec import normalize
+from langgraph_rollback.core.codec import normalize, same
 from langgraph_rollback.core.ops import Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.text import clip
@@ -163,7 +163,7 @@ def _decide_observed(
     key = target_key(definition, effect.args)
     expected_now = predicted.get(key, current)
     status = effect.status
-    if status is EffectStatus.PENDING and expected_now == effect.before:
+    if status is EffectStatus.PENDING and same(expected_now, effect.before):
         # Intent without outcome, target unchanged: it never landed.
         return skip(
             effect,
@@ -173,39 +173,15 @@ def _decide_observed(
             current,
         ).model_copy(update={"observed": True})
     undoing = status in (EffectStatus.COMPENSATING, EffectStatus.COMPENSATION_FAILED)
-    if undoing and expected_now == effect.before and expected_now != effect.after:
-        # An earlier rollback's inverse took effect before it stopped.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.ALREADY_COMPENSATED,
-            reason="an earlier rollback's inverse already restored it",
-            current=current,
-            observed=True,
-        )
-    if undoing and effect.after_observed and expected_now != effect.after:
-        # An earlier inverse acted in part, then raised or was cut off (its
-        # call no longer runs: see `plan._still_running`): rolling back again
-        # continues, so its inverse runs again over what it left.
-        predicted[key] = effect.before
-        return PlannedStep(
-            effect=effect,
-            decision=Decision.UNDO,
-            reason=(
-                f"{definition.kind.value}; undo with {_fn_name(definition.undo)} "
-                "again: an earlier inverse left the target part-way (found "
-                f"{_short(expected_now)}, neither {_short(effect.before)} as "
-                f"before nor {_short(effect.after)} as after the call)"
-            ),
-            current=current,
-            observed=True,
-            resumes=True,
-            resumed_at=expected_now,
-        )
+    if undoing:
+        earlier = _after_an_earlier_inverse(effect, definition, expected_now, current)
+        if earlier is not None:
+            predicted[key] = effect.before
+            return earlier
     if (
         status is not EffectStatus.PENDING
         and effect.after_observed
-        and expected_now != effect.after
+        and not same(expected_now, effect.after)
     ):
         return PlannedStep(
             effect=effect,
@@ -225,6 +201,41 @@ def _decide_observed(
         current=current,
         observed=True,
     )
+
+
+def _after_an_earlier_inverse(
+    effect: Effect, definition: ToolDefinition, expected_now: Any, current: Any
+) -> PlannedStep | None:
+    """The step for an effect an earlier rollback claimed, when what the
+    target reads settles it; None to decide as for any other effect."""
+    if same(expected_now, effect.before) and not same(expected_now, effect.after):
+        # An earlier rollback's inverse took effect before it stopped.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.ALREADY_COMPENSATED,
+            reason="an earlier rollback's inverse already restored it",
+            current=current,
+            observed=True,
+        )
+    if effect.after_observed and not same(expected_now, effect.after):
+        # An earlier inverse acted in part, then raised or was cut off (its
+        # call no longer runs: see `plan._still_running`): rolling back again
+        # continues, so its inverse runs again over what it left.
+        return PlannedStep(
+            effect=effect,
+            decision=Decision.UNDO,
+            reason=(
+                f"{definition.kind.value}; undo with {_fn_name(definition.undo)} "
+                "again: an earlier inverse left the target part-way (found "
+                f"{_short(expected_now)}, neither {_short(effect.before)} as "
+                f"before nor {_short(effect.after)} as after the call)"
+            ),
+            current=current,
+            observed=True,
+            resumes=True,
+            resumed_at=expected_now,
+        )
+    return None
 
 
 def _decide_unobserved(

@@ -98,12 +98,27 @@ def resolve_flow(
             expected=effect.status.value,
         )
     decided = {"applied": applied, "compensated": compensated}
+    yield from _audit(effect, resolved, row.attempt, by, reason, decided, result)
+    return resolved
+
+
+def _audit(
+    effect: Effect,
+    resolved: Effect,
+    attempt: int,
+    by: str | None,
+    reason: str | None,
+    decided: dict[str, bool | None],
+    result: Any,
+) -> Flow[None]:
+    """Keep the resolution in the audit trail."""
+    key = f"{effect.id}\0{attempt}\0{effect.status.value}\0{resolved.updated_at}"
     yield from keep(
-        thread_id,
+        effect.thread_id,
         AuditAction.RESOLVE,
-        key=f"{effect_id}\0{row.attempt}\0{effect.status.value}\0{resolved.updated_at}",
+        key=key,
         by=by or UNKNOWN,
-        effect_ids=[effect_id],
+        effect_ids=[effect.id],
         reason=reason,
         overrode=f"status {effect.status.value}"
         + ("" if effect.result_known else ", result unknown"),
@@ -113,7 +128,6 @@ def resolve_flow(
             "status": resolved.status.value,
         },
     )
-    return resolved
 
 
 class _Unset:
@@ -183,7 +197,12 @@ def _resolve_result(
             "result=<what the call returned>, found in the outside world."
         )
     outcome = decode_payload(
-        serde, row.outcome_type, row.outcome, tool=effect.tool, field="outcome"
+        serde,
+        row.outcome_type,
+        row.outcome,
+        tool=effect.tool,
+        field="outcome",
+        effect_id=row.effect_id,
     )
     notes = [*outcome.get("notes", []), f"result resolved {who}"]
     return applied_changes(

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import _ainternal
@@ -27,6 +28,7 @@ from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
+from langgraph_rollback._redact import redacted_error
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
     AuditRow,
@@ -58,9 +60,13 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
+    FIRST_PAGE,
+    LAST_PAGE,
     LEGACY_KEYS,
+    follow_parents,
     pending_migrations,
     select_sql,
     update_sql,
@@ -148,9 +154,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 await saver.setup()
             ```
         """
-        async with await AsyncConnection.connect(
-            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
+        async with await _connect(conn_string) as conn:
             if pipeline:
                 async with conn.pipeline() as pipe:
                     saver = cls(conn, pipe, serde, registry=registry, guard=guard)
@@ -207,6 +211,11 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         await cur.execute(text, params)
                     await cur.execute(LEGACY_KEYS)
                     self.legacy_keys = bool(await cur.fetchall())
+                    if (fresh := new_key(self.ledger_codec)) is not None:
+                        await cur.execute(insert_key_sql("%s", postgres=True), fresh)
+                        await cur.execute(SELECT_KEY)
+                        key = read_key(self.ledger_codec, await cur.fetchone())
+                        self._keep_digest_key(key)
             finally:
                 await self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:
@@ -418,19 +427,19 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         newest first (`sql.ANCESTRY_PAGE`), each a few times the last."""
         links: list[CheckpointLink] = []
         need: str | None = op.start
-        below, limit = op.start, _FIRST_PAGE
+        below, limit = op.start, FIRST_PAGE
         while need is not None:
             page = {"thread": op.thread_id, "below": below, "limit": limit}
             rows = await self._read(sql.ANCESTRY_PAGE, page)
             if below == need and (not rows or rows[0][0] != need):
                 break  # gone (pruned, deleted): the walk ends, as at a root
-            need = _follow(rows, need, op.stop, links)
+            need = follow_parents(rows, need, op.stop, links)
             if need is not None and len(rows) == limit:
-                below, limit = str(rows[-1][0]), min(limit * 4, _LAST_PAGE)
+                below, limit = str(rows[-1][0]), min(limit * 4, LAST_PAGE)
             elif need is not None:
                 # Not below: gone, or its id sorts above its child's (ids
                 # from clocks out of step). Look from it down.
-                below, limit = need, _FIRST_PAGE
+                below, limit = need, FIRST_PAGE
         return links
 
     async def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
@@ -586,26 +595,12 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             return list(await cur.fetchall())
 
 
-_FIRST_PAGE = 64
-_LAST_PAGE = 4096
-"""Rows of the first and largest `sql.ANCESTRY_PAGE` of a walk."""
-
-
-def _follow(
-    rows: Sequence[tuple[Any, ...]],
-    need: str,
-    stop: str,
-    links: list[CheckpointLink],
-) -> str | None:
-    """Follow parents through `rows` (newest first) from `need`, appending
-    each link; return the next checkpoint to find (None: the walk is over,
-    at `stop`, a copy of it, or a root)."""
-    for row in rows:
-        if row[0] != need:
-            continue  # another branch, or the duplicate first row of a page
-        link = CheckpointLink.from_row(*row)
-        links.append(link)
-        if link.stands_for(stop) or link.parent_id is None:
-            return None
-        need = link.parent_id
-    return need
+async def _connect(conn_string: str) -> AsyncConnection[DictRow]:
+    """Connect as upstream's `from_conn_string` does; a failure's message
+    never holds the URL's password (libpq echoes a URL it cannot parse)."""
+    try:
+        return await AsyncConnection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as exc:
+        raise redacted_error(exc, conn_string) from None

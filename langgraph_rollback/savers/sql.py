@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langgraph_rollback._errors import LedgerSchemaError
 from langgraph_rollback.core.ledger import COLUMNS
-from langgraph_rollback.core.ops import Select, Update
+from langgraph_rollback.core.ops import CheckpointLink, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 
 __all__ = [
+    "FIRST_PAGE",
+    "LAST_PAGE",
     "LEGACY_KEYS",
     "SELECT_COLUMNS",
+    "follow_parents",
     "pending_migrations",
     "select_sql",
     "update_sql",
@@ -144,3 +148,28 @@ def pending_migrations(
         out += [(part.strip(), ()) for part in migrations[version].split(";")]
         out.append((f"INSERT INTO lgrb_migrations (v) VALUES ({mark})", (version,)))
     return [(text, params) for text, params in out if text]
+
+
+FIRST_PAGE = 64
+LAST_PAGE = 4096
+"""Rows of the first and largest `sql.ANCESTRY_PAGE` of a walk."""
+
+
+def follow_parents(
+    rows: Sequence[tuple[Any, ...]],
+    need: str,
+    stop: str,
+    links: list[CheckpointLink],
+) -> str | None:
+    """Follow parents through `rows` (newest first) from `need`, appending
+    each link; return the next checkpoint to find (None: the walk is over,
+    at `stop`, a copy of it, or a root)."""
+    for row in rows:
+        if row[0] != need:
+            continue  # another branch, or the duplicate first row of a page
+        link = CheckpointLink.from_row(*row)
+        links.append(link)
+        if link.stands_for(stop) or link.parent_id is None:
+            return None
+        need = link.parent_id
+    return need

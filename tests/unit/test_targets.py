@@ -508,9 +508,9 @@ def test_run_start_after_a_resume_under_another_run_id_is_the_same_input() -> No
 def test_the_command_input_task_id_and_resume_channel_are_langgraph_s() -> None:
     from langgraph._internal._constants import NULL_TASK_ID, RESUME
 
-    from langgraph_rollback.core import targets
+    from langgraph_rollback.core import runs
 
-    assert (targets.NULL_TASK_ID, targets.RESUME) == (NULL_TASK_ID, RESUME)
+    assert (runs.NULL_TASK_ID, runs.RESUME) == (NULL_TASK_ID, RESUME)
 
 
 def test_before_node_of_an_unknown_node_lists_the_nodes_that_ran() -> None:
