@@ -85,7 +85,7 @@ def record_tool_call(request: Any, execute: Callable[[Any], Any]) -> Any:
         definition,
         dict(request.tool_call.get("args") or {}),
         tool_call_id=request.tool_call.get("id"),
-        serde=ctx.store.serde,
+        serde=ctx.store.ledger_codec,
     )
     return run_sync(flow, ctx.store, perform=lambda: execute(request))
 
@@ -103,6 +103,6 @@ async def arecord_tool_call(
         definition,
         dict(request.tool_call.get("args") or {}),
         tool_call_id=request.tool_call.get("id"),
-        serde=ctx.store.serde,
+        serde=ctx.store.ledger_codec,
     )
     return await run_async(flow, ctx.store, perform=lambda: execute(request))

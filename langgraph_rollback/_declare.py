@@ -449,7 +449,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
                 definition,
                 values,
                 tool_call_id=None,
-                serde=ctx.store.serde,
+                serde=ctx.store.ledger_codec,
                 defaulted=defaulted,
             )
             return await run_async(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
@@ -468,7 +468,7 @@ def _wrap_function(fn: Callable[..., Any], definition: ToolDefinition) -> Any:
             definition,
             values,
             tool_call_id=None,
-            serde=ctx.store.serde,
+            serde=ctx.store.ledger_codec,
             defaulted=defaulted,
         )
         return run_sync(flow, ctx.store, perform=lambda: fn(*args, **kwargs))
@@ -519,7 +519,7 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             definition,
             tool_args(self, args, kwargs),
             tool_call_id=tool_call_id_for(self),
-            serde=ctx.store.serde,
+            serde=ctx.store.ledger_codec,
         )
         return run_sync(
             flow, ctx.store, perform=lambda: parent__run(self, *args, **kwargs)
@@ -535,7 +535,7 @@ def _wrap_tool(tool: BaseTool, definition: ToolDefinition) -> BaseTool:
             definition,
             tool_args(self, args, kwargs),
             tool_call_id=tool_call_id_for(self),
-            serde=ctx.store.serde,
+            serde=ctx.store.ledger_codec,
         )
         return await run_async(
             flow, ctx.store, perform=lambda: parent__arun(self, *args, **kwargs)

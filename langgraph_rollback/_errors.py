@@ -173,12 +173,16 @@ class SerializationError(RollbackError, TypeError):
     Attributes:
         tool: The tool whose effect the value belongs to.
         field: What the value is (`"args.path"`, `"result"`, `"before"`, ...).
+        effect_id: The row a refused payload was read from (None when writing).
     """
 
-    def __init__(self, message: str, *, tool: str, field: str) -> None:
+    def __init__(
+        self, message: str, *, tool: str, field: str, effect_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.tool = tool
         self.field = field
+        self.effect_id = effect_id
 
 
 class ObservationError(RollbackError):

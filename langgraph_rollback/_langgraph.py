@@ -176,6 +176,7 @@ def _task_context(
         resumed=_resumed(conf.get(CONFIG_KEY_SCRATCHPAD)),
         digest_key=saver.digest_key(),
         legacy_keys=saver.legacy_keys,
+        unkeyed_keys=saver.unkeyed_keys,
         in_flight_wait=saver.in_flight_wait,
         inside=container_effect_id(),
         step=_step(config),

@@ -187,7 +187,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             thread_id,
             target,
             registry=registry,
-            serde=saver.serde,
+            serde=saver.ledger_codec,
             head=head,
             in_run=True,
         )
@@ -201,7 +201,7 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             plan,
             policies=policies,
             registry=registry,
-            serde=saver.serde,
+            serde=saver.ledger_codec,
             rollback_id=rollback_id,
             restore=None,
             started_at=started,

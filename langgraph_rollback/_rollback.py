@@ -243,7 +243,11 @@ def _planning(
         target = yield from target_flow(selector, thread_id, head=None, voice=voice)
         return (
             yield from plan_flow(
-                thread_id, target, registry=registry, serde=saver.serde, voice=voice
+                thread_id,
+                target,
+                registry=registry,
+                serde=saver.ledger_codec,
+                voice=voice,
             )
         )
 
@@ -265,7 +269,7 @@ def _rolling_back(
         holder=new_holder(),
         policies=policies,
         registry=registry if registry is not None else saver.registry,
-        serde=saver.serde,
+        serde=saver.ledger_codec,
         voice=voice,
     )
     return saver, flow

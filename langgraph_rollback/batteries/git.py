@@ -387,7 +387,11 @@ class GitWorkspace:
             if ctx is None or inside_effect():
                 return None
             return ctx, record_flow(
-                ctx, DEFINITION, dict(args), tool_call_id=None, serde=ctx.store.serde
+                ctx,
+                DEFINITION,
+                dict(args),
+                tool_call_id=None,
+                serde=ctx.store.ledger_codec,
             )
 
         if inspect.iscoroutinefunction(fn):

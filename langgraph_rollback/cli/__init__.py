@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from langgraph_rollback._errors import RollbackError
+from langgraph_rollback._redact import redact
 from langgraph_rollback.cli._common import CliError
 from langgraph_rollback.cli._parser import build_parser
 
@@ -41,6 +42,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         code: int = args.run(args, stream)
     except (CliError, RollbackError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {redact(str(exc), getattr(args, 'db', None))}\n")
         return 2
     return code

@@ -21,6 +21,7 @@ from langgraph_rollback.cli._common import (
     CliError,
     _connecting,
     _is_postgres,
+    _redact,
     graph_from_args,
     open_saver,
     operator,
@@ -233,5 +234,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         return 0
     with open_saver(args.db, create=True) as saver:
         saver.setup()  # type: ignore[attr-defined]
-    out.write(f"{args.db}: LangGraph's and the ledger's tables are up to date.\n")
+    out.write(
+        f"{_redact(args.db)}: LangGraph's and the ledger's tables are up to date.\n"
+    )
     return 0

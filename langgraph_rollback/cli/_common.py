@@ -6,7 +6,6 @@ import argparse
 import getpass
 import importlib
 import inspect
-import re
 import sqlite3
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any, TextIO, cast
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from langgraph_rollback._redact import redact
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
 
@@ -35,9 +35,9 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
     never creates tables in it.
     """
     missing = CliError(
-        f"{db}: no ledger tables here. Fix: pass the database your graph's "
-        "rollback saver writes, or create the tables with "
-        f"`langgraph-rollback migrate {db}`."
+        f"{_redact(db)}: no ledger tables here. Fix: pass the database your "
+        "graph's rollback saver writes, or create the tables with "
+        f"`langgraph-rollback migrate {_redact(db)}`."
     )
     if _is_postgres(db):
         from langgraph_rollback.postgres import PostgresRollbackSaver
@@ -89,19 +89,19 @@ def _connecting(db: str) -> Iterator[None]:
 
     try:
         yield
-    except psycopg.OperationalError as exc:
-        first = (
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        )
+    except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:
+        # ProgrammingError: a URL libpq cannot parse, which it echoes whole.
+        text = redact(str(exc), db).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise CliError(
             f"cannot reach {_redact(db)}: {first}. Fix: check the URL, and that "
             "the server is running and accepts connections."
-        ) from exc
+        ) from None
 
 
 def _redact(url: str) -> str:
-    """`url` without its password."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """`url` without its password (`langgraph_rollback._redact`)."""
+    return redact(url)
 
 
 def _import_attr(option: str, spec: str) -> Any:

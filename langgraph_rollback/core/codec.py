@@ -1,8 +1,10 @@
 """Ledger payloads: what goes into the `intent`, `outcome` and `undo` columns.
 
 Each payload is a dict (`{"args": ..., "before": ...}`, `{"result": ...,
-"after": ...}`, ...) encoded with the saver's serde. Nothing here touches a
-database.
+"after": ...}`, ...) encoded with the saver's ledger codec
+(`core.ledger_codec.LedgerCodec`), never with a checkpoint serde: a serde
+passed here is turned into the codec it implies (its cipher and its
+`allowed_msgpack_modules`). Nothing here touches a database.
 """
 
 from __future__ import annotations
@@ -13,29 +15,51 @@ from typing import Any
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import SerializationError
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 
-__all__ = ["decode_payload", "encode_payload", "normalize", "storable_or"]
+__all__ = [
+    "decode_payload",
+    "encode_payload",
+    "encode_with",
+    "ledger_codec_of",
+    "normalize",
+    "same",
+    "storable_or",
+]
+
+
+def ledger_codec_of(serde: SerializerProtocol) -> LedgerCodec:
+    """`serde` if it is a ledger codec, else the codec it implies."""
+    if isinstance(serde, LedgerCodec):
+        return serde
+    return LedgerCodec.for_serde(serde)
 
 
 def encode_payload(
     serde: SerializerProtocol, value: Mapping[str, Any], *, tool: str
 ) -> tuple[str, bytes]:
-    """Serialise a payload with the saver's serde.
+    """Serialise a payload with the ledger codec.
 
     Raises:
         SerializationError: Naming the first field (`argument 'name'`,
-            `result`, `before`, `after`) the serde cannot encode.
+            `result`, `before`, `after`) the codec refuses, and the fix.
     """
+    return encode_with(ledger_codec_of(serde), value, tool=tool)
+
+
+def encode_with(
+    codec: SerializerProtocol, value: Mapping[str, Any], *, tool: str
+) -> tuple[str, bytes]:
+    """`encode_payload` with exactly this serializer (argument digests use
+    one of their own, so call keys stay what they were)."""
     try:
-        return serde.dumps_typed(dict(value))
+        return codec.dumps_typed(dict(value))
     except Exception as exc:
-        field_name, bad = _find_unserializable(serde, value)
+        field_name, bad = _find_unserializable(codec, value)
         raise SerializationError(
             f"Tool {tool!r}: {field_name} is a {type(bad).__name__}, which the "
-            f"saver's serializer cannot store ({exc}). The ledger must record it "
-            "so the effect can be replayed and undone. Fix: pass plain data "
-            "(str, int, float, bool, None, lists, dicts, datetimes, pydantic "
-            "models or dataclasses) instead.",
+            f"ledger cannot store: {exc}. The ledger must record it exactly "
+            "so the effect can be replayed and undone.",
             tool=tool,
             field=field_name,
         ) from exc
@@ -66,59 +90,91 @@ def decode_payload(
     *,
     tool: str,
     field: str,
+    effect_id: str | None = None,
 ) -> dict[str, Any]:
-    """Load a stored payload, refusing anything pickled.
+    """Load a stored payload with the ledger codec's allow-list.
 
-    Pickle runs arbitrary code on load; a ledger row carrying one was not
-    written by this library (which never enables pickle), so it is refused
-    whatever the saver's serde would allow.
+    Nothing a row names is imported or called unless it is on the list;
+    pickle (which runs arbitrary code on load) is refused whatever the
+    saver's serde would allow, since this library never writes it.
 
     Raises:
-        SerializationError: The payload is pickled, or cannot be decoded.
+        SerializationError: The payload is not one the codec writes (pickle,
+            JSON, a type not on the list, too large, truncated, unencrypted
+            under a cipher), naming the row.
     """
     if type_ is None or data is None:
         return {}
+    which = f"effect {effect_id} ({tool!r})" if effect_id else f"a {tool!r} effect"
     if "pickle" in type_.lower():
         raise SerializationError(
-            f"Refusing to load the {field} of a {tool!r} effect: it is stored as "
+            f"Refusing to load the {field} of {which}: it is stored as "
             f"{type_!r}, and unpickling runs arbitrary code. This library never "
             "writes pickle, so the row was written by something else. Fix: "
             "inspect and delete the row; never enable pickle for the ledger.",
             tool=tool,
             field=field,
+            effect_id=effect_id,
         )
     try:
-        value = serde.loads_typed((type_, data))
+        value = ledger_codec_of(serde).loads_typed((type_, data))
     except Exception as exc:
         raise SerializationError(
-            f"Cannot decode the {field} of a {tool!r} effect ({type_!r}): {exc}. "
-            "Fix: open the database with the serde (and encryption key) it was "
-            "written with.",
+            f"Cannot decode the {field} of {which} ({type_!r}): {exc}. Nothing "
+            "it names was imported or run. Fix: open the database with the serde "
+            "(and encryption key) it was written with; if it was, the row was "
+            "not written by this library: inspect and delete it.",
             tool=tool,
             field=field,
-        ) from exc
+            effect_id=effect_id,
+        ) from None
     if not isinstance(value, dict):
         raise SerializationError(
-            f"The {field} of a {tool!r} effect is a {type(value).__name__}, not "
+            f"The {field} of {which} is a {type(value).__name__}, not "
             "a ledger payload. Fix: inspect and delete the row.",
             tool=tool,
             field=field,
+            effect_id=effect_id,
         )
     return value
 
 
 def normalize(serde: SerializerProtocol, value: Any) -> Any:
-    """`value` as it reads back from the ledger (tuples become lists, ...)."""
+    """`value` as it reads back from the ledger (a copy of it)."""
+    codec = ledger_codec_of(serde)
     try:
-        return serde.loads_typed(serde.dumps_typed(value))
+        return codec.loads_typed(codec.dumps_typed(value))
     except Exception:
         return value
 
 
 def storable_or(serde: SerializerProtocol, value: Any, default: Any) -> Any:
-    """`value` if the serde can store it, else `default`."""
+    """`value` if the ledger can store it, else `default`."""
     try:
-        serde.dumps_typed(value)
+        ledger_codec_of(serde).dumps_typed(value)
     except Exception:
         return default
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two observations of a target are the same state.
+
+    Plain equality, except that NaN equals NaN (an observation holding one
+    would otherwise never match itself), and a tuple equals the list with
+    its items: rows written before the ledger codec kept tuples hold lists.
+    """
+    return bool(a == b) or _loose(a) == _loose(b)
+
+
+_NAN = ("__nan__",)
+
+
+def _loose(value: Any) -> Any:
+    if isinstance(value, float) and value != value:
+        return _NAN
+    if isinstance(value, (list, tuple)):
+        return [_loose(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _loose(v) for k, v in value.items()}
     return value

@@ -17,7 +17,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from pydantic import BaseModel, ConfigDict
 
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback.core.codec import normalize
+from langgraph_rollback.core.codec import normalize, same
 from langgraph_rollback.core.ops import Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.text import clip
@@ -163,7 +163,7 @@ def _decide_observed(
     key = target_key(definition, effect.args)
     expected_now = predicted.get(key, current)
     status = effect.status
-    if status is EffectStatus.PENDING and expected_now == effect.before:
+    if status is EffectStatus.PENDING and same(expected_now, effect.before):
         # Intent without outcome, target unchanged: it never landed.
         return skip(
             effect,
@@ -181,7 +181,7 @@ def _decide_observed(
     if (
         status is not EffectStatus.PENDING
         and effect.after_observed
-        and expected_now != effect.after
+        and not same(expected_now, effect.after)
     ):
         return PlannedStep(
             effect=effect,
@@ -208,7 +208,7 @@ def _after_an_earlier_inverse(
 ) -> PlannedStep | None:
     """The step for an effect an earlier rollback claimed, when what the
     target reads settles it; None to decide as for any other effect."""
-    if expected_now == effect.before and expected_now != effect.after:
+    if same(expected_now, effect.before) and not same(expected_now, effect.after):
         # An earlier rollback's inverse took effect before it stopped.
         return PlannedStep(
             effect=effect,
@@ -217,7 +217,7 @@ def _after_an_earlier_inverse(
             current=current,
             observed=True,
         )
-    if effect.after_observed and expected_now != effect.after:
+    if effect.after_observed and not same(expected_now, effect.after):
         # An earlier inverse acted in part, then raised or was cut off (its
         # call no longer runs: see `plan._still_running`): rolling back again
         # continues, so its inverse runs again over what it left.

@@ -34,7 +34,7 @@ from typing import Any
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-from langgraph_rollback.core.codec import encode_payload
+from langgraph_rollback.core.codec import encode_with
 from langgraph_rollback.core.task import TaskContext
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "canonical",
     "effect_id_for",
     "legacy_call_key",
+    "unkeyed_call_key",
 ]
 
 KEY_FORMAT = "v2"
@@ -101,9 +102,7 @@ def args_digest(tool: str, args: Mapping[str, Any], *, key: bytes | None = None)
     Raises `SerializationError` for unstorable arguments, before anything
     runs. With `key`, an HMAC-SHA256 under that key.
     """
-    type_, data = encode_payload(
-        _DIGEST_SERDE, {"args": canonical(dict(args))}, tool=tool
-    )
+    type_, data = encode_with(_DIGEST_SERDE, {"args": canonical(dict(args))}, tool=tool)
     message = type_.encode() + b"\0" + data
     if key is not None:
         return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
@@ -132,10 +131,20 @@ def call_key_base(
     ctx: TaskContext, tool: str, args: Mapping[str, Any], tool_call_id: str | None
 ) -> str:
     """A call key without its ordinal (`call_key_for`)."""
-    digest = args_digest(tool, args, key=ctx.digest_key)
+    return _v2_key(tool, args_digest(tool, args, key=ctx.digest_key), tool_call_id)
+
+
+def _v2_key(tool: str, digest: str, tool_call_id: str | None) -> str:
     if tool_call_id is not None:
         return f"{KEY_FORMAT}:call:{tool_call_id}:{tool}:{digest}"
     return f"{KEY_FORMAT}:{tool}:{digest}"
+
+
+def unkeyed_call_key(
+    tool: str, args: Mapping[str, Any], tool_call_id: str | None, ordinal: int
+) -> str:
+    """The `v2:` key the same call had before the database had a digest key."""
+    return f"{_v2_key(tool, args_digest(tool, args), tool_call_id)}#{ordinal}"
 
 
 def legacy_call_key(
@@ -144,6 +153,6 @@ def legacy_call_key(
     """The key the same call had before `v2:` keys (unsalted, uncanonical)."""
     if tool_call_id is not None:
         return f"call:{tool_call_id}"
-    type_, data = encode_payload(_DIGEST_SERDE, {"args": args}, tool=tool)
+    type_, data = encode_with(_DIGEST_SERDE, {"args": args}, tool=tool)
     digest = hashlib.sha256(type_.encode() + b"\0" + data).hexdigest()[:16]
     return f"{tool}:{digest}#{ordinal}"

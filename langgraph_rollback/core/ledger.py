@@ -155,7 +155,9 @@ def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:
     """Decode a stored row into the public `Effect` model."""
 
     def load(type_: str | None, data: bytes | None, field: str) -> dict[str, Any]:
-        return decode_payload(serde, type_, data, tool=row.tool, field=field)
+        return decode_payload(
+            serde, type_, data, tool=row.tool, field=field, effect_id=row.effect_id
+        )
 
     return effect_of(
         row,

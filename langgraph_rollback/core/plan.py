@@ -36,6 +36,7 @@ from langgraph_rollback._errors import (
     NotAnAncestorError,
 )
 from langgraph_rollback._models import Effect, EffectStatus
+from langgraph_rollback.core.codec import same
 from langgraph_rollback.core.decide import Decision, PlannedStep, decide, skip
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row
 from langgraph_rollback.core.ops import (
@@ -288,7 +289,7 @@ def _settled_by_containers(steps: list[PlannedStep]) -> list[PlannedStep]:
             step.decision is Decision.CONFLICT
             and effect.inside in undone
             and step.observed
-            and step.current == effect.before
+            and same(step.current, effect.before)
         ):
             step = PlannedStep(
                 effect=effect,

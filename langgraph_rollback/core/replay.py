@@ -36,12 +36,13 @@ from langgraph_rollback._errors import (
 )
 from langgraph_rollback._models import EffectStatus
 from langgraph_rollback.core.call import PENDING, Call, applied_changes, perform
-from langgraph_rollback.core.codec import decode_payload
+from langgraph_rollback.core.codec import decode_payload, same
 from langgraph_rollback.core.identity import (
     KEY_FORMAT,
     call_key_base,
     effect_id_for,
     legacy_call_key,
+    unkeyed_call_key,
 )
 from langgraph_rollback.core.ledger import LedgerRow, utcnow
 from langgraph_rollback.core.ops import (
@@ -98,12 +99,26 @@ def earlier_row(call: Call) -> Flow[LedgerRow | None]:
         with_defaults = yield from _with_defaults(call)
         if with_defaults is not None:
             return with_defaults
-    if not ctx.legacy_keys:
-        return None
-    old_key = legacy_call_key(call.tool, call.args, call.tool_call_id, call.ordinal)
-    old_id = effect_id_for(ctx.task_ns, ctx.task_id, old_key)
-    rows = yield from do(Select(EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)))
-    return rows[0] if rows else None
+    for old_key in _older_keys(call):
+        old_id = effect_id_for(ctx.task_ns, ctx.task_id, old_key)
+        query = EffectQuery(thread_id=ctx.thread_id, effect_id=old_id)
+        rows = yield from do(Select(query))
+        if rows:
+            return rows[0]
+    return None
+
+
+def _older_keys(call: Call) -> list[str]:
+    """Keys the same call had under older formats this ledger may hold:
+    `v2:` before the database's digest key, and before `v2:`."""
+    ctx = call.ctx
+    args = (call.tool, call.args, call.tool_call_id, call.ordinal)
+    keys = []
+    if ctx.unkeyed_keys and ctx.digest_key is not None:
+        keys.append(unkeyed_call_key(*args))
+    if ctx.legacy_keys:
+        keys.append(legacy_call_key(*args))
+    return keys
 
 
 def _with_defaults(call: Call) -> Flow[LedgerRow | None]:
@@ -409,8 +424,9 @@ def _reconcile(
         existing.intent,
         tool=call.tool,
         field="intent",
+        effect_id=existing.effect_id,
     )
-    if before == intent_then.get("before"):
+    if same(before, intent_then.get("before")):
         return
     note = (
         "reconciled: the outcome was never recorded, and observe() showed the "
@@ -466,7 +482,12 @@ def _restart(
 
 def _recorded_result(call: Call, row: LedgerRow) -> Any:
     outcome = decode_payload(
-        call.serde, row.outcome_type, row.outcome, tool=row.tool, field="outcome"
+        call.serde,
+        row.outcome_type,
+        row.outcome,
+        tool=row.tool,
+        field="outcome",
+        effect_id=row.effect_id,
     )
     if "unrecordable" in outcome:
         raise SerializationError(

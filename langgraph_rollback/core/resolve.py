@@ -197,7 +197,12 @@ def _resolve_result(
             "result=<what the call returned>, found in the outside world."
         )
     outcome = decode_payload(
-        serde, row.outcome_type, row.outcome, tool=effect.tool, field="outcome"
+        serde,
+        row.outcome_type,
+        row.outcome,
+        tool=effect.tool,
+        field="outcome",
+        effect_id=row.effect_id,
     )
     notes = [*outcome.get("notes", []), f"result resolved {who}"]
     return applied_changes(

@@ -29,6 +29,7 @@ from typing import Protocol, TypeVar
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import StorageOp
 
 __all__ = ["AsyncLedgerStore", "FaultPoint", "LedgerStore", "Probe", "RollbackStore"]
@@ -69,6 +70,11 @@ class LedgerStore(Protocol):
     serde: SerializerProtocol
     probe: Probe | None
 
+    @property
+    def ledger_codec(self) -> LedgerCodec:
+        """How ledger payloads are written and read."""
+        ...
+
     def execute(self, op: StorageOp[R]) -> R:
         """Perform one storage operation and return its result."""
         ...
@@ -79,6 +85,11 @@ class AsyncLedgerStore(Protocol):
 
     serde: SerializerProtocol
     probe: Probe | None
+
+    @property
+    def ledger_codec(self) -> LedgerCodec:
+        """How ledger payloads are written and read."""
+        ...
 
     async def aexecute(self, op: StorageOp[R]) -> R:
         """Perform one storage operation and return its result."""

@@ -52,6 +52,8 @@ class TaskContext:
     """The database's key for argument digests (when payloads are encrypted)."""
     legacy_keys: bool = False
     """The ledger may hold call keys of the format before `v2:`."""
+    unkeyed_keys: bool = False
+    """The ledger may hold `v2:` keys made before its digest key."""
     in_flight_wait: float = 10.0
     """Seconds a replay waits for an earlier attempt still running here."""
     inside: str | None = None

@@ -29,7 +29,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.errors import GraphBubbleUp
 
 from langgraph_rollback._models import Effect, EffectStatus, Reversibility
-from langgraph_rollback.core.codec import encode_payload, normalize, storable_or
+from langgraph_rollback.core.codec import (
+    encode_payload,
+    normalize,
+    same,
+    storable_or,
+)
 from langgraph_rollback.core.ledger import utcnow
 from langgraph_rollback.core.ops import Flow, Notify, Observe, Outcome, Undo, Update, do
 from langgraph_rollback.core.plan import PlannedStep
@@ -205,9 +210,8 @@ def _drift(
     )
     if container is not None and effect.status is not EffectStatus.PENDING:
         observed = yield from do(Observe(definition.observe, effect.args, effect))
-        if (
-            observed.error is None
-            and normalize(run.serde, observed.value) == effect.before
+        if observed.error is None and same(
+            normalize(run.serde, observed.value), effect.before
         ):
             return _Restored(
                 f"restored by the inverse of {container.tool} (#{container.seq})"
@@ -223,7 +227,7 @@ def _drift(
     if observed.error is not None:
         return f"observe() raised {observed.error!r}; cannot tell whether the target changed"
     current = normalize(run.serde, observed.value)
-    if current == (step.resumed_at if step.resumes else effect.after):
+    if same(current, step.resumed_at if step.resumes else effect.after):
         return None
     return f"the target changed since planning (found {_short(current)})"
 
@@ -245,7 +249,7 @@ def _verify(effect: Effect, definition: ToolDefinition, run: Run) -> Flow[str | 
         )
     current = normalize(run.serde, observed.value)
     part = definition.restores or _whole
-    if part(current) == part(effect.before):
+    if same(part(current), part(effect.before)):
         return None
     return (
         "compensation unverified: after the inverse the target reads "

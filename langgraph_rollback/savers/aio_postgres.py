@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import _ainternal
@@ -27,6 +28,7 @@ from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
+from langgraph_rollback._redact import redacted_error
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
     AuditRow,
@@ -57,6 +59,7 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
     FIRST_PAGE,
@@ -150,9 +153,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 await saver.setup()
             ```
         """
-        async with await AsyncConnection.connect(
-            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
+        async with await _connect(conn_string) as conn:
             if pipeline:
                 async with conn.pipeline() as pipe:
                     saver = cls(conn, pipe, serde, registry=registry, guard=guard)
@@ -209,6 +210,11 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         await cur.execute(text, params)
                     await cur.execute(LEGACY_KEYS)
                     self.legacy_keys = bool(await cur.fetchall())
+                    if (fresh := new_key(self.ledger_codec)) is not None:
+                        await cur.execute(insert_key_sql("%s", postgres=True), fresh)
+                        await cur.execute(SELECT_KEY)
+                        key = read_key(self.ledger_codec, await cur.fetchone())
+                        self._keep_digest_key(key)
             finally:
                 await self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:
@@ -584,3 +590,14 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
         async with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             await cur.execute(text, params)
             return list(await cur.fetchall())
+
+
+async def _connect(conn_string: str) -> AsyncConnection[DictRow]:
+    """Connect as upstream's `from_conn_string` does; a failure's message
+    never holds the URL's password (libpq echoes a URL it cannot parse)."""
+    try:
+        return await AsyncConnection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as exc:
+        raise redacted_error(exc, conn_string) from None

@@ -52,6 +52,7 @@ from langgraph_rollback.core.config import (
     thread_id_of,
 )
 from langgraph_rollback.core.ledger import effect_from_row
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import (
     Begin,
     CopyCheckpoint,
@@ -118,9 +119,50 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
     running in this process (a cancelled run's sync tool in its thread), and
     for another rollback of the thread to release its lock."""
 
+    unkeyed_keys: bool = False
+    """Whether the ledger holds `v2:` keys made before its digest key (set
+    by `setup()`); replays then also look them up."""
+    _digest_key: bytes | None = None
+
     def digest_key(self) -> bytes | None:
-        """The key argument digests are made with (None: a plain SHA-256)."""
-        return None
+        """The key argument digests are made with (None: a plain SHA-256).
+
+        Under an `EncryptedSerializer`, the database's own key
+        (`savers.keys`), which `setup()` creates or reads.
+
+        Raises:
+            InvalidConfigError: The saver is not set up (an async saver
+                cannot set itself up here).
+        """
+        if self.ledger_codec.cipher is None:
+            return None
+        if self._digest_key is None:
+            self._load_digest_key()
+        return self._digest_key
+
+    def _load_digest_key(self) -> None:
+        """Set `_digest_key`; savers that can run `setup()` here do so."""
+        raise InvalidConfigError(
+            f"{type(self).__name__} under an EncryptedSerializer makes call keys "
+            "with the database's digest key, which setup() reads. Fix: "
+            "`await saver.setup()` in every process before running graphs."
+        )
+
+    def _keep_digest_key(self, key: tuple[bytes, bool] | None) -> None:
+        if key is not None:
+            self._digest_key, self.unkeyed_keys = key
+
+    @property
+    def ledger_codec(self) -> LedgerCodec:
+        """How ledger payloads are written and read (`core.ledger_codec`):
+        pickle-free, with an allow-list, encrypted with the cipher of an
+        `EncryptedSerializer` serde. Made from the serde the saver was built
+        with, so a clone with a wider checkpoint allowlist (LangGraph's
+        `with_allowlist`) keeps the same ledger codec."""
+        codec = self.__dict__.get("_ledger_codec")
+        if codec is None:
+            codec = self.__dict__["_ledger_codec"] = LedgerCodec.for_serde(self.serde)
+        return cast(LedgerCodec, codec)
 
     def _init_rollback(
         self,
@@ -129,6 +171,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         *,
         keeps_outcomes: bool = True,
     ) -> None:
+        self.__dict__["_ledger_codec"] = LedgerCodec.for_serde(self.serde)
         if registry is not None:
             self.registry = registry
         if guard is not None:
@@ -255,7 +298,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             holder=new_holder(),
             policies=Policies(),
             registry=self.registry,
-            serde=self.serde,
+            serde=self.ledger_codec,
             wait=self.deleted_run_wait,
         )
 
@@ -447,7 +490,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             by=by,
             reason=reason,
             registry=self.registry,
-            serde=self.serde,
+            serde=self.ledger_codec,
         )
 
 
@@ -552,7 +595,7 @@ def _row_id(op: StorageOp[Any]) -> str | None:
 
 def _list_flow(query: EffectQuery, saver: BaseRollbackSaver) -> Flow[list[Effect]]:
     rows = yield from do(Select(query))
-    return [effect_from_row(row, saver.serde) for row in rows]
+    return [effect_from_row(row, saver.ledger_codec) for row in rows]
 
 
 def _get_flow(thread_id: str, effect_id: str, saver: BaseRollbackSaver) -> Flow[Effect]:
@@ -560,7 +603,7 @@ def _get_flow(thread_id: str, effect_id: str, saver: BaseRollbackSaver) -> Flow[
     rows = yield from do(Select(query))
     if not rows:
         raise EffectNotFoundError(effect_id=effect_id, thread_id=thread_id)
-    return effect_from_row(rows[0], saver.serde)
+    return effect_from_row(rows[0], saver.ledger_codec)
 
 
 def mark_restored_copy(metadata: CheckpointMetadata) -> CheckpointMetadata:

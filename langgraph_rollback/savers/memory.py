@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -104,6 +105,10 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         self._heads: dict[str, str] = {}
         """Each thread's newest root checkpoint id, as last seen (a cache)."""
         self._heads_lock = threading.Lock()
+
+    def _load_digest_key(self) -> None:
+        # The ledger lives as long as the saver: one key of its own.
+        self._digest_key = os.urandom(32)
 
     def put(
         self,

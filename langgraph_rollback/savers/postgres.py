@@ -16,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, TypeVar, cast
 
+import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
 from langgraph.checkpoint.postgres import PostgresSaver, _internal
@@ -26,6 +27,7 @@ from psycopg.rows import DictRow, TupleRow, dict_row, tuple_row
 from psycopg_pool import ConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
+from langgraph_rollback._redact import redacted_error
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
     AuditRow,
@@ -56,6 +58,7 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
     FIRST_PAGE,
@@ -149,9 +152,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 saver.setup()
             ```
         """
-        with Connection.connect(
-            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
+        with _connect(conn_string) as conn:
             if pipeline:
                 with conn.pipeline() as pipe:
                     saver = cls(conn, pipe, serde, registry=registry, guard=guard)
@@ -208,6 +209,11 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                         cur.execute(text, params)
                     cur.execute(LEGACY_KEYS)
                     self.legacy_keys = bool(cur.fetchall())
+                    if (fresh := new_key(self.ledger_codec)) is not None:
+                        cur.execute(insert_key_sql("%s", postgres=True), fresh)
+                        cur.execute(SELECT_KEY)
+                        key = read_key(self.ledger_codec, cur.fetchone())
+                        self._keep_digest_key(key)
             finally:
                 self._on(conn, sql.MIGRATION_UNLOCK, ())
         finally:
@@ -571,3 +577,14 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
         with self._shared(conn), conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(text, params)
             return list(cur.fetchall())
+
+
+def _connect(conn_string: str) -> Connection[DictRow]:
+    """Connect as upstream's `from_conn_string` does; a failure's message
+    never holds the URL's password (libpq echoes a URL it cannot parse)."""
+    try:
+        return Connection.connect(
+            conn_string, autocommit=True, prepare_threshold=0, row_factory=dict_row
+        )
+    except psycopg.Error as exc:
+        raise redacted_error(exc, conn_string) from None

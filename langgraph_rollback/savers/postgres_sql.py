@@ -123,6 +123,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS lgrb_audit_thread ON lgrb_audit (thread_id, seq);
     """,
+    # v3: the database's digest key, encrypted (`savers.keys`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_keys (
+        name TEXT PRIMARY KEY,
+        cipher TEXT NOT NULL,
+        value BYTEA NOT NULL,
+        since_seq BIGINT NOT NULL
+    );
+    """,
 ]
 
 INSERT_AUDIT = (

@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import StorageOp
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.task import GuardMode
@@ -27,6 +28,7 @@ from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
+from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
 
 __all__ = ["SqliteRollbackSaver"]
@@ -145,10 +147,15 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
                     raise
                 time.sleep(delay)
         try:
-            self.legacy_keys = _migrate(self.conn)
+            self.legacy_keys, key = _migrate(self.conn, self.ledger_codec)
         except BaseException:
             self.is_setup = False
             raise
+        self._keep_digest_key(key)
+
+    def _load_digest_key(self) -> None:
+        self.is_setup = False  # the ledger's part of setup() reads the key
+        self.setup()
 
     @contextmanager
     def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
@@ -275,20 +282,28 @@ SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2,
 """Waits between attempts at upstream's setup script; `None`: give up."""
 
 
-def _migrate(conn: sqlite3.Connection) -> bool:
+def _migrate(
+    conn: sqlite3.Connection, codec: LedgerCodec
+) -> tuple[bool, tuple[bytes, bool] | None]:
     """Apply the ledger migrations this database has not seen, in one
     transaction that takes the write lock before reading the version.
 
-    A ledger already at the latest version is only read: the write lock is
-    not taken, so inspecting a database another process is writing (the CLI)
-    does not wait for that process's transaction.
+    A ledger already at the latest version (with its digest key, when
+    payloads are encrypted) is only read: the write lock is not taken, so
+    inspecting a database another process is writing (the CLI) does not wait
+    for that process's transaction.
 
-    Returns whether the ledger holds call keys of the format before `v2:`.
+    Returns whether the ledger holds call keys of the format before `v2:`,
+    and the digest key (`savers.keys`) when payloads are encrypted.
     """
     if conn.in_transaction:
         conn.rollback()
     if not pending_migrations(sql.MIGRATIONS, ledger_version(conn)):
-        return conn.execute(LEGACY_KEYS).fetchone() is not None
+        legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
+        if codec.cipher is None:
+            return legacy, None
+        if (found := conn.execute(SELECT_KEY).fetchone()) is not None:
+            return legacy, read_key(codec, found)
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(sql.VERSION_TABLE)
@@ -296,11 +311,15 @@ def _migrate(conn: sqlite3.Connection) -> bool:
         for text, params in pending_migrations(sql.MIGRATIONS, current):
             conn.execute(text, params)
         legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
+        key = None
+        if (fresh := new_key(codec)) is not None:
+            conn.execute(insert_key_sql("?", postgres=False), fresh)
+            key = read_key(codec, conn.execute(SELECT_KEY).fetchone())
     except BaseException:
         conn.rollback()
         raise
     conn.commit()
-    return legacy
+    return legacy, key
 
 
 def ledger_version(conn: sqlite3.Connection) -> int | None:

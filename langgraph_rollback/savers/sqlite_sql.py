@@ -121,6 +121,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS lgrb_audit_thread ON lgrb_audit (thread_id, seq);
     """,
+    # v3: the database's digest key, encrypted (`savers.keys`).
+    """
+    CREATE TABLE IF NOT EXISTS lgrb_keys (
+        name TEXT PRIMARY KEY,
+        cipher TEXT NOT NULL,
+        value BLOB NOT NULL,
+        since_seq INTEGER NOT NULL
+    );
+    """,
 ]
 
 INSERT_AUDIT = (

@@ -108,6 +108,7 @@ def test_tables_are_prefixed_and_versioned(tmp_path: Path) -> None:
     assert ours == {
         "lgrb_audit",
         "lgrb_effects",
+        "lgrb_keys",
         "lgrb_locks",
         "lgrb_migrations",
         "lgrb_rollbacks",

@@ -2,9 +2,7 @@
 printed, nothing leaks from encrypted payloads.
 
 Each bullet of the issue has regression tests here, written against real
-SQLite files and a real PostgreSQL server. The ones that fail on the current
-code are strict xfails naming their bullet; the ones that already pass are
-plain tests, so they keep passing once the rest is fixed.
+SQLite files and a real PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -160,11 +158,6 @@ HOSTILE_ROW = "f5.txt"
 """The `cli_write` effect of `tests.support.cli_app` whose row is replaced."""
 OVERSIZED = 64 * 1024 * 1024
 """Bytes of the oversized payload: far more than any ledger payload needs."""
-BULLET_CODE = "issue 17: a crafted ledger row runs code when it is merely read"
-BULLET_ALLOW = (
-    "issue 17: ledger payloads decode with an allow-list only (the ledger "
-    "never writes this format)"
-)
 
 
 def ext(code: int, *fields: Any) -> ormsgpack.Ext:
@@ -234,31 +227,16 @@ def hostile(kind: str, marker: Path) -> tuple[str, str, bytes]:
 
 
 HOSTILE_KINDS = [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=BULLET_CODE))
-    for k in (
-        "ext0-os.system",
-        "ext1-subprocess.check_call",
-        "ext1-builtins.eval",
-        "ext2-os.system-kwargs",
-        "ext4-pydantic-v1",
-        "ext5-pydantic-v2",
-        "ext7-nested",
-        "ext0-in-undo",
-    )
-] + [
-    pytest.param(
-        "json-lc2-constructor",
-        marks=pytest.mark.xfail(strict=True, reason=BULLET_ALLOW),
-    ),
-    pytest.param(
-        "oversized",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 17: hostile rows (oversized payloads) are refused with a "
-            "typed error",
-        ),
-    ),
-    # Refused today (pickle is refused by type, the others fail to decode):
+    "ext0-os.system",
+    "ext1-subprocess.check_call",
+    "ext1-builtins.eval",
+    "ext2-os.system-kwargs",
+    "ext4-pydantic-v1",
+    "ext5-pydantic-v2",
+    "ext7-nested",
+    "ext0-in-undo",
+    "json-lc2-constructor",
+    "oversized",
     "pickle-intent",
     "pickle-outcome",
     "truncated",
@@ -352,7 +330,6 @@ def test_hostile_row_is_refused_on_every_reading_path(
     assert len(list(app_dir.iterdir())) == 12
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_CODE)
 @pytest.mark.parametrize("kind", ["ext0-os.system", "ext1-subprocess.check_call"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_effects_on_a_hostile_row_runs_nothing(
@@ -382,11 +359,6 @@ def test_cli_effects_on_a_hostile_row_runs_nothing(
         assert table.returncode == 2 and table.stderr.startswith("error: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: a hostile row is refused with a typed error naming the row "
-    "(its effect id), so it can be inspected and deleted",
-)
 def test_refusal_names_the_hostile_row(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,11 +379,6 @@ def test_refusal_names_the_hostile_row(
     assert bad.id in table.stderr, table.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: a crafted ledger row runs code when it is merely read "
-    "(under EncryptedSerializer, a plaintext row bypasses the cipher)",
-)
 def test_plaintext_row_under_an_encrypted_serde_is_refused(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
@@ -463,10 +430,6 @@ UNLISTED = {
     "enum": Colour.RED,
     "namedtuple": Pair(1, 2),
 }
-BULLET_RECORD = (
-    "issue 17: a tool argument or result of a type not on the ledger codec's "
-    "allow-list is refused at record time, before the call"
-)
 
 
 def _placing_graph(
@@ -483,7 +446,6 @@ def _placing_graph(
     )
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_RECORD)
 @pytest.mark.parametrize("value", list(UNLISTED), ids=list(UNLISTED))
 def test_argument_of_an_unlisted_type_is_refused_before_the_call(
     saver: BaseRollbackSaver, registry: ToolRegistry, world: World, value: str
@@ -497,7 +459,6 @@ def test_argument_of_an_unlisted_type_is_refused_before_the_call(
     assert saver.list_effects(cfg()) == []
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_RECORD)
 def test_result_of_an_unlisted_type_is_refused_and_the_effect_kept(
     saver: BaseRollbackSaver, registry: ToolRegistry, world: World
 ) -> None:
@@ -555,11 +516,6 @@ def test_type_allowed_through_allowed_msgpack_modules_is_recorded(
 
 # --- bullet 2: a serde with pickle_fallback=True -------------------------------
 
-BULLET_PICKLE = (
-    "issue 17: a serializer with pickle_fallback=True writes pickle into the "
-    "ledger, and then the ledger refuses to read it"
-)
-
 
 class Opaque:
     """A plain object: msgpack cannot encode it, pickle can."""
@@ -575,7 +531,6 @@ def no_pickle_in_the_ledger(db: str) -> None:
     assert not [t for row in types for t in row if t and "pickle" in t], types
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_PICKLE)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pickle_fallback_result_leaves_the_ledger_readable_and_undoable(
     backend: str,
@@ -618,7 +573,6 @@ def test_pickle_fallback_result_leaves_the_ledger_readable_and_undoable(
     assert world.count("inverse") == 2
 
 
-@pytest.mark.xfail(strict=True, reason=BULLET_PICKLE)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_pickle_fallback_argument_is_refused_before_the_call(
     backend: str,
@@ -691,11 +645,6 @@ def clear_text_cells(db: str) -> list[str]:
     return cells
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: under EncryptedSerializer, low-entropy arguments can be "
-    "recovered from the plaintext call_key",
-)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_pin_cannot_be_brute_forced_from_the_clear_columns(
     backend: str,
@@ -733,8 +682,6 @@ def test_a_pin_cannot_be_brute_forced_from_the_clear_columns(
 
 
 # --- bullet 4: the CLI prints database passwords --------------------------------
-
-BULLET_PASSWORD = "issue 17: the CLI prints database passwords"
 
 
 def with_password(url: str, form: str, *, port: int | None = None) -> tuple[str, str]:
@@ -788,24 +735,18 @@ def cli_outputs(url: str, app_dir: Path) -> Iterator[tuple[str, str]]:
         yield " ".join(command[:1] + command[2:]), done.stdout + done.stderr
 
 
-def xfail_password(*values: str) -> Any:
-    return pytest.param(
-        *values, marks=pytest.mark.xfail(strict=True, reason=BULLET_PASSWORD)
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("server", "form"),
     [
-        xfail_password("reachable", "userinfo"),
-        xfail_password("reachable", "query"),
+        ("reachable", "userinfo"),
+        ("reachable", "query"),
         ("unreachable", "userinfo"),
-        xfail_password("unreachable", "query"),
+        ("unreachable", "query"),
         ("refused", "userinfo"),
-        xfail_password("refused", "query"),
-        xfail_password("malformed", "userinfo"),
-        xfail_password("malformed", "query"),
+        ("refused", "query"),
+        ("malformed", "userinfo"),
+        ("malformed", "query"),
     ],
 )
 def test_no_cli_command_prints_the_password(
@@ -843,11 +784,6 @@ def test_saver_connection_errors_do_not_carry_the_password(
     assert password not in "".join(traceback.format_exception(error))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 17: no credential appears in any exception message of the "
-    "library (a URL libpq cannot parse is echoed whole)",
-)
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("form", ["userinfo", "query"])
 def test_saver_error_for_a_malformed_url_does_not_carry_the_password(

@@ -10,19 +10,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-
 from langgraph_rollback._models import AuditEntry, Effect, Reversibility
 from langgraph_rollback.core.audit import entry_from_row
 from langgraph_rollback.core.codec import decode_payload, encode_payload
 from langgraph_rollback.core.ledger import LedgerRow, effect_from_row
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import WriteAudit
 from langgraph_rollback.core.plan import Decision, PlannedStep, RollbackPlan
 from langgraph_rollback.core.registry import ToolDefinition, ToolRegistry
 from langgraph_rollback.core.task import TaskContext
 from tests.unit.script import Script
 
-SERDE = JsonPlusSerializer()
+SERDE = LedgerCodec()
 T0 = "2025-01-01T00:00:00+00:00"
 
 

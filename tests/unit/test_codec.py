@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from langgraph_rollback._errors import SerializationError
 from langgraph_rollback._models import EffectStatus, Reversibility
@@ -25,21 +26,19 @@ from langgraph_rollback.core.ledger import (
     row_from_tuple,
     utcnow,
 )
+from langgraph_rollback.core.ledger_codec import LedgerCodec
 from tests.unit.build import SERDE, T0, row
 
 LOCK = threading.Lock()
 
 
-class RefusesDicts:
-    """A serde that stores anything but a dict."""
+class RefusesDicts(LedgerCodec):
+    """A codec that stores anything but a dict."""
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         if isinstance(obj, dict):
             raise TypeError("no dicts")
-        return SERDE.dumps_typed(obj)
-
-    def loads_typed(self, data: tuple[str, bytes]) -> Any:
-        return SERDE.loads_typed(data)
+        return super().dumps_typed(obj)
 
 
 # --- payloads -----------------------------------------------------------------------
@@ -97,7 +96,7 @@ def test_payload_that_is_not_a_dict_is_refused() -> None:
 
 
 def test_normalize_gives_the_value_as_it_reads_back() -> None:
-    assert normalize(SERDE, (1, (2,))) == [1, [2]]
+    assert normalize(SERDE, (1, (2,))) == (1, (2,))
     assert normalize(SERDE, LOCK) is LOCK
 
 
@@ -166,3 +165,10 @@ def test_effect_of_a_row_without_outcome_has_none_of_it() -> None:
 
 def test_utcnow_is_iso_utc() -> None:
     assert datetime.fromisoformat(utcnow()).utcoffset() is not None
+
+
+def test_a_checkpoint_serde_passed_in_is_replaced_by_its_ledger_codec() -> None:
+    serde = JsonPlusSerializer(pickle_fallback=True)
+    with pytest.raises(SerializationError, match="allowed_msgpack_modules"):
+        encode_payload(serde, {"result": LOCK}, tool="t")
+    assert encode_payload(serde, {"result": (1,)}, tool="t")[0] == "msgpack"

@@ -432,8 +432,19 @@ def test_observe_is_called_with_the_effect_arguments() -> None:
 
 def test_applied_effect_whose_target_is_as_left_is_undone() -> None:
     # What observe returns now is compared as it reads back from the ledger.
+    step = decided(row(outcome={"after": ("B",), "observed": True}), OBSERVED, ("B",))
+    assert (step.decision, step.current) == (Decision.UNDO, ("B",))
+
+
+def test_a_tuple_observed_now_matches_the_list_an_older_row_holds() -> None:
     step = decided(row(outcome={"after": ["B"], "observed": True}), OBSERVED, ("B",))
-    assert (step.decision, step.current) == (Decision.UNDO, ["B"])
+    assert step.decision is Decision.UNDO
+
+
+def test_an_observation_holding_nan_matches_itself() -> None:
+    nan = float("nan")
+    step = decided(row(outcome={"after": [nan], "observed": True}), OBSERVED, [nan])
+    assert step.decision is Decision.UNDO
 
 
 def test_applied_effect_whose_target_changed_is_a_conflict() -> None:

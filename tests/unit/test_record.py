@@ -141,9 +141,9 @@ def test_observe_before_goes_into_the_intent_and_the_live_effect() -> None:
     assert observe.effect is not None and observe.effect.before is None
     flow.send(Outcome(value=("A", 1)))
     intent = begin(flow)
-    assert decoded(intent.intent_type, intent.intent)["before"] == ["A", 1]
+    assert decoded(intent.intent_type, intent.intent)["before"] == ("A", 1)
     perform = flow.expect(Perform)
-    assert perform.effect.before == ["A", 1]
+    assert perform.effect.before == ("A", 1)
     assert perform.effect.args == {"path": "a"}
 
 

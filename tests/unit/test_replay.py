@@ -85,6 +85,35 @@ def test_without_legacy_keys_the_ledger_is_not_searched_for_them() -> None:
     assert begin(flow).call_key == KEY
 
 
+# --- a row recorded before the database had a digest key -------------------------
+
+SECRET = b"k" * 32
+
+
+def unkeyed_id() -> str:
+    return effect_id_for("node:task-1", "task-1", KEY)
+
+
+def test_a_keyed_call_finds_its_row_recorded_before_the_key() -> None:
+    flow = start(tool(), digest_key=SECRET, unkeyed_keys=True, legacy_keys=True)
+    query = EffectQuery(thread_id="t", effect_id=unkeyed_id())
+    flow.reply(Select, [row(unkeyed_id(), outcome={"result": "old"})], query=query)
+    assert flow.returns() == "old"
+
+
+def test_a_keyed_call_looks_up_its_unkeyed_then_its_legacy_key() -> None:
+    flow = start(tool(), digest_key=SECRET, unkeyed_keys=True, legacy_keys=True)
+    flow.reply(Select, [], query=EffectQuery(thread_id="t", effect_id=unkeyed_id()))
+    flow.reply(Select, [], query=EffectQuery(thread_id="t", effect_id=legacy_id()))
+    keyed = f"v2:write:{args_digest('write', {'path': 'a'}, key=SECRET)}#0"
+    assert begin(flow).call_key == keyed
+
+
+def test_unkeyed_keys_are_not_searched_without_a_digest_key() -> None:
+    flow = start(tool(), unkeyed_keys=True)
+    assert begin(flow).call_key == KEY
+
+
 # --- a resumed task after update_state on the interrupted head ----------------------
 
 

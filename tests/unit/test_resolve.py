@@ -75,7 +75,7 @@ def test_applied_takes_the_after_observation() -> None:
     outcome = decoded(update.changes["outcome_type"], update.changes["outcome"])
     assert outcome == {
         "result": "r",
-        "after": ["B"],
+        "after": ("B",),
         "observed": True,
         "notes": ["outcome resolved by an operator: applied"],
     }
@@ -86,7 +86,7 @@ def test_applied_takes_the_after_observation() -> None:
     assert entry.overrode == "status pending"
     assert entry.details == {"applied": True, "result_given": True, "status": "applied"}
     resolved = flow.returns()
-    assert (resolved.status.value, resolved.after) == ("applied", ["B"])
+    assert (resolved.status.value, resolved.after) == ("applied", ("B",))
 
 
 @pytest.mark.parametrize(
