@@ -363,11 +363,6 @@ def cli_batch(argvs: list[list[str]], env: dict[str, str]) -> list[Any]:
     return list(json.loads(done.stdout))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the PostgreSQL password is printed (`?password=` always; "
-    "userinfo in 'no ledger tables', the Fix: of effects/resolve, migrate's result)",
-)
 def test_the_postgres_password_is_never_printed(pg_url: str, tmp_path: Path) -> None:
     host = pg_url.split("://", 1)[1].split("@", 1)[1]
     userinfo = f"postgresql://postgres:{SECRET}@{host}"
