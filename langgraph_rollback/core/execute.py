@@ -209,11 +209,13 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
         for s in plan.steps
         if s.effect.id in policies.skip
     }
-    forced = {
-        s.effect.id: s.reason
+    # Ids only: a conflict's reason quotes the observed target, which may be
+    # encrypted in the ledger; the audit trail is kept in the clear.
+    forced = [
+        s.effect.id
         for s in plan.steps
         if s.decision is Decision.CONFLICT and s.effect.id not in policies.skip
-    }
+    ]
     by = policies.by or UNKNOWN
     if skipped:
         yield from keep(
@@ -237,7 +239,7 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
             rollback_id=run.rollback_id,
             reason=policies.reason,
             overrode="conflicts: their targets changed since the agent touched them",
-            details={"conflicts": forced},
+            details={"planned": dict.fromkeys(forced, Decision.CONFLICT.value)},
         )
 
 

@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import functools
 import importlib
 import ipaddress
 import pathlib
 import re
+import sys
+import typing
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -91,11 +94,35 @@ def _by_rule(cls: Any) -> bool:
         return False
     module = cls.__module__ + "."
     if module.startswith(_LANGCHAIN_MODULES):
-        return _is_model(cls) and not issubclass(cls, Runnable)
+        return _is_model(cls) and _plain_model(cls)
     if module.startswith(_OWN_MODULES):
         is_data = dataclasses.is_dataclass(cls) or issubclass(cls, Enum)
         return is_data or _is_model(cls)
     return False
+
+
+@functools.cache
+def _plain_model(cls: type) -> bool:
+    """A LangChain model that is not a runnable and whose fields, as declared,
+    can hold none either: validating a payload builds what the fields
+    declare, so a field typed as a prompt would build one on read."""
+    if issubclass(cls, Runnable):
+        return False
+    fields = getattr(cls, "model_fields", {})
+    return not any(_may_hold_runnable(f.annotation) for f in fields.values())
+
+
+def _may_hold_runnable(annotation: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return True  # too deep to tell: refuse
+    if isinstance(annotation, type):
+        if issubclass(annotation, Runnable):
+            return True
+        if issubclass(annotation, BaseModel) and annotation.__module__.startswith(
+            _LANGCHAIN_MODULES
+        ):
+            return not _plain_model(annotation)
+    return any(_may_hold_runnable(a, depth + 1) for a in typing.get_args(annotation))
 
 
 def _datetime(value: str) -> datetime:
@@ -320,10 +347,38 @@ class LedgerCodec:
         by_rule = prefix.startswith(_LANGCHAIN_MODULES + _OWN_MODULES)
         if not (listed or by_rule) or not isinstance(name, str):
             raise RefusedPayloadError(_refused(module, name))
-        found = getattr(importlib.import_module(module), name, None)
+        found = getattr(_module(module, listed), name, None)
         if found is None or not (listed or _by_rule(found)):
             raise RefusedPayloadError(_refused(module, name))
         return found
+
+
+_IMPORTABLE = (
+    "langchain_core.",
+    "langgraph_rollback.core.",
+    "langgraph_rollback.batteries.",
+)
+"""Packages a payload allowed by rule may import on read: library code with
+no side effects at import. Anything else allowed by rule (`langgraph_rollback`'s
+command line, its server) must already be imported; reading a row never runs
+a module."""
+
+
+def _module(module: str, listed: bool) -> Any:
+    """The module an extension names: imported when it is listed by name, or
+    in one of the `_IMPORTABLE` packages; otherwise only if already imported."""
+    if "__main__" in module.split("."):
+        raise RefusedPayloadError(_refused(module, "(a __main__ module)"))
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    if (
+        listed
+        or f"{module}.".startswith(_IMPORTABLE)
+        or module == "langgraph_rollback._models"
+    ):
+        return importlib.import_module(module)
+    raise RefusedPayloadError(_refused(module, "(a module not imported here)"))
 
 
 def _fields(value: Any) -> tuple[int, type, Any, *tuple[Any, ...]]:

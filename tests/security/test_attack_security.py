@@ -153,11 +153,6 @@ READER = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: an extension naming module langgraph_rollback.__main__ "
-    "is imported before the allow-list check, and importing it runs the CLI",
-)
 def test_row_naming_the_cli_module_runs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,11 +173,6 @@ def test_row_naming_the_cli_module_runs_nothing(
     assert done.stdout.splitlines() == ["refused", "read done"], done
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: an allowed langchain_core model's fields are validated "
-    "by pydantic, which builds a PromptTemplate (a Runnable) and formats it",
-)
 def test_runnable_nested_in_an_allowed_model_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,11 +307,6 @@ def test_same_call_in_two_databases_gets_unrelated_call_keys(
     assert len(keys[0]) == 2 and not set(keys[0]) & set(keys[1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a forced rollback keeps the conflict's reason, with "
-    "the encrypted `after` observation's value, in the clear lgrb_audit entry",
-)
 def test_forced_rollback_keeps_no_observed_value_in_the_clear(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
