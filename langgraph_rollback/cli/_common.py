@@ -16,6 +16,7 @@ from typing import Any, TextIO, cast
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from langgraph_rollback._redact import redact
+from langgraph_rollback.core.report import one_line
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
 
@@ -213,8 +214,12 @@ def graph_from_args(args: argparse.Namespace, saver: BaseRollbackSaver) -> Any:
 
 
 def write_table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
-    """Rows as plain-text columns; the last column is not padded."""
-    table = [header, *rows]
+    """Rows as plain-text columns; the last column is not padded.
+
+    Control characters in a cell (a newline, an escape sequence) are printed
+    escaped (`\\n`), so a thread id or a `--by` cannot forge rows or reach the
+    terminal."""
+    table = [[one_line(cell) for cell in row] for row in [header, *rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]

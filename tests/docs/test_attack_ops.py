@@ -226,10 +226,6 @@ def cut_off(db: str, effect_id: str) -> None:
 # --- the command line: what it prints ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: `threads` prints a thread id's newline raw, forging table rows",
-)
 def test_a_thread_id_with_a_newline_cannot_forge_a_threads_row(ops: Ops) -> None:
     forged = "x\nfake-thread  999  999  999  2099-01-01 00:00:00"
     run_app(ops.db, thread=forged)
@@ -239,11 +235,6 @@ def test_a_thread_id_with_a_newline_cannot_forge_a_threads_row(ops: Ops) -> None
     assert not any(ln.startswith("fake-thread") for ln in listed.stdout.splitlines())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the audit table prints --by/--reason raw: newlines forge "
-    "rows, escape sequences reach the terminal",
-)
 def test_a_hostile_by_or_reason_cannot_forge_audit_rows(ops: Ops) -> None:
     effect_id = ops.effect_id("slow.txt")
     forged_by = "mallory\n2099-01-01 00:00:00  root  force  all"
