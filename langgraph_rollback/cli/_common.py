@@ -121,6 +121,12 @@ def _import_attr(option: str, spec: str) -> Any:
             f"{option} {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
             "from the directory that holds it, or set PYTHONPATH."
         ) from exc
+    except Exception as exc:  # the module's own code failed as it ran
+        raise CliError(
+            f"{option} {spec!r}: importing {module_name!r} raised "
+            f"{_one_error(exc)}. Fix: make the module importable on its own "
+            "(the settings it reads at import time), then run again."
+        ) from exc
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -129,6 +135,13 @@ def _import_attr(option: str, spec: str) -> Any:
             )
         target = getattr(target, part)
     return target
+
+
+def _one_error(exc: BaseException) -> str:
+    """`exc` as `Type: message`, on one line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return one_line(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
 def _what(target: Any) -> str:
@@ -195,14 +208,39 @@ def load_graph_factory(spec: str, saver: BaseRollbackSaver) -> Any:
             f"argument, the saver ({exc}); it was not called. Fix: point it at a "
             "function saver -> compiled graph."
         ) from exc
-    built = target(saver)
+    try:
+        built = target(saver)
+    except Exception as exc:
+        raise CliError(
+            f"--graph-factory {spec!r} raised {_one_error(exc)} when called with "
+            "the saver. Fix: make the factory build the graph from the saver "
+            "alone (the settings it reads), then run again."
+        ) from exc
     if isinstance(built, StateGraph):
         return built.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
     if isinstance(built, Pregel):
-        return built
+        return _bound_to(built, spec, saver)
     raise CliError(
         f"--graph-factory {spec!r} returned {_what(built)}. Fix: return "
         "builder.compile(checkpointer=saver) from it."
+    )
+
+
+def _bound_to(graph: Any, spec: str, saver: BaseRollbackSaver) -> Any:
+    """The factory's compiled `graph`, if its checkpointer is `saver` (or
+    wraps it, the `find_saver` rule); one compiled without a checkpointer is
+    bound to `saver`."""
+    from langgraph_rollback._langgraph import find_saver
+
+    if graph.checkpointer is None:
+        return graph.copy(update={"checkpointer": saver})
+    if find_saver(graph.checkpointer) is saver:
+        return graph
+    raise CliError(
+        f"--graph-factory {spec!r} returned a graph whose checkpointer is "
+        f"{_what(graph.checkpointer)}, not the saver it was given for this "
+        "database: the command would act on another store. Fix: return "
+        "builder.compile(checkpointer=saver) with the saver it is called with."
     )
 
 

@@ -410,11 +410,6 @@ def test_a_blank_by_is_refused_in_cli_words(ops: Ops) -> None:
     assert "--by" in done.stderr and "by=" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: an exception other than ImportError from the --graph "
-    "module's import, or from the factory, is a raw traceback (exit 1)",
-)
 @pytest.mark.parametrize(
     "graph",
     [
@@ -431,11 +426,6 @@ def test_a_graph_that_fails_to_load_is_one_line_naming_the_option(
     assert "Traceback" not in done.stderr and graph[0] in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a --graph-factory that ignores the saver is used as is: "
-    "the CLI acts on another store than the DB it was given",
-)
 def test_a_factory_that_ignores_the_saver_is_refused(ops: Ops) -> None:
     done = ops.cli(
         "plan", ops.db, "--thread", "t", "--to", "first",
