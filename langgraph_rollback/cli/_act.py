@@ -23,6 +23,7 @@ from langgraph_rollback.cli._common import (
     _is_postgres,
     _redact,
     graph_from_args,
+    need_postgres,
     open_saver,
     operator,
 )
@@ -198,6 +199,7 @@ def _resolution(
 def _pending_sql(db: str) -> list[str]:
     """The ledger migrations this database has not run, as SQL text."""
     if _is_postgres(db):
+        need_postgres(db)
         import psycopg
 
         from langgraph_rollback.savers import postgres_sql as pg

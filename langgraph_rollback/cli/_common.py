@@ -41,6 +41,7 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
         f"`langgraph-rollback migrate {_redact(db)}`."
     )
     if _is_postgres(db):
+        need_postgres(db)
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
         with _connecting(db), PostgresRollbackSaver.from_conn_string(db) as pg_saver:
@@ -64,6 +65,15 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
             raise missing
     with SqliteRollbackSaver.from_conn_string(db) as sqlite_saver:
         yield sqlite_saver
+
+
+def need_postgres(db: str) -> None:
+    """Refuse a PostgreSQL URL, in one line with what to install, when the
+    PostgreSQL savers cannot be imported."""
+    try:
+        import langgraph_rollback.postgres  # noqa: F401
+    except ImportError as exc:
+        raise CliError(f"{_redact(db)} is a PostgreSQL URL. {exc}") from None
 
 
 def _has_ledger(db: str) -> bool:

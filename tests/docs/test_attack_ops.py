@@ -723,11 +723,6 @@ def run_without_psycopg(*argv: str, env: dict[str, str] | None = None) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a postgresql:// URL without psycopg installed is an "
-    "ImportError traceback, not one line with the fix",
-)
 def test_a_postgres_url_without_psycopg_is_one_line_with_the_fix() -> None:
     url = f"postgresql://u:{SECRET}@127.0.0.1:1/x"
     for argv in (["threads", url], ["migrate", url, "--print-sql"]):
@@ -736,11 +731,6 @@ def test_a_postgres_url_without_psycopg_is_one_line_with_the_fix() -> None:
         assert "Traceback" not in done.stderr and "[postgres]" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: psycopg without an implementation (the [postgres] extra "
-    "alone, no libpq) is told to install [postgres] again, not psycopg[binary]",
-)
 def test_psycopg_without_an_implementation_is_told_to_add_one() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import langgraph_rollback.postgres"],
@@ -850,11 +840,6 @@ def test_the_postgres_extra_without_psycopg_binary_uses_the_system_libpq(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the installed CLI given a postgresql:// URL without the "
-    "[postgres] extra is an ImportError traceback",
-)
 def test_the_installed_cli_without_the_extra_says_what_to_install(
     installed: dict[str, Any],
 ) -> None:
