@@ -85,12 +85,40 @@ def _has_ledger(db: str) -> bool:
             found = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
             ).fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise CliError(
-            f"{db}: not a SQLite database ({exc}). Fix: pass the file your "
-            "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
-        ) from exc
+    except sqlite3.Error as exc:
+        raise sqlite_error(db, exc) from exc
     return found is not None
+
+
+def sqlite_error(db: str, exc: sqlite3.Error) -> CliError:
+    """A failure of the SQLite file `db`, in one line with its fix: locked,
+    read-only, cannot be opened, or not a SQLite database."""
+    text = one_line(str(exc).strip()) or type(exc).__name__
+    words = text.lower()
+    if "locked" in words or "busy" in words:
+        return CliError(
+            f"{db}: the database is locked by another process ({text}). Fix: "
+            "wait until the other writer (a running graph, another "
+            "langgraph-rollback) is done, then run again; a rollback resumes "
+            "where it stopped."
+        )
+    if "readonly" in words or "read-only" in words:
+        return CliError(
+            f"{db}: cannot write to it ({text}). Fix: run with write access to "
+            "the file and its directory (SQLite writes its -wal and -journal "
+            "files next to it); threads, effects and checkpoints only read."
+        )
+    if "unable to open" in words or isinstance(exc, sqlite3.OperationalError):
+        return CliError(
+            f"{db}: cannot open it ({text}). Fix: check that the path and its "
+            "directory exist and that you may read and write both (a database "
+            "in WAL mode needs its directory writable, even to be read), or "
+            "work on a copy in a writable directory."
+        )
+    return CliError(
+        f"{db}: not a SQLite database ({text}). Fix: pass the file your "
+        "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
+    )
 
 
 @contextmanager

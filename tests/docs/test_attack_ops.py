@@ -384,11 +384,6 @@ def test_the_postgres_password_is_never_printed(pg_url: str, tmp_path: Path) -> 
     assert leaks == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: `migrate` on a file that is not SQLite (or in a missing "
-    "directory) is a sqlite3 traceback",
-)
 def test_migrate_on_a_file_that_is_not_sqlite_is_a_clean_error(ops: Ops) -> None:
     notes = ops.tmp / "notes.txt"
     notes.write_text("not a database\n" * 100)
@@ -515,11 +510,6 @@ def test_a_read_only_database_can_be_inspected_and_rollback_changes_nothing(
     assert set(ops.effects().values()) == {"applied"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: rollback on a read-only database is a sqlite3 traceback "
-    "('attempt to write a readonly database')",
-)
 def test_rollback_on_a_read_only_database_is_a_clean_error(read_only: Ops) -> None:
     ops = read_only
     with immutable(Path(ops.db)):
@@ -528,11 +518,6 @@ def test_rollback_on_a_read_only_database_is_a_clean_error(read_only: Ops) -> No
     assert "Traceback" not in refused.stderr and "Fix:" in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a WAL database in a read-only directory is called "
-    "'not a SQLite database'",
-)
 def test_a_wal_database_in_a_read_only_directory_is_not_called_not_sqlite(
     read_only: Ops,
 ) -> None:
@@ -585,11 +570,6 @@ def test_a_locked_database_makes_rollback_fail_fast_and_change_nothing(
     assert ops.files() == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a database locked by another writer is a raw "
-    "'database is locked' traceback",
-)
 def test_a_locked_database_is_a_clean_error(
     locked_rollback: tuple[Ops, subprocess.CompletedProcess[str], float],
 ) -> None:
