@@ -311,8 +311,25 @@ def _decider_options(command: argparse.ArgumentParser) -> None:
 
 
 def operator(args: argparse.Namespace) -> str:
-    """Who runs this command: `--by`, else the OS user, else "unknown"."""
-    return str(args.by) if args.by else _os_user()
+    """Who runs this command: `--by`, else the OS user, else "unknown".
+
+    Raises:
+        CliError: `--by` or `--reason` is blank.
+    """
+    check_decider_options(args)
+    return str(args.by) if args.by is not None else _os_user()
+
+
+def check_decider_options(args: argparse.Namespace) -> None:
+    """Refuse a blank `--by` or `--reason`, in the command line's words."""
+    for option, value in (("--by", args.by), ("--reason", args.reason)):
+        if value is not None and not value.strip():
+            raise CliError(
+                f"{option} {value!r} is blank. Fix: pass "
+                + ("who decides (e.g. --by alice)" if option == "--by" else "why")
+                + f", or leave {option} out"
+                + (" for your OS user name." if option == "--by" else ".")
+            )
 
 
 def _count(text: str) -> int:
@@ -326,7 +343,11 @@ def _count(text: str) -> int:
             f"{text!r} is not a count; pass a whole number, 0 or more (or leave "
             "--limit out for all)"
         )
-    return value
+    return min(value, _MAX_LIMIT)
+
+
+_MAX_LIMIT = 2**63 - 1
+"""The largest LIMIT SQLite and PostgreSQL take; a larger one lists all."""
 
 
 def _os_user() -> str:

@@ -272,11 +272,6 @@ def test_hostile_by_and_reason_round_trip_through_audit_json(ops: Ops) -> None:
     assert ops.files() == {"slow.txt"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: --limit 0 prints that the thread has no checkpoints "
-    "(and the database no threads)",
-)
 def test_limit_zero_does_not_claim_the_thread_is_empty(ops: Ops) -> None:
     checkpoints = ops.cli("checkpoints", ops.db, "--thread", "t", "--limit", "0")
     threads = ops.cli("threads", ops.db, "--limit", "0")
@@ -285,10 +280,6 @@ def test_limit_zero_does_not_claim_the_thread_is_empty(ops: Ops) -> None:
     assert "no threads" not in threads.stdout, threads.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a --limit past SQLite's INTEGER is an OverflowError traceback",
-)
 def test_a_huge_limit_is_a_clean_error_or_lists_everything(ops: Ops) -> None:
     huge = str(2**70)
     for command in (["effects", "--thread", "t"], ["checkpoints", "--thread", "t"]):
@@ -394,10 +385,6 @@ def test_migrate_on_a_file_that_is_not_sqlite_is_a_clean_error(ops: Ops) -> None
     assert notes.read_text() == "not a database\n" * 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a blank --by is refused in Python words (by='  '), not --by",
-)
 def test_a_blank_by_is_refused_in_cli_words(ops: Ops) -> None:
     done = ops.cli("rollback", ops.db, "--thread", "t", *ROLLBACK, "--by", "  ")
     assert done.returncode == 2
