@@ -64,7 +64,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
 
     Args:
         conn: The `aiosqlite` connection. It belongs to the caller.
-        serde: Serializer for checkpoints and ledger payloads.
+        serde: Serializer for checkpoints; when it encrypts, the ledger's
+            payloads are encrypted with its cipher too.
         registry: Where rollbacks through this saver find inverses. Defaults
             to the process-wide `default_registry`.
         guard: What happens when an irreversible tool is called: "allow"

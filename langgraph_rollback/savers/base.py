@@ -16,9 +16,7 @@ the mixin adds:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,12 +37,10 @@ from langgraph_rollback._current import restore_mark
 from langgraph_rollback._errors import (
     EffectNotFoundError,
     InvalidConfigError,
-    RollbackInProgressError,
 )
-from langgraph_rollback._liveness import mark_held, mark_released, new_holder
+from langgraph_rollback._liveness import mark_held, mark_released
 from langgraph_rollback._models import AuditEntry, Effect
 from langgraph_rollback.core.audit import audit_flow, check_by
-from langgraph_rollback.core.cancelled import undo_run_flow
 from langgraph_rollback.core.config import (
     StatusFilter,
     effect_id_arg,
@@ -56,7 +52,6 @@ from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import (
     Begin,
     CopyCheckpoint,
-    FindRun,
     Flow,
     LockThread,
     ReadCheckpoint,
@@ -66,7 +61,6 @@ from langgraph_rollback.core.ops import (
     Update,
     do,
 )
-from langgraph_rollback.core.policies import Policies
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.registry import ToolRegistry, default_registry
 from langgraph_rollback.core.report import RollbackReport
@@ -74,6 +68,7 @@ from langgraph_rollback.core.resolve import UNSET, resolve_flow
 from langgraph_rollback.core.store import FaultPoint, Probe
 from langgraph_rollback.core.task import GUARD_MODES, GuardMode
 from langgraph_rollback.drivers import run_async, run_sync
+from langgraph_rollback.savers.deleted_runs import aundo_runs, undo_runs
 from langgraph_rollback.savers.kept import KeptOutcomes
 
 __all__ = ["BaseRollbackSaver", "mark_restored_copy"]
@@ -238,64 +233,11 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
 
     def _undo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
         """Undo these runs' effects before their checkpoints go; never raises."""
-        if not self.undo_deleted_runs:
-            return []
-        reports: list[RollbackReport] = []
-        for run_id in run_ids:
-            try:
-                for thread_id in self.execute(FindRun(run_id)):
-                    report = self._undo_run(thread_id, run_id)
-                    reports += [] if report is None else [_logged(report, run_id)]
-            except Exception:
-                logger.exception(_UNDO_FAILED, run_id)
-        return reports
-
-    def _undo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
-        deadline = time.monotonic() + self.deleted_run_wait
-        while True:
-            try:
-                return run_sync(self._undo_run_flow(thread_id, run_id), self)
-            except RollbackInProgressError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(_LOCK_POLL_S)
+        return undo_runs(self, run_ids)
 
     async def _aundo_runs(self, run_ids: Sequence[str]) -> list[RollbackReport]:
         """Async `_undo_runs`."""
-        if not self.undo_deleted_runs:
-            return []
-        reports: list[RollbackReport] = []
-        for run_id in run_ids:
-            try:
-                for thread_id in await self.aexecute(FindRun(run_id)):
-                    report = await self._aundo_run(thread_id, run_id)
-                    reports += [] if report is None else [_logged(report, run_id)]
-            except Exception:
-                logger.exception(_UNDO_FAILED, run_id)
-        return reports
-
-    async def _aundo_run(self, thread_id: str, run_id: str) -> RollbackReport | None:
-        deadline = time.monotonic() + self.deleted_run_wait
-        while True:
-            try:
-                return await run_async(self._undo_run_flow(thread_id, run_id), self)
-            except RollbackInProgressError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(_LOCK_POLL_S)
-
-    def _undo_run_flow(
-        self, thread_id: str, run_id: str
-    ) -> Flow[RollbackReport | None]:
-        return undo_run_flow(
-            thread_id,
-            run_id,
-            holder=new_holder(),
-            policies=Policies(),
-            registry=self.registry,
-            serde=self.ledger_codec,
-            wait=self.deleted_run_wait,
-        )
+        return await aundo_runs(self, run_ids)
 
     # --- the ledger's public API --------------------------------------------------
 
@@ -487,21 +429,6 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             registry=self.registry,
             serde=self.ledger_codec,
         )
-
-
-_LOCK_POLL_S = 0.05
-"""How often a deleted run's undo looks again at a thread another rollback holds."""
-
-_UNDO_FAILED = (
-    "Could not undo the effects of deleted run %s; they stay in the ledger, "
-    "anchored where the run started: roll back to there (or before) to undo them"
-)
-
-
-def _logged(report: RollbackReport, run_id: str) -> RollbackReport:
-    level = logging.INFO if report.ok else logging.WARNING
-    logger.log(level, "Undid deleted run %s:\n%s", run_id, report)
-    return report
 
 
 def _source(op: CopyCheckpoint) -> RunnableConfig:

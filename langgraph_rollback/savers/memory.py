@@ -70,7 +70,8 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     `savers.lifecycle.LIFECYCLE`).
 
     Args:
-        serde: Serializer for checkpoints and ledger payloads.
+        serde: Serializer for checkpoints; when it encrypts, the ledger's
+            payloads are encrypted with its cipher too.
         registry: Where rollbacks through this saver find inverses. Defaults
             to the process-wide `default_registry`.
         guard: What happens when an irreversible tool is called: "allow"

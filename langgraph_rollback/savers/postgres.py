@@ -62,10 +62,8 @@ from langgraph_rollback.savers.kept import CARRY_READ_FAILED
 from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
-    FIRST_PAGE,
-    LAST_PAGE,
     LEGACY_KEYS,
-    follow_parents,
+    ancestry_walk,
     pending_migrations,
     select_sql,
     update_sql,
@@ -104,7 +102,8 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
     Args:
         conn: A `psycopg.Connection` or `psycopg_pool.ConnectionPool`.
         pipe: An optional pipeline, as upstream (single connections only).
-        serde: Serializer for checkpoints and ledger payloads.
+        serde: Serializer for checkpoints; when it encrypts, the ledger's
+            payloads are encrypted with its cipher too.
         registry: Where rollbacks through this saver find inverses.
         guard: The guard policy for irreversible tools.
 
@@ -335,15 +334,11 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 text, params = select_sql(op, "%s", dialect="postgres")
                 return [row_from_tuple(r) for r in self._read(text, params)]
             case SaveRollback():
-                with self._tx() as cur:
-                    cur.execute(sql.SAVE_ROLLBACK, dict(op.record))
-                return None
+                self._write(sql.SAVE_ROLLBACK, dict(op.record))
             case LockThread():
                 self._lock(op)
-                return None
             case UnlockThread():
                 self._unlock(op)
-                return None
             case ReadHead():
                 rows = self._read(sql.SELECT_HEAD, (op.thread_id,))
                 return str(rows[0][0]) if rows else None
@@ -378,16 +373,16 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 )
             case WriteAudit():
                 row = op.row
-                with self._tx() as cur:
-                    values = (row.audit_id, row.thread_id, row.at, row.entry)
-                    cur.execute(sql.INSERT_AUDIT, values)
-                return None
+                values = (row.audit_id, row.thread_id, row.at, row.entry)
+                self._write(sql.INSERT_AUDIT, values)
             case ReadAudit():
                 found = self._read(sql.SELECT_AUDIT, (op.thread_id, op.limit))
                 return [
                     AuditRow(str(a), str(t), str(w), str(e)) for a, t, w, e in found
                 ]
-        raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
+            case _:
+                raise TypeError(f"{type(self).__name__} cannot perform {op!r}")
+        return None  # the writes above answer nothing
 
     @contextmanager
     def _tx(self, *, statements: bool = True) -> Iterator[Cursor[TupleRow]]:
@@ -418,24 +413,20 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                             yield cur
 
     def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:
-        """Walk up from `op.start` through pages of the thread's checkpoints,
-        newest first (`sql.ANCESTRY_PAGE`), each a few times the last."""
-        links: list[CheckpointLink] = []
-        need: str | None = op.start
-        below, limit = op.start, FIRST_PAGE
-        while need is not None:
-            page = {"thread": op.thread_id, "below": below, "limit": limit}
-            rows = self._read(sql.ANCESTRY_PAGE, page)
-            if below == need and (not rows or rows[0][0] != need):
-                break  # gone (pruned, deleted): the walk ends, as at a root
-            need = follow_parents(rows, need, op.stop, links)
-            if need is not None and len(rows) == limit:
-                below, limit = str(rows[-1][0]), min(limit * 4, LAST_PAGE)
-            elif need is not None:
-                # Not below: gone, or its id sorts above its child's (ids
-                # from clocks out of step). Look from it down.
-                below, limit = need, FIRST_PAGE
-        return links
+        """Walk up from `op.start` through pages of the thread's checkpoints
+        (`sql.ANCESTRY_PAGE`; the walk itself is `savers.sql.ancestry_walk`)."""
+        walk = ancestry_walk(op)
+        try:
+            page = next(walk)
+            while True:
+                page = walk.send(self._read(sql.ANCESTRY_PAGE, page))
+        except StopIteration as done:
+            links: list[CheckpointLink] = done.value
+            return links
+
+    def _write(self, text: str, params: Any) -> None:
+        with self._tx() as cur:
+            cur.execute(text, params)
 
     def _read(self, text: str, params: Any) -> list[tuple[Any, ...]]:
         with self._tx() as cur:

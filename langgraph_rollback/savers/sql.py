@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
 from langgraph_rollback._errors import LedgerSchemaError
 from langgraph_rollback.core.ledger import COLUMNS
-from langgraph_rollback.core.ops import CheckpointLink, Select, Update
+from langgraph_rollback.core.ops import CheckpointLink, ReadAncestry, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "LAST_PAGE",
     "LEGACY_KEYS",
     "SELECT_COLUMNS",
+    "ancestry_walk",
     "follow_parents",
     "pending_migrations",
     "select_sql",
@@ -173,3 +174,27 @@ def follow_parents(
             return None
         need = link.parent_id
     return need
+
+
+def ancestry_walk(
+    op: ReadAncestry,
+) -> Generator[dict[str, Any], Sequence[tuple[Any, ...]], list[CheckpointLink]]:
+    """The PostgreSQL ancestry walk, without I/O: yields the parameters of
+    each `ANCESTRY_PAGE` query (newest first below a checkpoint, each page a
+    few times the last), receives its rows, returns the links from
+    `op.start` up to `op.stop` (or a root)."""
+    links: list[CheckpointLink] = []
+    need: str | None = op.start
+    below, limit = op.start, FIRST_PAGE
+    while need is not None:
+        rows = yield {"thread": op.thread_id, "below": below, "limit": limit}
+        if below == need and (not rows or rows[0][0] != need):
+            break  # gone (pruned, deleted): the walk ends, as at a root
+        need = follow_parents(rows, need, op.stop, links)
+        if need is not None and len(rows) == limit:
+            below, limit = str(rows[-1][0]), min(limit * 4, LAST_PAGE)
+        elif need is not None:
+            # Not below: gone, or its id sorts above its child's (ids from
+            # clocks out of step). Look from it down.
+            below, limit = need, FIRST_PAGE
+    return links

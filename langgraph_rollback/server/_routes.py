@@ -43,7 +43,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from pydantic_core import to_jsonable_python
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -63,11 +62,10 @@ from langgraph_rollback._errors import (
 )
 from langgraph_rollback._rollback import aplan_rollback, arollback
 from langgraph_rollback.core.config import INT64_MAX
-from langgraph_rollback.core.plan import RollbackPlan
-from langgraph_rollback.core.report import RollbackReport
 from langgraph_rollback.core.resolve import UNSET
 from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.server import _platform
+from langgraph_rollback.server._json import effect_json, plan_json, report_json
 
 __all__ = ["app", "auth_configured", "check_auth_setup", "routes"]
 
@@ -409,67 +407,6 @@ def _whole(name: str, text: str) -> int:
 # --- output ----------------------------------------------------------------------
 
 
-def _json(value: Any) -> Any:
-    return to_jsonable_python(value, fallback=repr)
-
-
-def _effect_json(effect: Any) -> Any:
-    data = _json(effect)
-    data["node"] = effect.node
-    return data
-
-
-def report_json(report: RollbackReport) -> dict[str, Any]:
-    """A rollback report as the rollback route answers it."""
-
-    def step(s: Any, key: str) -> dict[str, Any]:
-        return {
-            "effect_id": s.effect.id,
-            "seq": s.effect.seq,
-            "tool": s.effect.tool,
-            key: getattr(s, key),
-        }
-
-    return {
-        "rollback_id": report.rollback_id,
-        "thread_id": report.thread_id,
-        "status": report.status,
-        "ok": report.ok,
-        "target_checkpoint_id": report.target_checkpoint_id,
-        "head_checkpoint_id": report.head_checkpoint_id,
-        "restored_checkpoint_id": report.restored_checkpoint_id,
-        "message": report.message,
-        "undone": [step(s, "description") for s in report.undone],
-        "not_undone": [step(s, "reason") for s in report.skipped],
-        "conflicts": [step(s, "reason") for s in report.conflicts],
-        "failed": [step(s, "error") for s in report.failures],
-        "already_undone": [e.id for e in report.already_compensated],
-        "orphans": [e.id for e in report.orphans],
-        "text": str(report),
-    }
-
-
-def plan_json(plan: RollbackPlan) -> dict[str, Any]:
-    """A rollback plan as the plan route answers it."""
-    return {
-        "thread_id": plan.thread_id,
-        "target_checkpoint_id": plan.target_checkpoint_id,
-        "head_checkpoint_id": plan.head_checkpoint_id,
-        "steps": [
-            {
-                "effect_id": s.effect.id,
-                "seq": s.effect.seq,
-                "tool": s.effect.tool,
-                "decision": s.decision.value,
-                "reason": s.reason,
-            }
-            for s in plan.steps
-        ],
-        "orphans": [e.id for e in plan.orphans],
-        "text": str(plan),
-    }
-
-
 def _status_of(exc: RollbackError) -> int:
     if isinstance(exc, NotAnAncestorError):
         return 422
@@ -517,7 +454,7 @@ async def list_effects(request: Request) -> JSONResponse:
     saver = await _platform.server_saver()
     effects = await saver.alist_effects(_config(thread_id, **extra), **filters)
     return JSONResponse(
-        {"thread_id": thread_id, "effects": [_effect_json(e) for e in effects]}
+        {"thread_id": thread_id, "effects": [effect_json(e) for e in effects]}
     )
 
 
@@ -584,7 +521,7 @@ async def resolve(request: Request) -> JSONResponse:
         result=body.get("result", UNSET),
         **decision,
     )
-    return JSONResponse(_effect_json(effect))
+    return JSONResponse(effect_json(effect))
 
 
 @asynccontextmanager
