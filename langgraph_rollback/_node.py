@@ -35,7 +35,7 @@ from langgraph_rollback._langgraph import (
 )
 from langgraph_rollback._liveness import new_holder
 from langgraph_rollback._models import AuditAction
-from langgraph_rollback.core.audit import decider, keep, reason_of
+from langgraph_rollback.core.audit import claimed, decider, keep, reason_of
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.execute import (
     OnConflict,
@@ -265,7 +265,10 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
             rollback_id=rollback_id,
             reason=why,
             overrode="" if yes else "the plan: nothing is undone",
-            details={"skip": sorted(skip_ids(skip))} if yes and skip else {},
+            details={
+                **({"skip": sorted(skip_ids(skip))} if yes and skip else {}),
+                **claimed(answer, configurable),
+            },
         )
         if not yes:
             return None

@@ -23,13 +23,14 @@ decision on an effect whose outcome is unknown (`saver.resolve_effect`).
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
 from langgraph_rollback._errors import RollbackError
 from langgraph_rollback._redact import redact
-from langgraph_rollback.cli._common import CliError
+from langgraph_rollback.cli._common import CliError, _is_postgres, sqlite_error
 from langgraph_rollback.cli._parser import build_parser
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +42,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     stream = out or sys.stdout
     try:
         code: int = args.run(args, stream)
+    except sqlite3.Error as exc:
+        db = str(getattr(args, "db", "") or "")
+        if _is_postgres(db):
+            raise
+        sys.stderr.write(f"error: {sqlite_error(db, exc)}\n")
+        return 2
     except (CliError, RollbackError) as exc:
         sys.stderr.write(f"error: {redact(str(exc), getattr(args, 'db', None))}\n")
         return 2

@@ -22,7 +22,9 @@ from langgraph_rollback.cli._common import (
     _connecting,
     _is_postgres,
     _redact,
+    check_decider_options,
     graph_from_args,
+    need_postgres,
     open_saver,
     operator,
 )
@@ -49,6 +51,7 @@ def refuse_without_terminal() -> None:
 
 
 def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
+    by = operator(args)  # refused before the database is opened
     with open_saver(args.db) as saver:
         graph = graph_from_args(args, saver)
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
@@ -81,7 +84,7 @@ def cmd_rollback(args: argparse.Namespace, out: TextIO) -> int:
             on_failure=args.on_failure,
             skip=args.skip,
             progress=progress,
-            by=operator(args),
+            by=by,
             reason=args.reason,
         )
     out.write(str(report) + "\n")
@@ -97,6 +100,7 @@ _DECISIONS = {
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO) -> int:
+    check_decider_options(args)
     config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
     result = _json_arg(args.result)
     with open_saver(args.db) as saver:
@@ -198,6 +202,7 @@ def _resolution(
 def _pending_sql(db: str) -> list[str]:
     """The ledger migrations this database has not run, as SQL text."""
     if _is_postgres(db):
+        need_postgres(db)
         import psycopg
 
         from langgraph_rollback.savers import postgres_sql as pg

@@ -16,6 +16,7 @@ from typing import Any, TextIO, cast
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from langgraph_rollback._redact import redact
+from langgraph_rollback.core.report import one_line
 from langgraph_rollback.savers.base import BaseRollbackSaver
 
 
@@ -40,6 +41,7 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
         f"`langgraph-rollback migrate {_redact(db)}`."
     )
     if _is_postgres(db):
+        need_postgres(db)
         from langgraph_rollback.postgres import PostgresRollbackSaver
 
         with _connecting(db), PostgresRollbackSaver.from_conn_string(db) as pg_saver:
@@ -65,6 +67,15 @@ def open_saver(db: str, *, create: bool = False) -> Iterator[BaseRollbackSaver]:
         yield sqlite_saver
 
 
+def need_postgres(db: str) -> None:
+    """Refuse a PostgreSQL URL, in one line with what to install, when the
+    PostgreSQL savers cannot be imported."""
+    try:
+        import langgraph_rollback.postgres  # noqa: F401
+    except ImportError as exc:
+        raise CliError(f"{_redact(db)} is a PostgreSQL URL. {exc}") from None
+
+
 def _has_ledger(db: str) -> bool:
     """Whether the SQLite file `db` holds the ledger's tables (read-only)."""
     try:
@@ -74,12 +85,40 @@ def _has_ledger(db: str) -> bool:
             found = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"
             ).fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise CliError(
-            f"{db}: not a SQLite database ({exc}). Fix: pass the file your "
-            "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
-        ) from exc
+    except sqlite3.Error as exc:
+        raise sqlite_error(db, exc) from exc
     return found is not None
+
+
+def sqlite_error(db: str, exc: sqlite3.Error) -> CliError:
+    """A failure of the SQLite file `db`, in one line with its fix: locked,
+    read-only, cannot be opened, or not a SQLite database."""
+    text = one_line(str(exc).strip()) or type(exc).__name__
+    words = text.lower()
+    if "locked" in words or "busy" in words:
+        return CliError(
+            f"{db}: the database is locked by another process ({text}). Fix: "
+            "wait until the other writer (a running graph, another "
+            "langgraph-rollback) is done, then run again; a rollback resumes "
+            "where it stopped."
+        )
+    if "readonly" in words or "read-only" in words:
+        return CliError(
+            f"{db}: cannot write to it ({text}). Fix: run with write access to "
+            "the file and its directory (SQLite writes its -wal and -journal "
+            "files next to it); threads, effects and checkpoints only read."
+        )
+    if "unable to open" in words or isinstance(exc, sqlite3.OperationalError):
+        return CliError(
+            f"{db}: cannot open it ({text}). Fix: check that the path and its "
+            "directory exist and that you may read and write both (a database "
+            "in WAL mode needs its directory writable, even to be read), or "
+            "work on a copy in a writable directory."
+        )
+    return CliError(
+        f"{db}: not a SQLite database ({text}). Fix: pass the file your "
+        "graph's SqliteRollbackSaver writes, or a postgresql:// URL."
+    )
 
 
 @contextmanager
@@ -120,6 +159,12 @@ def _import_attr(option: str, spec: str) -> Any:
             f"{option} {spec!r}: cannot import {module_name!r} ({exc}). Fix: run "
             "from the directory that holds it, or set PYTHONPATH."
         ) from exc
+    except Exception as exc:  # the module's own code failed as it ran
+        raise CliError(
+            f"{option} {spec!r}: importing {module_name!r} raised "
+            f"{_one_error(exc)}. Fix: make the module importable on its own "
+            "(the settings it reads at import time), then run again."
+        ) from exc
     target: Any = module
     for part in attr.split("."):
         if not hasattr(target, part):
@@ -128,6 +173,13 @@ def _import_attr(option: str, spec: str) -> Any:
             )
         target = getattr(target, part)
     return target
+
+
+def _one_error(exc: BaseException) -> str:
+    """`exc` as `Type: message`, on one line."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return one_line(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
 
 
 def _what(target: Any) -> str:
@@ -194,14 +246,39 @@ def load_graph_factory(spec: str, saver: BaseRollbackSaver) -> Any:
             f"argument, the saver ({exc}); it was not called. Fix: point it at a "
             "function saver -> compiled graph."
         ) from exc
-    built = target(saver)
+    try:
+        built = target(saver)
+    except Exception as exc:
+        raise CliError(
+            f"--graph-factory {spec!r} raised {_one_error(exc)} when called with "
+            "the saver. Fix: make the factory build the graph from the saver "
+            "alone (the settings it reads), then run again."
+        ) from exc
     if isinstance(built, StateGraph):
         return built.compile(checkpointer=cast(BaseCheckpointSaver[Any], saver))
     if isinstance(built, Pregel):
-        return built
+        return _bound_to(built, spec, saver)
     raise CliError(
         f"--graph-factory {spec!r} returned {_what(built)}. Fix: return "
         "builder.compile(checkpointer=saver) from it."
+    )
+
+
+def _bound_to(graph: Any, spec: str, saver: BaseRollbackSaver) -> Any:
+    """The factory's compiled `graph`, if its checkpointer is `saver` (or
+    wraps it, the `find_saver` rule); one compiled without a checkpointer is
+    bound to `saver`."""
+    from langgraph_rollback._langgraph import find_saver
+
+    if graph.checkpointer is None:
+        return graph.copy(update={"checkpointer": saver})
+    if find_saver(graph.checkpointer) is saver:
+        return graph
+    raise CliError(
+        f"--graph-factory {spec!r} returned a graph whose checkpointer is "
+        f"{_what(graph.checkpointer)}, not the saver it was given for this "
+        "database: the command would act on another store. Fix: return "
+        "builder.compile(checkpointer=saver) with the saver it is called with."
     )
 
 
@@ -213,8 +290,12 @@ def graph_from_args(args: argparse.Namespace, saver: BaseRollbackSaver) -> Any:
 
 
 def write_table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
-    """Rows as plain-text columns; the last column is not padded."""
-    table = [header, *rows]
+    """Rows as plain-text columns; the last column is not padded.
+
+    Control characters in a cell (a newline, an escape sequence) are printed
+    escaped (`\\n`), so a thread id or a `--by` cannot forge rows or reach the
+    terminal."""
+    table = [[one_line(cell) for cell in row] for row in [header, *rows]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
     for row in table:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
@@ -230,8 +311,25 @@ def _decider_options(command: argparse.ArgumentParser) -> None:
 
 
 def operator(args: argparse.Namespace) -> str:
-    """Who runs this command: `--by`, else the OS user, else "unknown"."""
-    return str(args.by) if args.by else _os_user()
+    """Who runs this command: `--by`, else the OS user, else "unknown".
+
+    Raises:
+        CliError: `--by` or `--reason` is blank.
+    """
+    check_decider_options(args)
+    return str(args.by) if args.by is not None else _os_user()
+
+
+def check_decider_options(args: argparse.Namespace) -> None:
+    """Refuse a blank `--by` or `--reason`, in the command line's words."""
+    for option, value in (("--by", args.by), ("--reason", args.reason)):
+        if value is not None and not value.strip():
+            raise CliError(
+                f"{option} {value!r} is blank. Fix: pass "
+                + ("who decides (e.g. --by alice)" if option == "--by" else "why")
+                + f", or leave {option} out"
+                + (" for your OS user name." if option == "--by" else ".")
+            )
 
 
 def _count(text: str) -> int:
@@ -245,7 +343,11 @@ def _count(text: str) -> int:
             f"{text!r} is not a count; pass a whole number, 0 or more (or leave "
             "--limit out for all)"
         )
-    return value
+    return min(value, _MAX_LIMIT)
+
+
+_MAX_LIMIT = 2**63 - 1
+"""The largest LIMIT SQLite and PostgreSQL take; a larger one lists all."""
 
 
 def _os_user() -> str:

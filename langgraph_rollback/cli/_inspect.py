@@ -43,6 +43,15 @@ def print_table(effects: Sequence[Effect], out: TextIO) -> None:
         out.write("(no effects)\n")
 
 
+def limited_to_none(args: argparse.Namespace, out: TextIO) -> bool:
+    """With `--limit 0`, say that nothing was listed because of it (not that
+    there is nothing); True when it did."""
+    if args.limit != 0 or getattr(args, "json", False):
+        return False
+    out.write("(nothing listed: --limit 0; raise it, or leave it out for all)\n")
+    return True
+
+
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
     with open_saver(args.db) as saver:
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
@@ -64,6 +73,8 @@ def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:
         ]
         for e in entries
     ]
+    if limited_to_none(args, out):
+        return 0
     write_table(header, rows, out)
     if not entries:
         out.write("(no decisions recorded)\n")
@@ -77,8 +88,10 @@ def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
         config: RunnableConfig = {"configurable": {"thread_id": args.thread}}
         effects = saver.list_effects(config, status=args.status, limit=args.limit)
         no_checkpoints = saver.execute(ReadHead(args.thread)) is None
-    if no_checkpoints:
+    if no_checkpoints and args.limit != 0:
         say_no_checkpoints(args, bool(effects))
+    if limited_to_none(args, out):
+        return 0
     if args.json:
         out.write(
             json.dumps([e.model_dump(mode="json") for e in effects], indent=2) + "\n"
@@ -109,6 +122,8 @@ def cmd_threads(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0
+    if limited_to_none(args, out):
+        return 0
     if not rows:
         out.write(f"(no threads in {_redact(args.db)})\n")
         return 0
@@ -134,6 +149,8 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
         rows = checkpoint_rows(saver, args.thread, config, args.limit)
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    if limited_to_none(args, out):
         return 0
     if not rows:
         out.write(f"(thread {args.thread!r} has no checkpoints)\n")

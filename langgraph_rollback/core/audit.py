@@ -3,10 +3,12 @@
 A decision is an `AuditEntry` (who, when, why, what it overrode) written with
 `WriteAudit` where it is taken: `resolve_effect`, a rollback that forces
 through conflicts or skips effects, a `RollbackNode` approval or rejection,
-and the guard's `"ask"`. Who decided comes from the decision itself (the
-`by` of a resume value or a call), else from the Agent Server's
+and the guard's `"ask"`. Who answered an `interrupt()` is the Agent Server's
 authenticated user (`configurable.langgraph_auth_user_id`, set by
-langgraph-api's `models/run.py` for every run), else "unknown".
+langgraph-api's `models/run.py` for every run) when there is one: a resume
+value's `by` cannot replace it, and a differing name it claims is kept in the
+entry's details as "claimed_by". Without an authenticated user it is the
+answer's `by`, else "unknown".
 
 An entry's id is derived from the decision, so a decision LangGraph replays
 on resume (an `interrupt()` answer returned again) is kept once.
@@ -29,6 +31,7 @@ __all__ = [
     "UNKNOWN",
     "audit_flow",
     "check_by",
+    "claimed",
     "decider",
     "entry_from_row",
     "keep",
@@ -41,25 +44,32 @@ UNKNOWN = "unknown"
 
 
 def decider(answer: Any = None, configurable: Mapping[str, Any] | None = None) -> str:
-    """Who took a decision: the answer's `by`, else the server's user, else
-    "unknown"."""
-    if isinstance(answer, Mapping):
-        by = answer.get("by")
-        if isinstance(by, str) and by.strip():
-            return by.strip()
-    user = (configurable or {}).get(AUTH_USER_KEY)
-    if isinstance(user, str) and user.strip():
-        return user.strip()
-    return UNKNOWN
+    """Who took a decision: the server's authenticated user, else the
+    answer's `by`, else "unknown"."""
+    return _text(configurable, AUTH_USER_KEY) or _text(answer, "by") or UNKNOWN
+
+
+def claimed(
+    answer: Any = None, configurable: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Details for an entry whose answer names someone other than the
+    authenticated user: {"claimed_by": that name}, else {}."""
+    user, by = _text(configurable, AUTH_USER_KEY), _text(answer, "by")
+    return {"claimed_by": by} if user and by and by != user else {}
+
+
+def _text(mapping: Any, key: str) -> str | None:
+    """`mapping[key]` stripped, when it is non-blank text."""
+    if isinstance(mapping, Mapping):
+        value = mapping.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
 
 
 def reason_of(answer: Any) -> str | None:
     """The `reason` a human gave with an answer, if any."""
-    if isinstance(answer, Mapping):
-        reason = answer.get("reason")
-        if isinstance(reason, str) and reason.strip():
-            return reason.strip()
-    return None
+    return _text(answer, "reason")
 
 
 def check_by(by: str | None, reason: str | None) -> None:

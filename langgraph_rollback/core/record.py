@@ -36,7 +36,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import ObservationError
 from langgraph_rollback._models import AuditAction, EffectStatus, Reversibility
-from langgraph_rollback.core.audit import AUTH_USER_KEY, decider, keep, reason_of
+from langgraph_rollback.core.audit import (
+    AUTH_USER_KEY,
+    claimed,
+    decider,
+    keep,
+    reason_of,
+)
 from langgraph_rollback.core.call import (
     Call,
     applied_changes,
@@ -108,15 +114,16 @@ def _guard(call: Call) -> Flow[tuple[GuardMode, str]]:
         )
     )
     yes = approved(answer)
+    server = {AUTH_USER_KEY: call.ctx.user}
     yield from keep(
         call.ctx.thread_id,
         AuditAction.ALLOW if yes else AuditAction.REFUSE,
         key=f"{call.effect_id}\0{yes}",
-        by=decider(answer, {AUTH_USER_KEY: call.ctx.user}),
+        by=decider(answer, server),
         effect_ids=[call.effect_id],
         reason=reason_of(answer),
         overrode=f"the guard's 'ask' for the {definition.kind.value} tool {call.tool!r}",
-        details={"tool": call.tool},
+        details={"tool": call.tool, **claimed(answer, server)},
     )
     return ("allow" if yes else "block"), "human"
 

@@ -226,10 +226,6 @@ def cut_off(db: str, effect_id: str) -> None:
 # --- the command line: what it prints ---------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: `threads` prints a thread id's newline raw, forging table rows",
-)
 def test_a_thread_id_with_a_newline_cannot_forge_a_threads_row(ops: Ops) -> None:
     forged = "x\nfake-thread  999  999  999  2099-01-01 00:00:00"
     run_app(ops.db, thread=forged)
@@ -239,11 +235,6 @@ def test_a_thread_id_with_a_newline_cannot_forge_a_threads_row(ops: Ops) -> None
     assert not any(ln.startswith("fake-thread") for ln in listed.stdout.splitlines())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the audit table prints --by/--reason raw: newlines forge "
-    "rows, escape sequences reach the terminal",
-)
 def test_a_hostile_by_or_reason_cannot_forge_audit_rows(ops: Ops) -> None:
     effect_id = ops.effect_id("slow.txt")
     forged_by = "mallory\n2099-01-01 00:00:00  root  force  all"
@@ -281,11 +272,6 @@ def test_hostile_by_and_reason_round_trip_through_audit_json(ops: Ops) -> None:
     assert ops.files() == {"slow.txt"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: --limit 0 prints that the thread has no checkpoints "
-    "(and the database no threads)",
-)
 def test_limit_zero_does_not_claim_the_thread_is_empty(ops: Ops) -> None:
     checkpoints = ops.cli("checkpoints", ops.db, "--thread", "t", "--limit", "0")
     threads = ops.cli("threads", ops.db, "--limit", "0")
@@ -294,10 +280,6 @@ def test_limit_zero_does_not_claim_the_thread_is_empty(ops: Ops) -> None:
     assert "no threads" not in threads.stdout, threads.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a --limit past SQLite's INTEGER is an OverflowError traceback",
-)
 def test_a_huge_limit_is_a_clean_error_or_lists_everything(ops: Ops) -> None:
     huge = str(2**70)
     for command in (["effects", "--thread", "t"], ["checkpoints", "--thread", "t"]):
@@ -393,11 +375,6 @@ def test_the_postgres_password_is_never_printed(pg_url: str, tmp_path: Path) -> 
     assert leaks == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: `migrate` on a file that is not SQLite (or in a missing "
-    "directory) is a sqlite3 traceback",
-)
 def test_migrate_on_a_file_that_is_not_sqlite_is_a_clean_error(ops: Ops) -> None:
     notes = ops.tmp / "notes.txt"
     notes.write_text("not a database\n" * 100)
@@ -408,10 +385,6 @@ def test_migrate_on_a_file_that_is_not_sqlite_is_a_clean_error(ops: Ops) -> None
     assert notes.read_text() == "not a database\n" * 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a blank --by is refused in Python words (by='  '), not --by",
-)
 def test_a_blank_by_is_refused_in_cli_words(ops: Ops) -> None:
     done = ops.cli("rollback", ops.db, "--thread", "t", *ROLLBACK, "--by", "  ")
     assert done.returncode == 2
@@ -419,11 +392,6 @@ def test_a_blank_by_is_refused_in_cli_words(ops: Ops) -> None:
     assert "--by" in done.stderr and "by=" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: an exception other than ImportError from the --graph "
-    "module's import, or from the factory, is a raw traceback (exit 1)",
-)
 @pytest.mark.parametrize(
     "graph",
     [
@@ -440,11 +408,6 @@ def test_a_graph_that_fails_to_load_is_one_line_naming_the_option(
     assert "Traceback" not in done.stderr and graph[0] in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a --graph-factory that ignores the saver is used as is: "
-    "the CLI acts on another store than the DB it was given",
-)
 def test_a_factory_that_ignores_the_saver_is_refused(ops: Ops) -> None:
     done = ops.cli(
         "plan", ops.db, "--thread", "t", "--to", "first",
@@ -534,11 +497,6 @@ def test_a_read_only_database_can_be_inspected_and_rollback_changes_nothing(
     assert set(ops.effects().values()) == {"applied"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: rollback on a read-only database is a sqlite3 traceback "
-    "('attempt to write a readonly database')",
-)
 def test_rollback_on_a_read_only_database_is_a_clean_error(read_only: Ops) -> None:
     ops = read_only
     with immutable(Path(ops.db)):
@@ -547,11 +505,6 @@ def test_rollback_on_a_read_only_database_is_a_clean_error(read_only: Ops) -> No
     assert "Traceback" not in refused.stderr and "Fix:" in refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a WAL database in a read-only directory is called "
-    "'not a SQLite database'",
-)
 def test_a_wal_database_in_a_read_only_directory_is_not_called_not_sqlite(
     read_only: Ops,
 ) -> None:
@@ -604,11 +557,6 @@ def test_a_locked_database_makes_rollback_fail_fast_and_change_nothing(
     assert ops.files() == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a database locked by another writer is a raw "
-    "'database is locked' traceback",
-)
 def test_a_locked_database_is_a_clean_error(
     locked_rollback: tuple[Ops, subprocess.CompletedProcess[str], float],
 ) -> None:
@@ -710,11 +658,6 @@ def test_after_a_refusal_later_answers_are_not_taken_and_not_kept(
     assert [(e.by, e.action) for e in entries] == [("ann", AuditAction.REFUSE)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a resume value's `by` replaces the server's authenticated "
-    "user, who is not kept: an authenticated user can sign as anyone",
-)
 def test_the_authenticated_user_is_kept_when_the_answer_names_someone_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -725,7 +668,7 @@ def test_the_authenticated_user_is_kept_when_the_answer_names_someone_else(
         graph.invoke({"done": []}, config)
         graph.invoke(Command(resume={"approve": True, "by": "the-ceo"}), config)
         (entry,) = saver.list_audit(config)
-    assert "dana" in entry.by or "dana" in json.dumps(entry.details), entry
+    assert (entry.by, entry.details.get("claimed_by")) == ("dana", "the-ceo"), entry
 
 
 # --- packaging ------------------------------------------------------------
@@ -747,11 +690,6 @@ def run_without_psycopg(*argv: str, env: dict[str, str] | None = None) -> Any:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: a postgresql:// URL without psycopg installed is an "
-    "ImportError traceback, not one line with the fix",
-)
 def test_a_postgres_url_without_psycopg_is_one_line_with_the_fix() -> None:
     url = f"postgresql://u:{SECRET}@127.0.0.1:1/x"
     for argv in (["threads", url], ["migrate", url, "--print-sql"]):
@@ -760,11 +698,6 @@ def test_a_postgres_url_without_psycopg_is_one_line_with_the_fix() -> None:
         assert "Traceback" not in done.stderr and "[postgres]" in done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: psycopg without an implementation (the [postgres] extra "
-    "alone, no libpq) is told to install [postgres] again, not psycopg[binary]",
-)
 def test_psycopg_without_an_implementation_is_told_to_add_one() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import langgraph_rollback.postgres"],
@@ -874,11 +807,6 @@ def test_the_postgres_extra_without_psycopg_binary_uses_the_system_libpq(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: the installed CLI given a postgresql:// URL without the "
-    "[postgres] extra is an ImportError traceback",
-)
 def test_the_installed_cli_without_the_extra_says_what_to_install(
     installed: dict[str, Any],
 ) -> None:

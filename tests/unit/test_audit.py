@@ -11,6 +11,7 @@ from langgraph_rollback._models import AuditAction
 from langgraph_rollback.core.audit import (
     audit_flow,
     check_by,
+    claimed,
     decider,
     entry_from_row,
     keep,
@@ -19,22 +20,27 @@ from langgraph_rollback.core.audit import (
 from langgraph_rollback.core.ops import AuditRow, ReadAudit, WriteAudit
 from tests.unit.script import Script
 
+SRV = {"langgraph_auth_user_id": "srv"}
+
 
 @pytest.mark.parametrize(
-    ("answer", "configurable", "who"),
+    ("answer", "configurable", "who", "details"),
     [
-        ({"approve": True, "by": " ann "}, {"langgraph_auth_user_id": "srv"}, "ann"),
-        ({"approve": True, "by": ""}, {"langgraph_auth_user_id": "srv"}, "srv"),
-        (True, {"langgraph_auth_user_id": "srv"}, "srv"),
-        (True, {"langgraph_auth_user_id": ""}, "unknown"),
-        ({"by": 3}, None, "unknown"),
-        (None, {}, "unknown"),
+        ({"approve": True, "by": " ann "}, SRV, "srv", {"claimed_by": "ann"}),
+        ({"approve": True, "by": "srv"}, SRV, "srv", {}),
+        ({"approve": True, "by": ""}, SRV, "srv", {}),
+        (True, SRV, "srv", {}),
+        ({"by": " ann "}, {"langgraph_auth_user_id": ""}, "ann", {}),
+        (True, {"langgraph_auth_user_id": ""}, "unknown", {}),
+        ({"by": 3}, None, "unknown", {}),
+        (None, {}, "unknown", {}),
     ],
 )
-def test_the_decider_is_the_answers_by_then_the_servers_user(
-    answer: Any, configurable: Any, who: str
+def test_the_decider_is_the_servers_user_then_the_answers_by(
+    answer: Any, configurable: Any, who: str, details: dict[str, str]
 ) -> None:
     assert decider(answer, configurable) == who
+    assert claimed(answer, configurable) == details
 
 
 @pytest.mark.parametrize(
