@@ -297,3 +297,63 @@ class Plain:
 def test_a_listed_type_the_codec_cannot_take_apart_is_refused() -> None:
     with pytest.raises(RefusedPayloadError, match="not on the ledger's allow-list"):
         LedgerCodec([Plain]).dumps_typed({"v": Plain()})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ext(5, "langgraph_rollback.__main__", "main", {}),
+        ext(5, "langgraph_rollback.not_loaded_here", "Thing", {}),
+    ],
+)
+def test_reading_never_imports_a_module_that_could_run_code(data: bytes) -> None:
+    with pytest.raises(RefusedPayloadError, match="nothing was imported"):
+        CODEC.loads_typed(("msgpack", data))
+
+
+def test_import_safe_library_modules_are_imported_on_read() -> None:
+    import sys
+
+    name = "langchain_core.documents.compressor"  # a model module, rarely loaded
+    sys.modules.pop(name, None)
+    data = ext(5, name, "NoSuchThing", {})
+    with pytest.raises(RefusedPayloadError, match="not on the ledger's allow-list"):
+        CODEC.loads_typed(("msgpack", data))  # imported, then found wanting
+    assert name in sys.modules
+
+
+class _HasDocument(BaseModel):
+    document: Document | None = None
+
+
+class _Deep(BaseModel):
+    nested: list[list[list[list[list[list[list[list[list[list[int]]]]]]]]]] = []
+
+
+@pytest.mark.parametrize(
+    ("cls", "plain"),
+    [
+        (Document, True),
+        (_HasDocument, True),
+        (RunnableLambda, False),
+        (_Deep, False),  # too deep to tell: refused
+    ],
+)
+def test_a_model_allowed_by_rule_declares_no_runnable_fields(
+    cls: type, plain: bool
+) -> None:
+    from langgraph_rollback.core import ledger_codec
+
+    assert ledger_codec._plain_model(cls) is plain
+
+
+def test_a_model_whose_field_is_a_prompt_is_refused_on_read() -> None:
+    prompt = {"template": "{a}", "input_variables": ["a"]}
+    selector = (
+        "langchain_core.example_selectors.length_based",
+        "LengthBasedExampleSelector",
+    )
+    fields = {"examples": [{"a": "x"}], "example_prompt": prompt}
+    data = ext(5, *selector, fields, "model_validate_json")
+    with pytest.raises(RefusedPayloadError, match="not on the ledger's allow-list"):
+        CODEC.loads_typed(("msgpack", data))
