@@ -388,10 +388,7 @@ LEAKS = {
     "keyword-dsn-escaped-quote": "a quoted password=' ' holding an escaped quote",
 }
 CLEAN = ["percent-encoded-at", "query-password", "keyword-dsn"]
-URL_KINDS = CLEAN + [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=DEFECT + why))
-    for k, why in LEAKS.items()
-]
+URL_KINDS = CLEAN + list(LEAKS)
 
 
 @pytest.mark.parametrize("kind", URL_KINDS)
