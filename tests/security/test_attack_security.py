@@ -272,11 +272,6 @@ def test_corrupted_digest_key_is_a_typed_error(
     assert world.count("forward", "unlock") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: setup() silently mints a new digest key when the "
-    "lgrb_keys row of a keyed ledger was deleted; old call keys no longer match",
-)
 def test_deleted_digest_key_is_a_typed_error(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
