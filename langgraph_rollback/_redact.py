@@ -52,7 +52,7 @@ def _userinfo(match: re.Match[str]) -> tuple[str, str]:
 
 
 def _passwords(url: str) -> set[str]:
-    found = {_userinfo(m)[1] for m in _URL.finditer(url)}
+    found = {m.group(1).partition(":")[2] for m in _URL.finditer(url)}
     for m in _PARAMETER.finditer(url):
         if _is_secret(m.group("key")):
             value = m.group("value")
