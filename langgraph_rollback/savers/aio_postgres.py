@@ -60,7 +60,15 @@ from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
+from langgraph_rollback.savers.keys import (
+    LOST_KEY,
+    SELECT_KEY,
+    check_key_kept,
+    insert_key_sql,
+    keyed_before,
+    new_key,
+    read_key,
+)
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
     LEGACY_KEYS,
@@ -211,6 +219,9 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                     await cur.execute(LEGACY_KEYS)
                     self.legacy_keys = bool(await cur.fetchall())
                     if (fresh := new_key(self.ledger_codec)) is not None:
+                        if keyed_before(current):
+                            await cur.execute(LOST_KEY)
+                            check_key_kept(await cur.fetchone())
                         await cur.execute(insert_key_sql("%s", postgres=True), fresh)
                         await cur.execute(SELECT_KEY)
                         key = read_key(self.ledger_codec, await cur.fetchone())

@@ -37,7 +37,15 @@ from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
+from langgraph_rollback.savers.keys import (
+    LOST_KEY,
+    SELECT_KEY,
+    check_key_kept,
+    insert_key_sql,
+    keyed_before,
+    new_key,
+    read_key,
+)
 from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
 from langgraph_rollback.savers.sqlite import SETUP_RETRY_DELAYS
 
@@ -155,6 +163,9 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 legacy = await self.conn.execute_fetchall(LEGACY_KEYS)
                 self.legacy_keys = bool(list(legacy))
                 if (fresh := new_key(self.ledger_codec)) is not None:
+                    if keyed_before(current):
+                        lost = list(await self.conn.execute_fetchall(LOST_KEY))
+                        check_key_kept(lost[0] if lost else None)
                     await self.conn.execute(insert_key_sql("?", postgres=False), fresh)
                     found = list(await self.conn.execute_fetchall(SELECT_KEY))
                     key = read_key(self.ledger_codec, found[0] if found else None)

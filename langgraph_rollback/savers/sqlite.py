@@ -28,7 +28,15 @@ from langgraph_rollback.savers import sqlite_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.keys import SELECT_KEY, insert_key_sql, new_key, read_key
+from langgraph_rollback.savers.keys import (
+    LOST_KEY,
+    SELECT_KEY,
+    check_key_kept,
+    insert_key_sql,
+    keyed_before,
+    new_key,
+    read_key,
+)
 from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
 
 __all__ = ["SqliteRollbackSaver"]
@@ -313,6 +321,8 @@ def _migrate(
         legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
         key = None
         if (fresh := new_key(codec)) is not None:
+            if keyed_before(current):
+                check_key_kept(conn.execute(LOST_KEY).fetchone())
             conn.execute(insert_key_sql("?", postgres=False), fresh)
             key = read_key(codec, conn.execute(SELECT_KEY).fetchone())
     except BaseException:

@@ -272,11 +272,6 @@ def test_corrupted_digest_key_is_a_typed_error(
     assert world.count("forward", "unlock") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: setup() silently mints a new digest key when the "
-    "lgrb_keys row of a keyed ledger was deleted; old call keys no longer match",
-)
 def test_deleted_digest_key_is_a_typed_error(
     tmp_path: Path, world: World, registry: ToolRegistry
 ) -> None:
@@ -291,6 +286,43 @@ def test_deleted_digest_key_is_a_typed_error(
     except RollbackError:
         return
     assert run_sql(db, "SELECT value FROM lgrb_keys") == [before]
+
+
+async def _set_up(flavour: str, db: str, serde: Any) -> None:
+    """`setup()` of a fresh saver of `flavour` on `db`."""
+    from langgraph_rollback import AsyncSqliteRollbackSaver
+    from langgraph_rollback.postgres import AsyncPostgresRollbackSaver
+
+    if not flavour.startswith("aio"):
+        with open_saver(flavour, db, serde=serde, registry=ToolRegistry()):
+            return
+    aio: Any = AsyncSqliteRollbackSaver
+    if flavour == "aio_postgres":
+        aio = AsyncPostgresRollbackSaver
+    async with aio.from_conn_string(db, serde=serde) as saver:
+        await saver.setup()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "flavour", ["sqlite", "aio_sqlite", "postgres", "aio_postgres"]
+)
+async def test_every_saver_refuses_a_ledger_whose_digest_key_was_deleted(
+    flavour: str, tmp_path: Path, world: World, registry: ToolRegistry, request: Any
+) -> None:
+    from langgraph_rollback import RollbackError
+
+    postgres = "postgres" in flavour
+    db = str(request.getfixturevalue("pg_url")) if postgres else str(tmp_path / "e.db")
+    serde = EncryptedSerializer.from_pycryptodome_aes(key=AES_KEY)
+    backend = "postgres" if postgres else "sqlite"
+    with open_saver(backend, db, serde=serde, registry=registry) as saver:
+        _world_tools(world, registry)(saver).invoke({"log": []}, cfg())
+    run_sql(db, "DELETE FROM lgrb_keys")
+    with pytest.raises(RollbackError, match=r"lgrb_keys.*Fix: restore"):
+        await _set_up(flavour, db, serde)
+    assert run_sql(db, "SELECT name FROM lgrb_keys") == []
+    assert world.count("forward", "unlock") == 1
 
 
 def test_same_call_in_two_databases_gets_unrelated_call_keys(
@@ -388,10 +420,7 @@ LEAKS = {
     "keyword-dsn-escaped-quote": "a quoted password=' ' holding an escaped quote",
 }
 CLEAN = ["percent-encoded-at", "query-password", "keyword-dsn"]
-URL_KINDS = CLEAN + [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=DEFECT + why))
-    for k, why in LEAKS.items()
-]
+URL_KINDS = CLEAN + list(LEAKS)
 
 
 @pytest.mark.parametrize("kind", URL_KINDS)
