@@ -55,19 +55,11 @@ from langgraph_rollback.core.ops import (
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import namespace_states
 from langgraph_rollback.core.task import GuardMode
+from langgraph_rollback.savers import keys
 from langgraph_rollback.savers import postgres_sql as sql
 from langgraph_rollback.savers.base import mark_restored_copy
 from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
-from langgraph_rollback.savers.keys import (
-    LOST_KEY,
-    SELECT_KEY,
-    check_key_kept,
-    insert_key_sql,
-    keyed_before,
-    new_key,
-    read_key,
-)
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
     LEGACY_KEYS,
@@ -211,19 +203,18 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                     cur.execute("SELECT max(v) FROM lgrb_migrations")
                     found = cur.fetchone()
                     current = None if found is None else found[0]
-                    for text, params in pending_migrations(
-                        sql.MIGRATIONS, current, "%s"
-                    ):
-                        cur.execute(text, params)
+                    for step in pending_migrations(sql.MIGRATIONS, current, "%s"):
+                        cur.execute(*step)
                     cur.execute(LEGACY_KEYS)
                     self.legacy_keys = bool(cur.fetchall())
-                    if (fresh := new_key(self.ledger_codec)) is not None:
-                        if keyed_before(current):
-                            cur.execute(LOST_KEY)
-                            check_key_kept(cur.fetchone())
-                        cur.execute(insert_key_sql("%s", postgres=True), fresh)
-                        cur.execute(SELECT_KEY)
-                        key = read_key(self.ledger_codec, cur.fetchone())
+                    if (fresh := keys.new_key(self.ledger_codec)) is not None:
+                        if keys.keyed_before(current):
+                            cur.execute(keys.LOST_KEY)
+                            keys.check_key_kept(cur.fetchone())
+                        insert = keys.insert_key_sql("%s", postgres=True)
+                        cur.execute(insert, fresh)
+                        cur.execute(keys.SELECT_KEY)
+                        key = keys.read_key(self.ledger_codec, cur.fetchone())
                         self._keep_digest_key(key)
             finally:
                 self._on(conn, sql.MIGRATION_UNLOCK, ())
