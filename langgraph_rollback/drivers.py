@@ -79,28 +79,40 @@ class _InFlight:
     """
 
     def __init__(self) -> None:
-        self._calls: dict[str, threading.Event] = {}
+        self._calls: dict[str, tuple[threading.Event, object]] = {}
         self._lock = threading.Lock()
 
-    def start(self, effect_id: str) -> bool:
-        """Mark `effect_id` in flight; False when it already was (by another
-        flow, which keeps it)."""
+    def start(self, effect_id: str, owner: object = None) -> bool:
+        """Mark `effect_id` in flight for `owner` (a flow); False when it
+        already was (by another flow, which keeps it)."""
         with self._lock:
             if effect_id in self._calls:
                 return False
-            self._calls[effect_id] = threading.Event()
+            self._calls[effect_id] = (threading.Event(), owner)
             return True
 
-    def end(self, effect_id: str) -> None:
+    def take(self, effect_id: str, owner: object) -> None:
+        """Make `owner` the flow performing `effect_id`: the flow whose
+        intent was committed performs the call, whichever flow marked it
+        first (flows waiting for it go on waiting)."""
         with self._lock:
-            done = self._calls.pop(effect_id, None)
-        if done is not None:
-            done.set()
+            event = self._calls.get(effect_id, (threading.Event(), None))[0]
+            self._calls[effect_id] = (event, owner)
+
+    def end(self, effect_id: str, owner: object = None) -> None:
+        """The call ended; with `owner`, only if that flow still performs it."""
+        with self._lock:
+            found = self._calls.get(effect_id)
+            if found is None or (owner is not None and found[1] is not owner):
+                return
+            del self._calls[effect_id]
+        found[0].set()
 
     def wait(self, op: AwaitCall) -> str:
         """The `AwaitCall` answer, waiting up to its timeout (blocking)."""
         with self._lock:
-            done = self._calls.get(op.effect_id)
+            found = self._calls.get(op.effect_id)
+        done = found[0] if found is not None else None
         if done is not None:
             return "finished" if done.wait(op.timeout) else "running"
         if op.owner is None or op.owner == process():
@@ -153,7 +165,7 @@ def run_sync(
                 error = exc
     finally:
         for effect_id in performing:
-            IN_FLIGHT.end(effect_id)
+            IN_FLIGHT.end(effect_id, performing)
 
 
 def _step_sync(
@@ -196,26 +208,31 @@ def _step_sync(
 
 
 def _starting(op: Op[Any], performing: list[str]) -> None:
-    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect.id):
+    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect.id, performing):
         performing.append(op.effect.id)
 
 
 def _claim(op: Begin, performing: list[str]) -> None:
     """Mark the call in flight before its intent is committed, so another
     flow of this process that finds the intent waits for this one."""
-    if IN_FLIGHT.start(op.row.effect_id):
+    if IN_FLIGHT.start(op.row.effect_id, performing):
         performing.append(op.row.effect_id)
 
 
 def _begin(
     op: Begin, performing: list[str], result: tuple[LedgerRow, bool]
 ) -> tuple[LedgerRow, bool]:
-    """`Begin`'s result; an intent that was there already is not this flow's
-    call in flight (until a replay restarts it)."""
+    """`Begin`'s result. The flow whose intent was committed performs the
+    call, so it takes the mark (another flow may have marked it first); an
+    intent that was there already is not this flow's call in flight (until a
+    replay restarts it)."""
     effect_id = op.row.effect_id
-    if not result[1] and effect_id in performing:
+    if result[1] and effect_id not in performing:
+        IN_FLIGHT.take(effect_id, performing)
+        performing.append(effect_id)
+    elif not result[1] and effect_id in performing:
         performing.remove(effect_id)
-        IN_FLIGHT.end(effect_id)
+        IN_FLIGHT.end(effect_id, performing)
     return result
 
 
@@ -414,7 +431,7 @@ async def run_async(
                 error = exc
     finally:
         for effect_id in performing:
-            IN_FLIGHT.end(effect_id)
+            IN_FLIGHT.end(effect_id, performing)
 
 
 async def _step_async(

@@ -1,0 +1,28 @@
+"""Which flow of this process performs a call (`drivers.IN_FLIGHT`)."""
+
+from __future__ import annotations
+
+from langgraph_rollback.core.ops import AwaitCall, Begin
+from langgraph_rollback.drivers import IN_FLIGHT, _begin, _claim
+from tests.unit.build import row
+
+
+def test_the_flow_whose_intent_commits_performs_the_call_whichever_marked_it() -> None:
+    """Two resumes of one thread: A marks the call first, B's intent commits
+    first. B performs; A's finding the intent there must not end B's mark,
+    so A waits for B instead of taking the intent for an abandoned call."""
+    begin = Begin(row(effect_id="race-1"))
+    a: list[str] = []
+    b: list[str] = []
+    _claim(begin, a)
+    _claim(begin, b)
+    assert (a, b) == (["race-1"], [])
+    _begin(begin, b, (begin.row, True))  # B's intent committed
+    _begin(begin, a, (begin.row, False))  # A found it there
+    assert (a, b) == ([], ["race-1"])
+    asked = AwaitCall("race-1", owner=None, timeout=0)
+    assert IN_FLIGHT.wait(asked) == "running"  # B still performs it
+    IN_FLIGHT.end("race-1", a)  # not A's to end
+    assert IN_FLIGHT.wait(asked) == "running"
+    IN_FLIGHT.end("race-1", b)
+    assert IN_FLIGHT.wait(asked) == "gone"
