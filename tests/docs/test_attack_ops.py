@@ -572,6 +572,9 @@ def test_ctrl_c_mid_rollback_leaves_it_resumable_and_the_lock_free(ops: Ops) -> 
          "--thread", "t", *ROLLBACK],
         cwd=ops.tmp, env={**os.environ, **ops.env}, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background commands with SIGINT
+        # ignored, and Python keeps that: give the CLI a Ctrl-C to receive.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         wait_for(lambda: (ops.world / "slow-undo-started").exists(), "slow inverse")
