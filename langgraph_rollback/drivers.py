@@ -293,6 +293,16 @@ def _outcome(call: Callable[[], Any]) -> Outcome:
         return Outcome(error=exc)
 
 
+def _late_not_recorded(op: Undo) -> None:
+    logger.exception(
+        "Could not record the outcome of the timed-out inverse of effect %s; "
+        "it stays 'compensating': check the target, then "
+        "saver.resolve_effect(config, %r, compensated=True|False)",
+        op.effect.id,
+        op.effect.id,
+    )
+
+
 def _late_sync(op: Undo, outcome: Outcome, store: LedgerStore) -> None:
     """Record the outcome of an inverse its rollback stopped waiting for."""
     if op.late is None:
@@ -300,13 +310,7 @@ def _late_sync(op: Undo, outcome: Outcome, store: LedgerStore) -> None:
     try:
         store.execute(op.late(outcome))
     except Exception:
-        logger.exception(
-            "Could not record the outcome of the timed-out inverse of effect %s; "
-            "it stays 'compensating': check the target, then "
-            "saver.resolve_effect(config, %r, compensated=True|False)",
-            op.effect.id,
-            op.effect.id,
-        )
+        _late_not_recorded(op)
 
 
 async def _late_async(op: Undo, outcome: Outcome, store: AsyncLedgerStore) -> None:
@@ -316,13 +320,7 @@ async def _late_async(op: Undo, outcome: Outcome, store: AsyncLedgerStore) -> No
     try:
         await store.aexecute(op.late(outcome))
     except Exception:
-        logger.exception(
-            "Could not record the outcome of the timed-out inverse of effect %s; "
-            "it stays 'compensating': check the target, then "
-            "saver.resolve_effect(config, %r, compensated=True|False)",
-            op.effect.id,
-            op.effect.id,
-        )
+        _late_not_recorded(op)
 
 
 def _run_coroutine(awaitable: Awaitable[Any]) -> Any:
