@@ -97,6 +97,9 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
         self._init_rollback(registry, guard, keeps_outcomes=False)
         self._effects: dict[str, LedgerRow] = {}
         self._thread_effects: defaultdict[str, list[str]] = defaultdict(list)
+        self._keyed_effects: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+        """Each (thread, call key)'s effect ids, as an SQL index has them: a
+        call looks for its earlier rows by key before its intent is written."""
         self._rollbacks: dict[str, dict[str, Any]] = {}
         self._audit: dict[str, AuditRow] = {}
         """The audit trail, in the order written (dicts keep insertion order)."""
@@ -415,6 +418,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             stored = replace(row, seq=next(self._seq), base_checkpoint_id=base)
             self._effects[row.effect_id] = stored
             self._thread_effects[row.thread_id].append(row.effect_id)
+            self._keyed_effects[row.thread_id, row.call_key].append(row.effect_id)
             return stored, True
 
     def _update(self, op: Update) -> bool:
@@ -431,7 +435,14 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def _select(self, op: Select) -> list[LedgerRow]:
         query = op.query
         with self._ledger_lock:
-            ids = list(self._thread_effects.get(query.thread_id, ()))
+            if query.effect_id is not None:
+                ids = [query.effect_id] if query.effect_id in self._effects else []
+            elif query.call_key is not None:
+                ids = list(
+                    self._keyed_effects.get((query.thread_id, query.call_key), ())
+                )
+            else:
+                ids = list(self._thread_effects.get(query.thread_id, ()))
             rows = [self._effects[i] for i in reversed(ids)]
         selected = [row for row in rows if query.matches(row)]
         if query.limit is not None:

@@ -133,6 +133,14 @@ MIGRATIONS: list[str] = [
         since_seq BIGINT NOT NULL
     );
     """,
+    # v4: a call's earlier rows found by its key (`core.replay`: the same call
+    # of a run whose checkpoints were never stored), and a run's effects by its
+    # id (`FindRun`), without a scan.
+    """
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key
+        ON lgrb_effects (thread_id, call_key);
+    CREATE INDEX IF NOT EXISTS lgrb_effects_run ON lgrb_effects (run_id);
+    """,
 ]
 
 INSERT_AUDIT = (
