@@ -15,7 +15,7 @@ from langgraph.pregel import Pregel
 from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._langgraph import find_saver
 from langgraph_rollback._liveness import new_holder
-from langgraph_rollback.core.audit import check_by, decider
+from langgraph_rollback.core.audit import attributed, check_by
 from langgraph_rollback.core.config import thread_id_of
 from langgraph_rollback.core.execute import (
     OnConflict,
@@ -142,8 +142,9 @@ def rollback(
             succeeded (the CLI shows progress with it).
         voice: Whose words error messages use for the fix.
         by: Who decided this rollback, kept in the audit trail with `skip`
-            and `on_conflict="force"` (default: the Agent Server's
-            authenticated user in `config`, else "unknown").
+            and `on_conflict="force"`. The Agent Server's authenticated user
+            in `config` comes first (a different `by` is kept as
+            "claimed_by"); without either, "unknown".
         reason: Why, kept with it.
 
     Returns:
@@ -224,8 +225,10 @@ def _policies(
 ) -> Policies:
     check_by(by, reason)
     configurable = (config or {}).get("configurable") or {}
-    who = by or decider(None, configurable)
-    policies = Policies(on_irreversible, on_conflict, on_failure, inverse_timeout)
+    who, claimed_by = attributed(by, configurable)
+    policies = Policies(
+        on_irreversible, on_conflict, on_failure, inverse_timeout, claimed_by=claimed_by
+    )
     return policies.with_skip(skip, by=who, reason=reason)
 
 

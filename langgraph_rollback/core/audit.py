@@ -29,6 +29,7 @@ from langgraph_rollback.core.ops import AuditRow, Flow, ReadAudit, WriteAudit, d
 __all__ = [
     "AUTH_USER_KEY",
     "UNKNOWN",
+    "attributed",
     "audit_flow",
     "check_by",
     "claimed",
@@ -56,6 +57,18 @@ def claimed(
     authenticated user: {"claimed_by": that name}, else {}."""
     user, by = _text(configurable, AUTH_USER_KEY), _text(answer, "by")
     return {"claimed_by": by} if user and by and by != user else {}
+
+
+def attributed(
+    by: str | None, configurable: Mapping[str, Any] | None
+) -> tuple[str | None, str | None]:
+    """Who a caller's decision (`rollback(by=)`, `resolve_effect(by=)`) is
+    kept as, and the name it claimed if that differs: the server's
+    authenticated user when the call runs under one, as for an answer; else
+    `by` (None when not given)."""
+    user = _text(configurable, AUTH_USER_KEY)
+    said = _text({"by": by}, "by")
+    return (user or said), claimed({"by": by}, configurable).get("claimed_by")
 
 
 def _text(mapping: Any, key: str) -> str | None:

@@ -217,6 +217,7 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
         if s.decision is Decision.CONFLICT and s.effect.id not in policies.skip
     ]
     by = policies.by or UNKNOWN
+    claimed = {"claimed_by": policies.claimed_by} if policies.claimed_by else {}
     if skipped:
         yield from keep(
             plan.thread_id,
@@ -227,7 +228,7 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
             rollback_id=run.rollback_id,
             reason=policies.reason,
             overrode="the plan: " + ", ".join(sorted(set(skipped.values()))),
-            details={"planned": skipped},
+            details={"planned": skipped, **claimed},
         )
     if forced and policies.on_conflict == "force":
         yield from keep(
@@ -239,7 +240,10 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
             rollback_id=run.rollback_id,
             reason=policies.reason,
             overrode="conflicts: their targets changed since the agent touched them",
-            details={"planned": dict.fromkeys(forced, Decision.CONFLICT.value)},
+            details={
+                "planned": dict.fromkeys(forced, Decision.CONFLICT.value),
+                **claimed,
+            },
         )
 
 

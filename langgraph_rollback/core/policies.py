@@ -62,6 +62,9 @@ class Policies:
     approved: frozenset[str] = field(default_factory=frozenset)
     by: str | None = None
     reason: str | None = None
+    claimed_by: str | None = None
+    """The name the caller gave when `by` is the server's authenticated user
+    and that name differs (kept in the audit trail's details)."""
 
     def __post_init__(self) -> None:
         for name, value, allowed in (

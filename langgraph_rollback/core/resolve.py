@@ -39,6 +39,7 @@ def resolve_flow(
     serde: SerializerProtocol,
     by: str | None = None,
     reason: str | None = None,
+    claimed_by: str | None = None,
 ) -> Flow[Effect]:
     """Record what an operator found out about an effect whose outcome is unknown.
 
@@ -49,7 +50,8 @@ def resolve_flow(
     `after` observation when the tool declares `observe`, so later drift
     checks stay meaningful. `result` is `UNSET` when the caller gave none.
     Who decided (`by`) and why (`reason`) go into the effect's notes and
-    the audit trail ("unknown" when `by` is None).
+    the audit trail ("unknown" when `by` is None); `claimed_by`, a name the
+    caller gave that is not the authenticated `by`, into the entry's details.
 
     A call or an inverse still in flight (its process alive, or an inverse a
     rollback stopped waiting for, which records its own outcome when it
@@ -98,7 +100,13 @@ def resolve_flow(
             expected=effect.status.value,
         )
     decided = {"applied": applied, "compensated": compensated}
-    yield from _audit(effect, resolved, row.attempt, by, reason, decided, result)
+    details: dict[str, Any] = {
+        **{k: v for k, v in decided.items() if v is not None},
+        "result_given": result is not UNSET,
+    }
+    if claimed_by:
+        details["claimed_by"] = claimed_by
+    yield from _audit(effect, resolved, row.attempt, by, reason, details)
     return resolved
 
 
@@ -108,8 +116,7 @@ def _audit(
     attempt: int,
     by: str | None,
     reason: str | None,
-    decided: dict[str, bool | None],
-    result: Any,
+    details: dict[str, Any],
 ) -> Flow[None]:
     """Keep the resolution in the audit trail."""
     key = f"{effect.id}\0{attempt}\0{effect.status.value}\0{resolved.updated_at}"
@@ -122,11 +129,7 @@ def _audit(
         reason=reason,
         overrode=f"status {effect.status.value}"
         + ("" if effect.result_known else ", result unknown"),
-        details={
-            **{k: v for k, v in decided.items() if v is not None},
-            "result_given": result is not UNSET,
-            "status": resolved.status.value,
-        },
+        details={**details, "status": resolved.status.value},
     )
 
 

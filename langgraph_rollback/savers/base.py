@@ -40,7 +40,7 @@ from langgraph_rollback._errors import (
 )
 from langgraph_rollback._liveness import mark_held, mark_released
 from langgraph_rollback._models import AuditEntry, Effect
-from langgraph_rollback.core.audit import audit_flow, check_by
+from langgraph_rollback.core.audit import attributed, audit_flow, check_by
 from langgraph_rollback.core.config import (
     StatusFilter,
     effect_id_arg,
@@ -374,7 +374,9 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
           the call returned; a replay then returns it.
 
         `by` (who decided) and `reason` are kept in the effect's notes and in
-        the audit trail (`list_audit`). The CLI's `langgraph-rollback resolve`
+        the audit trail (`list_audit`); under the Agent Server's authenticated
+        user in `config`, that user is kept, and a different `by` as
+        "claimed_by". The CLI's `langgraph-rollback resolve`
         calls this.
 
         Raises:
@@ -418,14 +420,16 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         reason: str | None,
     ) -> Flow[Effect]:
         check_by(by, reason)
+        who, claimed_by = attributed(by, (config or {}).get("configurable"))
         return resolve_flow(
             thread_id_of(config),
             effect_id_arg(effect_id),
             applied=applied,
             compensated=compensated,
             result=result,
-            by=by,
+            by=who,
             reason=reason,
+            claimed_by=claimed_by,
             registry=self.registry,
             serde=self.ledger_codec,
         )

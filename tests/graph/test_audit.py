@@ -162,6 +162,32 @@ def test_the_servers_user_decides_when_no_by_is_given(
     assert entry.by == "dana"
 
 
+def test_a_by_under_the_servers_user_is_kept_as_claimed(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = loop_graph(saver, world, registry, RollbackNode(to=run_start()))
+    graph.invoke({"messages": [HumanMessage("go")]}, cfg(), durability="sync")
+    (first, *_) = saver.list_effects(cfg())
+    server = {"configurable": {"thread_id": "t1", "langgraph_auth_user_id": "dana"}}
+    report = rollback(graph, server, to="first", skip=[first.id], by="mallory")
+    assert report.ok
+    (entry,) = saver.list_audit(cfg())
+    assert (entry.by, entry.details["claimed_by"]) == ("dana", "mallory")
+    assert world.listing() == {}
+
+
+def test_resolve_under_the_servers_user_keeps_that_user(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    pending_charge(saver, world, registry)
+    (effect,) = saver.list_effects(cfg())
+    server = {"configurable": {"thread_id": "t1", "langgraph_auth_user_id": "dana"}}
+    saver.resolve_effect(server, effect.id, applied=False, by="dana")
+    (entry,) = saver.list_audit(cfg())
+    assert entry.by == "dana" and "claimed_by" not in entry.details
+    assert world.count("forward", "charge") == 1
+
+
 @pytest.mark.parametrize("answer", ["approve", "reject"])
 def test_rollback_node_answers_are_kept_once(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry, answer: str

@@ -9,6 +9,7 @@ import pytest
 from langgraph_rollback._errors import InvalidConfigError
 from langgraph_rollback._models import AuditAction
 from langgraph_rollback.core.audit import (
+    attributed,
     audit_flow,
     check_by,
     claimed,
@@ -41,6 +42,23 @@ def test_the_decider_is_the_servers_user_then_the_answers_by(
 ) -> None:
     assert decider(answer, configurable) == who
     assert claimed(answer, configurable) == details
+
+
+@pytest.mark.parametrize(
+    ("by", "configurable", "kept"),
+    [
+        ("ann", SRV, ("srv", "ann")),
+        ("srv", SRV, ("srv", None)),
+        (None, SRV, ("srv", None)),
+        (" ann ", {"langgraph_auth_user_id": ""}, ("ann", None)),
+        ("ann", None, ("ann", None)),
+        (None, {}, (None, None)),
+    ],
+)
+def test_a_callers_by_follows_the_servers_user(
+    by: str | None, configurable: Any, kept: tuple[str | None, str | None]
+) -> None:
+    assert attributed(by, configurable) == kept
 
 
 @pytest.mark.parametrize(

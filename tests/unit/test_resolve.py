@@ -31,6 +31,7 @@ def start(
     tools: ToolRegistry | None = None,
     by: str | None = None,
     reason: str | None = None,
+    claimed_by: str | None = None,
 ) -> Script:
     flow = resolve_flow(
         "t",
@@ -42,6 +43,7 @@ def start(
         serde=SERDE,
         by=by,
         reason=reason,
+        claimed_by=claimed_by,
     )
     return Script(flow)
 
@@ -308,3 +310,18 @@ def test_who_decided_and_why_go_into_the_notes() -> None:
     assert outcome["notes"] == [
         "outcome resolved by alice (checked the bucket): not applied"
     ]
+
+
+def test_a_name_claimed_beside_the_authenticated_user_is_kept_in_details() -> None:
+    flow = start(applied=False, by="srv", claimed_by="ann")
+    found(flow, "pending")
+    flow.reply(Update, True)
+    reread(flow, "failed")
+    entry = audited(flow)
+    assert entry.by == "srv"
+    assert entry.details == {
+        "applied": False,
+        "result_given": False,
+        "claimed_by": "ann",
+        "status": "failed",
+    }
