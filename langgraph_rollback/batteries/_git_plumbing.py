@@ -474,7 +474,12 @@ def _tree_of(
 
 
 def repository_state(path: str) -> dict[str, str]:
-    """HEAD, index and refs of the repository at `path`, as short digests."""
+    """HEAD, index and refs of the repository at `path`, as short digests.
+
+    The index by what it stages (each entry's flags, mode, object and path),
+    not by its bytes: `git status` rewrites the file to refresh its cached
+    file times, which stages nothing.
+    """
     env = git_env(None, None, None)
 
     def read(*args: str) -> str:
@@ -487,12 +492,11 @@ def repository_state(path: str) -> dict[str, str]:
     if not git_dir:
         return {"unreadable": "git rev-parse failed"}
     head_file = Path(git_dir) / "HEAD"
-    index = Path(git_dir) / "index"
     return {
         "HEAD": (head_file.read_text().strip() if head_file.exists() else "")
         + " "
         + read("rev-parse", "-q", "--verify", "HEAD")[:12],
-        "index": digest(index.read_bytes() if index.exists() else b""),
+        "index": digest(read("ls-files", "--stage", "-v", "-z", "--", ":/").encode()),
         "refs": digest(read("for-each-ref").encode()),
     }
 

@@ -4,6 +4,7 @@ user's repository alone, on every kind of checkout (issue 18)."""
 from __future__ import annotations
 
 import operator
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -171,6 +172,49 @@ def test_the_snapshot_store_never_shows_in_git_status(
     )
     common = git(work, "rev-parse", "--path-format=absolute", "--git-common-dir")
     assert workspace.git_dir.is_relative_to(Path(common.strip()))
+
+
+OWN_NOTE = "the repository's own"
+
+
+@pytest.mark.parametrize("kind", ["root", "subdirectory", "worktree"])
+def test_an_index_refreshed_by_git_status_is_not_reported_as_staging(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, tmp_path: Path, kind: str
+) -> None:
+    repo, work = checkout(kind, tmp_path)
+    graph = one_step(
+        ledger,
+        GitWorkspace(work, registry=registry),
+        lambda: (work / "new.py").write_text("added\n"),
+    )
+    graph.invoke({"log": []}, CFG, durability="sync")
+    index = Path(git(repo, "rev-parse", "--absolute-git-dir").strip()) / "index"
+    was = index.read_bytes()
+    os.utime(repo / "app.py", (1_000_000_000, 1_000_000_000))  # content unchanged
+    git(repo, "update-index", "-q", "--refresh")  # as `git status` does
+    assert index.read_bytes() != was  # the file times cached in it changed
+    report = rollback(graph, CFG, to=list(graph.get_state_history(CFG))[-1])
+    assert report.ok, str(report)
+    assert not (work / "new.py").exists()
+    assert OWN_NOTE not in str(report)
+
+
+@pytest.mark.parametrize("kind", ["root", "subdirectory", "worktree"])
+def test_what_the_step_staged_is_left_and_reported(
+    ledger: SqliteRollbackSaver, registry: ToolRegistry, tmp_path: Path, kind: str
+) -> None:
+    repo, work = checkout(kind, tmp_path)
+
+    def edit() -> None:
+        (repo / "app.py").write_text("print('staged')\n")
+        git(repo, "add", "app.py")
+
+    report = run_and_roll_back(
+        one_step(ledger, GitWorkspace(work, registry=registry), edit)
+    )
+    assert report.ok, str(report)
+    assert "print('staged')" in git(repo, "show", ":app.py")  # still staged
+    assert f"{OWN_NOTE} index differ" in str(report)
 
 
 def test_modes_empty_directories_and_force_added_files_come_back(
