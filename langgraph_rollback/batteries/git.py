@@ -252,10 +252,13 @@ def _own_changes(effect: Effect) -> str:
         if "HEAD" in moved
         else ""
     )
+    names = " and ".join([", ".join(moved[:-1]), moved[-1]] if moved[1:] else moved)
+    verb = "differs" if len(moved) == 1 else "differ"
+    left = "was left as it is" if len(moved) == 1 else "were left as they are"
     return (
-        f"; the repository's own {', '.join(moved)} differ from before the step "
-        f"and were left as they are{head}: commits, staging and branches made "
-        "by the step (or since) are not undone"
+        f"; the repository's own {names} {verb} from before the step and "
+        f"{left}{head}: commits, staging and branches made by the step (or "
+        "since) are not undone"
     )
 
 

@@ -214,7 +214,7 @@ def test_what_the_step_staged_is_left_and_reported(
     )
     assert report.ok, str(report)
     assert "print('staged')" in git(repo, "show", ":app.py")  # still staged
-    assert f"{OWN_NOTE} index differ" in str(report)
+    assert f"{OWN_NOTE} index differs from before the step" in str(report)
 
 
 def test_modes_empty_directories_and_force_added_files_come_back(

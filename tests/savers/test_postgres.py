@@ -328,12 +328,16 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
         saver.setup()
         intent = psycopg.connect(pg_url)  # a transaction, as an intent's
         assert intent.execute(pg.LOCK_SHARED, (key,)).fetchone() == (True,)
-        threading.Timer(0.5, intent.commit).start()
+        committer = threading.Timer(0.5, intent.commit)
+        committer.start()
         holder = new_holder()
         t0 = time.monotonic()
         saver.execute(LockThread("t", holder))
         assert 0.4 < time.monotonic() - t0 < 5
         saver.execute(UnlockThread("t", holder))
+        # The server lets the lock go before the commit's reply reaches the
+        # committing thread: close the connection only once that thread is done.
+        committer.join()
         intent.close()
 
         other = psycopg.connect(pg_url, autocommit=True)
