@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 from langchain_core.tools import BaseTool
@@ -36,6 +36,7 @@ from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
     Begin,
+    BeginIfNewKey,
     Flow,
     Notify,
     Observe,
@@ -152,9 +153,9 @@ def run_sync(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, Begin):
+                if isinstance(op, Begin | BeginIfNewKey):
                     _claim(op, performing)
-                    send = _begin(op, performing, store.execute(op))
+                    send = _begin(op, performing, store.execute(_begun(op)))
                 elif isinstance(op, StorageOp):
                     send = store.execute(op)
                 else:
@@ -212,7 +213,13 @@ def _starting(op: Op[Any], performing: list[str]) -> None:
         performing.append(op.effect.id)
 
 
-def _claim(op: Begin, performing: list[str]) -> None:
+def _begun(op: Begin | BeginIfNewKey) -> StorageOp[tuple[LedgerRow, bool] | None]:
+    """Either intent-writing operation, as one type (`StorageOp` is invariant,
+    so mypy cannot infer the result of a union of two)."""
+    return cast(StorageOp[tuple[LedgerRow, bool] | None], op)
+
+
+def _claim(op: Begin | BeginIfNewKey, performing: list[str]) -> None:
     """Mark the call in flight before its intent is committed, so another
     flow of this process that finds the intent waits for this one."""
     if IN_FLIGHT.start(op.row.effect_id, performing):
@@ -220,17 +227,20 @@ def _claim(op: Begin, performing: list[str]) -> None:
 
 
 def _begin(
-    op: Begin, performing: list[str], result: tuple[LedgerRow, bool]
-) -> tuple[LedgerRow, bool]:
+    op: Begin | BeginIfNewKey,
+    performing: list[str],
+    result: tuple[LedgerRow, bool] | None,
+) -> tuple[LedgerRow, bool] | None:
     """`Begin`'s result. The flow whose intent was committed performs the
     call, so it takes the mark (another flow may have marked it first); an
-    intent that was there already is not this flow's call in flight (until a
-    replay restarts it)."""
+    intent that was there already (or not written) is not this flow's call
+    in flight (until a replay restarts it, or a `Begin` writes it)."""
     effect_id = op.row.effect_id
-    if result[1] and effect_id not in performing:
+    inserted = result is not None and result[1]
+    if inserted and effect_id not in performing:
         IN_FLIGHT.take(effect_id, performing)
         performing.append(effect_id)
-    elif not result[1] and effect_id in performing:
+    elif not inserted and effect_id in performing:
         performing.remove(effect_id)
         IN_FLIGHT.end(effect_id, performing)
     return result
@@ -415,11 +425,11 @@ async def run_async(
             send, error = None, None
             try:
                 if isinstance(op, StorageOp):
-                    if isinstance(op, Begin):
+                    if isinstance(op, Begin | BeginIfNewKey):
                         _claim(op, performing)
                     with anyio.CancelScope(shield=True):
                         send = await store.aexecute(op)
-                    if isinstance(op, Begin):
+                    if isinstance(op, Begin | BeginIfNewKey):
                         send = _begin(op, performing, send)
                 else:
                     _starting(op, performing)

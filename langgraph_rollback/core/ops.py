@@ -33,6 +33,7 @@ __all__ = [
     "AuditRow",
     "AwaitCall",
     "Begin",
+    "BeginIfNewKey",
     "CheckpointLink",
     "CopyCheckpoint",
     "ExistingCheckpoints",
@@ -176,6 +177,19 @@ class Begin(StorageOp[tuple[LedgerRow, bool]]):
     persisted root checkpoint) in the same statement, and refuses the intent
     (`RollbackInProgressError`) while a live rollback holds the thread.
     Result: `(stored_row, inserted)`, the new row as stored or the existing one.
+    """
+
+    row: LedgerRow
+
+
+@dataclass(frozen=True, slots=True)
+class BeginIfNewKey(StorageOp[tuple[LedgerRow, bool] | None]):
+    """`Begin`, if no row of another effect in the thread has `row`'s call key.
+
+    The common case in one round trip: a call whose key the thread has never
+    seen cannot be an earlier run's call (`core.replay.earlier_row`), so its
+    intent is written at once. Result: `Begin`'s, or None when another
+    effect has the key (nothing written; the flow looks further).
     """
 
     row: LedgerRow

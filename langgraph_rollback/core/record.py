@@ -12,9 +12,11 @@ synchronously or asynchronously, so the protocol exists once:
    `ask` (an `interrupt()` before the call) or `block` (recorded as
    `blocked`, then `IrreversibleToolBlockedError`) (`_guard`);
 3. `observe` (if declared) takes the `before` observation (`_observe_before`);
-4. the intent row is inserted unless a row with the same identity exists, and
-   committed before the forward call starts (write-ahead); it names this
-   process as the call's owner;
+4. the intent row is inserted unless the ledger holds the call already (a
+   row with the same identity, or an earlier run's row of the same call:
+   `core.replay.begin`, one operation when the thread has never seen the
+   call's key), and committed before the forward call starts (write-ahead);
+   it names this process as the call's owner;
 5. an existing row is a replay (`core.replay`): its recorded result is
    returned, its unknown outcome settled, or the call run again;
 6. the forward call runs, `observe` takes the `after` observation, and the
@@ -51,9 +53,9 @@ from langgraph_rollback.core.call import (
 )
 from langgraph_rollback.core.codec import encode_payload, normalize
 from langgraph_rollback.core.ledger import LedgerRow, utcnow
-from langgraph_rollback.core.ops import Ask, Begin, Flow, Observe, do
+from langgraph_rollback.core.ops import Ask, Flow, Observe, do
 from langgraph_rollback.core.registry import ToolDefinition
-from langgraph_rollback.core.replay import earlier_row, replay
+from langgraph_rollback.core.replay import begin, replay
 from langgraph_rollback.core.task import GuardMode, TaskContext, approved
 
 __all__ = ["applied_changes", "outcome_changes", "record_flow"]
@@ -82,10 +84,7 @@ def record_flow(
     before = None
     if mode == "allow" and definition.observe is not None:
         before, row = yield from _observe_before(call, row)
-    earlier = yield from earlier_row(call)
-    if earlier is not None:
-        return (yield from replay(call, earlier, row, mode, refused_by, before))
-    stored, inserted = yield from do(Begin(row))
+    stored, inserted = yield from begin(call, row)
     if not inserted:
         return (yield from replay(call, stored, row, mode, refused_by, before))
     if mode == "block":

@@ -48,6 +48,7 @@ from langgraph_rollback.core.ledger import LedgerRow, utcnow
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
+    BeginIfNewKey,
     ExistingCheckpoints,
     Flow,
     ReadAncestry,
@@ -61,7 +62,7 @@ from langgraph_rollback.core.ops import (
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.task import GuardMode, TaskContext
 
-__all__ = ["earlier_row", "node_path", "replay"]
+__all__ = ["begin", "earlier_row", "node_path", "replay"]
 
 _REPLAY_RETURNS = frozenset(
     {
@@ -83,6 +84,26 @@ _RUNS_AGAIN = frozenset(
 def node_path(task_ns: str) -> str:
     """A task namespace without its task ids (`a:1|b:2` -> `a|b`)."""
     return "|".join(part.split(":", 1)[0] for part in task_ns.split("|"))
+
+
+def begin(call: Call, row: LedgerRow) -> Flow[tuple[LedgerRow, bool]]:
+    """Write the call's intent `row` unless the ledger holds the call already.
+
+    Result: the row written (and True), or the row it was recorded under
+    (and False): its own identity's, or an earlier one (`earlier_row`). The
+    earlier rows `_continued` and `_lost_run` find share the call's key, so
+    while the thread has no other effect with that key (the common case),
+    one `BeginIfNewKey` does it all; rows under older keys are looked for
+    first.
+    """
+    if not call.defaulted and not _older_keys(call):
+        begun = yield from do(BeginIfNewKey(row))
+        if begun is not None:
+            return begun
+    earlier = yield from earlier_row(call)
+    if earlier is not None:
+        return earlier, False
+    return (yield from do(Begin(row)))
 
 
 def earlier_row(call: Call) -> Flow[LedgerRow | None]:

@@ -33,6 +33,7 @@ from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_t
 from langgraph_rollback.core.ops import (
     AuditRow,
     Begin,
+    BeginIfNewKey,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
@@ -332,7 +333,9 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
     async def _dispatch(self, op: StorageOp[Any]) -> object:
         match op:
             case Begin():
-                return await self._begin(op)
+                return await self._begin(op.row)
+            case BeginIfNewKey():
+                return await self._begin(op.row, if_new_key=True)
             case Update():
                 return await self._update(op)
             case Select():
@@ -440,22 +443,26 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             await cur.execute(text, params)
             return list(await cur.fetchall())
 
-    async def _begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        row = op.row
+    async def _begin(
+        self, row: LedgerRow, *, if_new_key: bool = False
+    ) -> tuple[LedgerRow, bool] | None:
+        kin = [if_new_key, row.thread_id, row.call_key, row.effect_id]
         params = [getattr(row, c) for c in INSERT_COLUMNS]
         params += [row.base_checkpoint_id, row.thread_id]
         self._refuse_if_held(row.thread_id)
         key = sql.LOCK_KEY.format(thread_id=row.thread_id)
         async with self._tx(statements=False) as cur:
             # One statement: the shared lock, then the insert if it was had.
-            await cur.execute(sql.INSERT_INTENT, [key, *params])
+            await cur.execute(sql.INSERT_INTENT, [key, *kin, *params])
             result = await cur.fetchone()
             assert result is not None
-            held, seq, base = result
+            held, seq, base, found = result
             if not held:
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder="another PostgreSQL session"
                 )
+            if found:
+                return None
             if seq is not None:
                 return replace(row, seq=int(seq), base_checkpoint_id=base), True
             # It exists: a replay (a row read outside the lock is fine, it is

@@ -51,6 +51,7 @@ from langgraph_rollback.core.ledger import effect_from_row
 from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import (
     Begin,
+    BeginIfNewKey,
     CopyCheckpoint,
     Flow,
     LockThread,
@@ -196,7 +197,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
                 result = cast(R, self.put(_parent(op), *_copy(op, source), {}))
             else:
                 result = self._execute(op)
-        self._fire(after, op)
+        if result is not None or not isinstance(op, BeginIfNewKey):
+            self._fire(after, op)  # not after an intent that was not written
         return result
 
     async def aexecute(self, op: StorageOp[R]) -> R:
@@ -214,7 +216,8 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
                 result = cast(R, await self.aput(_parent(op), *_copy(op, source), {}))
             else:
                 result = await self._aexecute(op)
-        self._fire(after, op)
+        if result is not None or not isinstance(op, BeginIfNewKey):
+            self._fire(after, op)  # not after an intent that was not written
         return result
 
     @abstractmethod
@@ -481,7 +484,7 @@ def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | N
     """The fault points around a storage operation."""
     if isinstance(op, CopyCheckpoint) and not op.checkpoint_ns:
         return FaultPoint.BEFORE_RESTORE, FaultPoint.AFTER_RESTORE
-    if isinstance(op, Begin):
+    if isinstance(op, Begin | BeginIfNewKey):
         return FaultPoint.BEFORE_INTENT, FaultPoint.AFTER_INTENT
     if isinstance(op, Update):
         status = op.changes.get("status")
@@ -516,7 +519,7 @@ def _liveness_of(op: StorageOp[Any]) -> Iterator[None]:
 
 
 def _row_id(op: StorageOp[Any]) -> str | None:
-    return op.row.effect_id if isinstance(op, Begin) else None
+    return op.row.effect_id if isinstance(op, Begin | BeginIfNewKey) else None
 
 
 def _list_flow(query: EffectQuery, saver: BaseRollbackSaver) -> Flow[list[Effect]]:

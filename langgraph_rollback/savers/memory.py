@@ -21,6 +21,7 @@ from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
     AuditRow,
     Begin,
+    BeginIfNewKey,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
@@ -252,7 +253,9 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
     def _dispatch(self, op: StorageOp[Any]) -> object:
         match op:
             case Begin():
-                return self._begin(op)
+                return self._begin(op.row)
+            case BeginIfNewKey():
+                return self._begin(op.row, if_new_key=True)
             case Update():
                 return self._update(op)
             case Select():
@@ -403,14 +406,22 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
 
     # --- ledger -----------------------------------------------------------------
 
-    def _begin(self, op: Begin) -> tuple[LedgerRow, bool]:
-        row = op.row
+    def _begin(
+        self, row: LedgerRow, *, if_new_key: bool = False
+    ) -> tuple[LedgerRow, bool] | None:
         with self._ledger_lock:
             holder = self._locks.get(row.thread_id)
             if holder is not None:
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder=str(holder)
                 )
+            if if_new_key and any(
+                effect_id != row.effect_id
+                for effect_id in self._keyed_effects.get(
+                    (row.thread_id, row.call_key), ()
+                )
+            ):
+                return None
             existing = self._effects.get(row.effect_id)
             if existing is not None:
                 return existing, False

@@ -175,6 +175,11 @@ COLUMN_TYPES = {
 INSERT_INTENT = f"""
 WITH held AS MATERIALIZED (
     SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0)) AS ok
+), kin AS MATERIALIZED (
+    SELECT %s::boolean AND EXISTS (
+        SELECT 1 FROM lgrb_effects
+        WHERE thread_id = %s::text AND call_key = %s::text AND effect_id <> %s::text
+    ) AS found
 ), inserted AS (
     INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
     SELECT {", ".join(f"%s::{COLUMN_TYPES.get(c, 'text')}" for c in INSERT_COLUMNS)},
@@ -183,22 +188,25 @@ WITH held AS MATERIALIZED (
             WHERE thread_id = %s::text AND checkpoint_ns = ''
             ORDER BY checkpoint_id DESC LIMIT 1
         ))
-    FROM held WHERE held.ok
+    FROM held, kin WHERE held.ok AND NOT kin.found
     ON CONFLICT (effect_id) DO NOTHING
     RETURNING seq, base_checkpoint_id
 )
-SELECT held.ok, inserted.seq, inserted.base_checkpoint_id
-FROM held LEFT JOIN inserted ON true
+SELECT held.ok, inserted.seq, inserted.base_checkpoint_id, kin.found
+FROM held CROSS JOIN kin LEFT JOIN inserted ON true
 """
 """Insert an intent, in one statement (one round trip, its own transaction on
 an autocommit connection): it takes the thread's lock shared, as every
 intent does (`LOCK_SHARED`; a rollback holds it exclusive), and inserts only
-if it got it. The base is the checkpoint the run was started from when the
-run named one, else the thread's newest stored root checkpoint. Parameters:
-the lock key, `INSERT_COLUMNS` values, the row's `base_checkpoint_id`,
-its `thread_id`. Returns one row: whether the lock was had, and the inserted
-row's `seq` and base (both NULL when the lock was not had or the effect
-already exists)."""
+if it got it and, when asked (`BeginIfNewKey`), only if no other effect of
+the thread has the row's call key. The base is the checkpoint the run was
+started from when the run named one, else the thread's newest stored root
+checkpoint. Parameters: the lock key; whether to look for another effect
+with the key, the row's `thread_id`, `call_key` and `effect_id`; the
+`INSERT_COLUMNS` values, the row's `base_checkpoint_id`, its `thread_id`.
+Returns one row: whether the lock was had, the inserted row's `seq` and
+base (both NULL when the lock was not had, another effect has the key or
+the effect already exists), and whether another effect has the key."""
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = %s"
 

@@ -26,6 +26,7 @@ from langgraph_rollback.core.ledger import (
 from langgraph_rollback.core.ops import (
     AuditRow,
     Begin,
+    BeginIfNewKey,
     CheckpointLink,
     ExistingCheckpoints,
     FindCheckpoint,
@@ -96,7 +97,9 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
     """The script that performs `op`."""
     match op:
         case Begin():
-            return Script(_begin(op), write=True, immediate=True)
+            return Script(_begin(op.row), write=True, immediate=True)
+        case BeginIfNewKey():
+            return Script(_begin(op.row, if_new_key=True), write=True, immediate=True)
         case Update():
             return Script(_changed(update_sql(op)), write=True)
         case Select():
@@ -143,12 +146,17 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
     raise TypeError(f"the SQLite savers cannot perform {op!r}")
 
 
-def _begin(op: Begin) -> Steps[tuple[LedgerRow, bool]]:
-    row = op.row
+def _begin(
+    row: LedgerRow, *, if_new_key: bool = False
+) -> Steps[tuple[LedgerRow, bool] | None]:
     # The lock check and the insert share one write transaction, so a
     # rollback that takes the thread cannot miss this intent.
     held = yield Stmt(sql.LOCK_HOLDER, (row.thread_id,))
     refuse_if_locked(row.thread_id, held[0] if held else None)
+    if if_new_key:
+        key = (row.thread_id, row.call_key, row.effect_id)
+        if (yield Stmt(sql.OTHER_WITH_KEY, key)):
+            return None
     params = [getattr(row, c) for c in INSERT_COLUMNS]
     inserted = yield Stmt(
         sql.INSERT_INTENT, [*params, row.base_checkpoint_id, row.thread_id]

@@ -149,6 +149,12 @@ SELECT_AUDIT = (
     "ORDER BY seq DESC LIMIT ?"
 )
 
+OTHER_WITH_KEY = (
+    "SELECT 1 FROM lgrb_effects "
+    "WHERE thread_id = ? AND call_key = ? AND effect_id <> ? LIMIT 1"
+)
+"""Whether another effect of the thread has this call key (`BeginIfNewKey`)."""
+
 INSERT_INTENT = f"""
 INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
 VALUES ({", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (

@@ -7,7 +7,14 @@ from typing import Any
 
 from langgraph_rollback._models import Reversibility
 from langgraph_rollback.core.ledger import LedgerRow
-from langgraph_rollback.core.ops import AwaitCall, Begin, Observe, Outcome, Update
+from langgraph_rollback.core.ops import (
+    AwaitCall,
+    Begin,
+    BeginIfNewKey,
+    Observe,
+    Outcome,
+    Update,
+)
 from langgraph_rollback.core.record import record_flow
 from langgraph_rollback.core.registry import ToolDefinition
 from tests.unit.build import SERDE, context, decoded, encoded, tool
@@ -27,8 +34,11 @@ def start(
     args: dict[str, Any] | None = None,
     *,
     tool_call_id: str | None = None,
+    key_seen: bool = False,
     **ctx: Any,
 ) -> Script:
+    """The flow of one call; with `key_seen`, the thread has another effect
+    with its key, so it looks for its earlier rows (`Script`)."""
     flow = record_flow(
         context(**ctx),
         definition,
@@ -36,7 +46,7 @@ def start(
         tool_call_id=tool_call_id,
         serde=SERDE,
     )
-    return Script(flow)
+    return Script(flow, key_seen=key_seen)
 
 
 def recorded(intent: LedgerRow, existing: dict[str, Any]) -> LedgerRow:
@@ -48,9 +58,10 @@ def recorded(intent: LedgerRow, existing: dict[str, Any]) -> LedgerRow:
 
 
 def begin(flow: Script, existing: dict[str, Any] | None = None) -> LedgerRow:
-    """Answer `Begin`: the intent is inserted, or, given the `existing` row's
-    fields, a row with this identity is already recorded."""
-    intent = flow.expect(Begin).row
+    """Answer `Begin` (or `BeginIfNewKey`): the intent is inserted, or, given
+    the `existing` row's fields, a row with this identity is already recorded."""
+    op = flow.current
+    intent = (op if isinstance(op, BeginIfNewKey) else flow.expect(Begin)).row
     if existing is None:
         flow.send((intent, True))
         return intent

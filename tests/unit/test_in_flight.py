@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from langgraph_rollback.core.ops import AwaitCall, Begin
+from langgraph_rollback.core.ops import AwaitCall, Begin, BeginIfNewKey
 from langgraph_rollback.drivers import IN_FLIGHT, _begin, _claim
 from tests.unit.build import row
 
@@ -25,4 +25,16 @@ def test_the_flow_whose_intent_commits_performs_the_call_whichever_marked_it() -
     IN_FLIGHT.end("race-1", a)  # not A's to end
     assert IN_FLIGHT.wait(asked) == "running"
     IN_FLIGHT.end("race-1", b)
+    assert IN_FLIGHT.wait(asked) == "gone"
+
+
+def test_an_intent_not_written_for_a_seen_key_is_not_in_flight() -> None:
+    """`BeginIfNewKey` answered None: nothing was written, so the flow's mark
+    goes until its `Begin` (or a replay) claims the call again."""
+    first = BeginIfNewKey(row(effect_id="kin-1"))
+    mine: list[str] = []
+    _claim(first, mine)
+    assert _begin(first, mine, None) is None
+    assert mine == []
+    asked = AwaitCall("kin-1", owner=None, timeout=0)
     assert IN_FLIGHT.wait(asked) == "gone"

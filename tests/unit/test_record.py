@@ -19,7 +19,7 @@ from langgraph_rollback._errors import (
 from langgraph_rollback.core.identity import args_digest
 from langgraph_rollback.core.ops import (
     Ask,
-    Begin,
+    BeginIfNewKey,
     Observe,
     Outcome,
     Perform,
@@ -52,7 +52,7 @@ def test_intent_row_names_the_task_the_call_and_the_run_start() -> None:
     flow = start(
         tool(), tool_call_id="call-7", run_checkpoint_id="c0", run_id="r", owner="h#1#9"
     )
-    intent = flow.expect(Begin).row
+    intent = flow.expect(BeginIfNewKey).row
     assert (intent.thread_id, intent.task_ns, intent.task_id) == (
         "t",
         "node:task-1",
@@ -76,7 +76,7 @@ def test_direct_calls_with_the_same_arguments_get_successive_ordinals() -> None:
     ctx = context()
     first = Script(record_flow(ctx, tool(), {"p": 1}, tool_call_id=None, serde=SERDE))
     second = Script(record_flow(ctx, tool(), {"p": 1}, tool_call_id=None, serde=SERDE))
-    one, two = first.expect(Begin).row, second.expect(Begin).row
+    one, two = first.expect(BeginIfNewKey).row, second.expect(BeginIfNewKey).row
     assert (one.ordinal, two.ordinal) == (0, 1)
     assert one.effect_id != two.effect_id
 
@@ -91,7 +91,7 @@ def test_guard_allow_runs_an_irreversible_tool_without_asking() -> None:
 
 def test_guard_applies_only_to_irreversible_and_undeclared_tools() -> None:
     flow = start(tool(), guard="block")
-    assert flow.expect(Begin).row.status == "pending"
+    assert flow.expect(BeginIfNewKey).row.status == "pending"
 
 
 def test_guard_ask_yes_records_and_runs_the_call() -> None:

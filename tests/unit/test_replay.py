@@ -121,6 +121,7 @@ def resumed() -> Script:
     """A task of checkpoint "c2" resuming an `interrupt()`."""
     return start(
         tool(),
+        key_seen=True,
         resumed=True,
         task_id="task-2",
         task_ns="node:task-2",

@@ -14,6 +14,7 @@ from langgraph_rollback.core.identity import args_digest, effect_id_for
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
+    BeginIfNewKey,
     CheckpointLink,
     ExistingCheckpoints,
     Perform,
@@ -45,7 +46,7 @@ def resumed_run(**fields: Any) -> Script:
         "step": 3,
         "task_path": PATH,
     }
-    return start(tool(), **(values | fields))
+    return start(tool(), key_seen=True, **(values | fields))
 
 
 def lost(effect_id: str = "lost", **fields: Any) -> Any:
@@ -151,12 +152,29 @@ def test_a_task_of_unknown_step_looks_for_no_lost_run() -> None:
     assert begin(flow).call_key == KEY
 
 
+def test_a_key_the_thread_has_not_seen_is_written_in_one_operation() -> None:
+    flow = start(tool(), step=3, task_path=PATH)
+    intent = flow.expect(BeginIfNewKey).row
+    assert intent.call_key == KEY
+    flow.send((intent, True))
+    flow.expect(Perform)
+
+
+def test_a_key_another_effect_has_is_looked_up_before_the_intent() -> None:
+    flow = start(tool(), step=3, task_path=PATH)
+    flow.reply(BeginIfNewKey, None)
+    candidates(flow)
+    flow.reply(Begin, (flow.expect(Begin).row, True))
+    flow.expect(Perform)
+
+
 # --- a subgraph that does not checkpoint -------------------------------------------
 
 
 def subgraph_task() -> Script:
     return start(
         tool(),
+        key_seen=True,
         checkpoint_ns="outer:p1",
         task_ns="outer:p1|inner:t2",
         task_id="t2",
@@ -259,6 +277,7 @@ def test_a_parameter_left_at_its_default_is_recorded_but_not_in_the_key() -> Non
 def test_after_an_edit_a_sibling_s_call_is_not_this_task_s() -> None:
     flow = start(
         tool(),
+        key_seen=True,
         resumed=True,
         task_id="task-2",
         task_ns="node:task-2",
