@@ -154,6 +154,10 @@ class Effect(BaseModel):
 class AuditAction(StrEnum):
     """A human decision the ledger keeps (`AuditEntry.action`)."""
 
+    ROLLBACK = "rollback"
+    """A person rolled a thread back: a rollback called with `by=` (the CLI,
+    the Agent Server's routes, `rollback(..., by=)`) or under the server's
+    authenticated user."""
     RESOLVE = "resolve"
     """An operator recorded an unknown outcome (`resolve_effect`)."""
     FORCE = "force"

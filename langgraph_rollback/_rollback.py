@@ -227,7 +227,12 @@ def _policies(
     configurable = (config or {}).get("configurable") or {}
     who, claimed_by = attributed(by, configurable)
     policies = Policies(
-        on_irreversible, on_conflict, on_failure, inverse_timeout, claimed_by=claimed_by
+        on_irreversible,
+        on_conflict,
+        on_failure,
+        inverse_timeout,
+        requested_by=who,
+        claimed_by=claimed_by,
     )
     return policies.with_skip(skip, by=who, reason=reason)
 

@@ -147,7 +147,7 @@ def execute_flow(
         report = _report(plan, run, started_at, "aborted", refused)
         return (yield from _save(report, serde))
     yield from do(SaveRollback(_record(plan, rollback_id, started_at, "running")))
-    yield from _audit_overrides(plan, run)
+    yield from _audit_decisions(plan, run)
     stopped_at = yield from _undo_all(plan, run)
     status, message, restored = yield from _finish(plan, run, restore, stopped_at)
     report = _report(plan, run, started_at, status, message, restored)
@@ -200,10 +200,35 @@ def _refusal(plan: RollbackPlan, run: Run) -> str | None:
     return "Refused: " + ". ".join(why) + ". Nothing was undone."
 
 
-def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
-    """Keep the caller's overrides of the plan in the audit trail: effects
-    left by `skip=`, conflicts undone under `on_conflict="force"`."""
+def _audit_decisions(plan: RollbackPlan, run: Run) -> Flow[None]:
+    """Keep the caller's decisions in the audit trail: the rollback itself
+    when a person asked for it, and the overrides of the plan (effects left
+    by `skip=`, conflicts undone under `on_conflict="force"`)."""
     policies = run.policies
+    claimed = {"claimed_by": policies.claimed_by} if policies.claimed_by else {}
+    if policies.requested_by:
+        yield from keep(
+            plan.thread_id,
+            AuditAction.ROLLBACK,
+            key=run.rollback_id,
+            by=policies.requested_by,
+            effect_ids=[
+                s.effect.id
+                for s in plan.steps
+                if s.effect.id not in policies.skip
+                and (
+                    s.decision is Decision.UNDO
+                    or (
+                        s.decision is Decision.CONFLICT
+                        and policies.on_conflict == "force"
+                    )
+                )
+            ],
+            rollback_id=run.rollback_id,
+            reason=policies.reason,
+            overrode=f"the thread's head {plan.head_checkpoint_id}",
+            details={"target": plan.target_checkpoint_id, **claimed},
+        )
     skipped = {
         s.effect.id: s.decision.value
         for s in plan.steps
@@ -217,7 +242,6 @@ def _audit_overrides(plan: RollbackPlan, run: Run) -> Flow[None]:
         if s.decision is Decision.CONFLICT and s.effect.id not in policies.skip
     ]
     by = policies.by or UNKNOWN
-    claimed = {"claimed_by": policies.claimed_by} if policies.claimed_by else {}
     if skipped:
         yield from keep(
             plan.thread_id,

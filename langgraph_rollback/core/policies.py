@@ -62,6 +62,9 @@ class Policies:
     approved: frozenset[str] = field(default_factory=frozenset)
     by: str | None = None
     reason: str | None = None
+    requested_by: str | None = None
+    """The person who asked for this rollback (kept in the audit trail as a
+    `rollback` decision); None for a rollback a graph runs by itself."""
     claimed_by: str | None = None
     """The name the caller gave when `by` is the server's authenticated user
     and that name differs (kept in the audit trail's details)."""

@@ -245,7 +245,7 @@ def test_a_hostile_by_or_reason_cannot_forge_audit_rows(ops: Ops) -> None:
     assert done.returncode == 0, done.stderr
     assert ops.files() == {"slow.txt"}
     table = ops.cli("effects", ops.db, "--thread", "t", "--audit").stdout
-    assert len(table.splitlines()) == 2, table  # a header and one decision
+    assert len(table.splitlines()) == 3, table  # a header, the rollback, its skip
     assert "\x1b" not in table and "\x07" not in table
 
 
@@ -446,8 +446,10 @@ def test_a_refused_force_keeps_no_decision_and_changes_nothing(ops: Ops) -> None
     assert (ops.world / "b1.txt").read_text() == "a human edited it"
     forced = ops.cli(*args)
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    (entry,) = ops.audit("b")
-    assert (entry["action"], entry["by"]) == ("force", "ann")
+    entries = {e["action"]: e for e in ops.audit("b")}
+    assert set(entries) == {"rollback", "force"}
+    entry = entries["force"]
+    assert (entry["by"], entries["rollback"]["by"]) == ("ann", "ann")
     assert entry["effect_ids"] == [ops.effect_id("b1.txt", thread="b")]
     assert not (ops.world / "b1.txt").exists()
     assert ops.calls().count("page oncall") == 1

@@ -237,13 +237,17 @@ def test_cli_skips_are_kept_with_who_and_why(
     assert [p.name for p in app_dir.iterdir()] == ["f3.txt"]
     table = cli("effects", db, "--thread", "t", "--audit", env=env)
     assert table.returncode == 0, table.stderr
-    header, row = table.stdout.splitlines()
+    header, *rows = table.stdout.splitlines()
     assert header.split()[:4] == ["at", "(UTC)", "by", "action"]
-    assert "oncall-ann" in row and " skip " in row and keep["id"] in row
+    (row,) = [r for r in rows if " skip " in r]
+    assert "oncall-ann" in row and keep["id"] in row
     assert "f3 is the customer's" in row
-    (entry,) = json.loads(
+    (asked,) = [r for r in rows if " rollback " in r]
+    assert "oncall-ann" in asked and "f3 is the customer's" in asked
+    entries = json.loads(
         cli("effects", db, "--thread", "t", "--audit", "--json", env=env).stdout
     )
+    (entry,) = [e for e in entries if e["action"] == "skip"]
     assert entry["effect_ids"] == [keep["id"]]
     assert entry["overrode"] == "the plan: undo"
 
@@ -263,8 +267,9 @@ def test_cli_decisions_default_to_the_os_user(
     args = ["--graph", "tests.support.cli_app:builder", "--yes", "--skip", keep["id"]]
     done = cli("rollback", db, "--thread", "t", "--to", "first", *args, env=env)
     assert done.returncode == 0, done.stderr
-    (entry,) = json.loads(
+    entries = json.loads(
         cli("effects", db, "--thread", "t", "--audit", "--json", env=env).stdout
     )
-    assert entry["by"] == getpass.getuser()
-    assert entry["reason"] is None
+    assert {e["action"] for e in entries} == {"rollback", "skip"}
+    assert {e["by"] for e in entries} == {getpass.getuser()}
+    assert {e["reason"] for e in entries} == {None}

@@ -130,8 +130,11 @@ def test_skip_and_force_are_kept_with_the_rollback(
     assert report.ok
     assert world.listing() == {"a.txt": "1"}  # a skipped, b forced
     entries = {e.action: e for e in saver.list_audit(cfg())}
-    assert set(entries) == {AuditAction.SKIP, AuditAction.FORCE}
+    assert set(entries) == {AuditAction.ROLLBACK, AuditAction.SKIP, AuditAction.FORCE}
     skip, force = entries[AuditAction.SKIP], entries[AuditAction.FORCE]
+    asked = entries[AuditAction.ROLLBACK]
+    assert (asked.by, asked.reason, asked.effect_ids) == ("bob", "incident 42", [b.id])
+    assert asked.rollback_id == report.rollback_id
     assert skip.effect_ids == [a.id] and force.effect_ids == [b.id]
     assert {skip.by, force.by} == {"bob"}
     assert {skip.reason, force.reason} == {"incident 42"}
@@ -140,12 +143,31 @@ def test_skip_and_force_are_kept_with_the_rollback(
     assert skip.overrode == "the plan: undo"
 
 
-def test_a_rollback_without_overrides_keeps_no_entry(
+def test_a_rollback_a_person_asks_for_is_kept(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     graph = loop_graph(saver, world, registry, RollbackNode(to=run_start()))
     graph.invoke({"messages": [HumanMessage("go")]}, cfg(), durability="sync")
-    rollback(graph, cfg(), to="first", by="carol")
+    undone = [e.id for e in saver.list_effects(cfg(), status="applied")]
+    head = graph.get_state(cfg()).config["configurable"]["checkpoint_id"]
+    report = rollback(graph, cfg(), to="first", by="carol", reason="wrong plan")
+    (entry,) = saver.list_audit(cfg())
+    assert entry.action is AuditAction.ROLLBACK
+    assert (entry.by, entry.reason, entry.rollback_id) == (
+        "carol",
+        "wrong plan",
+        report.rollback_id,
+    )
+    assert entry.effect_ids == undone and head in entry.overrode
+    assert world.listing() == {}
+
+
+def test_a_rollback_without_by_keeps_no_entry(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    graph = loop_graph(saver, world, registry, RollbackNode(to=run_start()))
+    graph.invoke({"messages": [HumanMessage("go")]}, cfg(), durability="sync")
+    rollback(graph, cfg(), to="first")
     assert saver.list_audit(cfg()) == []
     assert world.listing() == {}
 
@@ -158,8 +180,9 @@ def test_the_servers_user_decides_when_no_by_is_given(
     (first, *_) = saver.list_effects(cfg())
     server = {"configurable": {"thread_id": "t1", "langgraph_auth_user_id": "dana"}}
     rollback(graph, server, to="first", skip=[first.id])
-    (entry,) = saver.list_audit(cfg())
-    assert entry.by == "dana"
+    entries = saver.list_audit(cfg())
+    assert {e.action for e in entries} == {AuditAction.ROLLBACK, AuditAction.SKIP}
+    assert {e.by for e in entries} == {"dana"}
 
 
 def test_a_by_under_the_servers_user_is_kept_as_claimed(
@@ -171,8 +194,9 @@ def test_a_by_under_the_servers_user_is_kept_as_claimed(
     server = {"configurable": {"thread_id": "t1", "langgraph_auth_user_id": "dana"}}
     report = rollback(graph, server, to="first", skip=[first.id], by="mallory")
     assert report.ok
-    (entry,) = saver.list_audit(cfg())
-    assert (entry.by, entry.details["claimed_by"]) == ("dana", "mallory")
+    entries = saver.list_audit(cfg())
+    assert len(entries) == 2  # the rollback, and its skip
+    assert {(e.by, e.details["claimed_by"]) for e in entries} == {("dana", "mallory")}
     assert world.listing() == {}
 
 

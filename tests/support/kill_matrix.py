@@ -367,8 +367,11 @@ def count_points(backend: Backend, base: Path) -> tuple[Counter[str], float, flo
         World(root / "world.sqlite").seed()
         counts_file = root / "counts.json"
 
-        def dry(root: Path = root, counts_file: Path = counts_file) -> None:
-            phase_a(backend, root, "kill-dry", None)
+        def dry(
+            root: Path = root, counts_file: Path = counts_file, n: int = attempt
+        ) -> None:
+            # A thread of its own: PostgreSQL keeps one database for all runs.
+            phase_a(backend, root, f"kill-dry-{n}", None)
             # perf_counter is CLOCK_MONOTONIC: the same clock in every process.
             counts_file.write_text(
                 json.dumps({"counts": KILL["counts"], "ended": time.perf_counter()})
