@@ -271,3 +271,28 @@ def test_an_encrypted_ledger_finds_kin_and_replays(
         (effect,) = saver.list_effects(cfg())
         assert "draft" not in effect.call_key  # the keyed digest
     assert world.count("forward", "write_file") == 3, world.calls()
+
+
+# --- PostgreSQL pipeline mode ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_pipeline_mode_finds_kin_and_runs_each_task_once(
+    pg_url: str, world: World
+) -> None:
+    from langgraph_rollback.postgres import PostgresRollbackSaver
+
+    registry = ToolRegistry()
+    with PostgresRollbackSaver.from_conn_string(pg_url) as plain:
+        plain.setup()  # upstream's setup cannot run in a pipeline
+    with PostgresRollbackSaver.from_conn_string(
+        pg_url, registry=registry, pipeline=True
+    ) as saver:
+        ask = draft_then_ask(saver, world, registry)
+        ask.update_state(cfg(), {"note": "edited"})
+        out = ask.invoke(Command(resume="yes"), cfg(), durability="sync")
+        assert out["done"] == ["prep", "wrote draft.txt: yes (edited)"]
+        graph = fan_out(saver, build_tools(world, ToolRegistry()))
+        graph.invoke({"done": []}, one_at_a_time("t2"), durability="sync")
+        assert len(saver.list_effects(cfg("t2"))) == 2
+    assert world.count("forward", "write_file") == 3, world.calls()
