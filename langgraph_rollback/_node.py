@@ -12,6 +12,7 @@ values for last-value channels, `None` for keys that were empty at the target
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -272,7 +273,10 @@ class RollbackNode(RunnableLambda[Any, Command[Any]]):
         )
         if not yes:
             return None
-        return self.policies.with_skip(skip, by=who, reason=why, approver=True)
+        policies = self.policies.with_skip(skip, by=who, reason=why, approver=True)
+        # The approver's skips are kept as theirs, with the name they claimed.
+        claimed_by = claimed(answer, configurable).get("claimed_by")
+        return replace(policies, claimed_by=claimed_by)
 
     def _command(
         self, state: Any, report: RollbackReport, values: dict[str, Any] | None

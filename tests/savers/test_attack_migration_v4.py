@@ -1,0 +1,180 @@
+"""Ledger migration v4 (indexes on (thread_id, call_key) and run_id),
+attacked: a ledger written at v3 with effects in it, opened by this version;
+two processes setting it up at once; a read-only v3 file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langgraph.types import Command
+
+from langgraph_rollback import SqliteRollbackSaver, ToolRegistry
+from tests.graph.test_forward_guarantees import cfg, draft_then_ask
+from tests.support.stores import open_saver
+from tests.support.world import World
+
+INDEXES = {"lgrb_effects_thread_key", "lgrb_effects_run"}
+DOWNGRADE = (
+    "DROP INDEX lgrb_effects_thread_key",
+    "DROP INDEX lgrb_effects_run",
+    "DELETE FROM lgrb_migrations WHERE v = 4",
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    if request.param == "sqlite":
+        yield "sqlite", str(tmp_path / "ledger.sqlite")
+    else:
+        yield "postgres", request.getfixturevalue("pg_url")
+
+
+def run(kind: str, where: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements on the store over a connection of its own; the last one's rows."""
+    rows: list[tuple[Any, ...]] = []
+    if kind == "sqlite":
+        with sqlite3.connect(where) as db:
+            for text in statements:
+                rows = db.execute(text).fetchall()
+        return rows
+    import psycopg
+
+    with psycopg.connect(where, autocommit=True) as conn:
+        for text in statements:
+            cur = conn.execute(text)
+            rows = cur.fetchall() if cur.description else []
+    return rows
+
+
+def indexes(kind: str, where: str) -> set[str]:
+    query = (
+        "SELECT name FROM sqlite_master WHERE type = 'index'"
+        if kind == "sqlite"
+        else "SELECT indexname FROM pg_indexes WHERE tablename = 'lgrb_effects'"
+    )
+    return {name for (name,) in run(kind, where, query)} & INDEXES
+
+
+def interrupted_at_v3(kind: str, where: str, world: World) -> None:
+    """A thread interrupted after its call, then edited, in a ledger at v3."""
+    registry = ToolRegistry()
+    with open_saver(kind, where, registry) as saver:
+        graph = draft_then_ask(saver, world, registry)
+        graph.update_state(cfg(), {"note": "edited"})
+    run(kind, where, *DOWNGRADE)
+    assert indexes(kind, where) == set()
+
+
+def test_a_v3_ledger_is_upgraded_and_its_thread_resumes_once(
+    store: tuple[str, str], world: World
+) -> None:
+    kind, where = store
+    interrupted_at_v3(kind, where, world)
+    registry = ToolRegistry()
+    with open_saver(kind, where, registry) as saver:
+        rebuilt = _graph(saver, world, registry)
+        out = rebuilt.invoke(Command(resume="yes"), cfg(), durability="sync")
+        assert out["done"] == ["prep", "wrote draft.txt: yes (edited)"]
+        assert len(saver.list_effects(cfg())) == 1
+    assert world.count("forward", "write_file") == 1, world.calls()
+    assert indexes(kind, where) == INDEXES
+    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(4,)]
+
+
+def _graph(saver: Any, world: World, registry: ToolRegistry) -> Any:
+    """`draft_then_ask`'s graph, without its first run."""
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.types import interrupt
+
+    from tests.graph.test_forward_guarantees import Files
+    from tests.support.tools import build_tools
+
+    tools = build_tools(world, registry)
+
+    def prep(state: Files) -> Files:
+        return {"done": ["prep"]}
+
+    def act(state: Files) -> Files:
+        result = tools.write_file("draft.txt", "v1")
+        answer = interrupt({"question": "publish the draft?"})
+        return {"done": [f"{result}: {answer} ({state.get('note')})"]}
+
+    builder = StateGraph(Files)
+    builder.add_node(prep)
+    builder.add_node(act)
+    builder.add_edge(START, "prep")
+    builder.add_edge("prep", "act")
+    builder.add_edge("act", END)
+    return builder.compile(checkpointer=saver)
+
+
+_SETUP = """
+import sys
+from langgraph_rollback import ToolRegistry
+from tests.support.stores import open_saver
+
+with open_saver(sys.argv[1], sys.argv[2], ToolRegistry()) as saver:
+    saver.list_effects({"configurable": {"thread_id": "t1"}})
+"""
+
+
+@pytest.mark.timeout(120)
+def test_two_processes_upgrade_a_v3_ledger_at_once(
+    store: tuple[str, str], world: World
+) -> None:
+    kind, where = store
+    interrupted_at_v3(kind, where, world)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SETUP, kind, where],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=100)
+        assert child.returncode == 0, err
+    assert indexes(kind, where) == INDEXES
+    versions = run(kind, where, "SELECT v FROM lgrb_migrations ORDER BY v")
+    assert versions == [(0,), (1,), (2,), (3,), (4,)]
+
+
+def read_only(where: str) -> sqlite3.Connection:
+    """A connection that cannot write (file permissions do not bind root)."""
+    return sqlite3.connect(f"file:{where}?mode=ro", uri=True, check_same_thread=False)
+
+
+def test_a_read_only_v4_ledger_can_be_read(tmp_path: Path, world: World) -> None:
+    where = str(tmp_path / "ledger.sqlite")
+    registry = ToolRegistry()
+    with open_saver("sqlite", where, registry) as saver:
+        draft_then_ask(saver, world, registry)
+    with closing(read_only(where)) as conn:
+        (effect,) = SqliteRollbackSaver(conn, registry=registry).list_effects(cfg())
+    assert effect.tool == "write_file" and world.count("forward") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=sqlite3.OperationalError,
+    reason="a ledger at v3 opened read-only cannot be read: setup applies "
+    "migration v4 (indexes only) in a write transaction, and the raw "
+    "'attempt to write a readonly database' says nothing of the migration",
+)
+def test_a_read_only_v3_ledger_can_be_read(tmp_path: Path, world: World) -> None:
+    where = str(tmp_path / "ledger.sqlite")
+    interrupted_at_v3("sqlite", where, world)
+    with closing(read_only(where)) as conn:
+        (effect,) = SqliteRollbackSaver(conn).list_effects(cfg())
+    assert effect.tool == "write_file" and world.count("forward") == 1
