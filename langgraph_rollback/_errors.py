@@ -23,6 +23,7 @@ RollbackError
 │   └── InvalidTargetError    a rollback target that is not in the vocabulary
 │       └── AmbiguousTargetError  a tool call id naming several effects
 ├── LedgerSchemaError         the ledger tables are newer than this library
+│   └── LedgerUpgradeError    older, and this connection cannot upgrade them
 ├── IrreversibleToolBlockedError  the guard policy refused an irreversible call
 ├── CheckpointNotFoundError   a rollback target that is not in the thread
 │   └── NotAnAncestorError    a target that exists but is not behind the head
@@ -63,6 +64,7 @@ __all__ = [
     "InvalidTargetError",
     "IrreversibleToolBlockedError",
     "LedgerSchemaError",
+    "LedgerUpgradeError",
     "NotAnAncestorError",
     "ObservationError",
     "ReplayMismatchError",
@@ -378,6 +380,24 @@ class LedgerSchemaError(RollbackError):
         )
         self.found = found
         self.supported = supported
+
+
+class LedgerUpgradeError(LedgerSchemaError):
+    """The ledger tables are older than this library, and the connection
+    cannot upgrade them (a read-only file or connection)."""
+
+    def __init__(self, *, found: int | None, supported: int, database: str) -> None:
+        RollbackError.__init__(
+            self,
+            f"The ledger in {database} is at schema version {found}; this version "
+            f"of langgraph-rollback reads version {supported}, and the upgrade "
+            "(setup(), which only adds to the schema) needs to write, but the "
+            "database was opened read-only. Fix: open it once with write access "
+            "(any saver's setup() does the upgrade), then read it read-only.",
+        )
+        self.found = found  # type: ignore[assignment]
+        self.supported = supported
+        self.database = database
 
 
 class EffectStateError(RollbackError):

@@ -41,9 +41,12 @@ class FaultPoint(StrEnum):
     """Where a store reports progress to its `probe`."""
 
     BEFORE_INTENT = "before_intent"
-    """An intent row is about to be committed."""
+    """An intent row is about to be committed (`Begin`, `BeginIfNewKey`).
+    A `BeginIfNewKey` that finds another effect with the call's key writes
+    nothing: the points come again around the `Begin` that follows, if any."""
     AFTER_INTENT = "after_intent"
-    """The intent is committed; the forward call has not started."""
+    """The intent operation is over: the row committed (or found, or, for a
+    `BeginIfNewKey`, not written); the forward call has not started."""
     AFTER_FORWARD = "after_forward"
     """The forward call returned or raised; its outcome is not recorded yet."""
     AFTER_OUTCOME = "after_outcome"

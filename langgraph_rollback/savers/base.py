@@ -197,8 +197,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
                 result = cast(R, self.put(_parent(op), *_copy(op, source), {}))
             else:
                 result = self._execute(op)
-        if result is not None or not isinstance(op, BeginIfNewKey):
-            self._fire(after, op)  # not after an intent that was not written
+        self._fire(after, op)
         return result
 
     async def aexecute(self, op: StorageOp[R]) -> R:
@@ -216,8 +215,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
                 result = cast(R, await self.aput(_parent(op), *_copy(op, source), {}))
             else:
                 result = await self._aexecute(op)
-        if result is not None or not isinstance(op, BeginIfNewKey):
-            self._fire(after, op)  # not after an intent that was not written
+        self._fire(after, op)
         return result
 
     @abstractmethod

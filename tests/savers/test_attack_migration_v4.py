@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
-from langgraph_rollback import SqliteRollbackSaver, ToolRegistry
+from langgraph_rollback import LedgerUpgradeError, SqliteRollbackSaver, ToolRegistry
 from tests.graph.test_forward_guarantees import cfg, draft_then_ask
 from tests.support.stores import open_saver
 from tests.support.world import World
@@ -165,16 +165,19 @@ def test_a_read_only_v4_ledger_can_be_read(tmp_path: Path, world: World) -> None
     assert effect.tool == "write_file" and world.count("forward") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=sqlite3.OperationalError,
-    reason="a ledger at v3 opened read-only cannot be read: setup applies "
-    "migration v4 (indexes only) in a write transaction, and the raw "
-    "'attempt to write a readonly database' says nothing of the migration",
-)
-def test_a_read_only_v3_ledger_can_be_read(tmp_path: Path, world: World) -> None:
+def test_a_read_only_v3_ledger_names_the_upgrade_it_needs(
+    tmp_path: Path, world: World
+) -> None:
     where = str(tmp_path / "ledger.sqlite")
     interrupted_at_v3("sqlite", where, world)
-    with closing(read_only(where)) as conn:
-        (effect,) = SqliteRollbackSaver(conn).list_effects(cfg())
+    with (
+        closing(read_only(where)) as conn,
+        pytest.raises(LedgerUpgradeError, match=r"version 3.*Fix: open it once"),
+    ):
+        SqliteRollbackSaver(conn).list_effects(cfg())
+    # Nothing was lost: opened with write access, the upgrade runs and the
+    # effect reads as recorded.
+    registry = ToolRegistry()
+    with open_saver("sqlite", where, registry) as saver:
+        (effect,) = saver.list_effects(cfg())
     assert effect.tool == "write_file" and world.count("forward") == 1

@@ -34,6 +34,7 @@ SAMPLES: dict[str, dict[str, object]] = {
         "refused_by": "human",
     },
     "LedgerSchemaError": {"found": 9, "supported": 1},
+    "LedgerUpgradeError": {"found": 3, "supported": 4, "database": "/srv/agent.sqlite"},
     "NotAnAncestorError": {
         "checkpoint_id": "c1",
         "thread_id": "t1",

@@ -28,6 +28,7 @@ EXPECTED = [
     "InvalidTargetError",
     "IrreversibleToolBlockedError",
     "LedgerSchemaError",
+    "LedgerUpgradeError",
     "NotAnAncestorError",
     "ObservationError",
     "PlannedStep",
