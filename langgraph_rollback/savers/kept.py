@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from langgraph_rollback.core.ops import StorageOp, Update
@@ -71,6 +71,7 @@ class KeptOutcomes:
         self._committed_ids: list[str] = []
         """Committed outcomes the probe has not been told of yet."""
         self._lock = threading.Lock()
+        self._reporting = _Reporting(self)
 
     def __bool__(self) -> bool:
         return bool(self._ops)
@@ -99,21 +100,21 @@ class KeptOutcomes:
             raise
         self._committed(taken)
 
-    @contextmanager
-    def reporting(self) -> Iterator[None]:
+    def reporting(self) -> AbstractContextManager[None]:
         """Around the store's lock: once the body (which takes and releases
         it) is done, tell the probe `AFTER_OUTCOME` of each kept outcome
-        committed meanwhile, outside the lock."""
-        try:
-            yield
-        finally:
-            if self._committed_ids:
-                with self._lock:
-                    ids, self._committed_ids = self._committed_ids, []
-                probe = self._probe()
-                if probe is not None:
-                    for effect_id in ids:
-                        probe(FaultPoint.AFTER_OUTCOME, effect_id)
+        committed meanwhile, outside the lock. (An object, not a generator:
+        every transaction of the store enters it.)"""
+        return self._reporting
+
+    def _report(self) -> None:
+        if self._committed_ids:
+            with self._lock:
+                ids, self._committed_ids = self._committed_ids, []
+            probe = self._probe()
+            if probe is not None:
+                for effect_id in ids:
+                    probe(FaultPoint.AFTER_OUTCOME, effect_id)
 
     def written(self, op: Update, rows: Sequence[Any]) -> None:
         """Note how a kept outcome's write went: one that changed no row (its
@@ -165,3 +166,15 @@ class KeptOutcomes:
                 self._failures.pop(op.effect_id, None)
             if self._probe() is not None:
                 self._committed_ids.extend(op.effect_id for op in taken)
+
+
+class _Reporting(AbstractContextManager[None]):
+    """`KeptOutcomes.reporting()`: reports on the way out, whatever happened."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self, kept: KeptOutcomes) -> None:
+        self._kept = kept
+
+    def __exit__(self, *exc: object) -> None:
+        self._kept._report()

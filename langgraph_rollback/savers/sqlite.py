@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
@@ -168,18 +168,19 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         self.is_setup = False  # the ledger's part of setup() reads the key
         self.setup()
 
-    @contextmanager
-    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+    def cursor(  # type: ignore[override]
+        self, transaction: bool = True
+    ) -> AbstractContextManager[sqlite3.Cursor]:
         """Upstream's cursor, but a failed write rolls back instead of committing.
 
         Tool outcomes kept for the next write (`savers.kept`) run first, in
         the same transaction as a write, or committed on their own before a
         read. Statements queued by `put` for the same transaction (the
         restored head's rollback record) run before the commit, so both or
-        neither land.
+        neither land. (The transaction's context manager itself: upstream
+        enters a cursor for every read and write.)
         """
-        with self._transaction(write=transaction) as cur:
-            yield cur
+        return self._transaction(write=transaction)
 
     @contextmanager
     def _transaction(
