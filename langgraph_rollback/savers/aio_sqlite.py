@@ -47,13 +47,19 @@ from langgraph_rollback.savers.keys import (
     read_key,
 )
 from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
-from langgraph_rollback.savers.sqlite import SETUP_RETRY_DELAYS
+from langgraph_rollback.savers.sqlite import (
+    SETUP_RETRY_DELAYS,
+    is_read_only,
+    upgrade_error,
+)
 
 __all__ = ["AsyncSqliteRollbackSaver"]
 
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+_CURRENT_VERSION = "SELECT max(v) FROM lgrb_migrations"
 
 
 class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
@@ -134,6 +140,8 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
 
         Raises:
             LedgerSchemaError: The ledger was written by a newer version.
+            LedgerUpgradeError: The ledger needs an upgrade and the
+                connection is read-only.
         """
         for delay in SETUP_RETRY_DELAYS:  # see SqliteRollbackSaver.setup
             try:
@@ -150,7 +158,11 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 return
             if self.conn.in_transaction:
                 await self.conn.rollback()
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                await self._refuse_read_only(exc)
+                raise
             try:
                 await self.conn.execute(sql.VERSION_TABLE)
                 async with self.conn.execute(
@@ -170,11 +182,27 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                     found = list(await self.conn.execute_fetchall(SELECT_KEY))
                     key = read_key(self.ledger_codec, found[0] if found else None)
                     self._keep_digest_key(key)
+            except sqlite3.OperationalError as exc:
+                await self.conn.rollback()
+                await self._refuse_read_only(exc)
+                raise
             except BaseException:
                 await self.conn.rollback()
                 raise
             await self.conn.commit()
             self._ledger_ready = True
+
+    async def _refuse_read_only(self, exc: sqlite3.OperationalError) -> None:
+        """A ledger that needs an upgrade, on a connection that cannot write
+        it (as `SqliteRollbackSaver.setup`)."""
+        if not is_read_only(exc):
+            return
+        found: int | None = None
+        if list(await self.conn.execute_fetchall(sql.HAS_VERSION_TABLE)):
+            rows = list(await self.conn.execute_fetchall(_CURRENT_VERSION))
+            found = None if not rows or rows[0][0] is None else int(rows[0][0])
+        rows = list(await self.conn.execute_fetchall("PRAGMA database_list"))
+        raise upgrade_error(found, rows[0] if rows else None) from exc
 
     async def aput(
         self,

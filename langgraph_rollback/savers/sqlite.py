@@ -346,14 +346,23 @@ def _migrate(
 
 def _refuse_read_only(conn: sqlite3.Connection, exc: sqlite3.OperationalError) -> None:
     """A ledger that needs an upgrade, on a connection that cannot write it."""
-    if "readonly" in str(exc) or "read-only" in str(exc):
+    if is_read_only(exc):
         row = conn.execute("PRAGMA database_list").fetchone()
-        where = (row[2] if row else "") or "this database"
-        raise LedgerUpgradeError(
-            found=ledger_version(conn),
-            supported=len(sql.MIGRATIONS) - 1,
-            database=where,
-        ) from exc
+        raise upgrade_error(ledger_version(conn), row) from exc
+
+
+def is_read_only(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused a write because the database is read-only."""
+    return "readonly" in str(exc) or "read-only" in str(exc)
+
+
+def upgrade_error(found: int | None, database_row: Any) -> LedgerUpgradeError:
+    """The refusal of an upgrade on a read-only connection; `database_row`
+    is `PRAGMA database_list`'s first row (its file name), if any."""
+    where = (database_row[2] if database_row else "") or "this database"
+    return LedgerUpgradeError(
+        found=found, supported=len(sql.MIGRATIONS) - 1, database=where
+    )
 
 
 def ledger_version(conn: sqlite3.Connection) -> int | None:
