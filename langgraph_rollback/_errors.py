@@ -383,21 +383,17 @@ class LedgerSchemaError(RollbackError):
 
 
 class LedgerUpgradeError(LedgerSchemaError):
-    """The ledger tables are older than this library, and the connection
-    cannot upgrade them (a read-only file or connection)."""
+    """The ledger is older than this library, and the connection is read-only."""
 
     def __init__(self, *, found: int | None, supported: int, database: str) -> None:
         RollbackError.__init__(
             self,
             f"The ledger in {database} is at schema version {found}; this version "
-            f"of langgraph-rollback reads version {supported}, and the upgrade "
-            "(setup(), which only adds to the schema) needs to write, but the "
+            f"reads {supported}, and the upgrade (setup()) must write, but the "
             "database was opened read-only. Fix: open it once with write access "
-            "(any saver's setup() does the upgrade), then read it read-only.",
+            "(any saver's setup() upgrades it), then read it read-only.",
         )
-        self.found = found  # type: ignore[assignment]
-        self.supported = supported
-        self.database = database
+        self.found, self.supported, self.database = found, supported, database  # type: ignore[assignment]
 
 
 class EffectStateError(RollbackError):

@@ -141,10 +141,9 @@ def rollback(
         progress: Called after each inverse with its `Effect` and whether it
             succeeded (the CLI shows progress with it).
         voice: Whose words error messages use for the fix.
-        by: Who decided this rollback, kept in the audit trail with `skip`
-            and `on_conflict="force"`. The Agent Server's authenticated user
-            in `config` comes first (a different `by` is kept as
-            "claimed_by"); without either, "unknown".
+        by: Who decided this rollback, kept in the audit trail; the Agent
+            Server's authenticated user in `config` comes first (a different
+            `by` is kept as "claimed_by"). Without either, it is not kept.
         reason: Why, kept with it.
 
     Returns:

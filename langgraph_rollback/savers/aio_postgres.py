@@ -29,7 +29,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._redact import redacted_error
-from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, row_from_tuple
+from langgraph_rollback.core.ledger import LedgerRow, row_from_tuple
 from langgraph_rollback.core.ops import (
     AuditRow,
     Begin,
@@ -332,10 +332,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
 
     async def _dispatch(self, op: StorageOp[Any]) -> object:
         match op:
-            case Begin():
-                return await self._begin(op.row)
-            case BeginIfNewKey():
-                return await self._begin(op.row, if_new_key=True)
+            case Begin() | BeginIfNewKey():
+                return await self._begin(op.row, isinstance(op, BeginIfNewKey))
             case Update():
                 return await self._update(op)
             case Select():
@@ -444,24 +442,20 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
             return list(await cur.fetchall())
 
     async def _begin(
-        self, row: LedgerRow, *, if_new_key: bool = False
+        self, row: LedgerRow, if_new_key: bool
     ) -> tuple[LedgerRow, bool] | None:
-        kin = [if_new_key, row.thread_id, row.call_key, row.effect_id]
-        params = [getattr(row, c) for c in INSERT_COLUMNS]
-        params += [row.base_checkpoint_id, row.thread_id]
         self._refuse_if_held(row.thread_id)
-        key = sql.LOCK_KEY.format(thread_id=row.thread_id)
         async with self._tx(statements=False) as cur:
             # One statement: the shared lock, then the insert if it was had.
-            await cur.execute(sql.INSERT_INTENT, [key, *kin, *params])
+            await cur.execute(sql.INSERT_INTENT, sql.intent_params(row, if_new_key))
             result = await cur.fetchone()
             assert result is not None
-            held, seq, base, found = result
+            held, seq, base, kin = result
             if not held:
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder="another PostgreSQL session"
                 )
-            if found:
+            if kin:  # another effect of the thread has the call's key
                 return None
             if seq is not None:
                 return replace(row, seq=int(seq), base_checkpoint_id=base), True

@@ -15,7 +15,9 @@ duration, so it is released by PostgreSQL itself if the holder's process dies.
 
 from __future__ import annotations
 
-from langgraph_rollback.core.ledger import INSERT_COLUMNS
+from typing import Any
+
+from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow
 from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
 __all__ = [
@@ -207,6 +209,21 @@ with the key, the row's `thread_id`, `call_key` and `effect_id`; the
 Returns one row: whether the lock was had, the inserted row's `seq` and
 base (both NULL when the lock was not had, another effect has the key or
 the effect already exists), and whether another effect has the key."""
+
+
+def intent_params(row: LedgerRow, if_new_key: bool) -> list[Any]:
+    """`INSERT_INTENT`'s parameters for `row`, in its order."""
+    return [
+        LOCK_KEY.format(thread_id=row.thread_id),
+        if_new_key,
+        row.thread_id,
+        row.call_key,
+        row.effect_id,
+        *(getattr(row, c) for c in INSERT_COLUMNS),
+        row.base_checkpoint_id,
+        row.thread_id,
+    ]
+
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = %s"
 

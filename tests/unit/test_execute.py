@@ -255,6 +255,34 @@ def test_refusals_leave_out_the_effects_the_approver_skipped() -> None:
     ]
 
 
+def test_a_rollback_a_person_asked_for_is_kept_before_its_overrides() -> None:
+    the_plan = plan(
+        step(effect("a")),
+        step(effect("c"), Decision.CONFLICT),
+        step(effect("s")),
+        step(effect("i"), Decision.SKIP, skip_kind="irreversible"),
+    )
+    flow = start(
+        the_plan,
+        on_conflict="force",
+        skip=frozenset({"s"}),
+        requested_by="srv",
+        claimed_by="ann",
+        reason="wrong plan",
+    )
+    running(flow)
+    asked = audited(flow)
+    assert (asked.action, asked.by, asked.reason) == ("rollback", "srv", "wrong plan")
+    assert asked.effect_ids == ["a", "c"]  # what it sets out to undo
+    assert asked.details == {
+        "target": the_plan.target_checkpoint_id,
+        "claimed_by": "ann",
+    }
+    assert the_plan.head_checkpoint_id in asked.overrode
+    assert audited(flow).action == "skip"
+    assert audited(flow).action == "force"
+
+
 # --- the steps, newest first -------------------------------------------------------------
 
 
