@@ -383,15 +383,16 @@ class LedgerSchemaError(RollbackError):
 
 
 class LedgerUpgradeError(LedgerSchemaError):
-    """The ledger is older than this library, and the connection is read-only."""
+    """The ledger must be written before it is read, and the connection is read-only."""
 
     def __init__(self, *, found: int | None, supported: int, database: str) -> None:
+        what = "its digest key" if found == supported else f"version {supported}"
         RollbackError.__init__(
             self,
-            f"The ledger in {database} is at schema version {found}; this version "
-            f"reads {supported}, and the upgrade (setup()) must write, but the "
-            "database was opened read-only. Fix: open it once with write access "
-            "(any saver's setup() upgrades it), then read it read-only.",
+            f"The ledger in {database} is at schema version {found} and needs "
+            f"{what} written first, but it was opened read-only. Fix: open it "
+            "once with write access (a saver's setup(), or `langgraph-rollback "
+            f"migrate {database}`), then read it read-only.",
         )
         self.found, self.supported, self.database = found, supported, database  # type: ignore[assignment]
 
