@@ -30,6 +30,7 @@ from langgraph_rollback.cli._common import (
 )
 from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.savers.base import BaseRollbackSaver
+from langgraph_rollback.savers.sql import CURRENT_VERSION
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
@@ -211,7 +212,7 @@ def _pending_sql(db: str) -> list[str]:
             exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
             current = -1
             if exists and exists[0]:
-                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                row = conn.execute(CURRENT_VERSION).fetchone()
                 current = -1 if row is None or row[0] is None else int(row[0])
         return [pg.VERSION_TABLE, *pg.MIGRATIONS[current + 1 :]]
     from langgraph_rollback.savers import sqlite_sql as sq
@@ -223,7 +224,7 @@ def _pending_sql(db: str) -> list[str]:
                 "SELECT name FROM sqlite_master WHERE name = 'lgrb_migrations'"
             ).fetchone()
             if found:
-                row = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+                row = conn.execute(CURRENT_VERSION).fetchone()
                 current = -1 if row[0] is None else int(row[0])
     return [sq.VERSION_TABLE, *sq.MIGRATIONS[current + 1 :]]
 

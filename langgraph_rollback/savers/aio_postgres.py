@@ -64,6 +64,7 @@ from langgraph_rollback.savers.bridges import SyncOverAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
+    CURRENT_VERSION,
     LEGACY_KEYS,
     ancestry_walk,
     pending_migrations,
@@ -202,9 +203,8 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                 await super().setup()
                 async with self._tx() as cur:
                     await cur.execute(sql.VERSION_TABLE)
-                    await cur.execute("SELECT max(v) FROM lgrb_migrations")
-                    found = await cur.fetchone()
-                    current = None if found is None else found[0]
+                    await cur.execute(CURRENT_VERSION)
+                    current = (await cur.fetchone() or (None,))[0]
                     for step in pending_migrations(sql.MIGRATIONS, current, "%s"):
                         await cur.execute(*step)
                     await cur.execute(LEGACY_KEYS)

@@ -46,7 +46,12 @@ from langgraph_rollback.savers.keys import (
     new_key,
     read_key,
 )
-from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
+from langgraph_rollback.savers.sql import (
+    CURRENT_VERSION,
+    LEGACY_KEYS,
+    pending_migrations,
+    update_sql,
+)
 from langgraph_rollback.savers.sqlite import (
     SETUP_RETRY_DELAYS,
     is_read_only,
@@ -58,8 +63,6 @@ __all__ = ["AsyncSqliteRollbackSaver"]
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
-
-_CURRENT_VERSION = "SELECT max(v) FROM lgrb_migrations"
 
 
 class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
@@ -165,9 +168,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 raise
             try:
                 await self.conn.execute(sql.VERSION_TABLE)
-                async with self.conn.execute(
-                    "SELECT max(v) FROM lgrb_migrations"
-                ) as cur:
+                async with self.conn.execute(CURRENT_VERSION) as cur:
                     row = await cur.fetchone()
                 current = None if row is None else row[0]
                 for text, params in pending_migrations(sql.MIGRATIONS, current):
@@ -199,7 +200,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
             return
         found: int | None = None
         if list(await self.conn.execute_fetchall(sql.HAS_VERSION_TABLE)):
-            rows = list(await self.conn.execute_fetchall(_CURRENT_VERSION))
+            rows = list(await self.conn.execute_fetchall(CURRENT_VERSION))
             found = None if not rows or rows[0][0] is None else int(rows[0][0])
         rows = list(await self.conn.execute_fetchall("PRAGMA database_list"))
         raise upgrade_error(found, rows[0] if rows else None) from exc

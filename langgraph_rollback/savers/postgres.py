@@ -63,6 +63,7 @@ from langgraph_rollback.savers.bridges import SyncBackedAsync
 from langgraph_rollback.savers.kept import CARRY_READ_FAILED
 from langgraph_rollback.savers.lifecycle import prune_args, reanchor, updated_from
 from langgraph_rollback.savers.sql import (
+    CURRENT_VERSION,
     LEGACY_KEYS,
     ancestry_walk,
     pending_migrations,
@@ -201,9 +202,8 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 super().setup()
                 with self._tx() as cur:
                     cur.execute(sql.VERSION_TABLE)
-                    cur.execute("SELECT max(v) FROM lgrb_migrations")
-                    found = cur.fetchone()
-                    current = None if found is None else found[0]
+                    cur.execute(CURRENT_VERSION)
+                    current = (cur.fetchone() or (None,))[0]
                     for step in pending_migrations(sql.MIGRATIONS, current, "%s"):
                         cur.execute(*step)
                     cur.execute(LEGACY_KEYS)

@@ -12,6 +12,7 @@ from langgraph_rollback.core.ops import CheckpointLink, ReadAncestry, Select, Up
 from langgraph_rollback.core.query import EffectQuery
 
 __all__ = [
+    "CURRENT_VERSION",
     "FIRST_PAGE",
     "LAST_PAGE",
     "LEGACY_KEYS",
@@ -27,6 +28,9 @@ __all__ = [
 Dialect = Literal["sqlite", "postgres"]
 
 SELECT_COLUMNS = ", ".join(COLUMNS)
+
+CURRENT_VERSION = "SELECT max(v) FROM lgrb_migrations"
+"""The ledger's schema version (NULL before its first migration)."""
 
 LEGACY_KEYS = "SELECT 1 FROM lgrb_effects WHERE call_key NOT LIKE 'v2:%' LIMIT 1"
 """A row whose call key predates the `v2:` format (see `core.identity`)."""

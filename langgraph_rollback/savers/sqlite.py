@@ -38,7 +38,12 @@ from langgraph_rollback.savers.keys import (
     new_key,
     read_key,
 )
-from langgraph_rollback.savers.sql import LEGACY_KEYS, pending_migrations, update_sql
+from langgraph_rollback.savers.sql import (
+    CURRENT_VERSION,
+    LEGACY_KEYS,
+    pending_migrations,
+    update_sql,
+)
 
 __all__ = ["SqliteRollbackSaver"]
 
@@ -323,7 +328,7 @@ def _migrate(
         raise
     try:
         conn.execute(sql.VERSION_TABLE)
-        (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+        (current,) = conn.execute(CURRENT_VERSION).fetchone()
         for text, params in pending_migrations(sql.MIGRATIONS, current):
             conn.execute(text, params)
         legacy = conn.execute(LEGACY_KEYS).fetchone() is not None
@@ -369,5 +374,5 @@ def ledger_version(conn: sqlite3.Connection) -> int | None:
     """The ledger's schema version, read without a write lock (None: none yet)."""
     if conn.execute(sql.HAS_VERSION_TABLE).fetchone() is None:
         return None
-    (current,) = conn.execute("SELECT max(v) FROM lgrb_migrations").fetchone()
+    (current,) = conn.execute(CURRENT_VERSION).fetchone()
     return None if current is None else int(current)
