@@ -72,7 +72,11 @@ def test_a_body_that_raises_rolls_back_and_keeps_the_outcome_for_the_next_write(
         builder.add_node("act", act)
         builder.add_edge(START, "act")
         builder.add_edge("act", END)
-        builder.compile(checkpointer=saver).invoke({"log": []}, cfg())
+        # durability "sync": every checkpoint before the node is on disk when
+        # it runs, so no background write lands between the two counts.
+        builder.compile(checkpointer=saver).invoke(
+            {"log": []}, cfg(), durability="sync"
+        )
         (effect,) = saver.list_effects(cfg())
     assert seen["kept"] == [("pending",)]  # kept for the next write
     assert seen["after"] == seen["before"] != [(0,)]  # the DELETE rolled back
