@@ -308,8 +308,13 @@ def phase_b(backend: Backend, root: Path, thread: str) -> dict[str, Any]:
     return {"violations": violations, "reports": reports, "effects": len(ledger)}
 
 
-def fork(fn: Any, *args: Any, kill_after: float | None = None) -> int:
-    """Run `fn(*args)` in a forked child; return its wait status."""
+def fork(
+    fn: Any, *args: Any, kill_after: float | None = None, started: Path | None = None
+) -> int:
+    """Run `fn(*args)` in a forked child; return its wait status. With
+    `kill_after`, SIGKILL the child that many seconds after it wrote
+    `started` (waited for, not guessed: a loaded machine starts children
+    late), or after the fork when there is no such file."""
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         code = 0
@@ -320,6 +325,11 @@ def fork(fn: Any, *args: Any, kill_after: float | None = None) -> int:
             code = 1
         os._exit(code)
     if kill_after is not None:
+        while started is not None and not started.exists():
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.0005)
         time.sleep(kill_after)
         os.kill(pid, signal.SIGKILL)
     _, status = os.waitpid(pid, 0)
@@ -333,9 +343,15 @@ def run_scenario(
     root.mkdir()
     World(root / "world.sqlite").seed()
     thread = f"kill-{name}"
-    forked = time.perf_counter()
-    status = fork(phase_a, backend, root, thread, kill_at, kill_after=kill_after)
-    lifetime = time.perf_counter() - forked
+    status = fork(
+        phase_a,
+        backend,
+        root,
+        thread,
+        kill_at,
+        kill_after=kill_after,
+        started=root / "started",
+    )
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     out = root / "result.json"
 
@@ -346,13 +362,7 @@ def run_scenario(
         return {"name": name, "killed": killed, "violations": ["recovery crashed"]}
     result = json.loads(out.read_text())
     started = (root / "started").exists()
-    return {
-        "name": name,
-        "killed": killed,
-        "mid_run": killed and started,
-        "lifetime": lifetime,
-        **result,
-    }
+    return {"name": name, "killed": killed, "mid_run": killed and started, **result}
 
 
 def count_points(backend: Backend, base: Path) -> tuple[Counter[str], float, float]:
@@ -424,13 +434,14 @@ def main() -> None:
                 results.append(run_scenario(backend, base, name, (point, n), None))
         rng = random.Random(args.seed)
         for i in range(args.random):
-            delay = startup + rng.uniform(0, seconds)
+            delay = rng.uniform(0, seconds)
             result = run_scenario(backend, base, f"random-{i}", None, delay)
             results.append(result)
             if not result["killed"]:
-                # Runs get faster as caches warm: a child that outlived its
-                # kill time shows the window is now shorter.
-                seconds = min(seconds, max(result["lifetime"] - startup, 0.001))
+                # Runs get faster as caches warm: a run that ended before its
+                # kill time shows the window is now shorter (never shorter
+                # than that run, which ended within `delay`).
+                seconds = min(seconds, delay)
     named = [r for r in results if not r["name"].startswith("random")]
     violations = [(r["name"], v) for r in results for v in r["violations"]]
     summary = {
