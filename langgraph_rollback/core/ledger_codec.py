@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import ormsgpack
@@ -241,19 +241,23 @@ class LedgerCodec:
         if kind is list:
             return [self._prepare(v, depth + 1) for v in value]
         if kind is dict:
-            return {
-                self._prepare_key(k): self._prepare(v, depth + 1)
-                for k, v in value.items()
-            }
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                if type(k) not in _SCALARS:
+                    self._refuse_key(k)
+                # Scalars inline (the depth rule still applies to them).
+                if type(v) in _SCALARS and depth < MAX_DEPTH:
+                    out[k] = v
+                else:
+                    out[k] = self._prepare(v, depth + 1)
+            return out
         if kind in (tuple, set, frozenset, deque):
             return self._ext(depth, SINGLE, kind, list(value))
         if not self.allows(kind):
             raise RefusedPayloadError(_not_listed(kind))
         return self._ext(depth, *_fields(value))
 
-    def _prepare_key(self, key: Any) -> Any:
-        if type(key) in _SCALARS:
-            return key
+    def _refuse_key(self, key: Any) -> NoReturn:
         raise RefusedPayloadError(
             f"a dict key is a {type(key).__name__}: ledger keys are str, int, "
             "float, bool, bytes or None"
