@@ -166,6 +166,10 @@ _METHODS: dict[tuple[str, str, str], Callable[[Any], Any]] = {
 """`EXT_METHOD_SINGLE_ARG`: upstream's `SAFE_MSGPACK_METHODS`, and no other."""
 
 
+_KNOWN_TYPES = 1024
+"""How many types' `allows` answers a codec keeps."""
+
+
 class LedgerCodec:
     """Writes and reads ledger payloads (a `SerializerProtocol`).
 
@@ -189,6 +193,7 @@ class LedgerCodec:
         )
         self.cipher = cipher
         self.max_bytes = max_bytes
+        self._known: dict[type, bool] = {}
 
     @classmethod
     def for_serde(cls, serde: SerializerProtocol | None) -> LedgerCodec:
@@ -209,6 +214,14 @@ class LedgerCodec:
         """Whether values of type `cls` may be written."""
         if not isinstance(cls, type):
             return False
+        known = self._known.get(cls)
+        if known is None:
+            known = self._allows(cls)
+            if len(self._known) < _KNOWN_TYPES:
+                self._known[cls] = known
+        return known
+
+    def _allows(self, cls: type) -> bool:
         key = _key(cls)
         if key in self.allowed or key in upstream.SAFE_MSGPACK_TYPES:
             return True
