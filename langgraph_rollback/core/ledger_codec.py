@@ -188,12 +188,21 @@ class LedgerCodec:
         max_bytes: int = MAX_PAYLOAD_BYTES,
     ) -> None:
         pairs = {_key(a) if isinstance(a, type) else tuple(a) for a in allowed}
-        self.allowed: frozenset[TypeKey] = frozenset(
-            (p[0], p[1]) for p in pairs if len(p) == 2
-        )
+        self._known: dict[type, bool] = {}
+        self.allowed = frozenset((p[0], p[1]) for p in pairs if len(p) == 2)
         self.cipher = cipher
         self.max_bytes = max_bytes
-        self._known: dict[type, bool] = {}
+
+    @property
+    def allowed(self) -> frozenset[TypeKey]:
+        """The `(module, name)` pairs allowed beyond the built-in list."""
+        return self._allowed
+
+    @allowed.setter
+    def allowed(self, pairs: frozenset[TypeKey]) -> None:
+        # The kept `allows` answers were given by the list replaced.
+        self._allowed = pairs
+        self._known = {}
 
     @classmethod
     def for_serde(cls, serde: SerializerProtocol | None) -> LedgerCodec:
