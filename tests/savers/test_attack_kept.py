@@ -43,6 +43,21 @@ def _intent(saver: Any) -> str:
     return intent.effect_id
 
 
+def _fail_while_carrying(
+    saver: Any, second: str, error: type[BaseException], *, counts: bool
+) -> None:
+    kept = saver._kept
+    with kept.carrying(counts=counts) as carried:
+        assert len(carried) == 1
+        with kept.carrying() as inner:  # nested: nothing left to take
+            assert inner == []
+        # Kept by another thread during the transaction.
+        other = threading.Thread(target=saver.execute, args=(_outcome(second),))
+        other.start()
+        other.join()
+        raise error
+
+
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 @pytest.mark.parametrize("counts", [True, False])
 def test_a_body_that_raises_puts_the_outcome_back_for_the_next_write(
@@ -53,15 +68,8 @@ def test_a_body_that_raises_puts_the_outcome_back_for_the_next_write(
         kept = saver._kept
         first, second = _intent(saver), _intent(saver)
         assert saver.execute(_outcome(first)) is True
-        with pytest.raises(error), kept.carrying(counts=counts) as carried:
-            assert [op.effect_id for op in carried] == [first]
-            with kept.carrying() as inner:  # nested: nothing left to take
-                assert inner == []
-            # Kept by another thread during the transaction.
-            other = threading.Thread(target=saver.execute, args=(_outcome(second),))
-            other.start()
-            other.join()
-            raise error
+        with pytest.raises(error):
+            _fail_while_carrying(saver, second, error, counts=counts)
         assert [op.effect_id for op in kept._ops] == [first, second]
         assert kept._failures.get(first, 0) == int(counts)
         assert _status(db, first) == "pending"
