@@ -24,7 +24,7 @@ from langgraph_rollback.core.execute import (
     Policies,
     rollback_flow,
 )
-from langgraph_rollback.core.ops import Flow
+from langgraph_rollback.core.ops import Flow, ReadHead, do
 from langgraph_rollback.core.plan import RollbackPlan, plan_flow
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.report import RollbackReport
@@ -247,13 +247,15 @@ def _planning(
     registry = registry if registry is not None else saver.registry
 
     def flow() -> Flow[RollbackPlan]:
-        target = yield from target_flow(selector, thread_id, head=None, voice=voice)
+        head = yield from do(ReadHead(thread_id))
+        target = yield from target_flow(selector, thread_id, head=head, voice=voice)
         return (
             yield from plan_flow(
                 thread_id,
                 target,
                 registry=registry,
                 serde=saver.ledger_codec,
+                head=head,
                 voice=voice,
             )
         )

@@ -80,7 +80,9 @@ class _InFlight:
     """
 
     def __init__(self) -> None:
-        self._calls: dict[str, tuple[threading.Event, object]] = {}
+        # effect id -> [the event a waiter waits on (made by the first
+        # waiter), the flow performing it]
+        self._calls: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
     def start(self, effect_id: str, owner: object = None) -> bool:
@@ -89,7 +91,7 @@ class _InFlight:
         with self._lock:
             if effect_id in self._calls:
                 return False
-            self._calls[effect_id] = (threading.Event(), owner)
+            self._calls[effect_id] = [None, owner]
             return True
 
     def take(self, effect_id: str, owner: object) -> None:
@@ -97,8 +99,8 @@ class _InFlight:
         intent was committed performs the call, whichever flow marked it
         first (flows waiting for it go on waiting)."""
         with self._lock:
-            event = self._calls.get(effect_id, (threading.Event(), None))[0]
-            self._calls[effect_id] = (event, owner)
+            found = self._calls.setdefault(effect_id, [None, owner])
+            found[1] = owner
 
     def end(self, effect_id: str, owner: object = None) -> None:
         """The call ended; with `owner`, only if that flow still performs it."""
@@ -107,12 +109,15 @@ class _InFlight:
             if found is None or (owner is not None and found[1] is not owner):
                 return
             del self._calls[effect_id]
-        found[0].set()
+        if found[0] is not None:
+            found[0].set()
 
     def wait(self, op: AwaitCall) -> str:
         """The `AwaitCall` answer, waiting up to its timeout (blocking)."""
         with self._lock:
             found = self._calls.get(op.effect_id)
+            if found is not None and found[0] is None:
+                found[0] = threading.Event()
         done = found[0] if found is not None else None
         if done is not None:
             return "finished" if done.wait(op.timeout) else "running"

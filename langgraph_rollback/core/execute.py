@@ -32,7 +32,14 @@ from langgraph_rollback._models import AuditAction, EffectStatus
 from langgraph_rollback.core.audit import UNKNOWN, keep
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.locks import LockHolder
-from langgraph_rollback.core.ops import Flow, LockThread, SaveRollback, UnlockThread, do
+from langgraph_rollback.core.ops import (
+    Flow,
+    LockThread,
+    ReadHead,
+    SaveRollback,
+    UnlockThread,
+    do,
+)
 from langgraph_rollback.core.plan import Decision, RollbackPlan, plan_flow
 from langgraph_rollback.core.policies import (
     OnConflict,
@@ -87,9 +94,10 @@ def rollback_flow(
     started = datetime.now(UTC)
 
     def plan_and_execute() -> Flow[RollbackReport]:
-        target = yield from target_flow(to, thread_id, head=None, voice=voice)
+        head = yield from do(ReadHead(thread_id))
+        target = yield from target_flow(to, thread_id, head=head, voice=voice)
         plan = yield from plan_flow(
-            thread_id, target, registry=registry, serde=serde, voice=voice
+            thread_id, target, registry=registry, serde=serde, head=head, voice=voice
         )
         return (
             yield from execute_flow(

@@ -24,6 +24,7 @@ clear `call_key` says nothing about the arguments.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
 import json
@@ -76,6 +77,13 @@ def effect_id_for(
 
 def canonical(value: Any) -> Any:
     """`value` in a form whose encoding is the same in every process."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return _canonical_map(value)
+    if kind is list or kind is tuple:
+        return [canonical(v) for v in value]
     if isinstance(value, BaseModel):
         fields = value.model_dump(mode="python", round_trip=True)
         return ["__model__", type(value).__qualname__, canonical(fields)]
@@ -83,8 +91,7 @@ def canonical(value: Any) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return ["__dataclass__", type(value).__qualname__, canonical(fields)]
     if isinstance(value, Mapping):
-        pairs = [[canonical(k), canonical(v)] for k, v in value.items()]
-        return ["__map__", sorted(pairs, key=lambda pair: _encoded(pair[0]))]
+        return _canonical_map(value)
     if isinstance(value, (set, frozenset)):
         return ["__set__", sorted((canonical(v) for v in value), key=_encoded)]
     if isinstance(value, (list, tuple)):
@@ -92,8 +99,30 @@ def canonical(value: Any) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool, bytes, type(None)})
+"""Types `canonical` returns as they are (exactly these, not subclasses)."""
+
+
+def _canonical_map(value: Mapping[Any, Any]) -> list[Any]:
+    pairs = [[canonical(k), canonical(v)] for k, v in value.items()]
+    return ["__map__", sorted(pairs, key=_key_encoded)]
+
+
+def _key_encoded(pair: list[Any]) -> bytes:
+    key = pair[0]
+    if type(key) is str and len(key) <= 64:
+        return _encoded_str(key)
+    return _encoded(key)
+
+
 def _encoded(value: Any) -> bytes:
     return _DIGEST_SERDE.dumps_typed(value)[1]
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_str(value: str) -> bytes:
+    """`_encoded` of a short string (argument names repeat: kept)."""
+    return _encoded(value)
 
 
 def args_digest(tool: str, args: Mapping[str, Any], *, key: bytes | None = None) -> str:

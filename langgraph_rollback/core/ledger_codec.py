@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import ormsgpack
@@ -166,6 +166,10 @@ _METHODS: dict[tuple[str, str, str], Callable[[Any], Any]] = {
 """`EXT_METHOD_SINGLE_ARG`: upstream's `SAFE_MSGPACK_METHODS`, and no other."""
 
 
+_KNOWN_TYPES = 1024
+"""How many types' `allows` answers a codec keeps."""
+
+
 class LedgerCodec:
     """Writes and reads ledger payloads (a `SerializerProtocol`).
 
@@ -189,6 +193,7 @@ class LedgerCodec:
         )
         self.cipher = cipher
         self.max_bytes = max_bytes
+        self._known: dict[type, bool] = {}
 
     @classmethod
     def for_serde(cls, serde: SerializerProtocol | None) -> LedgerCodec:
@@ -209,6 +214,14 @@ class LedgerCodec:
         """Whether values of type `cls` may be written."""
         if not isinstance(cls, type):
             return False
+        known = self._known.get(cls)
+        if known is None:
+            known = self._allows(cls)
+            if len(self._known) < _KNOWN_TYPES:
+                self._known[cls] = known
+        return known
+
+    def _allows(self, cls: type) -> bool:
         key = _key(cls)
         if key in self.allowed or key in upstream.SAFE_MSGPACK_TYPES:
             return True
@@ -241,19 +254,23 @@ class LedgerCodec:
         if kind is list:
             return [self._prepare(v, depth + 1) for v in value]
         if kind is dict:
-            return {
-                self._prepare_key(k): self._prepare(v, depth + 1)
-                for k, v in value.items()
-            }
+            out: dict[Any, Any] = {}
+            for k, v in value.items():
+                if type(k) not in _SCALARS:
+                    self._refuse_key(k)
+                # Scalars inline (the depth rule still applies to them).
+                if type(v) in _SCALARS and depth < MAX_DEPTH:
+                    out[k] = v
+                else:
+                    out[k] = self._prepare(v, depth + 1)
+            return out
         if kind in (tuple, set, frozenset, deque):
             return self._ext(depth, SINGLE, kind, list(value))
         if not self.allows(kind):
             raise RefusedPayloadError(_not_listed(kind))
         return self._ext(depth, *_fields(value))
 
-    def _prepare_key(self, key: Any) -> Any:
-        if type(key) in _SCALARS:
-            return key
+    def _refuse_key(self, key: Any) -> NoReturn:
         raise RefusedPayloadError(
             f"a dict key is a {type(key).__name__}: ledger keys are str, int, "
             "float, bool, bytes or None"

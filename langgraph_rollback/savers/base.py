@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -186,7 +186,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         """Perform one storage operation with blocking I/O (`core.store.LedgerStore`)."""
         if self._kept.keep(op):
             return cast(R, True)  # an Update's result: it will be written
-        before, after = _fault_points(op)
+        before, after = _fault_points(op) if self.probe is not None else _NO_POINTS
         self._fire(before, op)
         result: R
         with _liveness_of(op):
@@ -204,7 +204,7 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         """Perform one storage operation with async I/O (`core.store.AsyncLedgerStore`)."""
         if self._kept.keep(op):
             return cast(R, True)  # an Update's result: it will be written
-        before, after = _fault_points(op)
+        before, after = _fault_points(op) if self.probe is not None else _NO_POINTS
         self._fire(before, op)
         result: R
         with _liveness_of(op):
@@ -493,13 +493,22 @@ def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | N
     return None, None
 
 
-@contextmanager
-def _liveness_of(op: StorageOp[Any]) -> Iterator[None]:
+_NO_POINTS: tuple[FaultPoint | None, FaultPoint | None] = (None, None)
+
+
+def _liveness_of(op: StorageOp[Any]) -> AbstractContextManager[None]:
     """Keep this process's record of the rollback locks it holds.
 
     A lock's holder counts as live from before its row can be seen (so no
     other saver in this process takes it for a dead one's) until its release.
     """
+    if isinstance(op, LockThread | UnlockThread):
+        return _lock_liveness(op)
+    return nullcontext()
+
+
+@contextmanager
+def _lock_liveness(op: LockThread | UnlockThread) -> Iterator[None]:
     if isinstance(op, LockThread):
         mark_held(op.holder)
         try:
@@ -507,7 +516,7 @@ def _liveness_of(op: StorageOp[Any]) -> Iterator[None]:
         except BaseException:
             mark_released(op.holder)
             raise
-    elif isinstance(op, UnlockThread) and op.holder is not None:
+    elif op.holder is not None:
         try:
             yield
         finally:

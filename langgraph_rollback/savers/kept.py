@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from langgraph_rollback.core.ops import StorageOp, Update
@@ -84,21 +84,15 @@ class KeptOutcomes:
             self._ops.append(op)
         return True
 
-    @contextmanager
-    def carrying(self, *, counts: bool = True) -> Iterator[list[Update]]:
+    def carrying(self, *, counts: bool = True) -> AbstractContextManager[list[Update]]:
         """Take the kept outcomes for the transaction in the body.
 
         The body writes them (first) and commits. If it raises, they are kept
         again for the next write; `counts=False` (a read's commit of them)
-        does not count that towards `CARRY_ATTEMPTS`.
+        does not count that towards `CARRY_ATTEMPTS`. (An object, not a
+        generator, as `reporting`.)
         """
-        taken = self._take()
-        try:
-            yield taken
-        except BaseException:
-            self._put_back(taken, counts=counts)
-            raise
-        self._committed(taken)
+        return _Carrying(self, counts)
 
     def reporting(self) -> AbstractContextManager[None]:
         """Around the store's lock: once the body (which takes and releases
@@ -178,3 +172,24 @@ class _Reporting(AbstractContextManager[None]):
 
     def __exit__(self, *exc: object) -> None:
         self._kept._report()
+
+
+class _Carrying(AbstractContextManager[list[Update]]):
+    """`KeptOutcomes.carrying()`."""
+
+    __slots__ = ("_counts", "_kept", "_taken")
+
+    def __init__(self, kept: KeptOutcomes, counts: bool) -> None:
+        self._kept = kept
+        self._counts = counts
+        self._taken: list[Update] = []
+
+    def __enter__(self) -> list[Update]:
+        self._taken = self._kept._take()
+        return self._taken
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is None:
+            self._kept._committed(self._taken)
+        else:
+            self._kept._put_back(self._taken, counts=self._counts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
@@ -117,18 +118,32 @@ def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
     It returns the effect id of the row it changed (none when `expect` did
     not hold), so a caller tells a change from a miss on every driver.
     """
-    # Column names come from `Update`, which admits only `core.ops.UPDATABLE`.
-    sets = ", ".join(f"{column} = {mark}" for column in update.changes)
     params: list[Any] = list(update.changes.values())
-    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
     params.append(update.effect_id)
-    if update.expect:
-        text += f" AND status IN ({', '.join([mark] * len(update.expect))})"
-        params.extend(update.expect)
+    params.extend(update.expect)
     if update.expect_attempt is not None:
-        text += f" AND attempt = {mark}"
         params.append(update.expect_attempt)
-    return text + " RETURNING effect_id", params
+    text = _update_text(
+        tuple(update.changes),
+        len(update.expect),
+        update.expect_attempt is not None,
+        mark,
+    )
+    return text, params
+
+
+@functools.lru_cache(maxsize=256)
+def _update_text(
+    columns: tuple[str, ...], expects: int, attempt: bool, mark: str
+) -> str:
+    # Column names come from `Update`, which admits only `core.ops.UPDATABLE`.
+    sets = ", ".join(f"{column} = {mark}" for column in columns)
+    text = f"UPDATE lgrb_effects SET {sets} WHERE effect_id = {mark}"
+    if expects:
+        text += f" AND status IN ({', '.join([mark] * expects)})"
+    if attempt:
+        text += f" AND attempt = {mark}"
+    return text + " RETURNING effect_id"
 
 
 def pending_migrations(

@@ -150,17 +150,20 @@ def _begin(
     row: LedgerRow, *, if_new_key: bool = False
 ) -> Steps[tuple[LedgerRow, bool] | None]:
     # The lock check and the insert share one write transaction, so a
-    # rollback that takes the thread cannot miss this intent.
-    held = yield Stmt(sql.LOCK_HOLDER, (row.thread_id,))
-    refuse_if_locked(row.thread_id, held[0] if held else None)
-    if if_new_key:
-        key = (row.thread_id, row.call_key, row.effect_id)
-        if (yield Stmt(sql.OTHER_WITH_KEY, key)):
-            return None
+    # rollback that takes the thread cannot miss this intent. One statement
+    # when nothing stands in the way; else each check on its own.
     params = [getattr(row, c) for c in INSERT_COLUMNS]
+    insert = [*params, row.base_checkpoint_id, row.thread_id]
+    key = (row.thread_id, row.call_key, row.effect_id)
     inserted = yield Stmt(
-        sql.INSERT_INTENT, [*params, row.base_checkpoint_id, row.thread_id]
+        sql.INSERT_INTENT_IF_CLEAR, [*insert, row.thread_id, if_new_key, *key]
     )
+    if not inserted:
+        held = yield Stmt(sql.LOCK_HOLDER, (row.thread_id,))
+        refuse_if_locked(row.thread_id, held[0] if held else None)
+        if if_new_key and (yield Stmt(sql.OTHER_WITH_KEY, key)):
+            return None
+        inserted = yield Stmt(sql.INSERT_INTENT, insert)
     if inserted:
         seq, base = inserted[0]
         return replace(row, seq=seq, base_checkpoint_id=base), True

@@ -19,6 +19,7 @@ __all__ = [
     "HAS_VERSION_TABLE",
     "INSERT_AUDIT",
     "INSERT_INTENT",
+    "INSERT_INTENT_IF_CLEAR",
     "MIGRATIONS",
     "SELECT_AUDIT",
     "SELECT_BY_ID",
@@ -169,6 +170,26 @@ RETURNING seq, base_checkpoint_id
 the run named one (a fork), else the thread's newest stored root checkpoint,
 read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 `base_checkpoint_id` (or None), then the thread id."""
+
+INSERT_INTENT_IF_CLEAR = f"""
+INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
+SELECT {", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
+    SELECT checkpoint_id FROM checkpoints
+    WHERE thread_id = ? AND checkpoint_ns = ''
+    ORDER BY checkpoint_id DESC LIMIT 1
+))
+WHERE NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
+AND (NOT ? OR NOT EXISTS (
+    SELECT 1 FROM lgrb_effects
+    WHERE thread_id = ? AND call_key = ? AND effect_id <> ?
+))
+ON CONFLICT (effect_id) DO NOTHING
+RETURNING seq, base_checkpoint_id
+"""
+"""`INSERT_INTENT` in the common case, one statement: only when no lock row
+names the thread and, when asked, no other effect of the thread has the
+call key. Parameters: those of `INSERT_INTENT`, the thread id, whether to
+check the key, then the thread id, call key and effect id."""
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 

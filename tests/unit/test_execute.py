@@ -718,7 +718,8 @@ def test_rollback_locks_plans_executes_restores_and_unlocks() -> None:
 def test_unlock_runs_when_the_plan_raises() -> None:
     flow = rollback()
     flow.reply(LockThread)
-    flow.reply(ReadHead, None)
+    flow.reply(ReadHead, None)  # the target's
+    flow.reply(ReadHead, None)  # the walk reads it again when there was none
     flow.reply(FindCheckpoint, [])
     flow.reply(UnlockThread, None, holder=HOLDER)
     flow.raises(CheckpointNotFoundError)

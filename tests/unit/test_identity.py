@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 from typing import Any
@@ -87,6 +88,35 @@ def test_digest_is_canonical() -> None:
     # The digest is of the arguments only; the tool is in the call key.
     assert args_digest("w", {"a": 1}) == args_digest("v", {"a": 1})
     assert args_digest("w", {"a": 1}) != args_digest("w", {"a": 2})
+
+
+Pair = collections.namedtuple("Pair", "p q")
+
+
+@pytest.mark.parametrize(
+    ("args", "digest"),
+    [
+        (
+            {"path": "/a", "content": "x", "n": 3, "f": 1.5, "ok": True, "none": None}
+            | {"raw": b"b"},
+            "443e8588a531303f",
+        ),
+        (
+            {"m": {"b": [1, (2, 3)], 3: None, None: 2, b"k": {"z", "y"}}},
+            "4f83cecd9fa3a648",
+        ),
+        (
+            {"o": collections.OrderedDict(b=1, a=2), "t": Pair(1, {"q": 2})},
+            "6a4f14683dfc7634",
+        ),
+        ({"k" * 100: 1, "é": 2, "ab": 3, "b": 4}, "c150abfd35ba5bfc"),
+    ],
+    ids=["scalars", "nested", "subclasses", "long-and-unicode-keys"],
+)
+def test_digests_never_change(args: dict[str, Any], digest: str) -> None:
+    """Stored call keys hold these digests: a change of the canonical form
+    would make every interrupted thread's calls new ones."""
+    assert args_digest("w", args) == digest
 
 
 class Point(BaseModel):

@@ -28,6 +28,7 @@ from langgraph.types import Command, Interrupt, Send
 from pydantic import BaseModel, field_validator
 
 from langgraph_rollback._models import EffectStatus
+from langgraph_rollback.core import ledger_codec
 from langgraph_rollback.core.codec import same
 from langgraph_rollback.core.ledger_codec import (
     MAX_DEPTH,
@@ -342,8 +343,6 @@ class _Deep(BaseModel):
 def test_a_model_allowed_by_rule_declares_no_runnable_fields(
     cls: type, plain: bool
 ) -> None:
-    from langgraph_rollback.core import ledger_codec
-
     assert ledger_codec._plain_model(cls) is plain
 
 
@@ -357,3 +356,14 @@ def test_a_model_whose_field_is_a_prompt_is_refused_on_read() -> None:
     data = ext(5, *selector, fields, "model_validate_json")
     with pytest.raises(RefusedPayloadError, match="not on the ledger's allow-list"):
         CODEC.loads_typed(("msgpack", data))
+
+
+def test_allows_answers_are_kept_for_a_bounded_number_of_types(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ledger_codec, "_KNOWN_TYPES", 1)
+    codec = LedgerCodec()
+    assert codec.allows(uuid.UUID) and codec.allows(uuid.UUID)
+    assert not codec.allows(pathlib.PurePath)
+    assert codec.allows(dt.datetime)
+    assert list(codec._known) == [uuid.UUID]
