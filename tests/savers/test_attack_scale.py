@@ -75,6 +75,7 @@ def fastest_plans(short: Any, long: Any, to: str) -> tuple[float, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # 5 s idle, 35 s beside two busy processes
 @pytest.mark.parametrize("saver_kind", ["sqlite", "postgres"])  # aio: the same SQL
 def test_planning_back_to_the_start_of_a_long_thread_is_fast(
     saver: BaseRollbackSaver, registry: ToolRegistry, world: World
