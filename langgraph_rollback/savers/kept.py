@@ -171,7 +171,8 @@ class _Reporting(AbstractContextManager[None]):
         self._kept = kept
 
     def __exit__(self, *exc: object) -> None:
-        self._kept._report()
+        if self._kept._committed_ids:
+            self._kept._report()
 
 
 class _Carrying(AbstractContextManager[list[Update]]):
@@ -185,10 +186,13 @@ class _Carrying(AbstractContextManager[list[Update]]):
         self._taken: list[Update] = []
 
     def __enter__(self) -> list[Update]:
-        self._taken = self._kept._take()
+        if self._kept._ops:
+            self._taken = self._kept._take()
         return self._taken
 
     def __exit__(self, kind: object, *exc: object) -> None:
+        if not self._taken:
+            return
         if kind is None:
             self._kept._committed(self._taken)
         else:

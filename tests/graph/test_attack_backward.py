@@ -146,6 +146,9 @@ def test_resolving_a_running_inverse_does_not_start_it_twice(
     try:
         first = rollback(graph, cfg(), to="first", inverse_timeout=0.2)
         assert first.status == "failed", str(first)
+        # The rollback stopped waiting; its inverse's thread may not have run
+        # yet on a loaded machine: wait until it is inside the inverse.
+        assert started.wait(DEADLINE_S), "the abandoned inverse never started"
         # A careless operator answers while the abandoned inverse still runs.
         with pytest.raises(EffectInFlightError, match="Fix: wait for it to end"):
             saver.resolve_effect(cfg(), effect.id, compensated=False)
@@ -846,12 +849,12 @@ def test_resolving_an_applied_effect_is_refused_and_changes_nothing(
 async def test_two_concurrent_arollbacks_run_each_inverse_once(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
-    entered = asyncio.Event()
+    entered, answered = asyncio.Event(), asyncio.Event()
 
     async def slow_delete(effect: Effect) -> str:
         world.log("inverse", effect.tool, effect=effect.id)
         entered.set()
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(answered.wait(), DEADLINE_S)  # until the second ends
         world.path(effect.args["name"]).unlink()
         return "deleted"
 
@@ -861,7 +864,10 @@ async def test_two_concurrent_arollbacks_run_each_inverse_once(
 
     async def second() -> Any:
         await asyncio.wait_for(entered.wait(), DEADLINE_S)
-        return await arollback(graph, cfg(), to="first")
+        try:
+            return await arollback(graph, cfg(), to="first")
+        finally:
+            answered.set()
 
     results = await asyncio.gather(
         arollback(graph, cfg(), to="first"), second(), return_exceptions=True

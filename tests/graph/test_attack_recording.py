@@ -609,11 +609,13 @@ def test_a_call_outside_any_run_costs_little_beside_many_idle_tasks(
     try:
         idlers = [asyncio.run_coroutine_threadsafe(idle(), loop) for _ in range(2000)]
         assert wait_until(lambda: len(asyncio.all_tasks(loop)) >= 2000)
-        calls = 200
-        begun = time.perf_counter()
-        for n in range(calls):
+        # The fastest of 200 calls: a call descheduled on a loaded machine
+        # does not count, while a walk of every task slows each call.
+        per_call = float("inf")
+        for n in range(200):
+            begun = time.perf_counter()
             bump(n)
-        per_call = (time.perf_counter() - begun) / calls
+            per_call = min(per_call, time.perf_counter() - begun)
     finally:
         loop.call_soon_threadsafe(gate.set)
         for idler in idlers:
@@ -872,7 +874,7 @@ async def test_a_cancelled_async_tool_whose_work_runs_in_a_thread_acts_once(
         world.log("forward", "publish", name=name)
         if not started.is_set():
             started.set()
-            release.wait(30)
+            release.wait(60)  # outlasts the wait for the resume below
         world.path(name).write_text("published")
         return f"published {name}"
 
@@ -891,8 +893,10 @@ async def test_a_cancelled_async_tool_whose_work_runs_in_a_thread_acts_once(
         await run
     resume = asyncio.ensure_future(graph.ainvoke(None, cfg(), durability="sync"))
     try:
+        # Held until the resume ends or calls again: a strict xfail must not
+        # pass because a loaded machine resumed slowly.
         await await_until(
-            lambda: resume.done() or world.count("forward", "publish") > 1, within=5
+            lambda: resume.done() or world.count("forward", "publish") > 1
         )
     finally:
         release.set()

@@ -380,6 +380,7 @@ def test_timed_out_inverse_is_not_started_again_while_it_runs(
     saver: BaseRollbackSaver, world: World, registry: ToolRegistry
 ) -> None:
     release = threading.Event()
+    entered = threading.Event()
     finished = threading.Event()
     started: list[str] = []
 
@@ -387,6 +388,7 @@ def test_timed_out_inverse_is_not_started_again_while_it_runs(
         world.log("inverse", effect.tool, effect=effect.id)
         started.append(effect.id)
         if len(started) == 1:
+            entered.set()
             release.wait(DEADLINE_S)  # lands only once the test says so
         world.path(effect.args["name"]).unlink(missing_ok=True)
         if len(started) == 1:
@@ -404,6 +406,8 @@ def test_timed_out_inverse_is_not_started_again_while_it_runs(
     try:
         first = rollback(graph, cfg(), to=target, inverse_timeout=0.2)
         assert first.status == "failed", str(first)
+        # Its thread may not have run yet on a loaded machine: wait for it.
+        assert entered.wait(DEADLINE_S), "the abandoned inverse never started"
         # The abandoned inverse still runs; observe shows "not landed yet".
         second: Any = None
         try:

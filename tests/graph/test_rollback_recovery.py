@@ -25,7 +25,7 @@ from langgraph_rollback import (
 from langgraph_rollback._liveness import mark_released, new_holder
 from langgraph_rollback.core.ops import LockThread
 from tests.support.tools import build_tools
-from tests.support.waiting import wait_for
+from tests.support.waiting import DEADLINE_S, wait_for
 from tests.support.world import World
 
 
@@ -177,11 +177,12 @@ def test_timed_out_inverse_never_runs_twice(
 ) -> None:
     import threading
 
-    release = threading.Event()
+    release, entered = threading.Event(), threading.Event()
 
     def slow_refund(effect: Effect) -> str:
         world.log("inverse", effect.tool, effect=effect.id)
-        release.wait(10)
+        entered.set()
+        release.wait(DEADLINE_S)  # returns once the test says so
         return "refunded"
 
     @reversible(undo=slow_refund, kind="compensable", registry=registry)
@@ -195,6 +196,8 @@ def test_timed_out_inverse_never_runs_twice(
         first = rollback(graph, cfg(), to=target, inverse_timeout=0.2)
         assert first.status == "failed"
         assert "may still take effect" in first.failures[0].error
+        # Its thread may not have run yet on a loaded machine: wait for it.
+        assert entered.wait(DEADLINE_S), "the timed-out inverse never started"
         (effect,) = saver.list_effects(cfg())
         assert effect.status is EffectStatus.COMPENSATING
         # Still running: the next rollback leaves it and says so.

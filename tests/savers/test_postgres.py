@@ -16,6 +16,7 @@ import pytest
 
 from langgraph_rollback import arollback, rollback
 from tests.support import pg_workers
+from tests.support.waiting import DEADLINE_S, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -272,7 +273,7 @@ def test_rollback_locks_take_no_pool_connection(pg_url: str) -> None:
     registry = ToolRegistry()
 
     def undo(effect: Any) -> None:
-        both_inside.wait(timeout=10)  # both rollbacks hold their locks here
+        both_inside.wait(timeout=DEADLINE_S)  # both rollbacks hold their locks here
 
     @reversible(undo=undo, registry=registry)
     def make(name: str) -> str:
@@ -285,7 +286,7 @@ def test_rollback_locks_take_no_pool_connection(pg_url: str) -> None:
     kwargs = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
     results: dict[str, str] = {}
     with ConnectionPool(
-        pg_url, min_size=1, max_size=2, kwargs=kwargs, timeout=5, open=True
+        pg_url, min_size=1, max_size=2, kwargs=kwargs, timeout=DEADLINE_S, open=True
     ) as pool:
         saver = PostgresRollbackSaver(pool, registry=registry)
         saver.setup()
@@ -311,6 +312,14 @@ def test_rollback_locks_take_no_pool_connection(pg_url: str) -> None:
     assert results == {"t1": "completed", "t2": "completed"}
 
 
+WAITING = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted
+  AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)
+"""
+"""How many sessions wait for the thread's lock (key as `pg.LOCK_KEY` makes it)."""
+
+
 def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
     """An intent holds the thread's lock shared for milliseconds: a rollback
     waits for it. Another rollback holds it exclusively: refused at once."""
@@ -328,16 +337,32 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
         saver.setup()
         intent = psycopg.connect(pg_url)  # a transaction, as an intent's
         assert intent.execute(pg.LOCK_SHARED, (key,)).fetchone() == (True,)
-        committer = threading.Timer(0.5, intent.commit)
+        committing = threading.Event()
+        errors: list[BaseException] = []
+
+        def commit_once_waited_for() -> None:
+            try:
+                with psycopg.connect(pg_url, autocommit=True) as watch:
+                    wait_for(
+                        lambda: watch.execute(WAITING, (key,)).fetchone() == (1,),
+                        "the rollback to wait for the intent's lock",
+                    )
+                committing.set()
+                intent.commit()
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        committer = threading.Thread(target=commit_once_waited_for)
         committer.start()
         holder = new_holder()
-        t0 = time.monotonic()
         saver.execute(LockThread("t", holder))
-        assert 0.4 < time.monotonic() - t0 < 5
+        # It waited for the intent (seen waiting, and let in by its commit).
+        assert committing.is_set()
         saver.execute(UnlockThread("t", holder))
         # The server lets the lock go before the commit's reply reaches the
         # committing thread: close the connection only once that thread is done.
-        committer.join()
+        committer.join(DEADLINE_S)
+        assert errors == [] and not committer.is_alive()
         intent.close()
 
         other = psycopg.connect(pg_url, autocommit=True)
@@ -345,7 +370,9 @@ def test_rollback_waits_for_intents_not_for_rollbacks(pg_url: str) -> None:
         t0 = time.monotonic()
         with pytest.raises(RollbackInProgressError, match="backend pid"):
             saver.execute(LockThread("t", new_holder()))
-        assert time.monotonic() - t0 < 1
+        # Refused without waiting: a wait would last the lock's 5 s timeout
+        # (pg.LOCK_WAIT_TIMEOUT) before it was refused.
+        assert time.monotonic() - t0 < 5
         other.close()
 
 

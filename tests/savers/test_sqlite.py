@@ -26,6 +26,7 @@ from langgraph_rollback import (
 from langgraph_rollback.savers import sqlite_sql as sqlite_schema
 from tests.support import crash_graph
 from tests.support.tools import build_tools
+from tests.support.waiting import DEADLINE_S
 from tests.support.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +174,7 @@ async def test_async_api_streams_in_batches(tmp_path: Path) -> None:
         async for _ in saver.alist(cfg("a")):
             break
         await asyncio.wait_for(
-            saver.aput(parent, empty_checkpoint(), {"step": 150}, {}), 5
+            saver.aput(parent, empty_checkpoint(), {"step": 150}, {}), DEADLINE_S
         )
         assert (await saver.aget_tuple(cfg("a"))).metadata["step"] == 150  # type: ignore[union-attr]
         await saver.adelete_thread("a")
