@@ -77,37 +77,50 @@ class _InFlight:
     started it was cancelled and its worker thread carries on. An inverse is
     in flight until it returns, also when its rollback stopped waiting for
     it (`inverse_timeout`).
+
+    Each flow that may perform the call holds a claim of its own (two
+    resumes of one thread both claim it before either intent is written);
+    the call is in flight while any claim remains, so the flow whose intent
+    was not written, dropping its claim, never makes the call look
+    abandoned while the other is about to perform it.
     """
 
     def __init__(self) -> None:
         # effect id -> [the event a waiter waits on (made by the first
-        # waiter), the flow performing it]
+        # waiter), the flows claiming the call]
         self._calls: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
 
     def start(self, effect_id: str, owner: object = None) -> bool:
-        """Mark `effect_id` in flight for `owner` (a flow); False when it
-        already was (by another flow, which keeps it)."""
+        """Claim `effect_id` for `owner` (a flow); False when `owner`
+        already claimed it."""
         with self._lock:
-            if effect_id in self._calls:
+            found = self._calls.get(effect_id)
+            if found is None:
+                self._calls[effect_id] = [None, [owner]]
+                return True
+            if any(claim is owner for claim in found[1]):
                 return False
-            self._calls[effect_id] = [None, owner]
+            found[1].append(owner)
             return True
 
     def take(self, effect_id: str, owner: object) -> None:
-        """Make `owner` the flow performing `effect_id`: the flow whose
-        intent was committed performs the call, whichever flow marked it
-        first (flows waiting for it go on waiting)."""
-        with self._lock:
-            found = self._calls.setdefault(effect_id, [None, owner])
-            found[1] = owner
+        """Claim `effect_id` for `owner`, the flow whose intent was
+        committed (it performs the call)."""
+        self.start(effect_id, owner)
 
     def end(self, effect_id: str, owner: object = None) -> None:
-        """The call ended; with `owner`, only if that flow still performs it."""
+        """Drop `owner`'s claim (with None, every claim: the call ended); the
+        call is no longer in flight once no claim remains."""
         with self._lock:
             found = self._calls.get(effect_id)
-            if found is None or (owner is not None and found[1] is not owner):
+            if found is None:
                 return
+            if owner is not None:
+                claims = [claim for claim in found[1] if claim is not owner]
+                if len(claims) == len(found[1]) or claims:
+                    found[1] = claims
+                    return
             del self._calls[effect_id]
         if found[0] is not None:
             found[0].set()
@@ -237,9 +250,10 @@ def _begin(
     result: tuple[LedgerRow, bool] | None,
 ) -> tuple[LedgerRow, bool] | None:
     """`Begin`'s result. The flow whose intent was committed performs the
-    call, so it takes the mark (another flow may have marked it first); an
-    intent that was there already (or not written) is not this flow's call
-    in flight (until a replay restarts it, or a `Begin` writes it)."""
+    call and keeps its claim (another flow may hold one too, until its own
+    `Begin` answers); an intent that was there already (or not written) is
+    not this flow's call in flight (until a replay restarts it, or a `Begin`
+    writes it), so its claim goes."""
     effect_id = op.row.effect_id
     inserted = result is not None and result[1]
     if inserted and effect_id not in performing:

@@ -16,7 +16,7 @@ def test_the_flow_whose_intent_commits_performs_the_call_whichever_marked_it() -
     b: list[str] = []
     _claim(begin, a)
     _claim(begin, b)
-    assert (a, b) == (["race-1"], [])
+    assert (a, b) == (["race-1"], ["race-1"])
     _begin(begin, b, (begin.row, True))  # B's intent committed
     _begin(begin, a, (begin.row, False))  # A found it there
     assert (a, b) == ([], ["race-1"])
@@ -25,6 +25,24 @@ def test_the_flow_whose_intent_commits_performs_the_call_whichever_marked_it() -
     IN_FLIGHT.end("race-1", a)  # not A's to end
     assert IN_FLIGHT.wait(asked) == "running"
     IN_FLIGHT.end("race-1", b)
+    assert IN_FLIGHT.wait(asked) == "gone"
+
+
+def test_the_loser_learning_first_does_not_make_the_call_look_abandoned() -> None:
+    """The same race, A's `Begin` answering first (B's intent committed, B not
+    yet back from its own): the call is in flight all along, so a replay of
+    A waits for B rather than running the call itself."""
+    begin = Begin(row(effect_id="race-2"))
+    a: list[str] = []
+    b: list[str] = []
+    _claim(begin, a)
+    _claim(begin, b)
+    _begin(begin, a, (begin.row, False))  # A found B's intent there
+    asked = AwaitCall("race-2", owner=None, timeout=0)
+    assert (a, IN_FLIGHT.wait(asked)) == ([], "running")
+    _begin(begin, b, (begin.row, True))
+    assert (b, IN_FLIGHT.wait(asked)) == (["race-2"], "running")
+    IN_FLIGHT.end("race-2", b)
     assert IN_FLIGHT.wait(asked) == "gone"
 
 
