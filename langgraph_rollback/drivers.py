@@ -173,7 +173,12 @@ def run_sync(
             try:
                 if isinstance(op, Begin | BeginIfNewKey):
                     _claim(op, performing)
-                    send = _begin(op, performing, store.execute(_begun(op)))
+                    try:
+                        send = store.execute(_begun(op))
+                    except BaseException:
+                        _begin(op, performing, None)  # this flow performs nothing
+                        raise
+                    send = _begin(op, performing, send)
                 elif isinstance(op, StorageOp):
                     send = store.execute(op)
                 else:
@@ -446,8 +451,13 @@ async def run_async(
                 if isinstance(op, StorageOp):
                     if isinstance(op, Begin | BeginIfNewKey):
                         _claim(op, performing)
-                    with anyio.CancelScope(shield=True):
-                        send = await store.aexecute(op)
+                    try:
+                        with anyio.CancelScope(shield=True):
+                            send = await store.aexecute(op)
+                    except BaseException:
+                        if isinstance(op, Begin | BeginIfNewKey):
+                            _begin(op, performing, None)  # performs nothing
+                        raise
                     if isinstance(op, Begin | BeginIfNewKey):
                         send = _begin(op, performing, send)
                 else:
