@@ -104,11 +104,6 @@ class _InFlight:
             found[1].append(owner)
             return True
 
-    def take(self, effect_id: str, owner: object) -> None:
-        """Claim `effect_id` for `owner`, the flow whose intent was
-        committed (it performs the call)."""
-        self.start(effect_id, owner)
-
     def end(self, effect_id: str, owner: object = None) -> None:
         """Drop `owner`'s claim (with None, every claim: the call ended); the
         call is no longer in flight once no claim remains."""
@@ -261,10 +256,7 @@ def _begin(
     writes it), so its claim goes."""
     effect_id = op.row.effect_id
     inserted = result is not None and result[1]
-    if inserted and effect_id not in performing:
-        IN_FLIGHT.take(effect_id, performing)
-        performing.append(effect_id)
-    elif not inserted and effect_id in performing:
+    if not inserted and effect_id in performing:
         performing.remove(effect_id)
         IN_FLIGHT.end(effect_id, performing)
     return result

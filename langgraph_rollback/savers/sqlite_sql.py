@@ -156,13 +156,18 @@ OTHER_WITH_KEY = (
 )
 """Whether another effect of the thread has this call key (`BeginIfNewKey`)."""
 
-INSERT_INTENT = f"""
-INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
-VALUES ({", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
+_INTENT_COLUMNS = f"{', '.join(INSERT_COLUMNS)}, base_checkpoint_id"
+_INTENT_VALUES = f"""{", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
     SELECT checkpoint_id FROM checkpoints
     WHERE thread_id = ? AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1
-)))
+))"""
+"""An intent's values: `INSERT_COLUMNS`, then its base (the row's, else the
+thread's newest stored root checkpoint)."""
+
+INSERT_INTENT = f"""
+INSERT INTO lgrb_effects ({_INTENT_COLUMNS})
+VALUES ({_INTENT_VALUES})
 ON CONFLICT (effect_id) DO NOTHING
 RETURNING seq, base_checkpoint_id
 """
@@ -172,12 +177,8 @@ read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 `base_checkpoint_id` (or None), then the thread id."""
 
 INSERT_INTENT_IF_CLEAR = f"""
-INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
-SELECT {", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
-    SELECT checkpoint_id FROM checkpoints
-    WHERE thread_id = ? AND checkpoint_ns = ''
-    ORDER BY checkpoint_id DESC LIMIT 1
-))
+INSERT INTO lgrb_effects ({_INTENT_COLUMNS})
+SELECT {_INTENT_VALUES}
 WHERE NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
 AND (NOT ? OR NOT EXISTS (
     SELECT 1 FROM lgrb_effects

@@ -70,7 +70,7 @@ def test_a_call_in_flight_is_running_to_every_waiter_until_it_ends() -> None:
         t.start()
     deadline = time.monotonic() + 0.3
     while time.monotonic() < deadline:
-        IN_FLIGHT.take(effect_id, owner)  # a second flow finding it there
+        IN_FLIGHT.start(effect_id, owner)  # a second claim by the same flow
         IN_FLIGHT.end(effect_id, object())  # not that flow's to end
     running.clear()
     IN_FLIGHT.end(effect_id, owner)
@@ -80,10 +80,10 @@ def test_a_call_in_flight_is_running_to_every_waiter_until_it_ends() -> None:
     assert wrong == []
 
 
-def test_a_call_taken_that_nobody_started_is_in_flight_until_its_owner_ends() -> None:
+def test_a_call_claimed_is_in_flight_until_its_owner_ends() -> None:
     effect_id = f"taken-{uuid.uuid4()}"
     owner = object()
-    IN_FLIGHT.take(effect_id, owner)
+    IN_FLIGHT.start(effect_id, owner)
     result: list[str] = []
     waiter = threading.Thread(
         target=lambda: result.append(IN_FLIGHT.wait(_asked(effect_id, 30)))
