@@ -264,11 +264,12 @@ class LedgerCodec:
             return [self._prepare(v, depth + 1) for v in value]
         if kind is dict:
             out: dict[Any, Any] = {}
+            inline = depth < MAX_DEPTH
             for k, v in value.items():
                 if type(k) not in _SCALARS:
                     self._refuse_key(k)
                 # Scalars inline (the depth rule still applies to them).
-                if type(v) in _SCALARS and depth < MAX_DEPTH:
+                if inline and type(v) in _SCALARS:
                     out[k] = v
                 else:
                     out[k] = self._prepare(v, depth + 1)
@@ -277,6 +278,8 @@ class LedgerCodec:
             return self._ext(depth, SINGLE, kind, list(value))
         if not self.allows(kind):
             raise RefusedPayloadError(_not_listed(kind))
+        if kind is datetime:  # the commonest (every effect's times): as `_fields`
+            return self._ext(depth, METHOD, kind, value.isoformat(), "fromisoformat")
         return self._ext(depth, *_fields(value))
 
     def _refuse_key(self, key: Any) -> NoReturn:

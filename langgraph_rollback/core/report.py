@@ -251,14 +251,17 @@ def call_text(effect: Effect, width: int = 60) -> str:
     longer than `width` is cut at a separator (`/`, a space, ...), so a path
     is never cut mid-word.
     """
-    pairs = [f"{k}={v!r}" for k, v in effect.args.items()]
     shown: list[str] = []
-    for pair in pairs:
-        if len(", ".join([*shown, pair])) > width:
-            break
+    length = -2  # of ", ".join(shown)
+    for k, v in effect.args.items():
+        # Each argument's text is made only when it is reached: the first
+        # that does not fit ends the list (a long value is never repr'd whole
+        # for nothing).
+        pair = f"{k}={v!r}"
+        length += 2 + len(pair)
+        if length > width:
+            if not shown:
+                return f"{effect.tool}({clip(pair, width)})"
+            return f"{effect.tool}({', '.join(shown)}, ...)"
         shown.append(pair)
-    if len(shown) == len(pairs):
-        return f"{effect.tool}({', '.join(pairs)})"
-    if not shown:
-        return f"{effect.tool}({clip(pairs[0], width)})"
-    return f"{effect.tool}({', '.join(shown)}, ...)"
+    return f"{effect.tool}({', '.join(shown)})"

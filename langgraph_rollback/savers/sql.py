@@ -112,11 +112,15 @@ def select_sql(
     return text, params
 
 
-def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
+def update_sql(
+    update: Update, mark: str = "?", *, returning: bool = True
+) -> tuple[str, list[Any]]:
     """The UPDATE text and parameters for an `Update` operation.
 
     It returns the effect id of the row it changed (none when `expect` did
-    not hold), so a caller tells a change from a miss on every driver.
+    not hold), so a caller tells a change from a miss on every driver;
+    `returning=False` leaves that out, for a driver that counts the rows
+    changed instead (sqlite3's `rowcount`, which saves stepping a result).
     """
     params: list[Any] = list(update.changes.values())
     params.append(update.effect_id)
@@ -128,13 +132,14 @@ def update_sql(update: Update, mark: str = "?") -> tuple[str, list[Any]]:
         len(update.expect),
         update.expect_attempt is not None,
         mark,
+        returning,
     )
     return text, params
 
 
 @functools.lru_cache(maxsize=256)
 def _update_text(
-    columns: tuple[str, ...], expects: int, attempt: bool, mark: str
+    columns: tuple[str, ...], expects: int, attempt: bool, mark: str, returning: bool
 ) -> str:
     # Column names come from `Update`, which admits only `core.ops.UPDATABLE`.
     sets = ", ".join(f"{column} = {mark}" for column in columns)
@@ -143,7 +148,7 @@ def _update_text(
         text += f" AND status IN ({', '.join([mark] * expects)})"
     if attempt:
         text += f" AND attempt = {mark}"
-    return text + " RETURNING effect_id"
+    return text + " RETURNING effect_id" if returning else text
 
 
 def pending_migrations(

@@ -21,7 +21,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from langgraph_rollback._errors import LedgerUpgradeError
 from langgraph_rollback.core.ledger_codec import LedgerCodec
-from langgraph_rollback.core.ops import StorageOp
+from langgraph_rollback.core.ops import StorageOp, Update
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.task import GuardMode
 from langgraph_rollback.savers import sqlite_pipeline as pipeline
@@ -248,6 +248,13 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
                 rows = cur.execute(stmt.text, stmt.params).fetchall()
 
     def _execute(self, op: StorageOp[T]) -> T:
+        if isinstance(op, Update):
+            # The pipeline's `Update` script, one statement, without its
+            # generator; sqlite3 counts the rows changed (`rowcount`), so the
+            # statement needs no `RETURNING` result to step through.
+            with self._transaction(write=True) as cur:
+                changed = cur.execute(*update_sql(op, returning=False)).rowcount
+            return cast(T, changed > 0)
         result: T = self._run(pipeline.script_for(op))
         return result
 
