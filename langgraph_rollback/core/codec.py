@@ -105,8 +105,8 @@ def decode_payload(
     """
     if type_ is None or data is None:
         return {}
-    which = f"effect {effect_id} ({tool!r})" if effect_id else f"a {tool!r} effect"
     if "pickle" in type_.lower():
+        which = _which(tool, effect_id)
         raise SerializationError(
             f"Refusing to load the {field} of {which}: it is stored as "
             f"{type_!r}, and unpickling runs arbitrary code. This library never "
@@ -119,6 +119,7 @@ def decode_payload(
     try:
         value = ledger_codec_of(serde).loads_typed((type_, data))
     except Exception as exc:
+        which = _which(tool, effect_id)
         raise SerializationError(
             f"Cannot decode the {field} of {which} ({type_!r}): {exc}. Nothing "
             "it names was imported or run. Fix: open the database with the serde "
@@ -129,6 +130,7 @@ def decode_payload(
             effect_id=effect_id,
         ) from None
     if not isinstance(value, dict):
+        which = _which(tool, effect_id)
         raise SerializationError(
             f"The {field} of {which} is a {type(value).__name__}, not "
             "a ledger payload. Fix: inspect and delete the row.",
@@ -137,6 +139,12 @@ def decode_payload(
             effect_id=effect_id,
         )
     return value
+
+
+def _which(tool: str, effect_id: str | None) -> str:
+    """The row an error names (made only for an error: rows decode by the
+    thousand while planning)."""
+    return f"effect {effect_id} ({tool!r})" if effect_id else f"a {tool!r} effect"
 
 
 def normalize(serde: SerializerProtocol, value: Any) -> Any:

@@ -98,9 +98,23 @@ def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:
     return LedgerRow(**data)
 
 
+_BLOB_AT = tuple(i for i, name in enumerate(COLUMNS) if name in BLOB_COLUMNS)
+
+
 def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
-    """Build a row from a tuple in `COLUMNS` order."""
-    return row_from_mapping(dict(zip(COLUMNS, values, strict=True)))
+    """Build a row from a tuple in `COLUMNS` order (`LedgerRow`'s fields)."""
+    if len(values) != len(COLUMNS):
+        raise ValueError(f"a ledger row has {len(COLUMNS)} columns, not {len(values)}")
+    if any(type(values[i]) not in _BLOB_TYPES for i in _BLOB_AT):
+        # A driver's buffer (memoryview, bytearray) in a payload column.
+        values = tuple(
+            bytes(v) if i in _BLOB_AT and v is not None else v
+            for i, v in enumerate(values)
+        )
+    return LedgerRow(*values)
+
+
+_BLOB_TYPES = (bytes, type(None))
 
 
 def effect_of(
@@ -126,8 +140,8 @@ def effect_of(
         tool_call_id=row.tool_call_id,
         ordinal=row.ordinal,
         tool=row.tool,
-        kind=Reversibility(row.kind),
-        status=EffectStatus(row.status),
+        kind=_KINDS.get(row.kind) or Reversibility(row.kind),
+        status=_STATUSES.get(row.status) or EffectStatus(row.status),
         args=dict(intent.get("args") or {}),
         result=outcome.get("result"),
         result_known=outcome.get("result_known", True) is not False,
@@ -149,6 +163,12 @@ def effect_of(
         rollback_id=row.rollback_id,
         compensated_at=_time(row.compensated_at),
     )
+
+
+_KINDS = {k.value: k for k in Reversibility}
+_STATUSES = {s.value: s for s in EffectStatus}
+"""Each member by its value: the lookup `Reversibility(value)` makes, without
+the call (planning builds an `Effect` per row); another value still raises."""
 
 
 def effect_from_row(row: LedgerRow, serde: SerializerProtocol) -> Effect:

@@ -126,6 +126,23 @@ def test_row_from_tuple_reads_columns_in_order() -> None:
     assert row_from_tuple(tuple(getattr(original, c) for c in COLUMNS)) == original
 
 
+def test_row_from_tuple_turns_driver_buffers_into_bytes() -> None:
+    original = row(undo={"result": 1})
+    values = [getattr(original, c) for c in COLUMNS]
+    values[COLUMNS.index("intent")] = memoryview(original.intent or b"")
+    values[COLUMNS.index("undo")] = bytearray(original.undo or b"")
+    built = row_from_tuple(tuple(values))
+    assert built == original
+    assert type(built.intent) is bytes and type(built.undo) is bytes
+
+
+def test_row_from_tuple_refuses_a_tuple_of_another_length() -> None:
+    values = tuple(getattr(row(), c) for c in COLUMNS)
+    for wrong in (values[:-1], (*values, None)):
+        with pytest.raises(ValueError, match="columns"):
+            row_from_tuple(wrong)
+
+
 def test_effect_from_row_decodes_every_payload() -> None:
     the_row = row(
         status="compensated",

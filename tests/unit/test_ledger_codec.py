@@ -181,6 +181,20 @@ def test_allows_only_types() -> None:
     assert not CODEC.allows(RunnableLambda)
 
 
+class Stamp(dt.datetime):
+    """A datetime subclass, as a user's own time type."""
+
+
+def test_a_listed_datetime_subclass_is_written_in_upstream_s_datetime_layout() -> None:
+    stamp = Stamp(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    _, data = LedgerCodec([Stamp]).dumps_typed(stamp)
+    code, fields = ormsgpack.unpackb(
+        data, ext_hook=lambda code, inner: (code, ormsgpack.unpackb(inner))
+    )
+    assert code == 3  # EXT_METHOD_SINGLE_ARG
+    assert fields == [__name__, "Stamp", stamp.isoformat(), "fromisoformat"]
+
+
 def test_dict_keys_must_be_plain() -> None:
     with pytest.raises(RefusedPayloadError, match="a dict key is a tuple"):
         CODEC.dumps_typed({(1, 2): "x"})
