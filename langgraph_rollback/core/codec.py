@@ -158,6 +158,8 @@ def normalize(serde: SerializerProtocol, value: Any) -> Any:
 
 def storable_or(serde: SerializerProtocol, value: Any, default: Any) -> Any:
     """`value` if the ledger can store it, else `default`."""
+    if value is None:
+        return value  # what most inverses return: nothing to try
     try:
         ledger_codec_of(serde).dumps_typed(value)
     except Exception:

@@ -105,12 +105,14 @@ def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
     """Build a row from a tuple in `COLUMNS` order (`LedgerRow`'s fields)."""
     if len(values) != len(COLUMNS):
         raise ValueError(f"a ledger row has {len(COLUMNS)} columns, not {len(values)}")
-    if any(type(values[i]) not in _BLOB_TYPES for i in _BLOB_AT):
-        # A driver's buffer (memoryview, bytearray) in a payload column.
-        values = tuple(
-            bytes(v) if i in _BLOB_AT and v is not None else v
-            for i, v in enumerate(values)
-        )
+    for at in _BLOB_AT:
+        if type(values[at]) not in _BLOB_TYPES:
+            # A driver's buffer (memoryview, bytearray) in a payload column.
+            values = tuple(
+                bytes(v) if i in _BLOB_AT and v is not None else v
+                for i, v in enumerate(values)
+            )
+            break
     return LedgerRow(*values)
 
 

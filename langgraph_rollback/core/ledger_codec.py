@@ -72,6 +72,7 @@ _WRITE = ormsgpack.OPT_NON_STR_KEYS | ormsgpack.OPT_REPLACE_SURROGATES
 """As upstream writes (`serde/jsonplus.py` `_option`): a lone surrogate in a
 string is stored as U+FFFD, not refused."""
 _SCALARS = (str, int, float, bool, bytes, type(None))
+_SCALAR_SET = frozenset(_SCALARS)
 _OWN_MODULES = ("langgraph_rollback.",)
 _LANGCHAIN_MODULES = ("langchain_core.",)
 
@@ -264,15 +265,14 @@ class LedgerCodec:
             return [self._prepare(v, depth + 1) for v in value]
         if kind is dict:
             out: dict[Any, Any] = {}
-            inline = depth < MAX_DEPTH
+            prepare, scalars = self._prepare, _SCALAR_SET
+            if depth >= MAX_DEPTH:
+                scalars = frozenset()  # the depth rule applies to scalars too
             for k, v in value.items():
-                if type(k) not in _SCALARS:
+                if type(k) not in _SCALAR_SET:
                     self._refuse_key(k)
-                # Scalars inline (the depth rule still applies to them).
-                if inline and type(v) in _SCALARS:
-                    out[k] = v
-                else:
-                    out[k] = self._prepare(v, depth + 1)
+                # Scalars inline.
+                out[k] = v if type(v) in scalars else prepare(v, depth + 1)
             return out
         if kind in (tuple, set, frozenset, deque):
             return self._ext(depth, SINGLE, kind, list(value))

@@ -108,7 +108,7 @@ def undo_one(step: PlannedStep, run: Run) -> Flow[UndoResult]:
     recorded, tell the caller's progress callback."""
     result = yield from _undo(step, run)
     if result in ("undone", "failed"):
-        yield from do(Notify(step.effect, result == "undone"))
+        yield Notify(step.effect, result == "undone")
     return result
 
 
@@ -130,7 +130,9 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         "updated_at": utcnow(),
         "owner": run.owner,
     }
-    claimed = yield from do(Update(effect.id, claim, expect=CLAIMABLE))
+    # The ops of every undone effect are yielded bare, not through `do`: a
+    # rollback of thousands of effects makes a generator less for each.
+    claimed: bool = yield Update(effect.id, claim, expect=CLAIMABLE)
     if not claimed:
         reason = "its status changed since planning"
         run.skipped.append(SkippedStep(effect=effect, reason=reason))
@@ -161,7 +163,7 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         return "drifted"
     timeout = run.policies.inverse_timeout
     late = _late_mark(effect, run)
-    outcome = yield from do(Undo(claimed_effect, definition.undo, args, timeout, late))
+    outcome: Outcome = yield Undo(claimed_effect, definition.undo, args, timeout, late)
     if isinstance(outcome.error, GraphBubbleUp):
         # The inverse paused the graph (`interrupt()` asks a human): it has
         # not acted yet. Release the claim; the resumed node runs it again.
@@ -178,7 +180,7 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         run.failures.append(FailedStep(effect=claimed_effect, error=unverified))
         return "failed"
     result = storable_or(run.serde, outcome.value, repr(outcome.value))
-    yield from do(mark(effect, EffectStatus.COMPENSATED, run, {"result": result}))
+    yield mark(effect, EffectStatus.COMPENSATED, run, {"result": result})
     description = describe_undo(effect, outcome.value)
     if step.resumes:
         description += (

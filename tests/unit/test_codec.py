@@ -102,6 +102,7 @@ def test_normalize_gives_the_value_as_it_reads_back() -> None:
 
 def test_storable_or_falls_back_for_what_the_serde_cannot_store() -> None:
     assert storable_or(SERDE, [1], "x") == [1]
+    assert storable_or(SERDE, None, "x") is None
     assert storable_or(SERDE, LOCK, "x") == "x"
 
 
