@@ -192,7 +192,8 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         self, *, write: bool, immediate: bool = False
     ) -> Iterator[sqlite3.Cursor]:
         with self._kept.reporting(), self.lock:
-            self.setup()
+            if not self.is_setup:
+                self.setup()
             cur = self.conn.cursor()
             try:
                 if not write:
