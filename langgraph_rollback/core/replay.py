@@ -493,6 +493,7 @@ def _restart(
             changes,
             expect=(recorded.value,),
             expect_attempt=existing.attempt,
+            starts_call=True,
         )
     )
     if not restarted:
