@@ -73,6 +73,19 @@ def test_what_is_not_a_graph_or_a_factory_is_refused_before_it_runs(
     assert len(list(app_dir.iterdir())) == 12  # nothing was undone either
 
 
+def test_a_missing_attribute_names_the_graphs_the_module_holds(
+    app: tuple[str, Path],
+) -> None:
+    db, app_dir = app
+    refused = plan(db, "--graph", "tests.support.cli_app:nosuch", env={})
+    assert refused.returncode == 2
+    assert "has no attribute 'nosuch'" in refused.stderr
+    assert "Fix: tests.support.cli_app holds these graphs: --graph " in refused.stderr
+    assert "tests.support.cli_app:builder" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(list(app_dir.iterdir())) == 12  # nothing was undone
+
+
 def test_a_graph_factory_is_called_with_the_saver(app: tuple[str, Path]) -> None:
     db, app_dir = app
     env = {"CLI_APP_DIR": str(app_dir)}
