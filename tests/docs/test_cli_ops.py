@@ -211,10 +211,11 @@ def test_effects_on_a_thread_without_checkpoints_says_so(
     app: tuple[str, Path],
 ) -> None:
     db, _ = app
-    unknown = cli("effects", db, "--thread", "nope", env={})
-    assert unknown.returncode == 2
-    assert "Thread 'nope' has no checkpoints and no effects" in unknown.stderr
-    assert f"langgraph-rollback threads {db}" in unknown.stderr
+    for command in ("effects", "checkpoints"):
+        unknown = cli(command, db, "--thread", "nope", env={})
+        assert unknown.returncode == 2, command
+        assert "Thread 'nope' has no checkpoints and no effects" in unknown.stderr
+        assert f"langgraph-rollback threads {db}" in unknown.stderr
     from langgraph_rollback import SqliteRollbackSaver
 
     with SqliteRollbackSaver.from_conn_string(db) as saver:
@@ -223,6 +224,9 @@ def test_effects_on_a_thread_without_checkpoints_says_so(
     assert kept.returncode == 0
     assert "thread 't' has no checkpoints" in kept.stderr
     assert sum("cli_write" in line for line in kept.stdout.splitlines()) == 12
+    listed = cli("checkpoints", db, "--thread", "t", env={})
+    assert listed.returncode == 0, listed.stderr
+    assert f"its effects: langgraph-rollback effects {db} --thread t" in listed.stdout
 
 
 def readme_cli_session() -> list[str]:
