@@ -369,11 +369,14 @@ def test_a_lost_restart_of_a_call_its_node_retries_does_not_call_again(
         return {"done": [result]}
 
     graph = one_node(saver, act)
+    first: set[str | None] = set()
+    saver.probe = lambda point, effect_id: first.add(effect_id)
     with pytest.raises(ConnectionError):
         graph.invoke({"done": []}, cfg(), durability=mode)
 
     def probe(point: FaultPoint, effect_id: str | None) -> None:
-        if point is FaultPoint.BEFORE_INTENT and world.count("forward", "shaky") == 2:
+        # The retry's intent waits (bounded) for the other resume to act.
+        if point is FaultPoint.BEFORE_INTENT and effect_id not in first:
             wait_until(lambda: world.count("forward", "shaky") > 2, within=3)
 
     saver.probe = probe
