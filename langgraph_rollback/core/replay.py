@@ -345,7 +345,7 @@ def replay(
         raise call.blocked(refused_by)
     restarted = yield from _restart(call, existing, row, recorded)
     if restarted is None:
-        moved_on = yield from _after_lost_restart(call, existing, mode, before)
+        moved_on = yield from _after_lost_restart(call, existing)
         return (yield from replay(call, moved_on, row, mode, refused_by, before))
     return (yield from perform(call, restarted, before))
 
@@ -430,21 +430,18 @@ def _reread(existing: LedgerRow) -> Flow[LedgerRow | None]:
     return rows[0] if rows else None
 
 
-def _after_lost_restart(
-    call: Call, existing: LedgerRow, mode: GuardMode, before: Any
-) -> Flow[LedgerRow]:
-    """Another flow restarted (or settled) the call first: its row once that
-    attempt is no longer running, to replay.
+def _after_lost_restart(call: Call, existing: LedgerRow) -> Flow[LedgerRow]:
+    """Another flow restarted (or settled) the call first: its row as it
+    reads now, to replay (a pending one waits for that attempt; one that
+    nobody performs is reconciled, as any abandoned intent).
 
     Raises:
-        EffectOutcomeUnknownError: It is still pending with nobody
-            performing it, or cannot be read.
-        EffectInFlightError: That attempt is (or may be) still running.
+        EffectOutcomeUnknownError: It cannot be read, or reads as it did
+            before the restart was refused (nothing to replay but the same
+            refused restart).
     """
     found = yield from _reread(existing)
-    if found is not None and found.status == EffectStatus.PENDING.value:
-        found = yield from _settle_in_flight(call, found, mode, before)
-    if found is None or found.status == EffectStatus.PENDING.value:
+    if found is None or found == existing:
         raise call.unknown(existing.idempotency_key)
     return found
 

@@ -455,6 +455,31 @@ def test_restart_lost_to_an_attempt_nobody_performs_is_an_unknown_outcome() -> N
     flow.raises(EffectOutcomeUnknownError)
 
 
+def test_restart_lost_to_an_abandoned_attempt_is_reconciled_with_observe() -> None:
+    """The winner's restart committed and its flow died before the call (its
+    write raised after the commit): with `observe`, the loser reconciles the
+    new attempt as any abandoned intent and runs it, instead of calling the
+    outcome unknown."""
+    flow = start()
+    observe_before(flow, "A")
+    pending = recorded_pending(flow, "A")
+    gone(flow, pending)
+    flow.reply(Update, False, starts_call=True, expect_attempt=pending.attempt)
+    abandoned = replace(pending, attempt=pending.attempt + 1)
+    flow.reply(Select, [abandoned])
+    gone(flow, abandoned)
+    flow.reply(Update, True, starts_call=True, expect_attempt=abandoned.attempt)
+    assert flow.expect(Perform).effect.attempt == abandoned.attempt + 1
+
+
+def test_restart_lost_but_the_row_unchanged_is_an_unknown_outcome() -> None:
+    """A store that refuses the restart yet reads the row as before: the
+    restart is not tried again (forever), the outcome is unknown."""
+    flow, failed = lost_restart({"status": "failed"})
+    flow.reply(Select, [failed])
+    flow.raises(EffectOutcomeUnknownError)
+
+
 def test_restart_lost_and_the_row_gone_is_an_unknown_outcome() -> None:
     flow, _ = lost_restart({"status": "failed"})
     flow.reply(Select, [])
