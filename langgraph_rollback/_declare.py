@@ -141,10 +141,13 @@ def reversible(
 
 def _refuse_without_undo(target: object) -> NoReturn:
     """`@reversible` used bare, or without `undo=`: say how to write it."""
-    name = "?" if target is None else _tool_name(target)
-    how = "used without parentheses" if target is not None else "given no undo="
+    if target is None:  # @reversible(...) without undo=: no tool in hand yet
+        name, what = "?", "@reversible(...) is given no undo="
+    else:
+        name = _tool_name(target)
+        what = f"@reversible on tool {name!r} is used without parentheses"
     raise DeclarationError(
-        f"@reversible on tool {name!r} is {how}: a reversible tool needs its "
+        f"{what}: a reversible tool needs its "
         "inverse. Fix: write @reversible(undo=fn), where fn(effect) undoes one "
         "call, or use @irreversible for a tool that cannot be undone.",
         tool=name,

@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from langchain_core.tools import BaseTool
@@ -31,7 +31,6 @@ from langgraph.types import interrupt
 
 from langgraph_rollback._current import restoring, running_effect
 from langgraph_rollback._liveness import on_this_host, owner_alive, process
-from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
@@ -46,6 +45,7 @@ from langgraph_rollback.core.ops import (
     Restore,
     StorageOp,
     Undo,
+    Update,
 )
 from langgraph_rollback.core.store import AsyncLedgerStore, FaultPoint, LedgerStore
 from langgraph_rollback.core.undo import InverseTimeoutError
@@ -166,16 +166,14 @@ def run_sync(
                 return result
             send, error = None, None
             try:
-                if isinstance(op, Begin | BeginIfNewKey):
-                    _claim(op, performing)
+                if isinstance(op, StorageOp):
+                    claimed = _claim(op, performing)
                     try:
-                        send = store.execute(_begun(op))
+                        send = store.execute(op)
                     except BaseException:
-                        _begin(op, performing, None)  # this flow performs nothing
+                        _settle(claimed, performing, False)  # performs nothing
                         raise
-                    send = _begin(op, performing, send)
-                elif isinstance(op, StorageOp):
-                    send = store.execute(op)
+                    _settle(claimed, performing, _written(op, send))
                 else:
                     _starting(op, performing)
                     send = _step_sync(op, store, perform, graph, progress)
@@ -231,35 +229,37 @@ def _starting(op: Op[Any], performing: list[str]) -> None:
         performing.append(op.effect.id)
 
 
-def _begun(op: Begin | BeginIfNewKey) -> StorageOp[tuple[LedgerRow, bool] | None]:
-    """Either intent-writing operation, as one type (`StorageOp` is invariant,
-    so mypy cannot infer the result of a union of two)."""
-    return cast(StorageOp[tuple[LedgerRow, bool] | None], op)
+def _claim(op: StorageOp[Any], performing: list[str]) -> str | None:
+    """Mark the call a write may hand to this flow in flight before the write
+    commits (an intent, or a restart: an `Update` with `starts_call`), so
+    another flow of this process that finds it waits for this one. The call's
+    effect id, or None for other writes."""
+    if isinstance(op, Begin | BeginIfNewKey):
+        effect_id = op.row.effect_id
+    elif isinstance(op, Update) and op.starts_call:
+        effect_id = op.effect_id
+    else:
+        return None
+    if IN_FLIGHT.start(effect_id, performing):
+        performing.append(effect_id)
+    return effect_id
 
 
-def _claim(op: Begin | BeginIfNewKey, performing: list[str]) -> None:
-    """Mark the call in flight before its intent is committed, so another
-    flow of this process that finds the intent waits for this one."""
-    if IN_FLIGHT.start(op.row.effect_id, performing):
-        performing.append(op.row.effect_id)
+def _written(op: StorageOp[Any], result: Any) -> bool:
+    """Whether the write committed the call as this flow's to perform."""
+    if isinstance(op, Begin | BeginIfNewKey):
+        return result is not None and bool(result[1])
+    return bool(result)
 
 
-def _begin(
-    op: Begin | BeginIfNewKey,
-    performing: list[str],
-    result: tuple[LedgerRow, bool] | None,
-) -> tuple[LedgerRow, bool] | None:
-    """`Begin`'s result. The flow whose intent was committed performs the
-    call and keeps its claim (another flow may hold one too, until its own
-    `Begin` answers); an intent that was there already (or not written) is
-    not this flow's call in flight (until a replay restarts it, or a `Begin`
-    writes it), so its claim goes."""
-    effect_id = op.row.effect_id
-    inserted = result is not None and result[1]
-    if not inserted and effect_id in performing:
+def _settle(effect_id: str | None, performing: list[str], written: bool) -> None:
+    """The flow whose write committed performs the call and keeps its claim
+    (another flow may hold one too, until its own write answers); a write
+    that found the call there already, changed nothing or raised leaves the
+    call not this flow's (until a replay restarts it), so the claim goes."""
+    if effect_id is not None and not written and effect_id in performing:
         performing.remove(effect_id)
         IN_FLIGHT.end(effect_id, performing)
-    return result
 
 
 def _notify(op: Notify, progress: Progress | None) -> None:
@@ -441,17 +441,14 @@ async def run_async(
             send, error = None, None
             try:
                 if isinstance(op, StorageOp):
-                    if isinstance(op, Begin | BeginIfNewKey):
-                        _claim(op, performing)
+                    claimed = _claim(op, performing)
                     try:
                         with anyio.CancelScope(shield=True):
                             send = await store.aexecute(op)
                     except BaseException:
-                        if isinstance(op, Begin | BeginIfNewKey):
-                            _begin(op, performing, None)  # performs nothing
+                        _settle(claimed, performing, False)  # performs nothing
                         raise
-                    if isinstance(op, Begin | BeginIfNewKey):
-                        send = _begin(op, performing, send)
+                    _settle(claimed, performing, _written(op, send))
                 else:
                     _starting(op, performing)
                     send = await _step_async(op, store, perform, graph, progress)

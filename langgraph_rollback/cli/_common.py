@@ -169,10 +169,32 @@ def _import_attr(option: str, spec: str) -> Any:
     for part in attr.split("."):
         if not hasattr(target, part):
             raise CliError(
-                f"{option} {spec!r}: {module_name} has no attribute {attr!r}."
+                f"{option} {spec!r}: {module_name} has no attribute {attr!r}. "
+                f"Fix: {_graphs_in(module, module_name, option)}"
             )
         target = getattr(target, part)
     return target
+
+
+def _graphs_in(module: Any, module_name: str, option: str) -> str:
+    """What to name after the colon: the module's graphs, if it has any."""
+    from langgraph.graph import StateGraph
+    from langgraph.pregel import Pregel
+
+    names = sorted(
+        name
+        for name, value in vars(module).items()
+        if isinstance(value, (StateGraph, Pregel)) and not name.startswith("_")
+    )
+    found = ", ".join(f"--graph {module_name}:{name}" for name in names)
+    if option == "--graph-factory":
+        also = f" (or pass its graph: {found})" if names else ""
+        return f"name the function that takes the saver and returns the graph{also}."
+    if not names:
+        return (
+            "name the StateGraph (the builder) or the compiled graph after the colon."
+        )
+    return f"{module_name} holds these graphs: {found}."
 
 
 def _one_error(exc: BaseException) -> str:

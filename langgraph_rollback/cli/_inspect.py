@@ -103,16 +103,21 @@ def cmd_effects(args: argparse.Namespace, out: TextIO) -> int:
 
 def say_no_checkpoints(args: argparse.Namespace, has_effects: bool) -> None:
     """`effects` on a thread with no checkpoints: an error, or a note."""
-    where = f"langgraph-rollback threads {args.db}"
     if not has_effects and args.status is None:
-        raise CliError(
-            f"Thread {args.thread!r} has no checkpoints and no effects in "
-            f"{_redact(args.db)}. Fix: check the thread id (`{where}` lists the "
-            "threads there)."
-        )
+        raise unknown_thread(args)
     sys.stderr.write(
         f"note: thread {args.thread!r} has no checkpoints (deleted, or never "
         "checkpointed); its effects are listed as the ledger keeps them.\n"
+    )
+
+
+def unknown_thread(args: argparse.Namespace) -> CliError:
+    """A thread with neither checkpoints nor effects: most likely a typo."""
+    where = f"langgraph-rollback threads {args.db}"
+    return CliError(
+        f"Thread {args.thread!r} has no checkpoints and no effects in "
+        f"{_redact(args.db)}. Fix: check the thread id (`{where}` lists the "
+        "threads there)."
     )
 
 
@@ -147,13 +152,21 @@ def cmd_checkpoints(args: argparse.Namespace, out: TextIO) -> int:
             "configurable": {"thread_id": args.thread, "checkpoint_ns": ""}
         }
         rows = checkpoint_rows(saver, args.thread, config, args.limit)
+        unknown = (
+            not rows and args.limit != 0 and not saver.list_effects(config, limit=1)
+        )
+    if unknown:
+        raise unknown_thread(args)
     if args.json:
         out.write(json.dumps(rows, indent=2) + "\n")
         return 0
     if limited_to_none(args, out):
         return 0
     if not rows:
-        out.write(f"(thread {args.thread!r} has no checkpoints)\n")
+        out.write(
+            f"(thread {args.thread!r} has no checkpoints; its effects: "
+            f"langgraph-rollback effects {args.db} --thread {args.thread})\n"
+        )
         return 0
     header = ["checkpoint", "step", "source", "ran", "run id", "effects", "path"]
     write_table(

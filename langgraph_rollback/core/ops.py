@@ -212,6 +212,10 @@ class Update(StorageOp[bool]):
     keep it and write it in the transaction of its next write (normally the
     task's pending writes, which LangGraph saves right after the task),
     instead of in a commit of its own. The result is then True."""
+    starts_call: bool = False
+    """The update starts the call again (a new attempt, this flow to perform
+    it): the driver marks the call in flight before the write commits, as for
+    an intent, and keeps the mark only if a row changed."""
 
     def __post_init__(self) -> None:
         unknown = set(self.changes) - UPDATABLE

@@ -326,7 +326,7 @@ def replay(
             return (yield from replay(call, retried, row, mode, refused_by, before))
     if recorded is EffectStatus.PENDING:
         settled = yield from _settle_in_flight(call, existing, mode, before)
-        if settled is not existing:
+        if settled != existing:
             return (yield from replay(call, settled, row, mode, refused_by, before))
         yield from _reconcile(call, existing, mode, before)
         # Unchanged since before the call: it never landed; run it again.
@@ -344,6 +344,9 @@ def replay(
             )
         raise call.blocked(refused_by)
     restarted = yield from _restart(call, existing, row, recorded)
+    if restarted is None:
+        moved_on = yield from _after_lost_restart(call, existing)
+        return (yield from replay(call, moved_on, row, mode, refused_by, before))
     return (yield from perform(call, restarted, before))
 
 
@@ -415,11 +418,32 @@ def _settle_in_flight(
             thread_id=existing.thread_id,
             owner=existing.owner if existing.owner != ctx.owner else None,
         )
-    if state != "finished":
-        return existing
+    # Finished or gone: read it again, for the attempt that was running when
+    # `existing` was read (another flow of this process) may have ended since.
+    found = yield from _reread(existing)
+    return existing if found is None else found
+
+
+def _reread(existing: LedgerRow) -> Flow[LedgerRow | None]:
     query = EffectQuery(thread_id=existing.thread_id, effect_id=existing.effect_id)
     rows = yield from do(Select(query))
-    return rows[0] if rows else existing
+    return rows[0] if rows else None
+
+
+def _after_lost_restart(call: Call, existing: LedgerRow) -> Flow[LedgerRow]:
+    """Another flow restarted (or settled) the call first: its row as it
+    reads now, to replay (a pending one waits for that attempt; one that
+    nobody performs is reconciled, as any abandoned intent).
+
+    Raises:
+        EffectOutcomeUnknownError: It cannot be read, or reads as it did
+            before the restart was refused (nothing to replay but the same
+            refused restart).
+    """
+    found = yield from _reread(existing)
+    if found is None or found == existing:
+        raise call.unknown(existing.idempotency_key)
+    return found
 
 
 def _reconcile(
@@ -471,8 +495,9 @@ def _reconcile(
 
 def _restart(
     call: Call, existing: LedgerRow, row: LedgerRow, recorded: EffectStatus
-) -> Flow[LedgerRow]:
-    """Mark a recorded call as started again (a new attempt); return its row."""
+) -> Flow[LedgerRow | None]:
+    """Mark a recorded call as started again (a new attempt); return its row,
+    or None when another flow restarted or settled it first."""
     changes: dict[str, Any] = {
         "status": EffectStatus.PENDING.value,
         "attempt": existing.attempt + 1,
@@ -493,11 +518,11 @@ def _restart(
             changes,
             expect=(recorded.value,),
             expect_attempt=existing.attempt,
+            starts_call=True,
         )
     )
     if not restarted:
-        # Another worker restarted the same call first.
-        raise call.unknown(existing.idempotency_key)
+        return None
     return replace(existing, **changes)
 
 

@@ -73,6 +73,19 @@ def test_what_is_not_a_graph_or_a_factory_is_refused_before_it_runs(
     assert len(list(app_dir.iterdir())) == 12  # nothing was undone either
 
 
+def test_a_missing_attribute_names_the_graphs_the_module_holds(
+    app: tuple[str, Path],
+) -> None:
+    db, app_dir = app
+    refused = plan(db, "--graph", "tests.support.cli_app:nosuch", env={})
+    assert refused.returncode == 2
+    assert "has no attribute 'nosuch'" in refused.stderr
+    assert "Fix: tests.support.cli_app holds these graphs: --graph " in refused.stderr
+    assert "tests.support.cli_app:builder" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert len(list(app_dir.iterdir())) == 12  # nothing was undone
+
+
 def test_a_graph_factory_is_called_with_the_saver(app: tuple[str, Path]) -> None:
     db, app_dir = app
     env = {"CLI_APP_DIR": str(app_dir)}
@@ -198,10 +211,11 @@ def test_effects_on_a_thread_without_checkpoints_says_so(
     app: tuple[str, Path],
 ) -> None:
     db, _ = app
-    unknown = cli("effects", db, "--thread", "nope", env={})
-    assert unknown.returncode == 2
-    assert "Thread 'nope' has no checkpoints and no effects" in unknown.stderr
-    assert f"langgraph-rollback threads {db}" in unknown.stderr
+    for command in ("effects", "checkpoints"):
+        unknown = cli(command, db, "--thread", "nope", env={})
+        assert unknown.returncode == 2, command
+        assert "Thread 'nope' has no checkpoints and no effects" in unknown.stderr
+        assert f"langgraph-rollback threads {db}" in unknown.stderr
     from langgraph_rollback import SqliteRollbackSaver
 
     with SqliteRollbackSaver.from_conn_string(db) as saver:
@@ -210,6 +224,9 @@ def test_effects_on_a_thread_without_checkpoints_says_so(
     assert kept.returncode == 0
     assert "thread 't' has no checkpoints" in kept.stderr
     assert sum("cli_write" in line for line in kept.stdout.splitlines()) == 12
+    listed = cli("checkpoints", db, "--thread", "t", env={})
+    assert listed.returncode == 0, listed.stderr
+    assert f"its effects: langgraph-rollback effects {db} --thread t" in listed.stdout
 
 
 def readme_cli_session() -> list[str]:

@@ -35,6 +35,21 @@ def test_quickstart_runs(tmp_path: Path) -> None:
     assert (tmp_path / "agent.sqlite").exists()
 
 
+def printed_output() -> str:
+    """The README's text block after the quickstart: what it says it prints."""
+    section = (ROOT / "README.md").read_text().split("## Quickstart", 1)[1]
+    match = re.search(r"```text\n(.*?)```", section, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+def test_the_quickstart_prints_what_the_readme_shows(tmp_path: Path) -> None:
+    out = run_block(quickstart(), tmp_path)
+    assert out.returncode == 0, out.stderr
+    seconds = re.compile(r"\d+\.\d\d s\)")
+    assert seconds.sub("s)", out.stdout) == seconds.sub("s)", printed_output())
+
+
 def block_with(marker: str) -> str:
     """The README's one python block that contains `marker`."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)

@@ -46,6 +46,7 @@ from tests.graph.test_forward_guarantees import (
     run_child,
 )
 from tests.support import process_pool_tools
+from tests.support.in_flight import awaited
 from tests.support.stores import open_saver
 from tests.support.tools import build_tools
 from tests.support.world import World
@@ -500,7 +501,12 @@ def test_two_resumes_of_one_thread_in_one_process_perform_the_call_once(
     def probe(point: FaultPoint, effect_id: str | None) -> None:
         if point is FaultPoint.AFTER_INTENT and not held:
             held.append(threading.current_thread().name)
-            wait_until(lambda: world.count("forward", "write_file") > 0, within=5)
+            # Held until the other resume decides: it waits for this call
+            # (fixed), or it runs the call itself (the defect).
+            wait_until(
+                lambda: awaited(effect_id) or world.count("forward", "write_file") > 0,
+                within=5,
+            )
 
     saver.probe = probe
     outs: list[Any] = []

@@ -51,6 +51,7 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
+from tests.support.in_flight import awaited
 from tests.support.tools import build_tools
 from tests.support.world import World
 
@@ -408,12 +409,18 @@ async def test_cancelled_run_then_resume_does_not_restart_a_running_call(
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(run, timeout=0)  # times out now: the call runs on
 
+        (running,) = await saver.alist_effects(cfg())
         resume = asyncio.ensure_future(graph.ainvoke(None, cfg(), durability="sync"))
-        # Today the resume restarts the call at once; fixed, it waits (or
-        # gives up with EffectInFlightError). Either way, then let the first
-        # call finish.
+        # With the defect the resume restarts the call at once; fixed, it
+        # waits for the running call (or gives up with EffectInFlightError).
+        # Once it has decided, let the first call finish.
         await await_until(
-            lambda: resume.done() or world.count("forward", "publish") > 1, within=5
+            lambda: (
+                awaited(running.id)
+                or resume.done()
+                or world.count("forward", "publish") > 1
+            ),
+            within=5,
         )
     finally:
         release.set()

@@ -6,7 +6,6 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,9 @@ def _wait(procs: list[subprocess.Popen[str]]) -> None:
 
 
 @pytest.mark.slow
-def test_many_workers_record_and_roll_back_exactly_once(pg_url: str) -> None:
+def test_many_workers_record_and_roll_back_exactly_once(
+    pg_url: str, tmp_path: Path
+) -> None:
     from langgraph_rollback.postgres import PostgresRollbackSaver
 
     with PostgresRollbackSaver.from_conn_string(pg_url) as saver:
@@ -55,13 +56,22 @@ def test_many_workers_record_and_roll_back_exactly_once(pg_url: str) -> None:
         assert conn.execute("SELECT count(*) FROM world_items").fetchone() == (200,)
         assert conn.execute("SELECT count(*) FROM lgrb_effects").fetchone() == (200,)
 
-    # 8 processes roll back all four threads at once, in different orders.
-    start_at = f"{time.time() + 4:.3f}"
+    # 8 processes roll back all four threads at once, in different orders:
+    # each waits, set up, until all are ready.
     rollers = []
     for seed in range(8):
         order = threads[:]
         random.Random(seed).shuffle(order)
-        rollers.append(_spawn("rollback", pg_url, start_at, *order))
+        rollers.append(_spawn("rollback", pg_url, str(tmp_path), *order))
+    wait_for(
+        lambda: (
+            len(list(tmp_path.glob("ready-*"))) == len(rollers)
+            or any(roller.poll() is not None for roller in rollers)
+        ),
+        "every rollback worker to be ready",
+        DEADLINE_S * 4,
+    )
+    (tmp_path / "go").write_text("")
     _wait(rollers)
 
     with psycopg.connect(pg_url) as conn:

@@ -46,6 +46,7 @@ from langgraph_rollback import (
 from langgraph_rollback.viz import timeline
 from tests.docs.test_cli import cli, populate
 from tests.support import cli_app
+from tests.support.cli_in_process import cli_in_process
 from tests.support.world import World
 
 BACKENDS = ["sqlite", "postgres"]
@@ -269,6 +270,12 @@ def refused(read: Callable[[], Any], marker: Path) -> SerializationError | None:
     return None
 
 
+IN_A_SUBPROCESS = {"ext0-os.system", "deep-nesting"}
+"""The kinds whose CLI reads run in a subprocess of their own, as a user runs
+the command; the others call the CLI's entry point in this process (the same
+argv, stdout, stderr and exit code), without the interpreter's start-up."""
+
+
 @pytest.mark.parametrize("kind", HOSTILE_KINDS)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hostile_row_is_refused_on_every_reading_path(
@@ -313,7 +320,8 @@ def test_hostile_row_is_refused_on_every_reading_path(
             assert {e.id for e in good} <= shown
 
     env = {"CLI_APP_DIR": str(app_dir)}
-    table = cli("effects", db, "--thread", "t", env=env)
+    run_cli = cli if kind in IN_A_SUBPROCESS else cli_in_process
+    table = run_cli("effects", db, "--thread", "t", env=env)
     assert "Traceback" not in table.stderr, table.stderr
     if table.returncode == 0:
         assert sum("cli_write" in line for line in table.stdout.splitlines()) == 11
@@ -321,7 +329,8 @@ def test_hostile_row_is_refused_on_every_reading_path(
         assert table.returncode == 2 and table.stderr.startswith("error: ")
     graph_spec = ("--to", "first", "--graph", "tests.support.cli_app:builder")
     for command in (("plan",), ("rollback", "--yes")):
-        run = cli(command[0], db, "--thread", "t", *graph_spec, *command[1:], env=env)
+        args = (command[0], db, "--thread", "t", *graph_spec, *command[1:])
+        run = run_cli(*args, env=env)
         assert run.returncode == 2, run.stdout + run.stderr
         assert run.stderr.startswith("error: ") and "Traceback" not in run.stderr
 
@@ -718,7 +727,9 @@ def malformed(form: str) -> str:
     return f"postgresql://postgres@[::1:1/agents?password={SECRET}"
 
 
-def cli_outputs(url: str, app_dir: Path) -> Iterator[tuple[str, str]]:
+def cli_outputs(
+    url: str, app_dir: Path, run_cli: Callable[..., Any] = cli
+) -> Iterator[tuple[str, str]]:
     """(command, stdout + stderr) of every CLI command against `url`."""
     env = {"CLI_APP_DIR": str(app_dir)}
     graph = ("--to", "first", "--graph", "tests.support.cli_app:builder")
@@ -731,7 +742,7 @@ def cli_outputs(url: str, app_dir: Path) -> Iterator[tuple[str, str]]:
         ("migrate", url),
     ]
     for command in commands:
-        done = cli(*command, env=env)
+        done = run_cli(*command, env=env)
         yield " ".join(command[:1] + command[2:]), done.stdout + done.stderr
 
 
@@ -761,9 +772,16 @@ def test_no_cli_command_prints_the_password(
         url, password = malformed(form), SECRET
     else:
         url, password = server_url(str(request.getfixturevalue("pg_url")), server, form)
-    outputs = list(cli_outputs(url, app_dir))
+    # A few cases run each command in a subprocess, as a user does; the others
+    # call the CLI's entry point in this process (same argv and output).
+    run_cli = (
+        cli
+        if form == "userinfo" and server in ("reachable", "refused")
+        else cli_in_process
+    )
+    outputs = list(cli_outputs(url, app_dir, run_cli))
     if server == "reachable":  # now with the ledger's tables
-        outputs += list(cli_outputs(url, app_dir))
+        outputs += list(cli_outputs(url, app_dir, run_cli))
     leaked = [
         f"{command}: {line}"
         for command, text in outputs

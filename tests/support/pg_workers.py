@@ -2,9 +2,10 @@
 
 `python -m tests.support.pg_workers record URL THREAD COUNT`: run a graph on THREAD
 that records COUNT effects (rows inserted in a shared `world_items` table).
-`python -m tests.support.pg_workers rollback URL START_AT THREAD...`: wait until
-START_AT (epoch seconds), then roll each THREAD back to its first checkpoint,
-retrying while another process holds it. Every forward call and every inverse
+`python -m tests.support.pg_workers rollback URL START_DIR THREAD...`: once set
+up, create `ready-<pid>` in START_DIR and wait for START_DIR/go (the test
+creates it when every worker is ready), then roll each THREAD back to its
+first checkpoint, retrying while another process holds it. Every forward call and every inverse
 is logged in `world_log`, in the same database, by the world itself.
 """
 
@@ -14,6 +15,7 @@ import operator
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import psycopg
@@ -105,9 +107,13 @@ def main() -> None:
                 {"done": []}, {"configurable": {"thread_id": thread}}, durability="sync"
             )
             return
-        start_at, threads = float(sys.argv[3]), sys.argv[4:]
+        start_dir, threads = Path(sys.argv[3]), sys.argv[4:]
         graph = build(saver, url, 0)
-        while time.time() < start_at:
+        (start_dir / f"ready-{os.getpid()}").write_text("")
+        wait_until = time.monotonic() + 120
+        while not (start_dir / "go").exists():
+            if time.monotonic() > wait_until:
+                raise SystemExit("never told to start")
             time.sleep(0.005)
         for thread in threads:
             config: Any = {"configurable": {"thread_id": thread}}

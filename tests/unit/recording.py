@@ -13,8 +13,10 @@ from langgraph_rollback.core.ops import (
     BeginIfNewKey,
     Observe,
     Outcome,
+    Select,
     Update,
 )
+from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.record import record_flow
 from langgraph_rollback.core.registry import ToolDefinition
 from tests.unit.build import SERDE, context, decoded, encoded, tool
@@ -77,9 +79,15 @@ def recorded_pending(flow: Script, before: Any, **fields: Any) -> LedgerRow:
     return begin(flow, pending | fields)
 
 
-def gone(flow: Script) -> None:
-    """Answer `AwaitCall`: nobody is performing the earlier attempt."""
+def gone(flow: Script, row: LedgerRow) -> None:
+    """Answer `AwaitCall`: nobody is performing the earlier attempt; and the
+    `Select` reading it again: `row`, as it was."""
     flow.reply(AwaitCall, "gone")
+    flow.reply(
+        Select,
+        [row],
+        query=EffectQuery(thread_id=row.thread_id, effect_id=row.effect_id),
+    )
 
 
 def outcome_of(update: Update) -> dict[str, Any]:

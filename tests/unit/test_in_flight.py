@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from langgraph_rollback.core.ops import AwaitCall, Begin, BeginIfNewKey
-from langgraph_rollback.drivers import IN_FLIGHT, _begin, _claim
+from langgraph_rollback.core.ops import AwaitCall, Begin, BeginIfNewKey, Update
+from langgraph_rollback.drivers import IN_FLIGHT, _claim, _settle, _written
 from tests.unit.build import row
 
 
@@ -14,11 +14,10 @@ def test_the_flow_whose_intent_commits_performs_the_call_whichever_marked_it() -
     begin = Begin(row(effect_id="race-1"))
     a: list[str] = []
     b: list[str] = []
-    _claim(begin, a)
-    _claim(begin, b)
+    assert (_claim(begin, a), _claim(begin, b)) == ("race-1", "race-1")
     assert (a, b) == (["race-1"], ["race-1"])
-    _begin(begin, b, (begin.row, True))  # B's intent committed
-    _begin(begin, a, (begin.row, False))  # A found it there
+    _settle("race-1", b, _written(begin, (begin.row, True)))  # B's committed
+    _settle("race-1", a, _written(begin, (begin.row, False)))  # A found it
     assert (a, b) == ([], ["race-1"])
     asked = AwaitCall("race-1", owner=None, timeout=0)
     assert IN_FLIGHT.wait(asked) == "running"  # B still performs it
@@ -37,10 +36,10 @@ def test_the_loser_learning_first_does_not_make_the_call_look_abandoned() -> Non
     b: list[str] = []
     _claim(begin, a)
     _claim(begin, b)
-    _begin(begin, a, (begin.row, False))  # A found B's intent there
+    _settle("race-2", a, _written(begin, (begin.row, False)))  # A found B's
     asked = AwaitCall("race-2", owner=None, timeout=0)
     assert (a, IN_FLIGHT.wait(asked)) == ([], "running")
-    _begin(begin, b, (begin.row, True))
+    _settle("race-2", b, _written(begin, (begin.row, True)))
     assert (b, IN_FLIGHT.wait(asked)) == (["race-2"], "running")
     IN_FLIGHT.end("race-2", b)
     assert IN_FLIGHT.wait(asked) == "gone"
@@ -51,8 +50,28 @@ def test_an_intent_not_written_for_a_seen_key_is_not_in_flight() -> None:
     goes until its `Begin` (or a replay) claims the call again."""
     first = BeginIfNewKey(row(effect_id="kin-1"))
     mine: list[str] = []
-    _claim(first, mine)
-    assert _begin(first, mine, None) is None
+    _settle(_claim(first, mine), mine, _written(first, None))
     assert mine == []
     asked = AwaitCall("kin-1", owner=None, timeout=0)
     assert IN_FLIGHT.wait(asked) == "gone"
+
+
+def test_a_restart_claims_the_call_and_only_the_winner_keeps_it() -> None:
+    """Two replays restart one pending call (an `Update` with `starts_call`):
+    both claim it before their write, the one whose write changed the row
+    keeps its claim, the other's goes; an `Update` that starts nothing claims
+    nothing."""
+    restart = Update("restart-1", {"status": "pending"}, starts_call=True)
+    a: list[str] = []
+    b: list[str] = []
+    assert (_claim(restart, a), _claim(restart, b)) == ("restart-1", "restart-1")
+    asked = AwaitCall("restart-1", owner=None, timeout=0)
+    _settle("restart-1", a, _written(restart, False))  # B restarted it first
+    assert (a, IN_FLIGHT.wait(asked)) == ([], "running")
+    _settle("restart-1", b, _written(restart, True))
+    assert b == ["restart-1"]
+    IN_FLIGHT.end("restart-1", b)
+    assert IN_FLIGHT.wait(asked) == "gone"
+    plain: list[str] = []
+    assert _claim(Update("restart-1", {"status": "applied"}), plain) is None
+    assert plain == [] and IN_FLIGHT.wait(asked) == "gone"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,20 +20,22 @@ from langgraph_rollback.core.ops import (
     Flow,
     Outcome,
     Perform,
+    Update,
     do,
 )
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.store import FaultPoint
 from langgraph_rollback.drivers import (
     IN_FLIGHT,
-    _begin,
     _claim,
+    _settle,
     _starting,
     run_async,
     run_sync,
 )
 from langgraph_rollback.savers.aio_sqlite import AsyncSqliteRollbackSaver
 from langgraph_rollback.savers.sqlite import SqliteRollbackSaver
+from tests.support.waiting import wait_for
 from tests.unit.build import row
 
 
@@ -118,8 +121,8 @@ def test_a_restarted_call_stays_in_flight_while_any_claiming_flow_remains() -> N
     b: list[str] = []
     _claim(begin, a)
     _claim(begin, b)
-    _begin(begin, b, (begin.row, True))
-    _begin(begin, a, (begin.row, False))
+    _settle("paths-4", b, True)  # B's intent committed
+    _settle("paths-4", a, False)  # A found it there
     _starting(Perform(effect_from_row(begin.row, LedgerCodec())), a)
     assert a == ["paths-4"]
     IN_FLIGHT.end("paths-4", b)
@@ -175,3 +178,48 @@ def test_an_inverse_key_has_one_claim_ended_by_its_end() -> None:
     assert state("undo:paths-6") == "running"
     IN_FLIGHT.end("undo:paths-6")
     assert state("undo:paths-6") == "gone"
+
+
+def test_a_restarted_call_is_in_flight_from_its_restart_committing(
+    store: SqliteRollbackSaver,
+) -> None:
+    """A replay restarts a pending call nobody performs (a new attempt, this
+    process its owner). Between the restart's commit and the call starting
+    (a thread switch, or a slow commit reply), another replay of this
+    process that finds the new attempt must be told it is in flight: told
+    "gone", it would take it for abandoned, restart it again (its attempt
+    check passes) and perform it too."""
+    pending = row(effect_id="paths-7", status="pending")
+    store.execute(Begin(pending))
+    restarted = threading.Event()
+    go_on = threading.Event()
+    performed: list[str] = []
+
+    def flow() -> Flow[Outcome]:
+        changes = {"status": "pending", "attempt": pending.attempt + 1}
+        won = yield from do(
+            Update(
+                "paths-7",
+                changes,
+                expect=("pending",),
+                expect_attempt=1,
+                starts_call=True,
+            )
+        )
+        assert won
+        restarted.set()
+        go_on.wait(10)
+        effect = effect_from_row(pending, LedgerCodec())
+        return (yield from do(Perform(effect)))
+
+    worker = threading.Thread(
+        target=run_sync,
+        args=(flow(), store),
+        kwargs={"perform": lambda: performed.append("call")},
+    )
+    worker.start()
+    wait_for(restarted.is_set, "the restart committed")
+    seen = state("paths-7")
+    go_on.set()
+    worker.join(10)
+    assert (seen, performed, state("paths-7")) == ("running", ["call"], "gone")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from langgraph.errors import GraphInterrupt
@@ -17,8 +18,10 @@ from langgraph_rollback._errors import (
     SerializationError,
 )
 from langgraph_rollback.core.identity import args_digest
+from langgraph_rollback.core.ledger import LedgerRow
 from langgraph_rollback.core.ops import (
     Ask,
+    AwaitCall,
     BeginIfNewKey,
     Observe,
     Outcome,
@@ -27,7 +30,7 @@ from langgraph_rollback.core.ops import (
     Update,
 )
 from langgraph_rollback.core.record import applied_changes, record_flow
-from tests.unit.build import SERDE, audited, context, decoded, tool
+from tests.unit.build import SERDE, audited, context, decoded, encoded, tool
 from tests.unit.recording import (
     SEND_MAIL,
     begin,
@@ -407,12 +410,96 @@ def test_replay_of_a_compensated_call_clears_its_undo_and_runs_again() -> None:
     assert flow.expect(Perform).effect.status.value == "pending"
 
 
-def test_restart_lost_to_another_worker_is_an_unknown_outcome() -> None:
+def lost_restart(existing: dict[str, Any]) -> tuple[Script, LedgerRow]:
+    """A replay whose restart of a failed call another flow won; its row."""
     flow = start(tool())
-    begin(flow, {"status": "failed"})
+    failed = begin(flow, existing)
     flow.reply(Select, [])
-    flow.reply(Update, False)
+    flow.reply(Update, False, starts_call=True, expect_attempt=failed.attempt)
+    return flow, failed
+
+
+def test_restart_lost_to_a_flow_that_completed_it_replays_that_outcome() -> None:
+    """Two resumes restart one call; the loser replays the winner's result."""
+    flow, failed = lost_restart({"status": "failed"})
+    outcome_type, outcome = encoded({"result": "won"})
+    done = replace(
+        failed, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
+    )
+    flow.reply(Select, [done])
+    assert flow.returns() == "won"
+
+
+def test_restart_lost_waits_for_the_winning_attempt_then_replays_it() -> None:
+    flow, failed = lost_restart({"status": "failed"})
+    running = replace(failed, status="pending", attempt=2)
+    flow.reply(Select, [running])
+    flow.reply(AwaitCall, "finished", effect_id=failed.effect_id)
+    outcome_type, outcome = encoded({"result": "won"})
+    flow.reply(
+        Select,
+        [
+            replace(
+                running, status="applied", outcome_type=outcome_type, outcome=outcome
+            )
+        ],
+    )
+    assert flow.returns() == "won"
+
+
+def test_restart_lost_to_an_attempt_nobody_performs_is_an_unknown_outcome() -> None:
+    flow, failed = lost_restart({"status": "failed"})
+    abandoned = replace(failed, status="pending", attempt=2)
+    flow.reply(Select, [abandoned])
+    gone(flow, abandoned)
     flow.raises(EffectOutcomeUnknownError)
+
+
+def test_restart_lost_to_an_abandoned_attempt_is_reconciled_with_observe() -> None:
+    """The winner's restart committed and its flow died before the call (its
+    write raised after the commit): with `observe`, the loser reconciles the
+    new attempt as any abandoned intent and runs it, instead of calling the
+    outcome unknown."""
+    flow = start()
+    observe_before(flow, "A")
+    pending = recorded_pending(flow, "A")
+    gone(flow, pending)
+    flow.reply(Update, False, starts_call=True, expect_attempt=pending.attempt)
+    abandoned = replace(pending, attempt=pending.attempt + 1)
+    flow.reply(Select, [abandoned])
+    gone(flow, abandoned)
+    flow.reply(Update, True, starts_call=True, expect_attempt=abandoned.attempt)
+    assert flow.expect(Perform).effect.attempt == abandoned.attempt + 1
+
+
+def test_restart_lost_but_the_row_unchanged_is_an_unknown_outcome() -> None:
+    """A store that refuses the restart yet reads the row as before: the
+    restart is not tried again (forever), the outcome is unknown."""
+    flow, failed = lost_restart({"status": "failed"})
+    flow.reply(Select, [failed])
+    flow.raises(EffectOutcomeUnknownError)
+
+
+def test_restart_lost_and_the_row_gone_is_an_unknown_outcome() -> None:
+    flow, _ = lost_restart({"status": "failed"})
+    flow.reply(Select, [])
+    flow.raises(EffectOutcomeUnknownError)
+
+
+def test_pending_call_completed_by_another_flow_since_it_was_read_is_replayed() -> None:
+    """The intent read as pending; another flow of this process performed and
+    recorded it, and ended, before this one asked whether it runs ("gone"):
+    the row read again is replayed, not taken for an abandoned call."""
+    flow = start()
+    observe_before(flow, "A")
+    pending = recorded_pending(flow, "A")
+    flow.reply(AwaitCall, "gone")
+    outcome_type, outcome = encoded({"result": "done", "after": "B"})
+    done = replace(
+        pending, status="applied", outcome_type=outcome_type, outcome=outcome
+    )
+    flow.reply(Select, [done])
+    assert flow.returns() == "done"
 
 
 def test_replay_under_block_marks_a_failed_call_blocked_and_refuses() -> None:
@@ -446,16 +533,14 @@ def test_blocked_call_approved_on_resume_runs() -> None:
 
 def test_pending_without_observe_is_an_unknown_outcome() -> None:
     flow = start(tool())
-    begin(flow, {"status": "pending"})
-    gone(flow)
+    gone(flow, begin(flow, {"status": "pending"}))
     error = flow.raises(EffectOutcomeUnknownError)
     assert error.idempotency_key.startswith("lgrb-")
 
 
 def test_pending_under_block_is_an_unknown_outcome_even_with_observe() -> None:
     flow = start(replace(SEND_MAIL, observe=observe_path), guard="block")
-    begin(flow, {"status": "pending"})
-    gone(flow)
+    gone(flow, begin(flow, {"status": "pending"}))
     flow.raises(EffectOutcomeUnknownError)
 
 
@@ -463,7 +548,7 @@ def test_pending_whose_target_changed_landed_with_its_result_unknown() -> None:
     flow = start()
     observe_before(flow, "B")
     recorded = recorded_pending(flow, "A")
-    gone(flow)
+    gone(flow, recorded)
     update = flow.expect(
         Update, effect_id=recorded.effect_id, expect=("pending",), expect_attempt=1
     )
@@ -488,8 +573,7 @@ def test_pending_whose_target_changed_landed_with_its_result_unknown() -> None:
 def test_pending_landed_but_update_lost_is_an_unknown_outcome() -> None:
     flow = start()
     observe_before(flow, "B")
-    recorded_pending(flow, "A")
-    gone(flow)
+    gone(flow, recorded_pending(flow, "A"))
     flow.reply(Update, False)
     flow.raises(EffectOutcomeUnknownError)
 
@@ -497,8 +581,7 @@ def test_pending_landed_but_update_lost_is_an_unknown_outcome() -> None:
 def test_pending_whose_target_is_unchanged_never_landed_and_runs_again() -> None:
     flow = start()
     observe_before(flow, "A")
-    recorded_pending(flow, "A")
-    gone(flow)
+    gone(flow, recorded_pending(flow, "A"))
     restart = flow.expect(Update, expect=("pending",), expect_attempt=1)
     assert restart.changes["attempt"] == 2
     flow.send(True)

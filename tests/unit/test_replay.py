@@ -214,8 +214,9 @@ def test_an_attempt_that_finished_without_an_outcome_is_settled_once_gone() -> N
     flow = start(tool())
     recorded = begin(flow, {"status": "pending"})
     flow.reply(AwaitCall, "finished")
-    flow.reply(Select, [row(recorded.effect_id, status="pending")])
-    gone(flow)
+    again = row(recorded.effect_id, status="pending")
+    flow.reply(Select, [again])
+    gone(flow, again)
     flow.raises(EffectOutcomeUnknownError)
 
 
@@ -290,8 +291,7 @@ def test_a_copy_s_own_call_under_block_is_recorded_blocked_on_the_copy() -> None
 def test_a_copy_s_retry_of_a_source_call_that_never_landed_is_its_own() -> None:
     flow = start()
     observe_before(flow, "A")
-    recorded_pending(flow, "A", thread_id="src")
-    gone(flow)
+    gone(flow, recorded_pending(flow, "A", thread_id="src"))
     # observe() shows the target unchanged: the source's call never landed.
     assert flow.expect(Begin).row.effect_id == own_id()
 
