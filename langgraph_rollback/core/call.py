@@ -17,6 +17,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph_rollback._errors import (
     EffectOutcomeUnknownError,
     IrreversibleToolBlockedError,
+    ObservationError,
     SerializationError,
 )
 from langgraph_rollback._models import Effect, EffectStatus
@@ -27,7 +28,14 @@ from langgraph_rollback.core.ops import Flow, Observe, Perform, Update, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import TaskContext
 
-__all__ = ["PENDING", "Call", "applied_changes", "outcome_changes", "perform"]
+__all__ = [
+    "PENDING",
+    "Call",
+    "applied_changes",
+    "observe_before",
+    "outcome_changes",
+    "perform",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -331,3 +339,18 @@ def _intent(args: dict[str, Any], before: Any, ctx: TaskContext) -> dict[str, An
     if ctx.step is not None:
         payload["task"] = {"step": ctx.step, "path": ctx.task_path}
     return payload
+
+
+def observe_before(call: Call, row: LedgerRow) -> Flow[tuple[Any, LedgerRow]]:
+    """Take the `before` observation and put it in the intent."""
+    assert call.definition.observe is not None
+    observed = yield from do(
+        Observe(call.definition.observe, call.args, call.live_effect(row, None))
+    )
+    if observed.error is not None:
+        raise ObservationError(
+            tool=call.tool, phase="before", error=observed.error
+        ) from observed.error
+    before = normalize(call.serde, observed.value)
+    intent = encode_payload(call.serde, call.intent_payload(before), tool=call.tool)
+    return before, replace(row, intent_type=intent[0], intent=intent[1])

@@ -11,7 +11,7 @@ synchronously or asynchronously, so the protocol exists once:
 2. the guard policy applies to irreversible (and undeclared) tools: `allow`,
    `ask` (an `interrupt()` before the call) or `block` (recorded as
    `blocked`, then `IrreversibleToolBlockedError`) (`_guard`);
-3. `observe` (if declared) takes the `before` observation (`_observe_before`);
+3. `observe` (if declared) takes the `before` observation (`core.call.observe_before`);
 4. the intent row is inserted unless the ledger holds the call already (a
    row with the same identity, or an earlier run's row of the same call:
    `core.replay.begin`, one operation when the thread has never seen the
@@ -31,12 +31,10 @@ synchronously or asynchronously, so the protocol exists once:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from langgraph_rollback._errors import ObservationError
 from langgraph_rollback._models import AuditAction, EffectStatus, Reversibility
 from langgraph_rollback.core.audit import (
     AUTH_USER_KEY,
@@ -48,12 +46,12 @@ from langgraph_rollback.core.audit import (
 from langgraph_rollback.core.call import (
     Call,
     applied_changes,
+    observe_before,
     outcome_changes,
     perform,
 )
-from langgraph_rollback.core.codec import encode_payload, normalize
-from langgraph_rollback.core.ledger import LedgerRow, utcnow
-from langgraph_rollback.core.ops import Ask, Flow, Observe, do
+from langgraph_rollback.core.ledger import utcnow
+from langgraph_rollback.core.ops import Ask, Flow, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.replay import begin, replay
 from langgraph_rollback.core.task import GuardMode, TaskContext, approved
@@ -83,7 +81,7 @@ def record_flow(
     row = call.intent_row(status, utcnow())
     before = None
     if mode == "allow" and definition.observe is not None:
-        before, row = yield from _observe_before(call, row)
+        before, row = yield from observe_before(call, row)
     stored, inserted = yield from begin(call, row)
     if not inserted:
         return (yield from replay(call, stored, row, mode, refused_by, before))
@@ -125,18 +123,3 @@ def _guard(call: Call) -> Flow[tuple[GuardMode, str]]:
         details={"tool": call.tool, **claimed(answer, server)},
     )
     return ("allow" if yes else "block"), "human"
-
-
-def _observe_before(call: Call, row: LedgerRow) -> Flow[tuple[Any, LedgerRow]]:
-    """Take the `before` observation and put it in the intent."""
-    assert call.definition.observe is not None
-    observed = yield from do(
-        Observe(call.definition.observe, call.args, call.live_effect(row, None))
-    )
-    if observed.error is not None:
-        raise ObservationError(
-            tool=call.tool, phase="before", error=observed.error
-        ) from observed.error
-    before = normalize(call.serde, observed.value)
-    intent = encode_payload(call.serde, call.intent_payload(before), tool=call.tool)
-    return before, replace(row, intent_type=intent[0], intent=intent[1])

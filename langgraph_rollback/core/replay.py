@@ -35,7 +35,13 @@ from langgraph_rollback._errors import (
     SerializationError,
 )
 from langgraph_rollback._models import EffectStatus
-from langgraph_rollback.core.call import PENDING, Call, applied_changes, perform
+from langgraph_rollback.core.call import (
+    PENDING,
+    Call,
+    applied_changes,
+    observe_before,
+    perform,
+)
 from langgraph_rollback.core.codec import decode_payload, same
 from langgraph_rollback.core.identity import (
     KEY_FORMAT,
@@ -328,6 +334,10 @@ def replay(
         settled = yield from _settle_in_flight(call, existing, mode, before)
         if settled != existing:
             return (yield from replay(call, settled, row, mode, refused_by, before))
+        if _started_here(call, existing, mode):
+            # A flow of this process started that attempt and ended without
+            # its outcome: it may have acted after `before` was taken.
+            before, row = yield from observe_before(call, row)
         yield from _reconcile(call, existing, mode, before)
         # Unchanged since before the call: it never landed; run it again.
         if existing.thread_id != call.ctx.thread_id:
@@ -422,6 +432,13 @@ def _settle_in_flight(
     # `existing` was read (another flow of this process) may have ended since.
     found = yield from _reread(existing)
     return existing if found is None else found
+
+
+def _started_here(call: Call, existing: LedgerRow, mode: GuardMode) -> bool:
+    """Whether `observe` settles `existing`, whose attempt this process
+    started (the owner recorded is this process)."""
+    observed = call.definition.observe is not None and mode == "allow"
+    return observed and existing.owner is not None and existing.owner == call.ctx.owner
 
 
 def _reread(existing: LedgerRow) -> Flow[LedgerRow | None]:

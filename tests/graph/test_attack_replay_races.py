@@ -428,3 +428,50 @@ def test_a_restart_whose_write_raises_after_committing_is_performed_once(
     errors = [out for out in outs if isinstance(out, Exception)]
     assert [str(e) for e in errors] == ["lost after the commit"], outs
     assert world.listing() == {"i.txt": "x"}
+
+
+# --- an attempt of this process that ended without its outcome ------------------
+
+
+@pytest.mark.parametrize("mode", DURABILITIES)
+def test_a_call_whose_outcome_write_failed_is_not_run_again_by_the_other_resume(
+    saver: BaseRollbackSaver,
+    world: World,
+    registry: ToolRegistry,
+    mode: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two resumes at once: one performs the call, then its outcome write
+    fails (the connection lost before it was sent), so the row stays pending
+    and that resume raises. The other resume observed the target before the
+    call ran; it must observe again, see the call landed, and say its result
+    is unknown, not run it a second time."""
+    tools = build_tools(world, registry)
+    graph = one_node(saver, writes_once(tools, world))
+    with pytest.raises(RuntimeError, match="failed before the call"):
+        graph.invoke({"done": []}, cfg(), durability=mode)
+    lost: list[str] = []
+    execute, aexecute = saver.execute, saver.aexecute
+
+    def lose(op: Any) -> None:
+        applied = isinstance(op, Update) and op.changes.get("status") == "applied"
+        if applied and not lost:
+            lost.append(op.effect_id)
+            raise ConnectionError("lost before the outcome was written")
+
+    def faulty(op: Any) -> Any:
+        lose(op)
+        return execute(op)
+
+    async def afaulty(op: Any) -> Any:
+        lose(op)
+        return await aexecute(op)
+
+    monkeypatch.setattr(saver, "execute", faulty)
+    monkeypatch.setattr(saver, "aexecute", afaulty)
+    saver.probe = hold_first(FaultPoint.AFTER_INTENT)
+    outs = resume_at_once(graph, mode, n=2)
+    assert lost
+    assert world.count("forward", "write_file") == 1, (world.calls(), outs)
+    kinds = sorted(type(out).__name__ for out in outs)
+    assert kinds == ["ConnectionError", "EffectResultUnknownError"], outs

@@ -589,3 +589,44 @@ def test_pending_whose_target_is_unchanged_never_landed_and_runs_again() -> None
     flow.reply(Observe, Outcome(value="B"))
     flow.reply(Update, True, expect=("pending",), expect_attempt=2)
     assert flow.returns() == "done"
+
+
+def test_an_attempt_of_this_process_that_ended_without_an_outcome_is_observed_again() -> (
+    None
+):
+    """Another flow of this process performed the call and ended without its
+    outcome (its write failed): this flow's `before` was taken before that
+    call ran, so it observes again; the target changed, so the call landed."""
+    flow = start(owner="me")
+    observe_before(flow, "A")
+    pending = recorded_pending(flow, "A", owner="me")
+    flow.reply(AwaitCall, "finished")
+    flow.reply(Select, [pending])
+    observe_before(flow, "B")
+    update = flow.expect(Update, expect=("pending",), expect_attempt=1)
+    assert outcome_of(update)["after"] == "B"
+    flow.send(True)
+    flow.raises(EffectResultUnknownError)
+
+
+def test_an_attempt_of_this_process_that_never_acted_runs_once_observed_again() -> None:
+    """The same, the target unchanged on the second look: the call runs
+    again, its intent holding the new observation."""
+    flow = start(owner="me")
+    observe_before(flow, "A")
+    gone(flow, recorded_pending(flow, "A", owner="me"))
+    observe_before(flow, "A")
+    restart = flow.reply(Update, True, starts_call=True)
+    assert (
+        decoded(restart.changes["intent_type"], restart.changes["intent"])["before"]
+        == "A"
+    )
+    flow.expect(Perform)
+
+
+def test_an_attempt_of_another_process_is_settled_by_the_first_look() -> None:
+    flow = start(owner="me")
+    observe_before(flow, "A")
+    gone(flow, recorded_pending(flow, "A", owner="gone-process"))
+    flow.reply(Update, True, starts_call=True)
+    flow.expect(Perform)
