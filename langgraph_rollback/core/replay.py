@@ -338,7 +338,9 @@ def replay(
             # A flow of this process started that attempt and ended without
             # its outcome: it may have acted after `before` was taken.
             before, row = yield from observe_before(call, row)
-        yield from _reconcile(call, existing, mode, before)
+        moved_on = yield from _reconcile(call, existing, mode, before)
+        if moved_on is not None:
+            return (yield from replay(call, moved_on, row, mode, refused_by, before))
         # Unchanged since before the call: it never landed; run it again.
         if existing.thread_id != call.ctx.thread_id:
             return (yield from _own_call(call, row, mode, refused_by, before))
@@ -420,7 +422,9 @@ def _settle_in_flight(
     )
     observed = call.definition.observe is not None and mode == "allow"
     if state == "elsewhere" and observed:
-        yield from _reconcile(call, existing, mode, before)
+        moved_on = yield from _reconcile(call, existing, mode, before)
+        if moved_on is not None:
+            return moved_on
     if state in ("running", "elsewhere"):
         raise EffectInFlightError(
             effect_id=existing.effect_id,
@@ -465,11 +469,14 @@ def _after_lost_restart(call: Call, existing: LedgerRow) -> Flow[LedgerRow]:
 
 def _reconcile(
     call: Call, existing: LedgerRow, mode: GuardMode, before: Any
-) -> Flow[None]:
+) -> Flow[LedgerRow | None]:
     """A pending intent nobody is performing: did its call land?
 
-    Returns when it did not (it runs again). When `observe` shows it landed,
-    it is recorded as applied with its result unknown.
+    Returns None when it did not (it runs again). When `observe` shows it
+    landed, it is recorded as applied with its result unknown. When that
+    record is refused because another flow restarted (or settled) the call
+    since `existing` was read, the target changed by that flow's call, not
+    by `existing`'s: the row as it reads now is returned, to replay.
 
     Raises:
         EffectOutcomeUnknownError: Without `observe` (or under a refusing
@@ -489,7 +496,7 @@ def _reconcile(
         effect_id=existing.effect_id,
     )
     if same(before, intent_then.get("before")):
-        return
+        return None
     note = (
         "reconciled: the outcome was never recorded, and observe() showed the "
         "target changed, so the call landed (its result was lost)"
@@ -506,7 +513,7 @@ def _reconcile(
         Update(call.effect_id, changes, expect=PENDING, expect_attempt=existing.attempt)
     )
     if not landed:
-        raise unknown
+        return (yield from _after_lost_restart(call, existing))
     raise _result_unknown(call, existing)
 
 

@@ -475,3 +475,53 @@ def test_a_call_whose_outcome_write_failed_is_not_run_again_by_the_other_resume(
     assert world.count("forward", "write_file") == 1, (world.calls(), outs)
     kinds = sorted(type(out).__name__ for out in outs)
     assert kinds == ["ConnectionError", "EffectResultUnknownError"], outs
+
+
+# --- the second look of a replay, taken after another flow's restart -------------
+
+
+def second_look_waits_for_the_call(world: World, registry: ToolRegistry) -> Any:
+    """A reversible write whose `observe` holds the second flow to look a
+    second time until the first flow's call has run."""
+    looks: dict[str, int] = {}
+    second: list[str] = []
+    lock = threading.Lock()
+
+    def read(name: str, **_: Any) -> str | None:
+        me = threading.current_thread().name
+        with lock:
+            looks[me] = looks.get(me, 0) + 1
+            late = looks[me] == 2 and bool(second)
+            if looks[me] == 2:
+                second.append(me)
+        if late:
+            wait_until(lambda: world.count("forward", "put") == 1, within=5)
+        path = world.path(name)
+        return path.read_text() if path.exists() else None
+
+    @reversible(undo=lambda effect: None, observe=read, registry=registry)
+    def put(name: str, content: str) -> str:
+        world.log("forward", "put", name=name)
+        world.path(name).write_text(content)
+        return f"wrote {name}"
+
+    return put
+
+
+@pytest.mark.parametrize("mode", DURABILITIES)
+def test_a_resume_that_looks_again_after_the_other_restarted_replays_that_call(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry, mode: str
+) -> None:
+    """A pending intent of this process, nobody performing it; two resumes.
+    One looks again, finds the file unchanged, restarts and performs the
+    call; the other looks again only after that call ran. The file changed
+    since the recorded intent, but the row moved on (a new attempt): that
+    resume replays the attempt (waits for it, returns its result), it does
+    not say the outcome is unknown."""
+    put = second_look_waits_for_the_call(world, registry)
+    graph = one_node(saver, lambda s: {"done": [put("e.txt", "x")]})
+    crash_after_intent(saver, graph, mode)
+    outs = resume_at_once(graph, mode, n=2)
+    assert world.count("forward", "put") == 1, (world.calls(), outs)
+    assert all(isinstance(out, dict) for out in outs), outs
+    assert world.listing() == {"e.txt": "x"}

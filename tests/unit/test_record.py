@@ -573,9 +573,27 @@ def test_pending_whose_target_changed_landed_with_its_result_unknown() -> None:
 def test_pending_landed_but_update_lost_is_an_unknown_outcome() -> None:
     flow = start()
     observe_before(flow, "B")
-    gone(flow, recorded_pending(flow, "A"))
+    pending = recorded_pending(flow, "A")
+    gone(flow, pending)
     flow.reply(Update, False)
+    flow.reply(Select, [pending])
     flow.raises(EffectOutcomeUnknownError)
+
+
+def test_pending_changed_by_another_flows_restart_replays_that_attempt() -> None:
+    """The target changed, but not by the recorded attempt: another flow
+    restarted the call since and performed it. Its outcome is replayed."""
+    flow = start()
+    observe_before(flow, "B")
+    pending = recorded_pending(flow, "A")
+    gone(flow, pending)
+    flow.reply(Update, False, expect=("pending",), expect_attempt=1)
+    outcome_type, outcome = encoded({"result": "won", "after": "B"})
+    done = replace(
+        pending, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
+    )
+    flow.reply(Select, [done])
+    assert flow.returns() == "won"
 
 
 def test_pending_whose_target_is_unchanged_never_landed_and_runs_again() -> None:

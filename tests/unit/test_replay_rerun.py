@@ -5,6 +5,7 @@ arguments, `Send` siblings after an edit, and owners on another host."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -27,7 +28,7 @@ from langgraph_rollback.core.ops import (
 )
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.core.record import record_flow
-from tests.unit.build import SERDE, context, row, tool
+from tests.unit.build import SERDE, context, encoded, row, tool
 from tests.unit.recording import begin, observe_before, recorded_pending, start
 from tests.unit.script import Script
 
@@ -300,6 +301,20 @@ def test_an_owner_elsewhere_whose_call_landed_is_settled_by_observe() -> None:
     flow.reply(AwaitCall, "elsewhere")
     flow.reply(Update, True, expect=("pending",))
     flow.raises(EffectResultUnknownError)
+
+
+def test_an_owner_elsewhere_whose_call_another_flow_restarted_replays_it() -> None:
+    flow = start()
+    observe_before(flow, "B")
+    pending = recorded_pending(flow, "A", owner="other-host#7#1")
+    flow.reply(AwaitCall, "elsewhere")
+    flow.reply(Update, False, expect=("pending",))
+    outcome_type, outcome = encoded({"result": "won", "after": "B"})
+    done = replace(
+        pending, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
+    )
+    flow.reply(Select, [done])
+    assert flow.returns() == "won"
 
 
 def test_an_owner_elsewhere_whose_target_is_unchanged_may_still_act() -> None:
