@@ -420,8 +420,7 @@ def _settle_in_flight(
     state = yield from do(
         AwaitCall(existing.effect_id, existing.owner, ctx.in_flight_wait)
     )
-    observed = call.definition.observe is not None and mode == "allow"
-    if state == "elsewhere" and observed:
+    if state == "elsewhere" and _observes(call, mode):
         moved_on = yield from _reconcile(call, existing, mode, before)
         if moved_on is not None:
             return moved_on
@@ -438,11 +437,17 @@ def _settle_in_flight(
     return existing if found is None else found
 
 
+def _observes(call: Call, mode: GuardMode) -> bool:
+    """Whether `observe` may settle a pending call (declared, and the guard
+    lets the call run)."""
+    return call.definition.observe is not None and mode == "allow"
+
+
 def _started_here(call: Call, existing: LedgerRow, mode: GuardMode) -> bool:
     """Whether `observe` settles `existing`, whose attempt this process
     started (the owner recorded is this process)."""
-    observed = call.definition.observe is not None and mode == "allow"
-    return observed and existing.owner is not None and existing.owner == call.ctx.owner
+    mine = existing.owner is not None and existing.owner == call.ctx.owner
+    return mine and _observes(call, mode)
 
 
 def _reread(existing: LedgerRow) -> Flow[LedgerRow | None]:
@@ -484,7 +489,7 @@ def _reconcile(
         EffectResultUnknownError: It landed; its result was lost.
     """
     unknown = call.unknown(existing.idempotency_key)
-    if call.definition.observe is None or mode != "allow":
+    if not _observes(call, mode):
         raise unknown
     # The observation just taken against the recorded `before`.
     intent_then = decode_payload(

@@ -186,12 +186,11 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
         """Perform one storage operation with blocking I/O (`core.store.LedgerStore`)."""
         if self._kept.keep(op):
             return cast(R, True)  # an Update's result: it will be written
-        if self.probe is not None:
-            return self._probed(op)
-        if not _takes_or_frees_a_lock(op):
-            return self._perform(op)
+        before, after = _fault_points(op) if self.probe is not None else _NO_POINTS
+        self._fire(before, op)
         with _liveness_of(op):
             result = self._perform(op)
+        self._fire(after, op)
         return result
 
     def _perform(self, op: StorageOp[R]) -> R:
@@ -202,32 +201,24 @@ class BaseRollbackSaver(BaseCheckpointSaver[str], ABC):
             return cast(R, self.put(_parent(op), *_copy(op, source), {}))
         return self._execute(op)
 
-    def _probed(self, op: StorageOp[R]) -> R:
-        """`execute` with the probe told of the fault points around `op`."""
-        before, after = _fault_points(op)
-        self._fire(before, op)
-        with _liveness_of(op):
-            result = self._perform(op)
-        self._fire(after, op)
-        return result
-
     async def aexecute(self, op: StorageOp[R]) -> R:
         """Perform one storage operation with async I/O (`core.store.AsyncLedgerStore`)."""
         if self._kept.keep(op):
             return cast(R, True)  # an Update's result: it will be written
         before, after = _fault_points(op) if self.probe is not None else _NO_POINTS
         self._fire(before, op)
-        result: R
         with _liveness_of(op):
-            if isinstance(op, ReadCheckpoint):
-                result = cast(R, await self.aget_tuple(op.config))
-            elif isinstance(op, CopyCheckpoint):
-                source = await self.aget_tuple(_source(op)) if op.source_id else None
-                result = cast(R, await self.aput(_parent(op), *_copy(op, source), {}))
-            else:
-                result = await self._aexecute(op)
+            result = await self._aperform(op)
         self._fire(after, op)
         return result
+
+    async def _aperform(self, op: StorageOp[R]) -> R:
+        if isinstance(op, ReadCheckpoint):
+            return cast(R, await self.aget_tuple(op.config))
+        if isinstance(op, CopyCheckpoint):
+            source = await self.aget_tuple(_source(op)) if op.source_id else None
+            return cast(R, await self.aput(_parent(op), *_copy(op, source), {}))
+        return await self._aexecute(op)
 
     @abstractmethod
     def _execute(self, op: StorageOp[R]) -> R:
@@ -505,11 +496,6 @@ def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | N
 
 
 _NO_POINTS: tuple[FaultPoint | None, FaultPoint | None] = (None, None)
-
-
-def _takes_or_frees_a_lock(op: StorageOp[Any]) -> bool:
-    """Whether `_liveness_of(op)` keeps a record (else it does nothing)."""
-    return isinstance(op, LockThread | UnlockThread)
 
 
 def _liveness_of(op: StorageOp[Any]) -> AbstractContextManager[None]:
