@@ -289,16 +289,18 @@ def _containers_first(steps: list[PlannedStep]) -> list[PlannedStep]:
         if inside is not None and inside in on_plan:
             held.setdefault(inside, []).append(step)
     ordered: list[PlannedStep] = []
-
-    def emit(step: PlannedStep) -> None:
-        ordered.append(step)
-        for nested in held.get(step.effect.id, ()):
-            emit(nested)
-
+    # Depth first with a stack, not a recursive closure: a closure that calls
+    # itself is a reference cycle, which would keep the whole plan alive
+    # until the garbage collector's next full pass.
     for step in steps:
         inside = step.effect.inside
-        if inside is None or inside not in on_plan:
-            emit(step)
+        if inside is not None and inside in on_plan:
+            continue
+        stack = [step]
+        while stack:
+            current = stack.pop()
+            ordered.append(current)
+            stack.extend(reversed(held.get(current.effect.id, ())))
     return ordered
 
 

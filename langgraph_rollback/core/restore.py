@@ -75,14 +75,16 @@ def _restore_namespaces(plan: RollbackPlan, mark: Mapping[str, object]) -> Flow[
     checkpoint: an ancestor of the restored head, so a later rollback to the
     restored head finds that state.
     """
-    before: list[str] = []
-    if plan.target_checkpoint_id != THREAD_START:
+    states = yield from do(ReadNamespaceStates(plan.thread_id, ()))
+    if states and plan.target_checkpoint_id != THREAD_START:
+        # Only a thread with persistent namespaces needs the target's whole
+        # ancestry (the target's own tasks ran after it: only its ancestors
+        # count); most threads have none and skip that read.
         chain = yield from do(
             ReadAncestry(plan.thread_id, plan.target_checkpoint_id, THREAD_START)
         )
-        # The target's own tasks ran after it: only its ancestors count.
         before = [link.checkpoint_id for link in chain[1:]]
-    states = yield from do(ReadNamespaceStates(plan.thread_id, before))
+        states = yield from do(ReadNamespaceStates(plan.thread_id, before))
     for checkpoint_ns, head_id, state_id in states:
         if state_id == head_id:
             continue

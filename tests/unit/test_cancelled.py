@@ -65,8 +65,7 @@ def test_waits_for_the_runs_calls_in_flight_then_undoes_only_its_effects() -> No
     flow.reply(Undo, Outcome(value="restored a"))
     flow.reply(Update, True)
     flow.reply(Notify)
-    flow.reply(ReadAncestry, [CheckpointLink("c1", None)], start="c1")
-    flow.reply(ReadNamespaceStates, [], before=[])
+    flow.reply(ReadNamespaceStates, [], before=())
     saved = flow.reply(SaveRollback).record
     flow.reply(UnlockThread, None, holder=HOLDER)
     report = flow.returns()
@@ -101,7 +100,7 @@ def test_a_thread_without_checkpoints_undoes_the_runs_effects_from_the_ledger() 
     flow.reply(Undo, Outcome(value="restored a"))
     flow.reply(Update, True)
     flow.reply(Notify)
-    flow.reply(ReadNamespaceStates, [], before=[])
+    flow.reply(ReadNamespaceStates, [], before=())
     saved = flow.reply(SaveRollback).record
     flow.reply(UnlockThread, None, holder=HOLDER)
     report = flow.returns()

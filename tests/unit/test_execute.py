@@ -146,8 +146,7 @@ def saved(flow: Script) -> RollbackReport:
 
 def restored(flow: Script) -> RollbackReport:
     """Answer the restore of target c1 (no persistent subgraphs); the report."""
-    flow.reply(ReadAncestry, TO_FIRST, thread_id="t", start="c1", stop="first")
-    flow.reply(ReadNamespaceStates, [], thread_id="t", before=["c0"])
+    flow.reply(ReadNamespaceStates, [], thread_id="t", before=())
     flow.reply(Restore, NEW_HEAD, config=RESTORE)
     return saved(flow)
 
@@ -304,7 +303,6 @@ def test_inverse_is_claimed_run_marked_and_told_then_the_state_restored() -> Non
         "result": "restored a"
     }
     told(flow, "e1", ok=True)
-    flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [])
     restore = flow.reply(Restore, NEW_HEAD, config=RESTORE)
     assert restore.mark == {"copy_of": "c1", "copies": ["c1"], "rollback_id": "rb"}
@@ -622,7 +620,6 @@ def test_caller_that_restores_itself_gets_only_the_subgraphs_restored() -> None:
     flow = start(plan(step(effect())), restore=None)
     running(flow)
     undone(flow)
-    flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [])
     report = saved(flow)
     assert (report.status, report.restored_checkpoint_id) == ("completed", None)
@@ -642,7 +639,6 @@ def test_final_record_carries_the_report() -> None:
     flow = start(plan(step(effect())))
     running(flow)
     undone(flow)
-    flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [])
     flow.reply(Restore, NEW_HEAD)
     record = flow.reply(SaveRollback).record
@@ -657,7 +653,6 @@ def test_report_the_serde_cannot_store_is_saved_as_its_text() -> None:
     flow = start(plan(step(effect())), restore=None)
     running(flow)
     undone(flow, result=threading.Lock())
-    flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [])
     record = flow.reply(SaveRollback).record
     report = flow.returns()
@@ -705,8 +700,7 @@ def test_rollback_locks_plans_executes_restores_and_unlocks() -> None:
     flow.reply(Undo, Outcome(value="restored a"))
     flow.reply(Update, True)
     told(flow, "e1", ok=True)
-    flow.reply(ReadAncestry, [CheckpointLink("c1", None)], start="c1")
-    flow.reply(ReadNamespaceStates, [], before=[])
+    flow.reply(ReadNamespaceStates, [], before=())
     flow.reply(Restore, NEW_HEAD, config=RESTORE)
     flow.reply(SaveRollback)
     flow.reply(UnlockThread, None, thread_id="t", holder=HOLDER)

@@ -51,14 +51,24 @@ def test_head_at_the_target_with_nothing_changed_writes_nothing() -> None:
 
 def test_head_at_the_target_is_written_again_when_something_changed() -> None:
     flow = start(plan(head="c1"))
-    flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [])
     flow.reply(Restore, checkpoint_config("t", "k2"), config=RESTORE, mark=MARK)
     assert flow.returns() == "k2"
 
 
+def test_without_persistent_namespaces_the_target_s_ancestry_is_not_read() -> None:
+    # The ancestry runs back to the thread's start: a long history would be
+    # read for nothing.
+    flow = start(plan(head="c3"))
+    flow.reply(ReadNamespaceStates, [], thread_id="t", before=())
+    flow.reply(Restore, checkpoint_config("t", "k4"), config=RESTORE)
+    assert flow.returns() == "k4"
+
+
 def test_subgraph_namespaces_are_set_back_before_the_root_head() -> None:
     flow = start(plan(head="c3"))
+    heads = [("changed", "s5", None), ("unchanged", "u2", None)]
+    flow.reply(ReadNamespaceStates, heads, thread_id="t", before=())
     flow.reply(ReadAncestry, TO_FIRST, thread_id="t", start="c1", stop="first")
     # The target's own tasks ran after it: only its ancestors count.
     states = [
@@ -80,6 +90,7 @@ def test_subgraph_namespaces_are_set_back_before_the_root_head() -> None:
 
 def test_a_node_that_restores_the_root_itself_gets_only_the_namespaces() -> None:
     flow = start(plan(head="c3"), restore=None)
+    flow.reply(ReadNamespaceStates, [("sub", "s5", None)])
     flow.reply(ReadAncestry, TO_FIRST)
     flow.reply(ReadNamespaceStates, [("sub", "s5", "s3")])
     flow.reply(CopyCheckpoint, checkpoint_config("t", "x1"), source_id="s3")
@@ -91,7 +102,7 @@ def test_the_thread_s_empty_start_is_written_as_an_empty_head() -> None:
     mark = {"copy_of": "first", "copies": ["first"], "rollback_id": "rb"}
     flow = start(the_plan)
     # No checkpoint is before the empty start: every namespace starts empty.
-    flow.reply(ReadNamespaceStates, [("sub", "s5", None)], before=[])
+    flow.reply(ReadNamespaceStates, [("sub", "s5", None)], before=())
     flow.reply(CopyCheckpoint, checkpoint_config("t", "x1"), checkpoint_ns="sub")
     empty = flow.reply(CopyCheckpoint, checkpoint_config("t", "k4"))
     assert empty == CopyCheckpoint("t", "", None, "c3", "", mark)
