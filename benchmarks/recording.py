@@ -100,7 +100,7 @@ def _flow(ctx: TaskContext, definition: ToolDefinition, i: int) -> Any:
         definition,
         {"path": f"file-{i}.txt", "content": CONTENT},
         tool_call_id=f"call-{i}",
-        serde=ctx.store.serde,
+        serde=ctx.store.ledger_codec,
     )
 
 

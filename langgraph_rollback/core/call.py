@@ -23,7 +23,7 @@ from langgraph_rollback._errors import (
 from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback.core.codec import encode_payload, normalize, storable_or
 from langgraph_rollback.core.identity import call_key_for, effect_id_for
-from langgraph_rollback.core.ledger import LedgerRow, effect_of, utcnow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row, effect_of, utcnow
 from langgraph_rollback.core.ops import Flow, Observe, Perform, Update, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import TaskContext
@@ -353,4 +353,4 @@ def observe_before(call: Call, row: LedgerRow) -> Flow[tuple[Any, LedgerRow]]:
         ) from observed.error
     before = normalize(call.serde, observed.value)
     intent = encode_payload(call.serde, call.intent_payload(before), tool=call.tool)
-    return before, replace(row, intent_type=intent[0], intent=intent[1])
+    return before, changed_row(row, intent_type=intent[0], intent=intent[1])

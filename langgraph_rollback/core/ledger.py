@@ -8,6 +8,7 @@ select by name. A test checks every migration's table against them.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ __all__ = [
     "COLUMNS",
     "INSERT_COLUMNS",
     "LedgerRow",
+    "changed_row",
     "effect_from_row",
     "effect_of",
     "row_from_mapping",
@@ -87,6 +89,21 @@ INSERT_COLUMNS: tuple[str, ...] = tuple(
 """The columns an intent's insert binds (the store sets `seq` and the base)."""
 
 BLOB_COLUMNS = frozenset({"intent", "outcome", "undo"})
+
+_VALUES = operator.attrgetter(*COLUMNS)
+_COLUMN_AT = {name: at for at, name in enumerate(COLUMNS)}
+
+
+def changed_row(row: LedgerRow, **changes: Any) -> LedgerRow:
+    """`dataclasses.replace(row, **changes)` without its per-field work (a
+    store builds one for every intent it inserts and every update)."""
+    values = list(_VALUES(row))
+    for name, value in changes.items():
+        at = _COLUMN_AT.get(name)
+        if at is None:
+            raise TypeError(f"a ledger row has no column {name!r}")
+        values[at] = value
+    return LedgerRow(*values)
 
 
 def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:

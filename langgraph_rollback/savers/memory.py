@@ -7,7 +7,6 @@ import os
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -16,7 +15,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from langgraph_rollback._errors import RollbackInProgressError
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
     AuditRow,
@@ -174,7 +173,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             ]
             for effect_id, base in reanchor(deleted, based):
                 row = self._effects[effect_id]
-                self._effects[effect_id] = replace(row, base_checkpoint_id=base)
+                self._effects[effect_id] = changed_row(row, base_checkpoint_id=base)
         for thread_id, namespaces in list(self.storage.items()):
             for ns, checkpoints in list(namespaces.items()):
                 for checkpoint_id, entry in list(checkpoints.items()):
@@ -426,7 +425,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             if existing is not None:
                 return existing, False
             base = row.base_checkpoint_id or self._head(row.thread_id)
-            stored = replace(row, seq=next(self._seq), base_checkpoint_id=base)
+            stored = changed_row(row, seq=next(self._seq), base_checkpoint_id=base)
             self._effects[row.effect_id] = stored
             self._thread_effects[row.thread_id].append(row.effect_id)
             self._keyed_effects[row.thread_id, row.call_key].append(row.effect_id)
@@ -440,7 +439,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
             if op.expect_attempt is not None and row.attempt != op.expect_attempt:
                 return False
             changes: dict[str, Any] = dict(op.changes)
-            self._effects[op.effect_id] = replace(row, **changes)
+            self._effects[op.effect_id] = changed_row(row, **changes)
             return True
 
     def _select(self, op: Select) -> list[LedgerRow]:

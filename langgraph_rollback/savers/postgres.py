@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import replace
 from typing import Any, TypeVar, cast
 
 import psycopg
@@ -28,7 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from langgraph_rollback._errors import RollbackInProgressError
 from langgraph_rollback._redact import redacted_error
-from langgraph_rollback.core.ledger import LedgerRow, row_from_tuple
+from langgraph_rollback.core.ledger import LedgerRow, changed_row, row_from_tuple
 from langgraph_rollback.core.ops import (
     AuditRow,
     Begin,
@@ -451,7 +450,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
             if kin:  # another effect of the thread has the call's key
                 return None
             if seq is not None:
-                return replace(row, seq=int(seq), base_checkpoint_id=base), True
+                return changed_row(row, seq=int(seq), base_checkpoint_id=base), True
             # It exists: a replay (a row read outside the lock is fine, it is
             # committed, and its status changes only under `expect` guards).
             cur.execute(sql.SELECT_BY_ID, (row.effect_id,))

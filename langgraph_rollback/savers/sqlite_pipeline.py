@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langgraph_rollback.core.ledger import (
     INSERT_COLUMNS,
     LedgerRow,
+    changed_row,
     row_from_tuple,
     utcnow,
 )
@@ -166,7 +167,7 @@ def _begin(
         inserted = yield Stmt(sql.INSERT_INTENT, insert)
     if inserted:
         seq, base = inserted[0]
-        return replace(row, seq=seq, base_checkpoint_id=base), True
+        return changed_row(row, seq=seq, base_checkpoint_id=base), True
     found = yield Stmt(sql.SELECT_BY_ID, (row.effect_id,))
     return row_from_tuple(tuple(found[0])), False
 

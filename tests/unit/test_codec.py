@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from langgraph_rollback.core.codec import (
 from langgraph_rollback.core.ledger import (
     COLUMNS,
     INSERT_COLUMNS,
+    changed_row,
     effect_from_row,
     effect_of,
     row_from_mapping,
@@ -142,6 +144,18 @@ def test_row_from_tuple_refuses_a_tuple_of_another_length() -> None:
     for wrong in (values[:-1], (*values, None)):
         with pytest.raises(ValueError, match="columns"):
             row_from_tuple(wrong)
+
+
+def test_changed_row_is_replace_of_the_named_columns() -> None:
+    original = row()
+    changes = {"seq": 7, "base_checkpoint_id": "c0", "status": "applied"}
+    assert changed_row(original, **changes) == replace(original, **changes)
+    assert changed_row(original) == original
+
+
+def test_changed_row_refuses_a_column_the_ledger_does_not_have() -> None:
+    with pytest.raises(TypeError, match="no column 'colour'"):
+        changed_row(row(), colour="red")
 
 
 def test_effect_from_row_decodes_every_payload() -> None:
