@@ -1,0 +1,73 @@
+"""`changed_row` is `dataclasses.replace` for ledger rows: every column, any
+mix of columns, and the same refusal of a name the row does not have."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import fields, replace
+from typing import Any
+
+import pytest
+
+from langgraph_rollback.core.ledger import COLUMNS, LedgerRow, changed_row
+from tests.unit.build import row
+
+
+def _other_value(name: str, current: Any) -> Any:
+    """A value of the column's kind that differs from `current`."""
+    if isinstance(current, bool):  # pragma: no cover - no bool column
+        return not current
+    if isinstance(current, int):
+        return current + 17
+    if isinstance(current, bytes):
+        return current + b"\x00changed"
+    if isinstance(current, str):
+        return f"{current}-{name}-changed"
+    return f"{name}-was-none"
+
+
+def test_every_column_alone_is_changed_as_replace_changes_it() -> None:
+    original = row("e1", seq=3, base_checkpoint_id="c0", undo={"a": 1})
+    assert tuple(f.name for f in fields(LedgerRow)) == COLUMNS
+    for name in COLUMNS:
+        value = _other_value(name, getattr(original, name))
+        changed = changed_row(original, **{name: value})
+        assert changed == replace(original, **{name: value}), name
+        assert getattr(changed, name) == value
+        for other in COLUMNS:
+            if other != name:
+                assert getattr(changed, other) is getattr(original, other)
+        assert type(changed) is LedgerRow
+
+
+def test_random_mixes_of_columns_are_changed_as_replace_changes_them() -> None:
+    rng = random.Random(13)
+    original = row("e1", seq=3, base_checkpoint_id="c0")
+    for _ in range(300):
+        names = rng.sample(COLUMNS, rng.randint(0, len(COLUMNS)))
+        changes = {n: _other_value(n, getattr(original, n)) for n in names}
+        if rng.random() < 0.2 and names:
+            changes[names[0]] = None  # the row does not check types
+        assert changed_row(original, **changes) == replace(original, **changes)
+
+
+def test_no_change_gives_an_equal_row_and_leaves_the_original_alone() -> None:
+    original = row("e1")
+    copy = changed_row(original)
+    assert copy == original
+    changed_row(original, status="compensated", seq=9)
+    assert original == row("e1")
+
+
+@pytest.mark.parametrize(
+    "name", ["colour", "Status", "status ", "__slots__", "row", "effect"]
+)
+def test_a_name_the_row_has_no_column_for_is_refused_like_replace(name: str) -> None:
+    original = row("e1")
+    unknown: dict[str, Any] = {name: 1}
+    with pytest.raises(TypeError):
+        replace(original, **unknown)
+    with pytest.raises(TypeError):
+        changed_row(original, **unknown)
+    with pytest.raises(TypeError):  # even with real columns beside it
+        changed_row(original, status="applied", **unknown)
