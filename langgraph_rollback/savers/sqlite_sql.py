@@ -139,6 +139,14 @@ MIGRATIONS: list[str] = [
         ON lgrb_effects (thread_id, call_key);
     CREATE INDEX IF NOT EXISTS lgrb_effects_run ON lgrb_effects (run_id);
     """,
+    # v5: the run index holds only the rows that name a run (`FindRun` asks
+    # for one run id, which implies it is set): an intent of a graph run
+    # without a run id writes one index page less per commit.
+    """
+    DROP INDEX IF EXISTS lgrb_effects_run;
+    CREATE INDEX IF NOT EXISTS lgrb_effects_run_named
+        ON lgrb_effects (run_id) WHERE run_id IS NOT NULL;
+    """,
 ]
 
 INSERT_AUDIT = (

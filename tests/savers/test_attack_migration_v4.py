@@ -1,6 +1,7 @@
-"""Ledger migration v4 (indexes on (thread_id, call_key) and run_id),
-attacked: a ledger written at v3 with effects in it, opened by this version;
-two processes setting it up at once; a read-only v3 file."""
+"""Ledger migrations v4 (indexes on (thread_id, call_key) and run_id) and v5
+(the run index only over rows that name a run), attacked: a ledger written
+at v3 or v4 with effects in it, opened by this version; two processes
+setting it up at once; a read-only v3 file."""
 
 from __future__ import annotations
 
@@ -21,12 +22,20 @@ from tests.graph.test_forward_guarantees import cfg, draft_then_ask
 from tests.support.stores import open_saver
 from tests.support.world import World
 
-INDEXES = {"lgrb_effects_thread_key", "lgrb_effects_run"}
+INDEXES = {"lgrb_effects_thread_key", "lgrb_effects_run_named"}
+"""The indexes v4 and v5 leave."""
+KNOWN = {*INDEXES, "lgrb_effects_run"}
 DOWNGRADE = (
     "DROP INDEX lgrb_effects_thread_key",
-    "DROP INDEX lgrb_effects_run",
-    "DELETE FROM lgrb_migrations WHERE v = 4",
+    "DROP INDEX lgrb_effects_run_named",
+    "DELETE FROM lgrb_migrations WHERE v >= 4",
 )
+AT_V4 = (
+    "DROP INDEX lgrb_effects_run_named",
+    "CREATE INDEX lgrb_effects_run ON lgrb_effects (run_id)",
+    "DELETE FROM lgrb_migrations WHERE v = 5",
+)
+"""A ledger as v4 left it: the run index over every row."""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -60,7 +69,7 @@ def indexes(kind: str, where: str) -> set[str]:
         if kind == "sqlite"
         else "SELECT indexname FROM pg_indexes WHERE tablename = 'lgrb_effects'"
     )
-    return {name for (name,) in run(kind, where, query)} & INDEXES
+    return {name for (name,) in run(kind, where, query)} & KNOWN
 
 
 def interrupted_at_v3(kind: str, where: str, world: World) -> None:
@@ -86,7 +95,7 @@ def test_a_v3_ledger_is_upgraded_and_its_thread_resumes_once(
         assert len(saver.list_effects(cfg())) == 1
     assert world.count("forward", "write_file") == 1, world.calls()
     assert indexes(kind, where) == INDEXES
-    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(4,)]
+    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(5,)]
 
 
 def _graph(saver: Any, world: World, registry: ToolRegistry) -> Any:
@@ -147,7 +156,7 @@ def test_two_processes_upgrade_a_v3_ledger_at_once(
         assert child.returncode == 0, err
     assert indexes(kind, where) == INDEXES
     versions = run(kind, where, "SELECT v FROM lgrb_migrations ORDER BY v")
-    assert versions == [(0,), (1,), (2,), (3,), (4,)]
+    assert versions == [(0,), (1,), (2,), (3,), (4,), (5,)]
 
 
 def read_only(where: str) -> sqlite3.Connection:
@@ -181,3 +190,47 @@ def test_a_read_only_v3_ledger_names_the_upgrade_it_needs(
     with open_saver("sqlite", where, registry) as saver:
         (effect,) = saver.list_effects(cfg())
     assert effect.tool == "write_file" and world.count("forward") == 1
+
+
+def test_a_v4_ledger_gets_the_run_index_over_named_runs_only(
+    store: tuple[str, str], world: World
+) -> None:
+    kind, where = store
+    registry = ToolRegistry()
+    with open_saver(kind, where, registry) as saver:
+        draft_then_ask(saver, world, registry)
+    run(kind, where, *AT_V4)
+    assert indexes(kind, where) == {"lgrb_effects_thread_key", "lgrb_effects_run"}
+    with open_saver(kind, where, registry) as saver:
+        (effect,) = saver.list_effects(cfg())
+    assert effect.tool == "write_file"
+    assert indexes(kind, where) == INDEXES
+    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(5,)]
+
+
+def test_a_run_s_effects_are_found_through_the_run_index(
+    store: tuple[str, str],
+) -> None:
+    from langgraph_rollback.savers import postgres_sql, sqlite_sql
+
+    kind, where = store
+    with open_saver(kind, where, ToolRegistry()) as saver:
+        saver.list_effects(cfg())
+    if kind == "sqlite":
+        with closing(sqlite3.connect(where)) as db:
+            plan = db.execute("EXPLAIN QUERY PLAN " + sqlite_sql.FIND_RUN, ("r1",))
+            text = str(plan.fetchall())
+    else:
+        # The generic plan of the prepared statement, as a pool reuses it:
+        # `run_id = $1` implies the index's `run_id IS NOT NULL`.
+        query = postgres_sql.FIND_RUN.replace("%s", "$1")
+        rows = run(
+            kind,
+            where,
+            "SET enable_seqscan = off",
+            "SET plan_cache_mode = force_generic_plan",
+            f"PREPARE find_run(text) AS {query}",
+            "EXPLAIN EXECUTE find_run('r1')",
+        )
+        text = str(rows)
+    assert "lgrb_effects_run_named" in text, text

@@ -23,6 +23,7 @@ from langgraph_rollback import (
     SqliteRollbackSaver,
     ToolRegistry,
 )
+from langgraph_rollback.savers import sqlite_sql
 from tests.graph.test_forward_guarantees import cfg, draft_then_ask
 from tests.savers.test_attack_migration_v4 import interrupted_at_v3, read_only, run
 from tests.support.stores import open_saver
@@ -115,4 +116,5 @@ def test_a_read_only_current_ledger_without_a_digest_key_says_what_it_needs(
     with closing(read_only(where)) as conn, pytest.raises(RollbackError) as info:
         SqliteRollbackSaver(conn, serde=serde).list_effects(cfg())
     assert "needs its digest key written first" in str(info.value)
-    assert run("sqlite", where, "SELECT max(v) FROM lgrb_migrations") == [(4,)]
+    latest = len(sqlite_sql.MIGRATIONS) - 1
+    assert run("sqlite", where, "SELECT max(v) FROM lgrb_migrations") == [(latest,)]
