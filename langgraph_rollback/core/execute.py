@@ -30,6 +30,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph_rollback._errors import UnregisteredToolError
 from langgraph_rollback._models import AuditAction, EffectStatus
 from langgraph_rollback.core.audit import UNKNOWN, keep
+from langgraph_rollback.core.codec import ledger_codec_of
 from langgraph_rollback.core.config import checkpoint_config
 from langgraph_rollback.core.locks import LockHolder
 from langgraph_rollback.core.ops import (
@@ -418,10 +419,11 @@ def _record(
 
 def _save(report: RollbackReport, serde: SerializerProtocol) -> Flow[RollbackReport]:
     """Keep the report in the ledger."""
+    codec = ledger_codec_of(serde)
     try:
-        type_, blob = serde.dumps_typed(report.model_dump())
+        type_, blob = codec.dumps_record(report.model_dump())
     except Exception:
-        type_, blob = serde.dumps_typed({"text": str(report)})
+        type_, blob = codec.dumps_typed({"text": str(report)})
     record = {
         "rollback_id": report.rollback_id,
         "thread_id": report.thread_id,

@@ -71,6 +71,20 @@ TypeKey = tuple[str, str]
 _WRITE = ormsgpack.OPT_NON_STR_KEYS | ormsgpack.OPT_REPLACE_SURROGATES
 """As upstream writes (`serde/jsonplus.py` `_option`): a lone surrogate in a
 string is stored as U+FFFD, not refused."""
+_RECORD = (
+    ormsgpack.OPT_REPLACE_SURROGATES
+    | ormsgpack.OPT_PASSTHROUGH_BIG_INT
+    | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+    | ormsgpack.OPT_PASSTHROUGH_DATETIME
+    | ormsgpack.OPT_PASSTHROUGH_ENUM
+    | ormsgpack.OPT_PASSTHROUGH_SUBCLASS
+    | ormsgpack.OPT_PASSTHROUGH_TUPLE
+    | ormsgpack.OPT_PASSTHROUGH_UUID
+)
+"""`dumps_record`: ormsgpack writes exact dicts with str keys, lists and
+scalars itself and hands every other value (subclasses, tuples, datetimes,
+enums, ...) to the codec; a dict with other keys sends the record down
+`dumps_typed`'s path."""
 _SCALARS = (str, int, float, bool, bytes, type(None))
 _SCALAR_SET = frozenset(_SCALARS)
 _OWN_MODULES = ("langgraph_rollback.",)
@@ -243,7 +257,26 @@ class LedgerCodec:
 
     def dumps_typed(self, obj: Any) -> tuple[str, bytes]:
         """Encode `obj`; `RefusedPayloadError` for a type not on the list."""
-        data = ormsgpack.packb(self._prepare(obj, 0), option=_WRITE)
+        return self._sealed(ormsgpack.packb(self._prepare(obj, 0), option=_WRITE))
+
+    def dumps_record(self, obj: Any) -> tuple[str, bytes]:
+        """`dumps_typed` of a record this library builds (a rollback's
+        report): the same bytes, its plain data walked by ormsgpack rather
+        than in Python. Every value that is not plain data passes the
+        allow-list as in `dumps_typed`; two things differ: the nesting of
+        plain data is not counted (`MAX_DEPTH` bounds what one call writes,
+        not a record that quotes many), and a `bytearray` or `memoryview`
+        is written as bytes instead of refused."""
+        try:
+            data = ormsgpack.packb(obj, default=self._record_value, option=_RECORD)
+        except TypeError:  # ormsgpack's MsgpackEncodeError, or a refusal
+            return self.dumps_typed(obj)  # the same refusal, with its reason
+        return self._sealed(data)
+
+    def _record_value(self, value: Any) -> Any:
+        return self._prepare(value, 0)
+
+    def _sealed(self, data: bytes) -> tuple[str, bytes]:
         if len(data) > self.max_bytes:
             raise RefusedPayloadError(
                 f"the payload is {len(data)} bytes, more than the ledger's limit "

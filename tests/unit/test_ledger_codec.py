@@ -381,3 +381,47 @@ def test_allows_answers_are_kept_for_a_bounded_number_of_types(
     assert not codec.allows(pathlib.PurePath)
     assert codec.allows(dt.datetime)
     assert list(codec._known) == [uuid.UUID]
+
+
+# --- records (`dumps_record`: a rollback's report) -----------------------------------
+
+
+def test_a_record_is_written_as_dumps_typed_writes_it() -> None:
+    record = {
+        "listed": LISTED[1:],  # the int-keyed dict below goes on its own
+        "nested": {"point": [Pair(1, 2), Colour.RED, {"deep": [{"x": (1,)}]}]},
+        "text": "\ud800 surrogate",
+    }
+    listed = LedgerCodec([Pair, Colour])
+    assert listed.dumps_record(record) == listed.dumps_typed(record)
+    encrypted = LedgerCodec([Pair, Colour], cipher=Xor())
+    assert encrypted.dumps_record(record) == encrypted.dumps_typed(record)
+
+
+def test_a_record_with_keys_other_than_text_takes_dumps_typed_s_path() -> None:
+    record = {"a": {1: "int key", None: 2, b"k": 3}}
+    assert CODEC.dumps_record(record) == CODEC.dumps_typed(record)
+    for key in (dt.datetime(2020, 1, 1), Colour.RED, (1, 2)):
+        with pytest.raises(RefusedPayloadError, match="a dict key is a"):
+            CODEC.dumps_record({"a": {key: 1}})
+
+
+@pytest.mark.parametrize(
+    "value", [RunnableLambda(lambda x: x), object(), Box.model_construct(label="x")]
+)
+def test_a_record_refuses_what_dumps_typed_refuses(value: Any) -> None:
+    with pytest.raises(RefusedPayloadError):
+        CODEC.dumps_typed({"v": value})
+    with pytest.raises(RefusedPayloadError):
+        CODEC.dumps_record({"list": [1, {"v": value}]})
+
+
+def test_a_record_counts_no_depth_and_keeps_buffers_as_bytes() -> None:
+    deep: list[Any] = []
+    for _ in range(MAX_DEPTH + 5):
+        deep = [deep]
+    record = {"deep": deep, "buffer": bytearray(b"ab"), "view": memoryview(b"cd")}
+    back = CODEC.loads_typed(CODEC.dumps_record(record))
+    assert back == {"deep": deep, "buffer": b"ab", "view": b"cd"}
+    with pytest.raises(RefusedPayloadError, match="nests deeper"):
+        CODEC.dumps_typed({"deep": deep})
