@@ -30,7 +30,7 @@ from langgraph_rollback.cli._common import (
 )
 from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.savers.base import BaseRollbackSaver
-from langgraph_rollback.savers.sql import CURRENT_VERSION
+from langgraph_rollback.savers.sql import CURRENT_VERSION, pending_migrations
 
 
 def cmd_plan(args: argparse.Namespace, out: TextIO) -> int:
@@ -201,32 +201,43 @@ def _resolution(
 
 
 def _pending_sql(db: str) -> list[str]:
-    """The ledger migrations this database has not run, as SQL text."""
+    """The ledger migrations this database has not run, as SQL text: each
+    one's statements, then the row that records it in `lgrb_migrations`.
+
+    Raises:
+        LedgerSchemaError: The ledger is newer than this version knows.
+    """
     if _is_postgres(db):
         need_postgres(db)
         import psycopg
 
         from langgraph_rollback.savers import postgres_sql as pg
 
+        current = None
         with _connecting(db), psycopg.connect(db) as conn:
             exists = conn.execute("SELECT to_regclass('lgrb_migrations')").fetchone()
-            current = -1
             if exists and exists[0]:
-                row = conn.execute(CURRENT_VERSION).fetchone()
-                current = -1 if row is None or row[0] is None else int(row[0])
-        return [pg.VERSION_TABLE, *pg.MIGRATIONS[current + 1 :]]
+                (current,) = conn.execute(CURRENT_VERSION).fetchone() or (None,)
+        return [pg.VERSION_TABLE, *_rendered(pg.MIGRATIONS, current, "%s")]
     from langgraph_rollback.savers import sqlite_sql as sq
 
-    current = -1
+    current = None
     if Path(db).exists():
         with sqlite3.connect(db) as conn:
             found = conn.execute(
                 "SELECT name FROM sqlite_master WHERE name = 'lgrb_migrations'"
             ).fetchone()
             if found:
-                row = conn.execute(CURRENT_VERSION).fetchone()
-                current = -1 if row[0] is None else int(row[0])
-    return [sq.VERSION_TABLE, *sq.MIGRATIONS[current + 1 :]]
+                (current,) = conn.execute(CURRENT_VERSION).fetchone()
+    return [sq.VERSION_TABLE, *_rendered(sq.MIGRATIONS, current, "?")]
+
+
+def _rendered(migrations: list[str], current: Any, mark: str) -> list[str]:
+    """`pending_migrations` as text (its only parameters are version numbers)."""
+    return [
+        text.replace(mark, str(int(params[0]))) if params else text
+        for text, params in pending_migrations(migrations, current, mark)
+    ]
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
@@ -235,7 +246,7 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
         out.write("-- LangGraph's own tables are created by its setup() first.\n")
         for text in pending:
             out.write(text.strip().rstrip(";") + ";\n\n")
-        if len(pending) == 1:
+        if len(pending) == 1:  # the version table alone
             out.write("-- The ledger is up to date.\n")
         return 0
     with open_saver(args.db, create=True) as saver:

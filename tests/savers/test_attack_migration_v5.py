@@ -376,12 +376,6 @@ def test_a_v4_ledger_already_holding_the_new_index_is_upgraded(
     assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(LATEST,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`migrate --print-sql` prints the migrations without the rows that "
-    "record them in lgrb_migrations: a v4 ledger upgraded by hand with it "
-    "stays at version 4 (and a read-only reader refuses it)",
-)
 def test_the_printed_upgrade_of_a_v4_ledger_applied_by_hand_leaves_it_at_v5(
     tmp_path: Path, world: World
 ) -> None:
@@ -397,11 +391,6 @@ def test_the_printed_upgrade_of_a_v4_ledger_applied_by_hand_leaves_it_at_v5(
     assert run("sqlite", where, "SELECT max(v) FROM lgrb_migrations") == [(LATEST,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`migrate --print-sql` on a ledger newer than this version says it "
-    "is up to date instead of refusing it as the savers do",
-)
 def test_the_printed_upgrade_of_a_newer_ledger_is_refused(tmp_path: Path) -> None:
     from tests.docs.test_cli import cli
 
