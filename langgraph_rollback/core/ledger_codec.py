@@ -265,16 +265,26 @@ class LedgerCodec:
         than in Python. Every value that is not plain data passes the
         allow-list as in `dumps_typed`; two things differ: the nesting of
         plain data is not counted (`MAX_DEPTH` bounds what one call writes,
-        not a record that quotes many), and a `bytearray` or `memoryview`
-        is written as bytes instead of refused."""
+        not a record that quotes many), and a `bytearray`, `memoryview` or
+        `ormsgpack.Ext` is written as it is instead of refused (an extension
+        is read back through the allow-list like any other)."""
+        stopped: list[BaseException] = []
+
+        def value(item: Any) -> Any:
+            try:
+                return self._prepare(item, 0)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    stopped.append(exc)  # ormsgpack turns it into a TypeError
+                raise
+
         try:
-            data = ormsgpack.packb(obj, default=self._record_value, option=_RECORD)
+            data = ormsgpack.packb(obj, default=value, option=_RECORD)
         except TypeError:  # ormsgpack's MsgpackEncodeError, or a refusal
+            if stopped:
+                raise stopped[0] from None
             return self.dumps_typed(obj)  # the same refusal, with its reason
         return self._sealed(data)
-
-    def _record_value(self, value: Any) -> Any:
-        return self._prepare(value, 0)
 
     def _sealed(self, data: bytes) -> tuple[str, bytes]:
         if len(data) > self.max_bytes:
