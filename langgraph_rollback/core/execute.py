@@ -417,13 +417,23 @@ def _record(
     }
 
 
+REPORT_TEXT_LIMIT = 1_000_000
+"""The characters of a report's text kept when the report itself cannot be
+stored (a value the ledger refuses, or more than its size limit)."""
+
+
 def _save(report: RollbackReport, serde: SerializerProtocol) -> Flow[RollbackReport]:
-    """Keep the report in the ledger."""
+    """Keep the report in the ledger: itself, else its text (cut if need be),
+    so a rollback that put the world back never fails at its last write."""
     codec = ledger_codec_of(serde)
     try:
         type_, blob = codec.dumps_record(report.model_dump())
     except Exception:
-        type_, blob = codec.dumps_typed({"text": str(report)})
+        text = str(report)
+        if len(text) > REPORT_TEXT_LIMIT:
+            cut = len(text) - REPORT_TEXT_LIMIT
+            text = f"{text[:REPORT_TEXT_LIMIT]}... ({cut} more characters)"
+        type_, blob = codec.dumps_typed({"text": text})
     record = {
         "rollback_id": report.rollback_id,
         "thread_id": report.thread_id,

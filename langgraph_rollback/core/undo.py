@@ -179,7 +179,7 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
         yield from do(mark(effect, EffectStatus.COMPENSATION_FAILED, run, content))
         run.failures.append(FailedStep(effect=claimed_effect, error=unverified))
         return "failed"
-    result = storable_or(run.serde, outcome.value, repr(outcome.value))
+    result = _kept_result(run, outcome.value)
     yield mark(effect, EffectStatus.COMPENSATED, run, {"result": result})
     description = describe_undo(effect, outcome.value)
     if step.resumes:
@@ -292,7 +292,7 @@ def _late_mark(effect: Effect, run: Run) -> Callable[[Outcome], Update]:
                 "late": True,
             }
             return mark(effect, EffectStatus.COMPENSATION_FAILED, run, content)
-        result = storable_or(run.serde, outcome.value, repr(outcome.value))
+        result = _kept_result(run, outcome.value)
         content = {"result": result, "late": True}
         return mark(effect, EffectStatus.COMPENSATED, run, content)
 
@@ -320,6 +320,19 @@ def mark(
     if status is EffectStatus.COMPENSATED:
         changes["compensated_at"] = now
     return Update(effect.id, changes, expect=expect)
+
+
+_UNSTORABLE = object()
+RESULT_TEXT_LIMIT = 2000
+"""How much of the text of an inverse's result the ledger keeps when it
+cannot store the result itself."""
+
+
+def _kept_result(run: Run, value: Any) -> Any:
+    """An inverse's result as the ledger keeps it: itself, else its text, cut
+    (a result too large to store would make recording the undo fail)."""
+    kept = storable_or(run.serde, value, _UNSTORABLE)
+    return _short(value, RESULT_TEXT_LIMIT) if kept is _UNSTORABLE else kept
 
 
 def _whole(value: Any) -> Any:

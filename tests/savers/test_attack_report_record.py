@@ -102,14 +102,6 @@ def test_a_report_the_codec_refuses_is_stored_as_its_text(tmp_path: Path) -> Non
     assert stored == [{"text": str(report)}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an inverse's result that the ledger cannot store is recorded as "
-    "its repr, unbounded: a 20 MB string's repr is over the 16 MiB limit, so "
-    "recording the undo raises SerializationError after the inverse ran; "
-    "rollback() raises, the effect stays 'compensating' (its outcome then "
-    "unknown) and the rollback row 'running'",
-)
 def test_an_inverse_returning_20_mb_still_reports(tmp_path: Path) -> None:
     report, _, rows, effects = roll_back_an_inverse_returning(
         str(tmp_path / "r.sqlite"), lambda: "x" * 20_000_000

@@ -659,6 +659,18 @@ def test_report_the_serde_cannot_store_is_saved_as_its_text() -> None:
     assert decoded(record["report_type"], record["report"]) == {"text": str(report)}
 
 
+def test_a_report_too_large_to_store_is_saved_as_its_text_cut() -> None:
+    flow = start(plan(step(effect())), restore=None)
+    running(flow)
+    undone(flow, result="x" * 20_000_000)  # over the ledger's 16 MiB
+    flow.reply(ReadNamespaceStates, [])
+    record = flow.reply(SaveRollback).record
+    report = flow.returns()
+    text = decoded(record["report_type"], record["report"])["text"]
+    assert len(text) < len(str(report)) and text.endswith(" more characters)")
+    assert report.status == "completed"
+
+
 def test_rejected_report_does_nothing() -> None:
     orphan = effect("o", root="f2")
     the_plan = plan(step(effect()), orphans=[orphan])
