@@ -244,8 +244,11 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     if args.print_sql:
         pending = _pending_sql(args.db)
         out.write("-- LangGraph's own tables are created by its setup() first.\n")
+        out.write("-- One transaction: a statement that fails changes nothing.\n")
+        out.write("BEGIN;\n\n")
         for text in pending:
             out.write(text.strip().rstrip(";") + ";\n\n")
+        out.write("COMMIT;\n")
         if len(pending) == 1:  # the version table alone
             out.write("-- The ledger is up to date.\n")
         return 0
