@@ -6,8 +6,10 @@ import argparse
 import json
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import unquote
 
 from langchain_core.runnables import RunnableConfig
 
@@ -27,6 +29,7 @@ from langgraph_rollback.cli._common import (
     need_postgres,
     open_saver,
     operator,
+    sqlite_error,
 )
 from langgraph_rollback.core.voice import Voice
 from langgraph_rollback.savers.base import BaseRollbackSaver
@@ -222,14 +225,32 @@ def _pending_sql(db: str) -> list[str]:
     from langgraph_rollback.savers import sqlite_sql as sq
 
     current = None
-    if Path(db).exists():
-        with sqlite3.connect(db) as conn:
-            found = conn.execute(
+    ledger = _read_only(db)
+    if ledger is not None:
+        with closing(ledger):
+            found = ledger.execute(
                 "SELECT name FROM sqlite_master WHERE name = 'lgrb_migrations'"
             ).fetchone()
             if found:
-                (current,) = conn.execute(CURRENT_VERSION).fetchone()
+                (current,) = ledger.execute(CURRENT_VERSION).fetchone()
     return [sq.VERSION_TABLE, *_rendered(sq.MIGRATIONS, current, "?")]
+
+
+def _read_only(db: str) -> sqlite3.Connection | None:
+    """The SQLite database `db` (a path or a `file:` URI, as `migrate` opens
+    it) opened read-only; None when there is no such file yet."""
+    if db.startswith("file:"):
+        path = unquote(db[5:].split("?", 1)[0])
+        path = path.removeprefix("//localhost").removeprefix("//")
+        uri = f"{db}{'&' if '?' in db else '?'}mode=ro"
+    else:
+        path, uri = db, f"file:{Path(db).resolve()}?mode=ro"
+    if not Path(path).exists():
+        return None  # not there yet: every migration is pending
+    try:
+        return sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise sqlite_error(db, exc) from exc
 
 
 def _rendered(migrations: list[str], current: Any, mark: str) -> list[str]:

@@ -141,12 +141,6 @@ def test_a_printed_upgrade_that_fails_by_hand_changes_nothing(tmp_path: Path) ->
     assert run("sqlite", where, "SELECT v FROM lgrb_migrations") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`migrate file:PATH` opens the file through SQLite's URI, but "
-    "`--print-sql` asks Path('file:PATH').exists(), finds nothing and prints "
-    "every migration from v0 for a ledger that needs one",
-)
 def test_a_file_uri_is_printed_for_as_migrate_opens_it(tmp_path: Path) -> None:
     where = str(tmp_path / "ledger.sqlite")
     at_version("sqlite", where, LATEST - 1)
