@@ -225,7 +225,7 @@ def _pending_sql(db: str) -> list[str]:
     from langgraph_rollback.savers import sqlite_sql as sq
 
     current = None
-    ledger = _read_only(db)
+    ledger = _opened(db)
     if ledger is not None:
         with closing(ledger):
             found = ledger.execute(
@@ -236,19 +236,22 @@ def _pending_sql(db: str) -> list[str]:
     return [sq.VERSION_TABLE, *_rendered(sq.MIGRATIONS, current, "?")]
 
 
-def _read_only(db: str) -> sqlite3.Connection | None:
-    """The SQLite database `db` (a path or a `file:` URI, as `migrate` opens
-    it) opened read-only; None when there is no such file yet."""
+def _opened(db: str) -> sqlite3.Connection | None:
+    """The SQLite database `db` (a path, or a `file:` URI as `migrate` opens
+    it), opened to read its version and never written; None when there is no
+    such file yet (nothing is created)."""
+    uri = None
+    path = db
     if db.startswith("file:"):
-        path = unquote(db[5:].split("?", 1)[0])
+        uri = db.split("#", 1)[0]
+        path = unquote(uri[5:].split("?", 1)[0])
         path = path.removeprefix("//localhost").removeprefix("//")
-        uri = f"{db}{'&' if '?' in db else '?'}mode=ro"
-    else:
-        path, uri = db, f"file:{Path(db).resolve()}?mode=ro"
     if not Path(path).exists():
         return None  # not there yet: every migration is pending
     try:
-        return sqlite3.connect(uri, uri=True)
+        # Opened as `migrate` opens it (a read-only connection to a WAL
+        # database would leave its -wal and -shm files behind).
+        return sqlite3.connect(uri, uri=True) if uri else sqlite3.connect(db)
     except sqlite3.Error as exc:
         raise sqlite_error(db, exc) from exc
 

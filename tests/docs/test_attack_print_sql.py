@@ -153,11 +153,6 @@ def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plain path is put into a file: URI as it is: a `?` or `#` in it "
-    "ends the path there, so mode=ro is lost, the prefix is created and read",
-)
 @pytest.mark.parametrize("mark", ["?", "#"])
 def test_a_path_with_a_uri_mark_in_it_is_read_not_created(
     tmp_path: Path, mark: str
@@ -173,10 +168,6 @@ def test_a_path_with_a_uri_mark_in_it_is_read_not_created(
     assert _files(tmp_path) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a plain path's `%20` is decoded by SQLite once it is in a file: URI",
-)
 def test_a_path_with_a_percent_escape_in_it_is_read(tmp_path: Path) -> None:
     where = tmp_path / "a%20b" / "ledger.sqlite"
     where.parent.mkdir()
@@ -186,11 +177,6 @@ def test_a_path_with_a_percent_escape_in_it_is_read(tmp_path: Path) -> None:
     assert printed.stdout.count(RECORDED) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SQLite ends a file: URI at `#`; _read_only takes the fragment for "
-    "part of the path, so the ledger migrate opens is called fresh",
-)
 def test_a_file_uri_with_a_fragment_is_read_as_migrate_opens_it(
     tmp_path: Path,
 ) -> None:
@@ -206,29 +192,6 @@ def test_a_file_uri_with_a_fragment_is_read_as_migrate_opens_it(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mode=ro is appended after a file: URI's `#`, where SQLite ignores "
-    "it: the ledger is opened read-write",
-)
-def test_a_file_uri_with_a_query_and_a_fragment_is_opened_read_only(
-    tmp_path: Path,
-) -> None:
-    from langgraph_rollback.cli._act import _read_only
-
-    where = tmp_path / "ledger.sqlite"
-    at_version("sqlite", str(where), LATEST - 1)
-    ledger = _read_only(f"file:{where}?cache=private#top")
-    assert ledger is not None
-    with closing(ledger), pytest.raises(sqlite3.OperationalError, match="readonly"):
-        ledger.execute("CREATE TABLE written (a)")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a read-only connection to a WAL ledger leaves the -wal and -shm "
-    "files it made (only a writer removes them on close)",
-)
 def test_printing_for_a_wal_ledger_leaves_no_file_behind(tmp_path: Path) -> None:
     where = tmp_path / "ledger.sqlite"
     at_version("sqlite", str(where), LATEST - 1)

@@ -50,9 +50,10 @@ def run(kind: str, where: str, *statements: str) -> list[tuple[Any, ...]]:
     """Run statements on the store over a connection of its own; the last one's rows."""
     rows: list[tuple[Any, ...]] = []
     if kind == "sqlite":
-        with sqlite3.connect(where) as db:
+        with closing(sqlite3.connect(where)) as db:  # closed: nothing left open
             for text in statements:
                 rows = db.execute(text).fetchall()
+            db.commit()
         return rows
     import psycopg
 
