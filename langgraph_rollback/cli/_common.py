@@ -80,7 +80,9 @@ def _has_ledger(db: str) -> bool:
     """Whether the SQLite file `db` holds the ledger's tables (read-only)."""
     try:
         with closing(
-            sqlite3.connect(f"file:{Path(db).resolve()}?mode=ro", uri=True)
+            # as_uri() escapes a ? # or % in the path, which SQLite would read
+            # as the URI's own (and open, or create, another file).
+            sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro", uri=True)
         ) as conn:
             found = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'lgrb_effects'"

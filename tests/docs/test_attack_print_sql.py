@@ -200,3 +200,16 @@ def test_printing_for_a_wal_ledger_leaves_no_file_behind(tmp_path: Path) -> None
     printed = cli("migrate", str(where), "--print-sql", env={})
     assert printed.returncode == 0 and printed.stdout.count(RECORDED) == 1
     assert _files(tmp_path) == ["ledger.sqlite"]
+
+
+@pytest.mark.parametrize("mark", ["?", "#", "%20"])
+def test_threads_reads_a_path_with_a_uri_mark_in_it_and_creates_nothing(
+    tmp_path: Path, mark: str
+) -> None:
+    folder = tmp_path / f"a{mark}b"
+    folder.mkdir()
+    where = folder / "ledger.sqlite"
+    at_version("sqlite", str(where), LATEST)
+    listed = cli("threads", str(where), env={})
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder.name]
