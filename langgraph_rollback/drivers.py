@@ -234,7 +234,7 @@ def _claim(op: StorageOp[Any], performing: list[str]) -> str | None:
     commits (an intent, or a restart: an `Update` with `starts_call`), so
     another flow of this process that finds it waits for this one. The call's
     effect id, or None for other writes."""
-    if isinstance(op, Begin | BeginIfNewKey):
+    if isinstance(op, (Begin, BeginIfNewKey)):
         effect_id = op.row.effect_id
     elif isinstance(op, Update) and op.starts_call:
         effect_id = op.effect_id
@@ -247,7 +247,7 @@ def _claim(op: StorageOp[Any], performing: list[str]) -> str | None:
 
 def _written(op: StorageOp[Any], result: Any) -> bool:
     """Whether the write committed the call as this flow's to perform."""
-    if isinstance(op, Begin | BeginIfNewKey):
+    if isinstance(op, (Begin, BeginIfNewKey)):
         return result is not None and bool(result[1])
     return bool(result)
 

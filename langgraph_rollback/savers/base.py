@@ -484,7 +484,7 @@ def _fault_points(op: StorageOp[Any]) -> tuple[FaultPoint | None, FaultPoint | N
     """The fault points around a storage operation."""
     if isinstance(op, CopyCheckpoint) and not op.checkpoint_ns:
         return FaultPoint.BEFORE_RESTORE, FaultPoint.AFTER_RESTORE
-    if isinstance(op, Begin | BeginIfNewKey):
+    if isinstance(op, (Begin, BeginIfNewKey)):
         return FaultPoint.BEFORE_INTENT, FaultPoint.AFTER_INTENT
     if isinstance(op, Update):
         status = op.changes.get("status")
@@ -504,9 +504,13 @@ def _liveness_of(op: StorageOp[Any]) -> AbstractContextManager[None]:
     A lock's holder counts as live from before its row can be seen (so no
     other saver in this process takes it for a dead one's) until its release.
     """
-    if isinstance(op, LockThread | UnlockThread):
+    if isinstance(op, (LockThread, UnlockThread)):
         return _lock_liveness(op)
-    return nullcontext()
+    return _NO_LIVENESS
+
+
+_NO_LIVENESS = nullcontext()
+"""Every other operation's (a `nullcontext` may be entered again and again)."""
 
 
 @contextmanager
@@ -528,7 +532,7 @@ def _lock_liveness(op: LockThread | UnlockThread) -> Iterator[None]:
 
 
 def _row_id(op: StorageOp[Any]) -> str | None:
-    return op.row.effect_id if isinstance(op, Begin | BeginIfNewKey) else None
+    return op.row.effect_id if isinstance(op, (Begin, BeginIfNewKey)) else None
 
 
 def _list_flow(query: EffectQuery, saver: BaseRollbackSaver) -> Flow[list[Effect]]:

@@ -187,39 +187,11 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         """
         return self._transaction(write=transaction)
 
-    @contextmanager
     def _transaction(
         self, *, write: bool, immediate: bool = False
-    ) -> Iterator[sqlite3.Cursor]:
-        with self._kept.reporting(), self.lock:
-            if not self.is_setup:
-                self.setup()
-            cur = self.conn.cursor()
-            try:
-                if not write:
-                    self._commit_kept(cur)
-                    yield cur
-                    return
-                with self._kept.carrying() as carried:
-                    try:
-                        if immediate:
-                            if self.conn.in_transaction:
-                                self.conn.rollback()
-                            cur.execute("BEGIN IMMEDIATE")
-                        for op in carried:
-                            self._kept.written(
-                                op, cur.execute(*update_sql(op)).fetchall()
-                            )
-                        yield cur
-                        for text, params in _SAME_TRANSACTION.get():
-                            cur.execute(text, params)
-                    except BaseException:
-                        if self.conn.in_transaction:
-                            self.conn.rollback()
-                        raise
-                    self.conn.commit()
-            finally:
-                cur.close()
+    ) -> AbstractContextManager[sqlite3.Cursor]:
+        """The saver's lock and one transaction around the body (`_Transaction`)."""
+        return _Transaction(self, write, immediate)
 
     def _commit_kept(self, cur: sqlite3.Cursor) -> None:
         """Commit kept tool outcomes before a read (lock held); if that fails,
@@ -301,6 +273,96 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     ) -> None:
         """Prune checkpoints ("keep_latest" or "delete"); the ledger stays."""
         self._run(pipeline.prune(thread_ids, strategy))
+
+
+class _Transaction(AbstractContextManager[sqlite3.Cursor]):
+    """`SqliteRollbackSaver._transaction`: an object, not a generator, since
+    every read and write of the saver enters one.
+
+    With the saver's lock held: set up if needed, open a cursor. A read
+    commits the kept tool outcomes first (`_commit_kept`). A write takes them
+    (`KeptOutcomes.carrying`), writes them first, then the body's statements,
+    then those `put` queued for the same transaction, and commits; if any of
+    it raises, it rolls back and they are kept again. Once the lock is
+    released, the probe hears of the outcomes committed (`reporting`).
+    """
+
+    __slots__ = ("_carrying", "_cur", "_immediate", "_saver", "_write")
+
+    def __init__(
+        self, saver: SqliteRollbackSaver, write: bool, immediate: bool
+    ) -> None:
+        self._saver = saver
+        self._write = write
+        self._immediate = immediate
+
+    def __enter__(self) -> sqlite3.Cursor:
+        saver = self._saver
+        saver.lock.acquire()
+        try:
+            if not saver.is_setup:
+                saver.setup()
+            cur = self._cur = saver.conn.cursor()
+            try:
+                if not self._write:
+                    saver._commit_kept(cur)
+                    return cur
+                carrying = self._carrying = saver._kept.carrying()
+                carried = carrying.__enter__()
+                try:
+                    if self._immediate:
+                        if saver.conn.in_transaction:
+                            saver.conn.rollback()
+                        cur.execute("BEGIN IMMEDIATE")
+                    for op in carried:
+                        saver._kept.written(op, cur.execute(*update_sql(op)).fetchall())
+                except BaseException as exc:
+                    self._abandon(exc)
+                    raise
+            except BaseException:
+                cur.close()
+                raise
+        except BaseException:
+            self._release()
+            raise
+        return cur
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        saver = self._saver
+        try:
+            if self._write:
+                if exc is not None:
+                    self._abandon(exc)
+                    return
+                try:
+                    for text, params in _SAME_TRANSACTION.get():
+                        self._cur.execute(text, params)
+                except BaseException as error:
+                    self._abandon(error)
+                    raise
+                try:
+                    saver.conn.commit()
+                except BaseException as error:
+                    self._carrying.__exit__(type(error), error, error.__traceback__)
+                    raise
+                self._carrying.__exit__(None, None, None)
+        finally:
+            self._cur.close()
+            self._release()
+
+    def _abandon(self, exc: BaseException) -> None:
+        """Roll back a write that failed; its kept outcomes are kept again."""
+        try:
+            if self._saver.conn.in_transaction:
+                self._saver.conn.rollback()
+        finally:
+            self._carrying.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _release(self) -> None:
+        try:
+            self._saver.lock.release()
+        finally:
+            self._saver._kept.reporting().__exit__(None, None, None)
 
 
 SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, None)

@@ -7,7 +7,12 @@ import dataclasses
 import threading
 from typing import Any
 
+import json
+import uuid
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from langgraph_rollback._errors import SerializationError
@@ -28,6 +33,37 @@ def test_effect_id_is_a_stable_uuid_of_the_identity() -> None:
     assert one != effect_id_for("node:1", "task", "call:b")
     assert one != effect_id_for("node:2", "task", "call:a")
     assert len(one) == 36
+
+
+_NAMESPACE = uuid.UUID("5b0a8a53-3c52-4a36-9c39-1d3c2a7f0e11")
+
+
+def _uuid5_of(*parts: str) -> str:
+    """The id as it was first written: `uuid.uuid5` of the parts' JSON list."""
+    return str(uuid.uuid5(_NAMESPACE, json.dumps(list(parts), ensure_ascii=False)))
+
+
+def test_effect_ids_are_what_they_were_when_first_written() -> None:
+    # Fixed values: ids in ledgers already written must match on resume.
+    assert effect_id_for("node:1", "task", "call:a") == _uuid5_of(
+        "node:1", "task", "call:a"
+    )
+    assert effect_id_for("tools:x", "t", "v2:w:ab#0") == (
+        "782fc3d8-de1e-56b0-bbe0-b6e1c5f60608"
+    )
+
+
+_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@given(_TEXT, _TEXT, _TEXT, st.none() | _TEXT)
+def test_effect_id_is_uuid5_of_the_json_list_for_any_text(
+    task_ns: str, task_id: str, call_key: str, thread_id: str | None
+) -> None:
+    parts = [task_ns, task_id, call_key] + ([] if thread_id is None else [thread_id])
+    assert effect_id_for(task_ns, task_id, call_key, thread_id=thread_id) == (
+        _uuid5_of(*parts)
+    )
 
 
 def test_a_copied_thread_s_own_call_has_an_id_of_its_thread() -> None:
@@ -183,3 +219,11 @@ def test_answers_that_approve(answer: Any) -> None:
 )
 def test_answers_that_do_not(answer: Any) -> None:
     assert not approved(answer)
+
+
+def test_an_effect_id_of_parts_that_are_not_text_is_still_their_json() -> None:
+    # Not a call the package makes; the id is still uuid5 of the JSON list.
+    odd: Any = 7
+    assert effect_id_for("node:1", odd, "call:a") == str(
+        uuid.uuid5(_NAMESPACE, json.dumps(["node:1", 7, "call:a"], ensure_ascii=False))
+    )
