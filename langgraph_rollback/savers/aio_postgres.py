@@ -265,7 +265,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                         for text, params in extra:
                             await cur.execute(text, params)
                     for op, check in checks:
-                        self._kept.written(op, await check.fetchall())
+                        self._kept.written(op, bool(await check.fetchall()))
                         await check.close()
 
     async def aput(
@@ -416,7 +416,7 @@ class AsyncPostgresRollbackSaver(SyncOverAsync, AsyncPostgresSaver):
                             # Tool outcomes kept for the next write run first.
                             for op in carried:
                                 await cur.execute(*update_sql(op, "%s"))
-                                self._kept.written(op, await cur.fetchall())
+                                self._kept.written(op, bool(await cur.fetchall()))
                             yield cur
 
     async def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:

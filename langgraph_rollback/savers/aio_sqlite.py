@@ -299,7 +299,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                             await self._begin_immediate()
                         for op in carried:
                             rows = await self.conn.execute_fetchall(*update_sql(op))
-                            self._kept.written(op, list(rows))
+                            self._kept.written(op, bool(rows))
                         yield
                         await self.conn.commit()
                     except BaseException:
@@ -324,7 +324,7 @@ class AsyncSqliteRollbackSaver(SyncOverAsync, AsyncSqliteSaver):
                 try:
                     for op in carried:
                         rows = await self.conn.execute_fetchall(*update_sql(op))
-                        self._kept.written(op, list(rows))
+                        self._kept.written(op, bool(rows))
                     await self.conn.commit()
                 except BaseException:
                     await self.conn.rollback()

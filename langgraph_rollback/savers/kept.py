@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -110,10 +110,10 @@ class KeptOutcomes:
                 for effect_id in ids:
                     probe(FaultPoint.AFTER_OUTCOME, effect_id)
 
-    def written(self, op: Update, rows: Sequence[Any]) -> None:
+    def written(self, op: Update, changed: bool) -> None:
         """Note how a kept outcome's write went: one that changed no row (its
         attempt was replaced meanwhile) is said, never dropped in silence."""
-        if not rows:
+        if not changed:
             logger.error(
                 "the kept outcome of effect %s matched no row (status or attempt "
                 "changed meanwhile: another attempt of the call replaced it), so "

@@ -262,7 +262,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                         for text, params in extra:
                             cur.execute(text, params)
                     for op, check in checks:
-                        self._kept.written(op, check.fetchall())
+                        self._kept.written(op, bool(check.fetchall()))
                         check.close()
 
     def put(
@@ -411,7 +411,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                             # Tool outcomes kept for the next write run first.
                             for op in carried:
                                 cur.execute(*update_sql(op, "%s"))
-                                self._kept.written(op, cur.fetchall())
+                                self._kept.written(op, bool(cur.fetchall()))
                             yield cur
 
     def _ancestry(self, op: ReadAncestry) -> list[CheckpointLink]:

@@ -201,7 +201,7 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
         try:
             with self._kept.carrying(counts=False) as carried:
                 for op in carried:
-                    self._kept.written(op, cur.execute(*update_sql(op)).fetchall())
+                    self._kept.written(op, _changed(cur, op))
                 self.conn.commit()
         except sqlite3.Error as exc:
             if self.conn.in_transaction:
@@ -223,11 +223,10 @@ class SqliteRollbackSaver(SyncBackedAsync, SqliteSaver):
     def _execute(self, op: StorageOp[T]) -> T:
         if isinstance(op, Update):
             # The pipeline's `Update` script, one statement, without its
-            # generator; sqlite3 counts the rows changed (`rowcount`), so the
-            # statement needs no `RETURNING` result to step through.
+            # generator.
             with self._transaction(write=True) as cur:
-                changed = cur.execute(*update_sql(op, returning=False)).rowcount
-            return cast(T, changed > 0)
+                changed = _changed(cur, op)
+            return cast(T, changed)
         result: T = self._run(pipeline.script_for(op))
         return result
 
@@ -315,7 +314,7 @@ class _Transaction(AbstractContextManager[sqlite3.Cursor]):
                             saver.conn.rollback()
                         cur.execute("BEGIN IMMEDIATE")
                     for op in carried:
-                        saver._kept.written(op, cur.execute(*update_sql(op)).fetchall())
+                        saver._kept.written(op, _changed(cur, op))
                 except BaseException as exc:
                     self._abandon(exc)
                     raise
@@ -363,6 +362,12 @@ class _Transaction(AbstractContextManager[sqlite3.Cursor]):
             self._saver.lock.release()
         finally:
             self._saver._kept.reporting().__exit__(None, None, None)
+
+
+def _changed(cur: sqlite3.Cursor, op: Update) -> bool:
+    """Write an `Update`; whether it changed its row (sqlite3 counts the
+    rows changed, so the statement needs no `RETURNING` result)."""
+    return cur.execute(*update_sql(op, returning=False)).rowcount > 0
 
 
 SETUP_RETRY_DELAYS: tuple[float | None, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, None)
