@@ -27,6 +27,7 @@ __all__ = [
     "changed_row",
     "effect_from_row",
     "effect_of",
+    "insert_values",
     "row_from_mapping",
     "row_from_tuple",
     "utcnow",
@@ -91,6 +92,15 @@ INSERT_COLUMNS: tuple[str, ...] = tuple(
 BLOB_COLUMNS = frozenset({"intent", "outcome", "undo"})
 
 _VALUES = operator.attrgetter(*COLUMNS)
+_INSERT_VALUES = operator.attrgetter(*INSERT_COLUMNS)
+
+
+def insert_values(row: LedgerRow) -> tuple[Any, ...]:
+    """The row's values in `INSERT_COLUMNS` order (an intent's insert)."""
+    values: tuple[Any, ...] = _INSERT_VALUES(row)
+    return values
+
+
 _COLUMN_AT = {name: at for at, name in enumerate(COLUMNS)}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow
+from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, insert_values
 from langgraph_rollback.savers.sql import SELECT_COLUMNS
 
 __all__ = [
@@ -227,7 +227,7 @@ def intent_params(row: LedgerRow, if_new_key: bool) -> list[Any]:
         row.thread_id,
         row.call_key,
         row.effect_id,
-        *(getattr(row, c) for c in INSERT_COLUMNS),
+        *insert_values(row),
         row.base_checkpoint_id,
         row.thread_id,
     ]

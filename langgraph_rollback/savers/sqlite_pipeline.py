@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langgraph_rollback.core.ledger import (
-    INSERT_COLUMNS,
     LedgerRow,
     changed_row,
+    insert_values,
     row_from_tuple,
     utcnow,
 )
@@ -153,7 +153,7 @@ def _begin(
     # The lock check and the insert share one write transaction, so a
     # rollback that takes the thread cannot miss this intent. One statement
     # when nothing stands in the way; else each check on its own.
-    params = [getattr(row, c) for c in INSERT_COLUMNS]
+    params = insert_values(row)
     insert = [*params, row.base_checkpoint_id, row.thread_id]
     key = (row.thread_id, row.call_key, row.effect_id)
     inserted = yield Stmt(

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from langgraph_rollback.core.ledger import COLUMNS, LedgerRow, changed_row
+from langgraph_rollback.core.ledger import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    LedgerRow,
+    changed_row,
+    insert_values,
+)
 from tests.unit.build import row
 
 
@@ -71,3 +77,11 @@ def test_a_name_the_row_has_no_column_for_is_refused_like_replace(name: str) -> 
         changed_row(original, **unknown)
     with pytest.raises(TypeError):  # even with real columns beside it
         changed_row(original, status="applied", **unknown)
+
+
+def test_insert_values_are_the_row_s_insert_columns_in_order() -> None:
+    original = row("e1", seq=3, base_checkpoint_id="c0", undo={"a": 1})
+    assert insert_values(original) == tuple(
+        getattr(original, name) for name in INSERT_COLUMNS
+    )
+    assert "seq" not in INSERT_COLUMNS and "base_checkpoint_id" not in INSERT_COLUMNS

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import threading
-from typing import Any
-
 import json
+import threading
 import uuid
+from typing import Any
 
 import pytest
 from hypothesis import given
