@@ -316,7 +316,7 @@ class _Transaction(AbstractContextManager[sqlite3.Cursor]):
                     for op in carried:
                         saver._kept.written(op, _changed(cur, op))
                 except BaseException as exc:
-                    self._abandon(exc)
+                    self._abandon(type(exc), exc)
                     raise
             except BaseException:
                 cur.close()
@@ -330,14 +330,14 @@ class _Transaction(AbstractContextManager[sqlite3.Cursor]):
         saver = self._saver
         try:
             if self._write:
-                if exc is not None:
-                    self._abandon(exc)
+                if kind is not None:
+                    self._abandon(kind, exc)
                     return
                 try:
                     for text, params in _SAME_TRANSACTION.get():
                         self._cur.execute(text, params)
                 except BaseException as error:
-                    self._abandon(error)
+                    self._abandon(type(error), error)
                     raise
                 try:
                     saver.conn.commit()
@@ -349,13 +349,13 @@ class _Transaction(AbstractContextManager[sqlite3.Cursor]):
             self._cur.close()
             self._release()
 
-    def _abandon(self, exc: BaseException) -> None:
+    def _abandon(self, kind: Any, exc: BaseException | None) -> None:
         """Roll back a write that failed; its kept outcomes are kept again."""
         try:
             if self._saver.conn.in_transaction:
                 self._saver.conn.rollback()
         finally:
-            self._carrying.__exit__(type(exc), exc, exc.__traceback__)
+            self._carrying.__exit__(kind, exc, None)
 
     def _release(self) -> None:
         try:
