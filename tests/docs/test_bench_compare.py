@@ -124,3 +124,67 @@ def test_cli_names_a_file_that_is_not_a_result(tmp_path: Path) -> None:
     proc = _cli(str(other), str(LATEST))
     assert proc.returncode == 2
     assert "latest.json of a run" in proc.stderr
+
+
+def test_what_cannot_be_compared_is_listed_not_judged(result: dict[str, Any]) -> None:
+    new = copy.deepcopy(result)
+    new["recording"]["us_per_effect_sync"] = float("nan")
+    new["recording"]["us_per_effect_async"] = True
+    dropped = new["agent"]["runs"].pop()
+    skipped: list[str] = []
+    rows = compare(result, new, skipped=skipped)
+    figures = {r.figure for r in rows}
+    assert "us_per_effect_sync" not in figures
+    assert "us_per_effect_async" not in figures
+    name = f"{dropped['kind']} {dropped['durability']} {dropped['steps']}"
+    assert f"agent run {name}: only in the old run" in skipped
+    assert any(s.startswith("recording us_per_effect_sync: ") for s in skipped)
+    assert "Not compared (" in table(rows, skipped)
+
+
+def test_near_one_targets_by_their_factor_and_missed_targets(
+    result: dict[str, Any],
+) -> None:
+    old, new = copy.deepcopy(result), copy.deepcopy(result)
+    linear = next(t for t in old["targets"] if t["rule"] == "0.80-1.25x")
+    other = next(t for t in new["targets"] if t["target"] == linear["target"])
+    linear["value"], other["value"] = 1.25, 0.7  # 1/0.7 is further than 1.25
+    reads = next(t for t in new["targets"] if t["section"] == "reads")
+    reads["pass"] = False  # the same value, but the target is now missed
+    rows = compare(old, new)
+    assert _row(rows, linear["section"], linear["target"]).worse
+    missed = _row(rows, "reads", reads["target"])
+    assert missed.worse
+    assert missed.verdict() == "worse (target now missed)"
+    other["value"] = 1 / 1.25  # the same factor away: not worse
+    assert not _row(compare(old, new), linear["section"], linear["target"]).worse
+
+
+def test_bad_tolerances_and_mixed_sizes_are_refused(result: dict[str, Any]) -> None:
+    for tolerance in (-0.05, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="tolerance"):
+            compare(result, result, tolerance=tolerance)
+    quick = copy.deepcopy(result)
+    quick["meta"]["quick"] = True
+    with pytest.raises(ValueError, match="--quick"):
+        compare(result, quick)
+    twice = copy.deepcopy(result)
+    twice["agent"]["runs"].append(twice["agent"]["runs"][0])
+    with pytest.raises(ValueError, match="twice"):
+        compare(result, twice)
+    proc = _cli(str(LATEST), str(LATEST), "--tolerance=-1")
+    assert proc.returncode == 2
+    assert "must be a finite number >= 0" in proc.stderr
+
+
+def test_a_malformed_result_is_exit_2_not_a_traceback(
+    result: dict[str, Any], tmp_path: Path
+) -> None:
+    result["agent"]["runs"][0]["ours"]["seconds"] = [1.0]
+    del result["agent"]["runs"][1]["kind"]
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(result))
+    proc = _cli(str(LATEST), str(broken))
+    assert proc.returncode == 2
+    assert "lacks a field every run has" in proc.stderr
+    assert "Traceback" not in proc.stderr
