@@ -213,7 +213,10 @@ def _by_key(runs: Any) -> dict[RunKey, dict[str, Any]]:
     for run in runs:
         key = (run["kind"], run.get("durability", "sync"), run["steps"])
         if key in found:
-            raise ValueError(f"the run {' '.join(map(str, key))} is there twice")
+            raise ValueError(
+                f"the run {' '.join(map(str, key))} is there twice: a result "
+                "has one run per kind, durability and steps"
+            )
         found[key] = run
     return found
 
@@ -277,13 +280,17 @@ def compare(
     if quick[0] != quick[1]:
         raise ValueError(
             f"one run is --quick and one is not ({quick[0]!r}, {quick[1]!r}): "
-            "their sizes differ, so their figures cannot be compared"
+            "their sizes differ, so their figures cannot be compared: compare two "
+            "runs of `python -m benchmarks.run`, or two of `--quick`"
         )
     run = _Compare(tolerance)
     try:
         rows = [*run.agent(old, new), *run.targets(old, new), *run.figures(old, new)]
     except (KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(f"a result lacks a field every run has ({exc!r})") from exc
+        raise ValueError(
+            f"a result lacks a field every run has ({exc!r}): give the "
+            "benchmarks/results/latest.json that benchmarks.run wrote, unedited"
+        ) from exc
     if skipped is not None:
         skipped.extend(run.skipped)
     return rows
@@ -361,7 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(f"{args.old} against {args.new}: {exc}")
     if not rows:
-        parser.error(f"{args.old} and {args.new} have no figure in common")
+        parser.error(
+            f"{args.old} and {args.new} have no figure in common: are both "
+            "results of benchmarks.run?"
+        )
     print(table(rows, skipped))
     return 1 if any(row.worse for row in rows) else 0
 

@@ -150,9 +150,8 @@ def queued_fails(saver: Any, db: Path, cursors: list[Any]) -> None:
 
 
 def queued_interrupted(saver: Any, db: Path, cursors: list[Any]) -> None:
-    # A queued statement that a trigger turns into a KeyboardInterrupt-free
-    # abort is queued_fails; here the queued statement is fine but the body
-    # executes into a table whose trigger aborts on the queued insert.
+    # The queued statement itself is valid, but a trigger on its table
+    # aborts it (queued_fails: one that names no table).
     with closing_conn(db) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS q (x)")
         conn.execute(
