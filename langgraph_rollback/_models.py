@@ -121,7 +121,7 @@ class Effect(BaseModel):
     run_id: str | None
     owner: str | None = None
     """The process performing the call or inverse now (host, pid, start
-    time), while it may still be running."""
+    time), while it may still be running; None once its outcome is recorded."""
     inside: str | None = None
     """The container effect whose call this one ran in (a git workspace
     step), if any: undoing the container undoes it too."""

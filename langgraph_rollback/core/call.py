@@ -23,7 +23,13 @@ from langgraph_rollback._errors import (
 from langgraph_rollback._models import Effect, EffectStatus
 from langgraph_rollback.core.codec import encode_payload, normalize, storable_or
 from langgraph_rollback.core.identity import call_key_for, effect_id_for
-from langgraph_rollback.core.ledger import LedgerRow, changed_row, effect_of, utcnow
+from langgraph_rollback.core.ledger import (
+    LedgerRow,
+    changed_row,
+    default_idempotency_key,
+    effect_of,
+    utcnow,
+)
 from langgraph_rollback.core.ops import Flow, Observe, Perform, Update, do
 from langgraph_rollback.core.registry import ToolDefinition
 from langgraph_rollback.core.task import TaskContext
@@ -123,7 +129,7 @@ class Call:
             kind=self.definition.kind.value,
             status=status.value,
             attempt=1,
-            idempotency_key=f"lgrb-{self.effect_id}",
+            idempotency_key=default_idempotency_key(self.effect_id),
             run_id=ctx.run_id,
             intent_type=self.intent[0],
             intent=self.intent[1],
@@ -179,7 +185,11 @@ def applied_changes(
 
 
 def outcome_changes(status: EffectStatus, payload: tuple[str, bytes]) -> dict[str, Any]:
-    """The `Update` changes that record an outcome of `status`."""
+    """The `Update` changes that record an outcome of `status`.
+
+    The call has ended, so the row names no `owner` any more (an owner is
+    the process that may still be performing it).
+    """
     now = utcnow()
     return {
         "status": status.value,
@@ -187,6 +197,7 @@ def outcome_changes(status: EffectStatus, payload: tuple[str, bytes]) -> dict[st
         "outcome": payload[1],
         "updated_at": now,
         "completed_at": now,
+        "owner": None,
     }
 
 
@@ -333,7 +344,9 @@ def _intent(args: dict[str, Any], before: Any, ctx: TaskContext) -> dict[str, An
     container call it runs in (when it does), and the task's step and path
     (when known), by which a resumed run finds the calls of a run whose
     checkpoints were never stored (`core.replay`)."""
-    payload = {"args": args, "before": before}
+    payload: dict[str, Any] = {"args": args}
+    if before is not None:  # read back as None when absent
+        payload["before"] = before
     if ctx.inside is not None:
         payload["inside"] = ctx.inside
     if ctx.step is not None:

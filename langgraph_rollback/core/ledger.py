@@ -25,6 +25,7 @@ __all__ = [
     "INSERT_COLUMNS",
     "LedgerRow",
     "changed_row",
+    "default_idempotency_key",
     "effect_from_row",
     "effect_of",
     "insert_values",
@@ -75,8 +76,9 @@ class LedgerRow:
     rollback_id: str | None = None
     compensated_at: str | None = None
     owner: str | None = None
-    """The process performing the current attempt's call (host, pid, start
-    time), so nobody restarts or rolls back a call still in flight."""
+    """The process performing the current attempt's call or inverse (host,
+    pid, start time), so nobody restarts or rolls back a call still in
+    flight; None once its outcome is recorded."""
     seq: int = 0
     """Assigned by the store on insert; 0 until then."""
 
@@ -95,9 +97,26 @@ _VALUES = operator.attrgetter(*COLUMNS)
 _INSERT_VALUES = operator.attrgetter(*INSERT_COLUMNS)
 
 
+def default_idempotency_key(effect_id: str) -> str:
+    """The idempotency key every effect is given (`Effect.idempotency_key`)."""
+    return f"lgrb-{effect_id}"
+
+
+_IDEMPOTENCY_AT = INSERT_COLUMNS.index("idempotency_key")
+
+
 def insert_values(row: LedgerRow) -> tuple[Any, ...]:
-    """The row's values in `INSERT_COLUMNS` order (an intent's insert)."""
+    """The row's values in `INSERT_COLUMNS` order (an intent's insert).
+
+    An idempotency key that is the default one (`default_idempotency_key`)
+    is stored as "" (the column is NOT NULL) and read back whole
+    (`row_from_tuple`): it is derived from the effect id, which the row
+    holds already.
+    """
     values: tuple[Any, ...] = _INSERT_VALUES(row)
+    if row.idempotency_key == default_idempotency_key(row.effect_id):
+        at = _IDEMPOTENCY_AT
+        values = (*values[:at], "", *values[at + 1 :])
     return values
 
 
@@ -122,10 +141,14 @@ def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:
     for name in BLOB_COLUMNS:
         if data[name] is not None:
             data[name] = bytes(data[name])
+    if not data["idempotency_key"]:
+        data["idempotency_key"] = default_idempotency_key(data["effect_id"])
     return LedgerRow(**data)
 
 
 _BLOB_AT = tuple(i for i, name in enumerate(COLUMNS) if name in BLOB_COLUMNS)
+_STORED_IDEMPOTENCY_AT = COLUMNS.index("idempotency_key")
+_EFFECT_ID_AT = COLUMNS.index("effect_id")
 
 
 def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
@@ -140,6 +163,10 @@ def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
                 for i, v in enumerate(values)
             )
             break
+    if not values[_STORED_IDEMPOTENCY_AT]:
+        at = _STORED_IDEMPOTENCY_AT
+        key = default_idempotency_key(values[_EFFECT_ID_AT])
+        values = (*values[:at], key, *values[at + 1 :])
     return LedgerRow(*values)
 
 

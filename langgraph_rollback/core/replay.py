@@ -50,7 +50,7 @@ from langgraph_rollback.core.identity import (
     legacy_call_key,
     unkeyed_call_key,
 )
-from langgraph_rollback.core.ledger import LedgerRow, utcnow
+from langgraph_rollback.core.ledger import LedgerRow, default_idempotency_key, utcnow
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
@@ -391,7 +391,9 @@ def _own_call(
     copy's own effect, on the copy's thread."""
     own = call.on_this_thread()
     own_row = replace(
-        row, effect_id=own.effect_id, idempotency_key=f"lgrb-{own.effect_id}"
+        row,
+        effect_id=own.effect_id,
+        idempotency_key=default_idempotency_key(own.effect_id),
     )
     stored, inserted = yield from do(Begin(own_row))
     if not inserted:

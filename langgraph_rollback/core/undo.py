@@ -142,6 +142,7 @@ def _undo(step: PlannedStep, run: Run) -> Flow[UndoResult]:
             "status": EffectStatus.COMPENSATING,
             "undo_attempts": effect.undo_attempts + 1,
             "rollback_id": run.rollback_id,
+            "owner": run.owner,
         }
     )
     drift = yield from _drift(step, definition, run)
@@ -307,7 +308,8 @@ def mark(
     *,
     expect: tuple[str, ...] = COMPENSATING,
 ) -> Update:
-    """The `Update` that records an inverse's outcome."""
+    """The `Update` that records an inverse's outcome (the inverse has
+    ended, so the row names no `owner` any more)."""
     payload = encode_payload(run.serde, dict(content), tool=effect.tool)
     now = utcnow()
     changes: dict[str, Any] = {
@@ -316,6 +318,7 @@ def mark(
         "undo": payload[1],
         "rollback_id": run.rollback_id,
         "updated_at": now,
+        "owner": None,
     }
     if status is EffectStatus.COMPENSATED:
         changes["compensated_at"] = now

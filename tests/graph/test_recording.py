@@ -22,7 +22,9 @@ from langgraph_rollback import (
     SerializationError,
     ToolRegistry,
     UnrecordedCallWarning,
+    current_effect,
     reversible,
+    rollback,
 )
 from tests.support.tools import build_tools
 from tests.support.world import World
@@ -703,3 +705,48 @@ def test_plain_function_in_toolnode_keyed_by_arguments(
     # The resumed step ran the plain-function calls from the ledger, not again.
     assert world.count("forward", "write_file") == 2
     assert world.count("forward", "flaky") == 2
+
+
+def test_the_owner_is_named_while_a_call_runs_and_cleared_once_it_ended(
+    saver: BaseRollbackSaver, world: World, registry: ToolRegistry
+) -> None:
+    tools = build_tools(world, registry)
+    owners: list[str | None] = []
+
+    def undo_mark(effect: Any) -> None:
+        owners.append(effect.owner)
+
+    def current_effect_owner() -> str | None:
+        effect = current_effect()
+        return effect.owner if effect is not None else "no effect"
+
+    @reversible(undo=undo_mark, registry=registry)
+    def mark(name: str) -> str:
+        owners.append(current_effect_owner())
+        return name
+
+    def writer(state: Files) -> Files:
+        tools.write_file("a.txt", "one")
+        mark("m")
+        return {"done": ["writer"]}
+
+    builder = StateGraph(Files)
+    builder.add_node(writer)
+    builder.add_edge(START, "writer")
+    builder.add_edge("writer", END)
+    graph = builder.compile(checkpointer=saver)
+    graph.invoke({"done": []}, cfg(), durability="sync")
+
+    running = owners[0]
+    assert running is not None and running != "no effect"  # host#pid#started
+    assert [e.owner for e in saver.list_effects(cfg())] == [None, None]
+
+    first = list(graph.get_state_history(cfg()))[-1]
+    report = rollback(graph, cfg(), to=first)
+    assert report.status == "completed", report
+    assert owners[1] is not None  # the inverse runs under the rollback's process
+    assert [e.status for e in saver.list_effects(cfg())] == [
+        EffectStatus.COMPENSATED,
+        EffectStatus.COMPENSATED,
+    ]
+    assert [e.owner for e in saver.list_effects(cfg())] == [None, None]

@@ -14,7 +14,10 @@ from langgraph_rollback.core.ledger import (
     INSERT_COLUMNS,
     LedgerRow,
     changed_row,
+    default_idempotency_key,
     insert_values,
+    row_from_mapping,
+    row_from_tuple,
 )
 from tests.unit.build import row
 
@@ -80,8 +83,29 @@ def test_a_name_the_row_has_no_column_for_is_refused_like_replace(name: str) -> 
 
 
 def test_insert_values_are_the_row_s_insert_columns_in_order() -> None:
-    original = row("e1", seq=3, base_checkpoint_id="c0", undo={"a": 1})
+    original = row(
+        "e1", seq=3, base_checkpoint_id="c0", undo={"a": 1}, idempotency_key="own"
+    )
     assert insert_values(original) == tuple(
         getattr(original, name) for name in INSERT_COLUMNS
     )
     assert "seq" not in INSERT_COLUMNS and "base_checkpoint_id" not in INSERT_COLUMNS
+
+
+def test_the_default_idempotency_key_is_stored_empty_and_read_back_whole() -> None:
+    original = row("e1", seq=3, idempotency_key=default_idempotency_key("e1"))
+    stored = insert_values(original)
+    at = INSERT_COLUMNS.index("idempotency_key")
+    assert stored[at] == ""
+    assert stored[:at] + stored[at + 1 :] == tuple(
+        getattr(original, name) for name in INSERT_COLUMNS if name != "idempotency_key"
+    )
+    selected = tuple(
+        "" if name == "idempotency_key" else getattr(original, name) for name in COLUMNS
+    )
+    assert row_from_tuple(selected) == original
+    assert row_from_mapping(dict(zip(COLUMNS, selected, strict=True))) == original
+    # Any other key is stored as it is.
+    custom = changed_row(original, idempotency_key="lgrb-other")
+    assert insert_values(custom)[at] == "lgrb-other"
+    assert row_from_tuple(tuple(getattr(custom, n) for n in COLUMNS)) == custom

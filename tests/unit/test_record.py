@@ -69,10 +69,16 @@ def test_intent_row_names_the_task_the_call_and_the_run_start() -> None:
     assert intent.base_checkpoint_id == "c0"
     assert intent.run_id == "r"
     assert intent.owner == "h#1#9"
-    assert decoded(intent.intent_type, intent.intent) == {
-        "args": {"path": "a"},
-        "before": None,
-    }
+    assert decoded(intent.intent_type, intent.intent) == {"args": {"path": "a"}}
+
+
+def test_the_outcome_clears_the_owner() -> None:
+    flow = start(tool(), owner="h#1#9")
+    begin(flow)
+    flow.reply(Perform, Outcome(value="done"))
+    outcome = flow.expect(Update)
+    assert outcome.changes["status"] == "applied"
+    assert outcome.changes["owner"] is None  # nobody performs it any more
 
 
 def test_direct_calls_with_the_same_arguments_get_successive_ordinals() -> None:
