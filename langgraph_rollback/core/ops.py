@@ -184,12 +184,13 @@ class Begin(StorageOp[tuple[LedgerRow, bool]]):
 
 @dataclass(frozen=True, slots=True)
 class BeginIfNewKey(StorageOp[tuple[LedgerRow, bool] | None]):
-    """`Begin`, if no row of another effect in the thread has `row`'s call key.
+    """`Begin`, unless another effect of the thread with `row`'s call key may
+    be an earlier record of the call (`core.query.may_be_earlier`).
 
-    The common case in one round trip: a call whose key the thread has never
-    seen cannot be an earlier run's call (`core.replay.earlier_row`), so its
-    intent is written at once. Result: `Begin`'s, or None when another
-    effect has the key (nothing written; the flow looks further).
+    The common case in one round trip: a call no such effect shares its key
+    with cannot be an earlier run's call (`core.replay.earlier_row`), so its
+    intent is written at once. Result: `Begin`'s, or None when such an
+    effect exists (nothing written; the flow looks further).
     """
 
     row: LedgerRow

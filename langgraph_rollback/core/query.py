@@ -11,7 +11,31 @@ from dataclasses import dataclass
 
 from langgraph_rollback.core.ledger import LedgerRow
 
-__all__ = ["EffectQuery"]
+__all__ = ["EffectQuery", "may_be_earlier", "rerun_candidate"]
+
+
+def rerun_candidate(row: LedgerRow) -> bool:
+    """Whether a call of a later task may be matched to `row` by its key
+    (`core.replay.earlier_row`).
+
+    Two kinds of rows: a subgraph's (a subgraph that starts over in its
+    parent task runs its calls under new task ids), and a root graph's whose
+    root checkpoint may never have been stored (a run that died before its
+    checkpoints were). A row's base is its run's stored starting point or
+    the thread's newest stored root checkpoint when its intent was written,
+    so a row whose base is its root checkpoint was recorded after that
+    checkpoint was stored: under durability "sync", every row of a root
+    graph. The SQL stores index only these rows by call key.
+    """
+    return bool(row.checkpoint_ns) or row.base_checkpoint_id != row.root_checkpoint_id
+
+
+def may_be_earlier(other: LedgerRow, row: LedgerRow) -> bool:
+    """Whether `other`, an effect of `row`'s thread with its call key, may be
+    an earlier record of `row`'s call: a rerun candidate of another effect.
+    (The interrupted task a resumed one continues is looked for apart, see
+    `core.replay.begin`.)"""
+    return other.effect_id != row.effect_id and rerun_candidate(other)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +60,9 @@ class EffectQuery:
     unanchored: bool = False
     """With `anchors`: also effects recorded before any checkpoint existed
     (no base)."""
+    rerun_candidates: bool = False
+    """Only the effects a later task's call may be matched to by its key
+    (`rerun_candidate`)."""
 
     def matches(self, row: LedgerRow) -> bool:
         """Whether `row` passes the filter (`limit` aside)."""
@@ -59,6 +86,8 @@ class EffectQuery:
         if self.tool_call_id is not None and row.tool_call_id != self.tool_call_id:
             return False
         if self.call_key is not None and row.call_key != self.call_key:
+            return False
+        if self.rerun_candidates and not rerun_candidate(row):
             return False
         if self.anchors is not None and not (
             row.root_checkpoint_id in self.anchors

@@ -97,12 +97,13 @@ def begin(call: Call, row: LedgerRow) -> Flow[tuple[LedgerRow, bool]]:
 
     Result: the row written (and True), or the row it was recorded under
     (and False): its own identity's, or an earlier one (`earlier_row`). The
-    earlier rows `_continued` and `_lost_run` find share the call's key, so
-    while the thread has no other effect with that key (the common case),
-    one `BeginIfNewKey` does it all; rows under older keys are looked for
-    first.
+    earlier rows `_lost_run` and `_subgraph_rerun` find share the call's key
+    and are rerun candidates (`core.query.rerun_candidate`), so while the
+    thread has no other such effect (the common case), one `BeginIfNewKey`
+    does it all. A resumed task's interrupted one (`_continued`), rows under
+    older keys and the call as keyed with its defaults are looked for first.
     """
-    if not call.defaulted and not _older_keys(call):
+    if not call.defaulted and not call.ctx.resumed and not _older_keys(call):
         begun = yield from do(BeginIfNewKey(row))
         if begun is not None:
             return begun
@@ -227,7 +228,10 @@ def _lost_run(call: Call) -> Flow[LedgerRow | None]:
     if ctx.checkpoint_ns:
         return (yield from _subgraph_rerun(call))
     query = EffectQuery(
-        thread_id=ctx.thread_id, checkpoint_ns="", call_key=call.call_key
+        thread_id=ctx.thread_id,
+        checkpoint_ns="",
+        call_key=call.call_key,
+        rerun_candidates=True,  # a row whose root was stored is no lost call
     )
     rows = yield from do(Select(query))
     candidates = [row for row in rows if _same_task_place(call, row)]
@@ -263,6 +267,7 @@ def _subgraph_rerun(call: Call) -> Flow[LedgerRow | None]:
         thread_id=ctx.thread_id,
         checkpoint_id=ctx.root_checkpoint_id,
         call_key=call.call_key,
+        rerun_candidates=True,  # every subgraph row is one
     )
     rows = yield from do(Select(query))
     for row in rows:

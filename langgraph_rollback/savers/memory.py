@@ -41,6 +41,7 @@ from langgraph_rollback.core.ops import (
     Update,
     WriteAudit,
 )
+from langgraph_rollback.core.query import may_be_earlier
 from langgraph_rollback.core.registry import ToolRegistry
 from langgraph_rollback.core.restore import is_persistent_namespace, namespace_states
 from langgraph_rollback.core.task import GuardMode
@@ -415,7 +416,7 @@ class InMemoryRollbackSaver(BaseRollbackSaver, InMemorySaver):
                     thread_id=row.thread_id, holder=str(holder)
                 )
             if if_new_key and any(
-                effect_id != row.effect_id
+                may_be_earlier(self._effects[effect_id], row)
                 for effect_id in self._keyed_effects.get(
                     (row.thread_id, row.call_key), ()
                 )

@@ -447,7 +447,7 @@ class PostgresRollbackSaver(SyncBackedAsync, PostgresSaver):
                 raise RollbackInProgressError(
                     thread_id=row.thread_id, holder="another PostgreSQL session"
                 )
-            if kin:  # another effect of the thread has the call's key
+            if kin:  # an effect that may be an earlier record of the call
                 return None
             if seq is not None:
                 return changed_row(row, seq=int(seq), base_checkpoint_id=base), True

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph_rollback.core.ledger import INSERT_COLUMNS, LedgerRow, insert_values
-from langgraph_rollback.savers.sql import SELECT_COLUMNS
+from langgraph_rollback.savers.sql import SELECT_COLUMNS, earlier_with_key
 
 __all__ = [
     "ANCESTRY_PAGE",
@@ -151,6 +151,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS lgrb_effects_run_named
         ON lgrb_effects (run_id) WHERE run_id IS NOT NULL;
     """,
+    # v6: the call-key index holds only the rows a later task's call may be
+    # matched to by its key (`core.query.rerun_candidate`): a subgraph's, and
+    # those whose root checkpoint was not their base when recorded.
+    """
+    DROP INDEX IF EXISTS lgrb_effects_thread_key;
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key_rerun
+        ON lgrb_effects (thread_id, call_key)
+        WHERE (checkpoint_ns <> ''
+            OR base_checkpoint_id IS DISTINCT FROM root_checkpoint_id);
+    """,
 ]
 
 INSERT_AUDIT = (
@@ -186,10 +196,7 @@ INSERT_INTENT = f"""
 WITH held AS MATERIALIZED (
     SELECT pg_try_advisory_xact_lock_shared(hashtextextended(%s, 0)) AS ok
 ), kin AS MATERIALIZED (
-    SELECT %s::boolean AND EXISTS (
-        SELECT 1 FROM lgrb_effects
-        WHERE thread_id = %s::text AND call_key = %s::text AND effect_id <> %s::text
-    ) AS found
+    SELECT %s::boolean AND {earlier_with_key("%s", dialect="postgres")} AS found
 ), inserted AS (
     INSERT INTO lgrb_effects ({", ".join(INSERT_COLUMNS)}, base_checkpoint_id)
     SELECT {", ".join(f"%s::{COLUMN_TYPES.get(c, 'text')}" for c in INSERT_COLUMNS)},
@@ -209,14 +216,15 @@ FROM held CROSS JOIN kin LEFT JOIN inserted ON true
 an autocommit connection): it takes the thread's lock shared, as every
 intent does (`LOCK_SHARED`; a rollback holds it exclusive), and inserts only
 if it got it and, when asked (`BeginIfNewKey`), only if no other effect of
-the thread has the row's call key. The base is the checkpoint the run was
-started from when the run named one, else the thread's newest stored root
-checkpoint. Parameters: the lock key; whether to look for another effect
-with the key, the row's `thread_id`, `call_key` and `effect_id`; the
-`INSERT_COLUMNS` values, the row's `base_checkpoint_id`, its `thread_id`.
-Returns one row: whether the lock was had, the inserted row's `seq` and
-base (both NULL when the lock was not had, another effect has the key or
-the effect already exists), and whether another effect has the key."""
+the thread with the row's call key may be an earlier record of the call.
+The base is the checkpoint the run was started from when the run named one,
+else the thread's newest stored root checkpoint. Parameters: the lock key;
+whether to look for another effect with the key, the row's `thread_id`,
+`call_key` and `effect_id`; the `INSERT_COLUMNS` values, the row's
+`base_checkpoint_id`, its `thread_id`. Returns one row: whether the lock was
+had, the inserted row's `seq` and base (both NULL when the lock was not had,
+such an effect was found or the effect already exists), and whether such an
+effect was found."""
 
 
 def intent_params(row: LedgerRow, if_new_key: bool) -> list[Any]:

@@ -19,6 +19,7 @@ __all__ = [
     "LEGACY_KEYS",
     "SELECT_COLUMNS",
     "ancestry_walk",
+    "earlier_with_key",
     "follow_parents",
     "pending_migrations",
     "select_sql",
@@ -35,6 +36,30 @@ CURRENT_VERSION = "SELECT max(v) FROM lgrb_migrations"
 
 LEGACY_KEYS = "SELECT 1 FROM lgrb_effects WHERE call_key NOT LIKE 'v2:%' LIMIT 1"
 """A row whose call key predates the `v2:` format (see `core.identity`)."""
+
+_RERUN_CANDIDATE = {
+    "sqlite": "(checkpoint_ns <> '' OR base_checkpoint_id IS NOT root_checkpoint_id)",
+    "postgres": (
+        "(checkpoint_ns <> '' "
+        "OR base_checkpoint_id IS DISTINCT FROM root_checkpoint_id)"
+    ),
+}
+"""`core.query.rerun_candidate` as SQL: the predicate of the partial index on
+(thread_id, call_key), written as the index's migration writes it (a query
+uses a partial index only when its `WHERE` holds the index's own terms)."""
+
+
+def earlier_with_key(mark: str = "?", *, dialect: Dialect = "sqlite") -> str:
+    """Whether another effect of the thread with the call key may be an
+    earlier record of the call (`core.query.may_be_earlier`), looked up in
+    the partial (thread, call key) index. Parameters: the thread id, call
+    key and effect id."""
+    cast = "::text" if dialect == "postgres" else ""
+    return (
+        f"EXISTS (SELECT 1 FROM lgrb_effects WHERE thread_id = {mark}{cast} "
+        f"AND call_key = {mark}{cast} AND effect_id <> {mark}{cast} "
+        f"AND {_RERUN_CANDIDATE[dialect]})"
+    )
 
 
 def where_clause(
@@ -94,6 +119,8 @@ def where_clause(
     if query.call_key is not None:
         clauses.append(f"call_key = {mark}")
         params.append(query.call_key)
+    if query.rerun_candidates:
+        clauses.append(_RERUN_CANDIDATE[dialect])
     if query.before_seq is not None:
         clauses.append(f"seq < {mark}")
         params.append(query.before_seq)

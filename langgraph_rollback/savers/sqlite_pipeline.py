@@ -150,21 +150,18 @@ def script_for(op: StorageOp[Any]) -> Script[Any]:
 def _begin(
     row: LedgerRow, *, if_new_key: bool = False
 ) -> Steps[tuple[LedgerRow, bool] | None]:
-    # The lock check and the insert share one write transaction, so a
-    # rollback that takes the thread cannot miss this intent. One statement
-    # when nothing stands in the way; else each check on its own.
-    params = insert_values(row)
-    insert = [*params, row.base_checkpoint_id, row.thread_id]
+    # The checks and the insert share one write transaction, so a rollback
+    # that takes the thread cannot miss this intent. One check when nothing
+    # stands in the way; else each on its own, to say which.
     key = (row.thread_id, row.call_key, row.effect_id)
-    inserted = yield Stmt(
-        sql.INSERT_INTENT_IF_CLEAR, [*insert, row.thread_id, if_new_key, *key]
-    )
-    if not inserted:
+    clear = yield Stmt(sql.INTENT_CLEAR, (row.thread_id, if_new_key, *key))
+    if not clear[0][0]:
         held = yield Stmt(sql.LOCK_HOLDER, (row.thread_id,))
         refuse_if_locked(row.thread_id, held[0] if held else None)
         if if_new_key and (yield Stmt(sql.OTHER_WITH_KEY, key)):
             return None
-        inserted = yield Stmt(sql.INSERT_INTENT, insert)
+    insert = [*insert_values(row), row.base_checkpoint_id, row.thread_id]
+    inserted = yield Stmt(sql.INSERT_INTENT, insert)
     if inserted:
         seq, base = inserted[0]
         return changed_row(row, seq=seq, base_checkpoint_id=base), True

@@ -13,13 +13,13 @@ checkpoint never is.
 from __future__ import annotations
 
 from langgraph_rollback.core.ledger import INSERT_COLUMNS
-from langgraph_rollback.savers.sql import SELECT_COLUMNS
+from langgraph_rollback.savers.sql import SELECT_COLUMNS, earlier_with_key
 
 __all__ = [
     "HAS_VERSION_TABLE",
     "INSERT_AUDIT",
     "INSERT_INTENT",
-    "INSERT_INTENT_IF_CLEAR",
+    "INTENT_CLEAR",
     "MIGRATIONS",
     "SELECT_AUDIT",
     "SELECT_BY_ID",
@@ -147,6 +147,17 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS lgrb_effects_run_named
         ON lgrb_effects (run_id) WHERE run_id IS NOT NULL;
     """,
+    # v6: the call-key index holds only the rows a later task's call may be
+    # matched to by its key (`core.query.rerun_candidate`): a subgraph's, and
+    # those whose root checkpoint was not their base when recorded. A root
+    # graph's step under durability "sync" writes one index page less per
+    # intent, and the ledger is smaller by that index.
+    """
+    DROP INDEX IF EXISTS lgrb_effects_thread_key;
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key_rerun
+        ON lgrb_effects (thread_id, call_key)
+        WHERE (checkpoint_ns <> '' OR base_checkpoint_id IS NOT root_checkpoint_id);
+    """,
 ]
 
 INSERT_AUDIT = (
@@ -158,11 +169,10 @@ SELECT_AUDIT = (
     "ORDER BY seq DESC LIMIT ?"
 )
 
-OTHER_WITH_KEY = (
-    "SELECT 1 FROM lgrb_effects "
-    "WHERE thread_id = ? AND call_key = ? AND effect_id <> ? LIMIT 1"
-)
-"""Whether another effect of the thread has this call key (`BeginIfNewKey`)."""
+OTHER_WITH_KEY = f"SELECT 1 WHERE {earlier_with_key()}"
+"""Whether another effect of the thread with this call key may be an earlier
+record of the call (`BeginIfNewKey`). Parameters: the thread id, call key
+and effect id."""
 
 _INTENT_COLUMNS = f"{', '.join(INSERT_COLUMNS)}, base_checkpoint_id"
 _INTENT_VALUES = f"""{", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
@@ -184,21 +194,16 @@ the run named one (a fork), else the thread's newest stored root checkpoint,
 read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 `base_checkpoint_id` (or None), then the thread id."""
 
-INSERT_INTENT_IF_CLEAR = f"""
-INSERT INTO lgrb_effects ({_INTENT_COLUMNS})
-SELECT {_INTENT_VALUES}
-WHERE NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
-AND (NOT ? OR NOT EXISTS (
-    SELECT 1 FROM lgrb_effects
-    WHERE thread_id = ? AND call_key = ? AND effect_id <> ?
-))
-ON CONFLICT (effect_id) DO NOTHING
-RETURNING seq, base_checkpoint_id
+INTENT_CLEAR = f"""
+SELECT NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
+AND (NOT ? OR NOT {earlier_with_key()})
 """
-"""`INSERT_INTENT` in the common case, one statement: only when no lock row
-names the thread and, when asked, no other effect of the thread has the
-call key. Parameters: those of `INSERT_INTENT`, the thread id, whether to
-check the key, then the thread id, call key and effect id."""
+"""Whether nothing stands in an intent's way, in one statement: no lock row
+names the thread and, when asked, no other effect of the thread with the
+call key may be an earlier record of the call. Parameters: the thread id,
+whether to check the key, then the thread id, call key and effect id.
+(Checked apart from `INSERT_INTENT`: an `INSERT ... SELECT ... WHERE NOT
+EXISTS` that reads the table it writes costs SQLite a temporary table.)"""
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 

@@ -17,13 +17,14 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph_rollback import SqliteRollbackSaver, ToolRegistry
 from langgraph_rollback.savers import sqlite_sql
 from tests.docs.test_cli import cli
-from tests.savers.test_attack_migration_v4 import AT_V4, read_only, run
+from tests.savers.test_attack_migration_v4 import AT_V4, AT_V5, read_only, run
 from tests.support.stores import open_saver
 
 LATEST = len(sqlite_sql.MIGRATIONS) - 1
 RECORDED = "INSERT INTO lgrb_migrations"
 
 DOWN_FROM: dict[int, tuple[str, ...]] = {
+    5: AT_V5,
     4: AT_V4,
     3: (
         "DROP INDEX lgrb_effects_run",

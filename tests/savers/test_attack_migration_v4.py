@@ -1,5 +1,6 @@
-"""Ledger migrations v4 (indexes on (thread_id, call_key) and run_id) and v5
-(the run index only over rows that name a run), attacked: a ledger written
+"""Ledger migrations v4 (indexes on (thread_id, call_key) and run_id), v5
+(the run index only over rows that name a run) and v6 (the call-key index
+only over rows whose root checkpoint may not be stored), attacked: a ledger written
 at v3 or v4 with effects in it, opened by this version; two processes
 setting it up at once; a read-only v3 file."""
 
@@ -18,19 +19,31 @@ import pytest
 from langgraph.types import Command
 
 from langgraph_rollback import LedgerUpgradeError, SqliteRollbackSaver, ToolRegistry
+from langgraph_rollback.savers import sqlite_sql
 from tests.graph.test_forward_guarantees import cfg, draft_then_ask
 from tests.support.stores import open_saver
 from tests.support.world import World
 
-INDEXES = {"lgrb_effects_thread_key", "lgrb_effects_run_named"}
-"""The indexes v4 and v5 leave."""
-KNOWN = {*INDEXES, "lgrb_effects_run"}
+INDEXES = {"lgrb_effects_thread_key_rerun", "lgrb_effects_run_named"}
+"""The indexes v4 to v6 leave."""
+KNOWN = {*INDEXES, "lgrb_effects_run", "lgrb_effects_thread_key"}
+LATEST = len(sqlite_sql.MIGRATIONS) - 1
 DOWNGRADE = (
-    "DROP INDEX lgrb_effects_thread_key",
+    "DROP INDEX IF EXISTS lgrb_effects_thread_key_rerun",
+    "DROP INDEX IF EXISTS lgrb_effects_thread_key",
     "DROP INDEX lgrb_effects_run_named",
     "DELETE FROM lgrb_migrations WHERE v >= 4",
 )
+AT_V5 = (
+    "DROP INDEX IF EXISTS lgrb_effects_thread_key_rerun",
+    "CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key "
+    "ON lgrb_effects (thread_id, call_key)",
+    "DELETE FROM lgrb_migrations WHERE v >= 6",
+)
+"""A ledger as v5 left it (from v5 or later): the call-key index over every
+row."""
 AT_V4 = (
+    *AT_V5,
     "DROP INDEX lgrb_effects_run_named",
     "CREATE INDEX lgrb_effects_run ON lgrb_effects (run_id)",
     "DELETE FROM lgrb_migrations WHERE v = 5",
@@ -96,7 +109,7 @@ def test_a_v3_ledger_is_upgraded_and_its_thread_resumes_once(
         assert len(saver.list_effects(cfg())) == 1
     assert world.count("forward", "write_file") == 1, world.calls()
     assert indexes(kind, where) == INDEXES
-    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(5,)]
+    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(LATEST,)]
 
 
 def _graph(saver: Any, world: World, registry: ToolRegistry) -> Any:
@@ -157,7 +170,7 @@ def test_two_processes_upgrade_a_v3_ledger_at_once(
         assert child.returncode == 0, err
     assert indexes(kind, where) == INDEXES
     versions = run(kind, where, "SELECT v FROM lgrb_migrations ORDER BY v")
-    assert versions == [(0,), (1,), (2,), (3,), (4,), (5,)]
+    assert versions == [(v,) for v in range(LATEST + 1)]
 
 
 def read_only(where: str) -> sqlite3.Connection:
@@ -206,7 +219,7 @@ def test_a_v4_ledger_gets_the_run_index_over_named_runs_only(
         (effect,) = saver.list_effects(cfg())
     assert effect.tool == "write_file"
     assert indexes(kind, where) == INDEXES
-    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(5,)]
+    assert run(kind, where, "SELECT max(v) FROM lgrb_migrations") == [(LATEST,)]
 
 
 def test_a_run_s_effects_are_found_through_the_run_index(

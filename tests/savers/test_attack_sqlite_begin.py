@@ -1,4 +1,4 @@
-"""The SQLite intent in one statement (`INSERT_INTENT_IF_CLEAR`), attacked:
+"""The SQLite intent (`INTENT_CLEAR`, then `INSERT_INTENT`), attacked:
 each thing that may stand in its way (a dead holder's lock row, a live one,
 the same effect id, another effect with the call key), the base checkpoint
 named or read, and processes racing intents against a rollback lock on one

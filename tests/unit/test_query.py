@@ -18,7 +18,7 @@ from langgraph_rollback.core.config import (
     thread_id_of,
 )
 from langgraph_rollback.core.ledger import COLUMNS
-from langgraph_rollback.core.query import EffectQuery
+from langgraph_rollback.core.query import EffectQuery, may_be_earlier, rerun_candidate
 from langgraph_rollback.savers.sql import where_clause
 from langgraph_rollback.savers.sqlite_sql import MIGRATIONS
 from tests.unit.build import row
@@ -56,6 +56,11 @@ QUERIES: list[tuple[EffectQuery, set[str]]] = [
     (EffectQuery("t", call_key="call:r4"), {"r4"}),
     (EffectQuery("t", call_key="call:r5"), set()),
     (EffectQuery("t", before_seq=3), {"r1", "r2"}),
+    # Root checkpoint not the base (r3 and r6 have none), or in a subgraph (r2,
+    # whose root checkpoint was its base).
+    (EffectQuery("t", rerun_candidates=True), {"r1", "r2", "r3", "r4", "r6"}),
+    (EffectQuery("t", checkpoint_id="c1", rerun_candidates=True), {"r1", "r2"}),
+    (EffectQuery("t", anchors=("c1",), rerun_candidates=True), {"r1", "r2"}),
     (EffectQuery("t", anchors=("c2",)), {"r3", "r4"}),
     (EffectQuery("t", anchors=("c2",), unanchored=True), {"r3", "r4", "r6"}),
     (EffectQuery("t", anchors=()), set()),
@@ -238,3 +243,19 @@ def test_checkpoint_config_names_a_root_checkpoint() -> None:
     assert checkpoint_config("t", "c1") == {
         "configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": "c1"}
     }
+
+
+def test_a_rerun_candidate_is_a_subgraph_s_row_or_one_whose_root_may_be_unstored() -> (
+    None
+):
+    call = row("new", root="c3", base_checkpoint_id="c3")
+    stored_root = row("a", root="c1", base_checkpoint_id="c1")
+    in_subgraph = row("b", root="c1", base_checkpoint_id="c1", checkpoint_ns="s:1")
+    unstored = row("c", root="c2", base_checkpoint_id="c1")
+    unbased = row("d", root="c2", base_checkpoint_id=None)
+    assert not may_be_earlier(stored_root, call)  # found under its own root only
+    assert may_be_earlier(in_subgraph, call)
+    assert may_be_earlier(unstored, call) and may_be_earlier(unbased, call)
+    assert not may_be_earlier(unstored, unstored)  # no earlier record of itself
+    rows = (stored_root, in_subgraph, unstored, unbased)
+    assert [rerun_candidate(r) for r in rows] == [False, True, True, True]

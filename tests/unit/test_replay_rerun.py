@@ -63,7 +63,9 @@ def lost(effect_id: str = "lost", **fields: Any) -> Any:
 
 
 def candidates(flow: Script, *rows: Any) -> None:
-    query = EffectQuery(thread_id="t", checkpoint_ns="", call_key=KEY)
+    query = EffectQuery(
+        thread_id="t", checkpoint_ns="", call_key=KEY, rerun_candidates=True
+    )
     flow.reply(Select, list(rows), query=query)
 
 
@@ -199,7 +201,9 @@ def earlier_run(**fields: Any) -> Any:
 
 def test_a_subgraph_s_earlier_run_in_the_same_parent_task_replays() -> None:
     flow = subgraph_task()
-    query = EffectQuery(thread_id="t", checkpoint_id="c1", call_key=KEY)
+    query = EffectQuery(
+        thread_id="t", checkpoint_id="c1", call_key=KEY, rerun_candidates=True
+    )
     flow.reply(
         Select, [earlier_run(checkpoint_ns="outer:p1|1"), earlier_run()], query=query
     )
