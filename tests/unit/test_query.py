@@ -38,6 +38,7 @@ ROWS = [
     row("r4", root="c3", base_checkpoint_id="c2", seq=4, tool_call_id="call_1"),
     row("r5", root="c1", base_checkpoint_id="c0", thread_id="u", seq=5),
     row("r6", root="c9", status="failed", seq=6),
+    row("r7", root="c4", base_checkpoint_id="c4", thread_id="v", seq=7),
 ]
 
 QUERIES: list[tuple[EffectQuery, set[str]]] = [
@@ -61,6 +62,8 @@ QUERIES: list[tuple[EffectQuery, set[str]]] = [
     (EffectQuery("t", rerun_candidates=True), {"r1", "r2", "r3", "r4", "r6"}),
     (EffectQuery("t", checkpoint_id="c1", rerun_candidates=True), {"r1", "r2"}),
     (EffectQuery("t", anchors=("c1",), rerun_candidates=True), {"r1", "r2"}),
+    (EffectQuery("v"), {"r7"}),
+    (EffectQuery("v", rerun_candidates=True), set()),  # its root was its base
     (EffectQuery("t", anchors=("c2",)), {"r3", "r4"}),
     (EffectQuery("t", anchors=("c2",), unanchored=True), {"r3", "r4", "r6"}),
     (EffectQuery("t", anchors=()), set()),
