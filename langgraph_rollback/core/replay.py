@@ -169,28 +169,15 @@ def _continued(call: Call) -> Flow[LedgerRow | None]:
     origin = yield from do(ReadUpdatedFrom(ctx.thread_id, ctx.root_checkpoint_id))
     if origin is None:
         return None
-    # The interrupted task's rows are read once per task attempt, by key: a
-    # task that replays many calls reads them once, not once per call.
-    memo = ctx.memo()
-    by_key: dict[str, list[LedgerRow]] | None = memo.get((_CONTINUED, origin))
-    if by_key is None:
-        query = EffectQuery(thread_id=ctx.thread_id, checkpoint_id=origin)
-        by_key = {}
-        for row in (yield from do(Select(query))):
-            by_key.setdefault(row.call_key, []).append(row)
-        memo[_CONTINUED, origin] = by_key
-    for row in by_key.get(call.call_key, ()):
+    query = EffectQuery(
+        thread_id=ctx.thread_id, checkpoint_id=origin, call_key=call.call_key
+    )
+    rows = yield from do(Select(query))
+    for row in rows:
         # A subgraph's namespace names its parent task, which is new too.
         if _same_node(row, ctx) and _same_place_in_step(call, row):
-            # Its identity is as read; its status may have moved since.
-            now = EffectQuery(thread_id=ctx.thread_id, effect_id=row.effect_id)
-            fresh = yield from do(Select(now))
-            return fresh[0] if fresh else None
+            return row
     return None
-
-
-_CONTINUED = "continued"
-"""`TaskContext.memo` key of the rows under an interrupted head, by call key."""
 
 
 def _same_node(row: LedgerRow, ctx: TaskContext) -> bool:

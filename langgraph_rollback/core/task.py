@@ -80,24 +80,10 @@ class TaskContext:
             counters[key] = n + 1
             return n
 
-    def memo(self) -> dict[Any, Any]:
-        """A dict that lives exactly as long as this task attempt (for what
-        its calls would otherwise read again each, see `core.replay`)."""
-        with _ORDINALS_LOCK:
-            try:
-                per_attempt = _MEMOS[self.scope]
-            except KeyError:
-                per_attempt = _MEMOS[self.scope] = {}
-            return per_attempt.setdefault(self.attempt, {})
 
-
-# Per-task-preparation call counters: scope -> attempt -> call key -> count,
-# and memos: scope -> attempt -> dict. Weak keys, so a finished task's go
-# with it.
+# Per-task-preparation call counters: scope -> attempt -> call key -> count.
+# Weak keys, so a finished task's counters go with it.
 _ORDINALS: weakref.WeakKeyDictionary[Any, dict[int, dict[str, int]]] = (
-    weakref.WeakKeyDictionary()
-)
-_MEMOS: weakref.WeakKeyDictionary[Any, dict[int, dict[Any, Any]]] = (
     weakref.WeakKeyDictionary()
 )
 _ORDINALS_LOCK = threading.Lock()

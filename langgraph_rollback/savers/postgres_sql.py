@@ -153,8 +153,14 @@ MIGRATIONS: list[str] = [
     """,
     # v6: the call-key index holds only the rows a later task's call may be
     # matched to by its key (`core.query.rerun_candidate`): a subgraph's, and
-    # those whose root checkpoint was not their base when recorded.
+    # those whose root checkpoint was not their base when recorded. The
+    # (thread_id, root_checkpoint_id) index gains the call key, so a
+    # resumed task finds its interrupted task's call under that task's
+    # checkpoint by key (`core.replay._continued`), not among all its rows.
     """
+    DROP INDEX IF EXISTS lgrb_effects_thread_root;
+    CREATE INDEX IF NOT EXISTS lgrb_effects_thread_root_key
+        ON lgrb_effects (thread_id, root_checkpoint_id, call_key);
     DROP INDEX IF EXISTS lgrb_effects_thread_key;
     CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key_rerun
         ON lgrb_effects (thread_id, call_key)

@@ -28,20 +28,28 @@ INDEXES = {"lgrb_effects_thread_key_rerun", "lgrb_effects_run_named"}
 """The indexes v4 to v6 leave."""
 KNOWN = {*INDEXES, "lgrb_effects_run", "lgrb_effects_thread_key"}
 LATEST = len(sqlite_sql.MIGRATIONS) - 1
+_ROOT_INDEX = (
+    "DROP INDEX IF EXISTS lgrb_effects_thread_root_key",
+    "CREATE INDEX IF NOT EXISTS lgrb_effects_thread_root "
+    "ON lgrb_effects (thread_id, root_checkpoint_id)",
+)
+"""The (thread, root checkpoint) index as v0 to v5 have it."""
 DOWNGRADE = (
+    *_ROOT_INDEX,
     "DROP INDEX IF EXISTS lgrb_effects_thread_key_rerun",
     "DROP INDEX IF EXISTS lgrb_effects_thread_key",
     "DROP INDEX lgrb_effects_run_named",
     "DELETE FROM lgrb_migrations WHERE v >= 4",
 )
 AT_V5 = (
+    *_ROOT_INDEX,
     "DROP INDEX IF EXISTS lgrb_effects_thread_key_rerun",
     "CREATE INDEX IF NOT EXISTS lgrb_effects_thread_key "
     "ON lgrb_effects (thread_id, call_key)",
     "DELETE FROM lgrb_migrations WHERE v >= 6",
 )
 """A ledger as v5 left it (from v5 or later): the call-key index over every
-row."""
+row, the (thread, root checkpoint) index without the key."""
 AT_V4 = (
     *AT_V5,
     "DROP INDEX lgrb_effects_run_named",

@@ -25,9 +25,8 @@ from langgraph_rollback.core.ops import (
     Update,
 )
 from langgraph_rollback.core.query import EffectQuery
-from langgraph_rollback.core.record import record_flow
 from langgraph_rollback.core.replay import node_path
-from tests.unit.build import SERDE, context, row, tool
+from tests.unit.build import row, tool
 from tests.unit.recording import (
     SEND_MAIL,
     begin,
@@ -139,39 +138,14 @@ def test_node_path_drops_the_task_ids() -> None:
 def test_a_task_resumed_after_an_edit_replays_the_interrupted_task_s_call() -> None:
     flow = resumed()
     flow.reply(ReadUpdatedFrom, "c1", thread_id="t", checkpoint_id="c2")
-    query = EffectQuery(thread_id="t", checkpoint_id="c1")
+    query = EffectQuery(thread_id="t", checkpoint_id="c1", call_key=KEY)
     rows = [
-        row("other-key", task_ns="node:task-1", call_key="v2:write:other#0"),
-        row("in-subgraph", checkpoint_ns="sub:x", call_key=KEY),
-        row("other-node", task_ns="other:task-1", call_key=KEY),
-        row("interrupted", task_ns="node:task-1", call_key=KEY, status="pending"),
+        row("in-subgraph", checkpoint_ns="sub:x", outcome={"result": "sub"}),
+        row("other-node", task_ns="other:task-1", outcome={"result": "other"}),
+        row("interrupted", task_ns="node:task-1", outcome={"result": "first"}),
     ]
     flow.reply(Select, rows, query=query)
-    # The match is read again by its id: its status may have moved since.
-    now = EffectQuery(thread_id="t", effect_id="interrupted")
-    fresh = row(
-        "interrupted", task_ns="node:task-1", call_key=KEY, outcome={"result": "first"}
-    )
-    flow.reply(Select, [fresh], query=now)
     assert flow.returns() == "first"
-
-
-def test_a_resumed_task_reads_the_interrupted_task_s_rows_once() -> None:
-    ctx = context(
-        resumed=True,
-        task_id="task-2",
-        task_ns="node:task-2",
-        checkpoint_id="c2",
-        root_checkpoint_id="c2",
-    )
-    for path in ("a", "b", "c"):
-        flow = Script(
-            record_flow(ctx, tool(), {"path": path}, tool_call_id=None, serde=SERDE)
-        )
-        flow.reply(ReadUpdatedFrom, "c1")
-        if path == "a":  # the first call reads the rows under "c1", once
-            flow.reply(Select, [], query=EffectQuery(thread_id="t", checkpoint_id="c1"))
-        flow.expect(Begin)
 
 
 def test_a_resumed_task_that_continues_no_edit_records_its_own_call() -> None:
