@@ -6,8 +6,8 @@ Context variables only; nothing here reads LangGraph internals or does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -21,13 +21,33 @@ __all__ = [
     "inside_effect",
     "restore_mark",
     "restoring",
+    "running_call",
     "running_effect",
     "tool_call",
     "tool_call_id_for",
 ]
 
+
+class _Deferred:
+    """The effect of a forward call, built when first asked for: most calls
+    never ask (`current_effect()`), and building the model costs more than
+    the rest of recording the call in Python."""
+
+    __slots__ = ("_build", "_built", "id")
+
+    def __init__(self, effect_id: str, build: Callable[[], Effect]) -> None:
+        self.id = effect_id
+        self._build = build
+        self._built: Effect | None = None
+
+    def get(self) -> Effect:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+
 # The effect whose forward call is running in this context (None elsewhere).
-_CURRENT_EFFECT: ContextVar[Effect | None] = ContextVar(
+_CURRENT_EFFECT: ContextVar[Effect | _Deferred | None] = ContextVar(
     "langgraph_rollback_current_effect", default=None
 )
 
@@ -53,12 +73,25 @@ def current_effect() -> Effect | None:
         return payments.charge(customer, cents, idempotency_key=key)
     ```
     """
-    return _CURRENT_EFFECT.get()
+    found = _CURRENT_EFFECT.get()
+    return found.get() if isinstance(found, _Deferred) else found
+
+
+def running_effect(effect: Effect) -> AbstractContextManager[None]:
+    """Mark `effect` as the one being performed in this context."""
+    return _running(effect)
+
+
+def running_call(
+    effect_id: str, build: Callable[[], Effect]
+) -> AbstractContextManager[None]:
+    """Mark the effect `effect_id` as the one being performed in this
+    context; `build()` makes its model, the first time it is asked for."""
+    return _running(_Deferred(effect_id, build))
 
 
 @contextmanager
-def running_effect(effect: Effect) -> Iterator[None]:
-    """Mark `effect` as the one being performed in this context."""
+def _running(effect: Effect | _Deferred) -> Iterator[None]:
     token = _CURRENT_EFFECT.set(effect)
     container = _CONTAINER.set(False)
     try:

@@ -29,7 +29,7 @@ import anyio
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
-from langgraph_rollback._current import restoring, running_effect
+from langgraph_rollback._current import restoring, running_call, running_effect
 from langgraph_rollback._liveness import on_this_host, owner_alive, process
 from langgraph_rollback.core.ops import (
     Ask,
@@ -205,7 +205,7 @@ def _step_sync(
                 return Outcome(error=exc)
     if isinstance(op, Perform):
         assert perform is not None
-        with running_effect(op.effect):
+        with running_call(op.effect_id, op.effect):
             try:
                 return Outcome(value=perform())
             except BaseException as exc:
@@ -225,8 +225,8 @@ def _step_sync(
 
 
 def _starting(op: Op[Any], performing: list[str]) -> None:
-    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect.id, performing):
-        performing.append(op.effect.id)
+    if isinstance(op, Perform) and IN_FLIGHT.start(op.effect_id, performing):
+        performing.append(op.effect_id)
 
 
 def _claim(op: StorageOp[Any], performing: list[str]) -> str | None:
@@ -270,7 +270,7 @@ def _notify(op: Notify, progress: Progress | None) -> None:
 def _after_user_code(op: Op[Any], store: LedgerStore | AsyncLedgerStore) -> None:
     """Fault points after an operation that ran user code."""
     if isinstance(op, Perform):
-        _fire(store, FaultPoint.AFTER_FORWARD, op.effect.id)
+        _fire(store, FaultPoint.AFTER_FORWARD, op.effect_id)
     elif isinstance(op, Undo):
         _fire(store, FaultPoint.AFTER_INVERSE, op.effect.id)
     elif isinstance(op, Restore):
@@ -480,7 +480,7 @@ async def _step_async(
                 return Outcome(error=exc)
     if isinstance(op, Perform):
         assert perform is not None
-        with running_effect(op.effect):
+        with running_call(op.effect_id, op.effect):
             try:
                 return Outcome(value=await perform())
             except BaseException as exc:

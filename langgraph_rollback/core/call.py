@@ -8,6 +8,7 @@ and the replay of a recorded call (`core.replay`) share them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,8 +84,11 @@ class Call:
         # Serialise before anything else: unstorable arguments fail before the
         # call, named by the saver's own serde.
         intent = encode_payload(serde, _intent(args, None, ctx), tool=tool)
-        defaulted = defaulted & set(args)
-        passed = {k: v for k, v in args.items() if k not in defaulted}
+        if defaulted:
+            defaulted = defaulted & set(args)
+            passed = {k: v for k, v in args.items() if k not in defaulted}
+        else:
+            passed = args
         call_key, ordinal = call_key_for(ctx, tool, passed, tool_call_id)
         effect_id = effect_id_for(ctx.task_ns, ctx.task_id, call_key)
         return cls(
@@ -203,8 +207,11 @@ def outcome_changes(status: EffectStatus, payload: tuple[str, bytes]) -> dict[st
 
 def perform(call: Call, row: LedgerRow, before: Any) -> Flow[Any]:
     """Run the forward call and record its outcome."""
-    effect = call.live_effect(row, before)
-    outcome = yield from do(Perform(effect))
+
+    def effect() -> Effect:
+        return call.live_effect(row, before)
+
+    outcome = yield from do(Perform(row.effect_id, effect))
     if outcome.error is not None:
         yield from _record_error(call, row, outcome.error)
         raise outcome.error
@@ -324,11 +331,13 @@ def _record_error(call: Call, row: LedgerRow, error: BaseException) -> Flow[None
             )
 
 
-def _observe_after(call: Call, effect: Effect) -> Flow[tuple[Any, bool, list[str]]]:
+def _observe_after(
+    call: Call, effect: Callable[[], Effect]
+) -> Flow[tuple[Any, bool, list[str]]]:
     """The `after` observation: (value, whether it was taken, notes)."""
     if call.definition.observe is None:
         return None, False, []
-    observed = yield from do(Observe(call.definition.observe, call.args, effect))
+    observed = yield from do(Observe(call.definition.observe, call.args, effect()))
     if observed.error is None:
         return normalize(call.serde, observed.value), True, []
     error = observed.error

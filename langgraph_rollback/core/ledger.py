@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
@@ -40,9 +39,12 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat()
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    """One ledger row, payloads encoded, exactly as a store keeps it."""
+class LedgerRow(NamedTuple):
+    """One ledger row, payloads encoded, exactly as a store keeps it.
+
+    A named tuple: immutable, and built from a store's row tuple without a
+    per-field step (a store builds one for every row it reads or writes).
+    """
 
     effect_id: str
     thread_id: str
@@ -83,7 +85,7 @@ class LedgerRow:
     """Assigned by the store on insert; 0 until then."""
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
+COLUMNS: tuple[str, ...] = LedgerRow._fields
 """The ledger's columns, in the order stores select them."""
 
 INSERT_COLUMNS: tuple[str, ...] = tuple(
@@ -93,7 +95,6 @@ INSERT_COLUMNS: tuple[str, ...] = tuple(
 
 BLOB_COLUMNS = frozenset({"intent", "outcome", "undo"})
 
-_VALUES = operator.attrgetter(*COLUMNS)
 _INSERT_VALUES = operator.attrgetter(*INSERT_COLUMNS)
 
 
@@ -123,16 +124,16 @@ def insert_values(row: LedgerRow) -> tuple[Any, ...]:
 _COLUMN_AT = {name: at for at, name in enumerate(COLUMNS)}
 
 
-def changed_row(row: LedgerRow, **changes: Any) -> LedgerRow:
-    """`dataclasses.replace(row, **changes)` without its per-field work (a
-    store builds one for every intent it inserts and every update)."""
-    values = list(_VALUES(row))
+def changed_row(row: LedgerRow, /, **changes: Any) -> LedgerRow:
+    """`row` with `changes` (`LedgerRow._replace`, but a name that is no
+    column raises `TypeError`, as a keyword argument would)."""
+    values = list(row)
     for name, value in changes.items():
         at = _COLUMN_AT.get(name)
         if at is None:
             raise TypeError(f"a ledger row has no column {name!r}")
         values[at] = value
-    return LedgerRow(*values)
+    return LedgerRow._make(values)
 
 
 def row_from_mapping(values: Mapping[str, Any]) -> LedgerRow:
@@ -167,7 +168,7 @@ def row_from_tuple(values: tuple[Any, ...]) -> LedgerRow:
         at = _STORED_IDEMPOTENCY_AT
         key = default_idempotency_key(values[_EFFECT_ID_AT])
         values = (*values[:at], key, *values[at + 1 :])
-    return LedgerRow(*values)
+    return LedgerRow._make(values)
 
 
 _BLOB_TYPES = (bytes, type(None))

@@ -430,9 +430,12 @@ class Observe(Op[Outcome]):
 
 @dataclass(frozen=True, slots=True)
 class Perform(Op[Outcome]):
-    """Run the forward call with `effect` as the current effect."""
+    """Run the forward call of the effect `effect_id`, the current effect;
+    `effect()` builds its model, which the driver asks for only when the
+    call does (`current_effect()`)."""
 
-    effect: Effect
+    effect_id: str
+    effect: Callable[[], Effect]
 
 
 @dataclass(frozen=True, slots=True)

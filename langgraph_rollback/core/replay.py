@@ -50,7 +50,12 @@ from langgraph_rollback.core.identity import (
     legacy_call_key,
     unkeyed_call_key,
 )
-from langgraph_rollback.core.ledger import LedgerRow, default_idempotency_key, utcnow
+from langgraph_rollback.core.ledger import (
+    LedgerRow,
+    changed_row,
+    default_idempotency_key,
+    utcnow,
+)
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
@@ -395,7 +400,7 @@ def _own_call(
     """A copied thread performs a call its source did not complete: the
     copy's own effect, on the copy's thread."""
     own = call.on_this_thread()
-    own_row = replace(
+    own_row = changed_row(
         row,
         effect_id=own.effect_id,
         idempotency_key=default_idempotency_key(own.effect_id),
@@ -559,7 +564,7 @@ def _restart(
     )
     if not restarted:
         return None
-    return replace(existing, **changes)
+    return changed_row(existing, **changes)
 
 
 def _recorded_result(call: Call, row: LedgerRow) -> Any:

@@ -26,6 +26,7 @@ from langgraph_rollback import (
     reversible,
     rollback,
 )
+from langgraph_rollback.core.ledger import changed_row
 from tests.support.tools import build_tools
 from tests.support.world import World
 
@@ -501,14 +502,12 @@ def test_replay_with_another_tool_at_the_same_spot_is_refused(
         graph.invoke({"done": []}, cfg())
     (_effect,) = saver.list_effects(cfg())
     # Rewrite the recorded tool name as a different one would have written it.
-    from dataclasses import replace
-
     from langgraph_rollback.core.ops import Select
     from langgraph_rollback.core.query import EffectQuery
 
     (row,) = saver.execute(Select(EffectQuery(thread_id="t1")))
     if raw_sql is None:
-        saver._effects[row.effect_id] = replace(row, tool="other")  # type: ignore[attr-defined]
+        saver._effects[row.effect_id] = changed_row(row, tool="other")  # type: ignore[attr-defined]
     else:
         raw_sql(
             "UPDATE lgrb_effects SET tool = 'other' WHERE effect_id = ?",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,16 @@ import pytest
 
 from langgraph_rollback import RollbackInProgressError, SqliteRollbackSaver
 from langgraph_rollback._liveness import _LIVE_TOKENS, new_holder
+from langgraph_rollback.core.ledger import changed_row
 from langgraph_rollback.core.ops import Begin, LockThread, UnlockThread
 from langgraph_rollback.core.store import FaultPoint
 from tests.unit.build import row
 
 
 def _intent(thread: str) -> Any:
-    return Begin(replace(row(str(uuid.uuid4()), status="pending"), thread_id=thread))
+    return Begin(
+        changed_row(row(str(uuid.uuid4()), status="pending"), thread_id=thread)
+    )
 
 
 def _holders(db: Path) -> list[str]:

@@ -10,7 +10,6 @@ import asyncio
 import sqlite3
 import threading
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from langgraph_rollback import AsyncSqliteRollbackSaver, SqliteRollbackSaver
+from langgraph_rollback.core.ledger import changed_row
 from langgraph_rollback.core.ops import Begin, Update
 from tests.unit.build import row
 
@@ -38,7 +38,7 @@ def _outcome(effect_id: str) -> Update:
 
 
 def _intent(saver: Any) -> str:
-    intent = replace(row(str(uuid.uuid4()), status="pending"), thread_id="t")
+    intent = changed_row(row(str(uuid.uuid4()), status="pending"), thread_id="t")
     saver.execute(Begin(intent))
     return intent.effect_id
 

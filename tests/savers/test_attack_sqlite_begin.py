@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from langgraph_rollback import (
     SqliteRollbackSaver,
 )
 from langgraph_rollback._liveness import HOST, new_holder, process_started
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row
 from langgraph_rollback.core.ops import (
     Begin,
     BeginIfNewKey,
@@ -49,7 +48,7 @@ def saver_kind(request: pytest.FixtureRequest) -> str:
 
 def intent(thread: str, key: str = "v2:write:aa#0", **fields: Any) -> LedgerRow:
     values: dict[str, Any] = {"thread_id": thread, "seq": 0, "base_checkpoint_id": None}
-    return replace(
+    return changed_row(
         row(str(uuid.uuid4()), status="pending", call_key=key), **(values | fields)
     )
 
@@ -187,7 +186,9 @@ def _ids(stop: Any) -> Any:
 
 
 def _begin(thread: str, effect_id: str) -> BeginIfNewKey:
-    return BeginIfNewKey(replace(intent(thread, f"k-{effect_id}"), effect_id=effect_id))
+    return BeginIfNewKey(
+        changed_row(intent(thread, f"k-{effect_id}"), effect_id=effect_id)
+    )
 
 
 def _answer(effect_id: str, found: Any) -> tuple[str, Any]:

@@ -11,7 +11,6 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
 from langgraph_rollback import SqliteRollbackSaver
+from langgraph_rollback.core.ledger import changed_row
 from langgraph_rollback.core.ops import Begin, Update
 from langgraph_rollback.core.store import FaultPoint
 from langgraph_rollback.savers import sqlite as sqlite_mod
@@ -97,7 +97,7 @@ def _outcome(effect_id: str) -> Update:
 
 
 def _intent(saver: Any) -> str:
-    intent = replace(row(str(uuid.uuid4()), status="pending"), thread_id="t")
+    intent = changed_row(row(str(uuid.uuid4()), status="pending"), thread_id="t")
     saver.execute(Begin(intent))
     return intent.effect_id
 

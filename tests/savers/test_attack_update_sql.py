@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from langgraph_rollback import BaseRollbackSaver
+from langgraph_rollback.core.ledger import changed_row
 from langgraph_rollback.core.ops import Begin, Select, Update
 from langgraph_rollback.core.query import EffectQuery
 from langgraph_rollback.savers.sql import update_sql
@@ -64,8 +64,8 @@ def test_each_shape_changes_the_rows_it_names_and_no_other(
     saver: BaseRollbackSaver,
 ) -> None:
     thread = f"t-{uuid.uuid4()}"
-    mine = replace(row(str(uuid.uuid4()), status="pending"), thread_id=thread)
-    other = replace(row(str(uuid.uuid4()), status="pending"), thread_id=thread)
+    mine = changed_row(row(str(uuid.uuid4()), status="pending"), thread_id=thread)
+    other = changed_row(row(str(uuid.uuid4()), status="pending"), thread_id=thread)
     for one in (mine, other):
         saver.execute(Begin(one))
     effect_id = mine.effect_id

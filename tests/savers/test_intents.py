@@ -5,17 +5,16 @@ read back from the store itself."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 from langgraph_rollback import BaseRollbackSaver
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row
 from langgraph_rollback.core.ops import Begin, BeginIfNewKey, Select
 from langgraph_rollback.core.query import EffectQuery
 from tests.unit.build import row
 
 
 def intent(thread: str, key: str) -> LedgerRow:
-    return replace(
+    return changed_row(
         row(str(uuid.uuid4()), status="pending", call_key=key),
         thread_id=thread,
         seq=0,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from langgraph_rollback._models import Reversibility
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
@@ -56,7 +55,7 @@ def recorded(intent: LedgerRow, existing: dict[str, Any]) -> LedgerRow:
     fields = dict(existing)
     if "outcome" in fields:
         fields["outcome_type"], fields["outcome"] = encoded(fields["outcome"])
-    return replace(intent, **fields)
+    return changed_row(intent, **fields)
 
 
 def begin(flow: Script, existing: dict[str, Any] | None = None) -> LedgerRow:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -149,7 +148,7 @@ def test_row_from_tuple_refuses_a_tuple_of_another_length() -> None:
 def test_changed_row_is_replace_of_the_named_columns() -> None:
     original = row()
     changes = {"seq": 7, "base_checkpoint_id": "c0", "status": "applied"}
-    assert changed_row(original, **changes) == replace(original, **changes)
+    assert changed_row(original, **changes) == original._replace(**changes)
     assert changed_row(original) == original
 
 

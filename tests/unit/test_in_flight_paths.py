@@ -107,7 +107,7 @@ def test_a_kin_key_then_a_written_begin_is_in_flight_until_the_call_ends(
         stored, inserted = yield from do(Begin(intent))
         assert inserted
         effect = effect_from_row(stored, store.ledger_codec)
-        return (yield from do(Perform(effect)))
+        return (yield from do(Perform(effect.id, lambda: effect)))
 
     outcome = run_sync(flow(), store, perform=perform)
     assert (outcome.value, seen, state("paths-3")) == ("ok", ["running"], "gone")
@@ -123,7 +123,8 @@ def test_a_restarted_call_stays_in_flight_while_any_claiming_flow_remains() -> N
     _claim(begin, b)
     _settle("paths-4", b, True)  # B's intent committed
     _settle("paths-4", a, False)  # A found it there
-    _starting(Perform(effect_from_row(begin.row, LedgerCodec())), a)
+    effect = effect_from_row(begin.row, LedgerCodec())
+    _starting(Perform(effect.id, lambda: effect), a)
     assert a == ["paths-4"]
     IN_FLIGHT.end("paths-4", b)
     assert state("paths-4") == "running"
@@ -147,7 +148,8 @@ async def test_a_run_cancelled_at_its_begin_leaves_no_claim_and_no_call(
 
     def flow() -> Flow[Outcome]:
         stored, _ = yield from do(Begin(intent))
-        return (yield from do(Perform(effect_from_row(stored, LedgerCodec()))))
+        effect = effect_from_row(stored, LedgerCodec())
+        return (yield from do(Perform(effect.id, lambda: effect)))
 
     async with AsyncSqliteRollbackSaver.from_conn_string(
         path, registry=ToolRegistry()
@@ -210,7 +212,7 @@ def test_a_restarted_call_is_in_flight_from_its_restart_committing(
         restarted.set()
         go_on.wait(10)
         effect = effect_from_row(pending, LedgerCodec())
-        return (yield from do(Perform(effect)))
+        return (yield from do(Perform(effect.id, lambda: effect)))
 
     worker = threading.Thread(
         target=run_sync,

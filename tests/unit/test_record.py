@@ -18,7 +18,7 @@ from langgraph_rollback._errors import (
     SerializationError,
 )
 from langgraph_rollback.core.identity import args_digest
-from langgraph_rollback.core.ledger import LedgerRow
+from langgraph_rollback.core.ledger import LedgerRow, changed_row
 from langgraph_rollback.core.ops import (
     Ask,
     AwaitCall,
@@ -152,8 +152,8 @@ def test_observe_before_goes_into_the_intent_and_the_live_effect() -> None:
     intent = begin(flow)
     assert decoded(intent.intent_type, intent.intent)["before"] == ("A", 1)
     perform = flow.expect(Perform)
-    assert perform.effect.before == ("A", 1)
-    assert perform.effect.args == {"path": "a"}
+    assert perform.effect().before == ("A", 1)
+    assert perform.effect().args == {"path": "a"}
 
 
 def test_call_inside_a_container_names_it_in_the_intent_and_the_effect() -> None:
@@ -167,14 +167,14 @@ def test_call_inside_a_container_names_it_in_the_intent_and_the_effect() -> None
         "before": "A",
         "inside": "box-effect",
     }
-    assert flow.expect(Perform).effect.inside == "box-effect"
+    assert flow.expect(Perform).effect().inside == "box-effect"
 
 
 def test_call_outside_any_container_names_none() -> None:
     flow = start(tool())
     intent = begin(flow)
     assert "inside" not in decoded(intent.intent_type, intent.intent)
-    assert flow.expect(Perform).effect.inside is None
+    assert flow.expect(Perform).effect().inside is None
 
 
 def test_observe_before_raising_stops_before_the_intent() -> None:
@@ -399,7 +399,7 @@ def test_replay_of_a_call_that_did_not_act_runs_it_again(status: str) -> None:
     assert "undo" not in restart.changes
     flow.send(True)
     perform = flow.expect(Perform)
-    assert perform.effect.attempt == 3
+    assert perform.effect().attempt == 3
     flow.send(Outcome(value="again"))
     flow.reply(Update, True, expect=("pending",), expect_attempt=3)
     assert flow.returns() == "again"
@@ -413,7 +413,7 @@ def test_replay_of_a_compensated_call_clears_its_undo_and_runs_again() -> None:
     assert restart.changes["undo_type"] is None
     assert restart.changes["compensated_at"] is None
     flow.send(True)
-    assert flow.expect(Perform).effect.status.value == "pending"
+    assert flow.expect(Perform).effect().status.value == "pending"
 
 
 def lost_restart(existing: dict[str, Any]) -> tuple[Script, LedgerRow]:
@@ -429,7 +429,7 @@ def test_restart_lost_to_a_flow_that_completed_it_replays_that_outcome() -> None
     """Two resumes restart one call; the loser replays the winner's result."""
     flow, failed = lost_restart({"status": "failed"})
     outcome_type, outcome = encoded({"result": "won"})
-    done = replace(
+    done = changed_row(
         failed, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
     )
     flow.reply(Select, [done])
@@ -438,14 +438,14 @@ def test_restart_lost_to_a_flow_that_completed_it_replays_that_outcome() -> None
 
 def test_restart_lost_waits_for_the_winning_attempt_then_replays_it() -> None:
     flow, failed = lost_restart({"status": "failed"})
-    running = replace(failed, status="pending", attempt=2)
+    running = changed_row(failed, status="pending", attempt=2)
     flow.reply(Select, [running])
     flow.reply(AwaitCall, "finished", effect_id=failed.effect_id)
     outcome_type, outcome = encoded({"result": "won"})
     flow.reply(
         Select,
         [
-            replace(
+            changed_row(
                 running, status="applied", outcome_type=outcome_type, outcome=outcome
             )
         ],
@@ -455,7 +455,7 @@ def test_restart_lost_waits_for_the_winning_attempt_then_replays_it() -> None:
 
 def test_restart_lost_to_an_attempt_nobody_performs_is_an_unknown_outcome() -> None:
     flow, failed = lost_restart({"status": "failed"})
-    abandoned = replace(failed, status="pending", attempt=2)
+    abandoned = changed_row(failed, status="pending", attempt=2)
     flow.reply(Select, [abandoned])
     gone(flow, abandoned)
     flow.raises(EffectOutcomeUnknownError)
@@ -471,11 +471,11 @@ def test_restart_lost_to_an_abandoned_attempt_is_reconciled_with_observe() -> No
     pending = recorded_pending(flow, "A")
     gone(flow, pending)
     flow.reply(Update, False, starts_call=True, expect_attempt=pending.attempt)
-    abandoned = replace(pending, attempt=pending.attempt + 1)
+    abandoned = changed_row(pending, attempt=pending.attempt + 1)
     flow.reply(Select, [abandoned])
     gone(flow, abandoned)
     flow.reply(Update, True, starts_call=True, expect_attempt=abandoned.attempt)
-    assert flow.expect(Perform).effect.attempt == abandoned.attempt + 1
+    assert flow.expect(Perform).effect().attempt == abandoned.attempt + 1
 
 
 def test_restart_lost_but_the_row_unchanged_is_an_unknown_outcome() -> None:
@@ -501,7 +501,7 @@ def test_pending_call_completed_by_another_flow_since_it_was_read_is_replayed() 
     pending = recorded_pending(flow, "A")
     flow.reply(AwaitCall, "gone")
     outcome_type, outcome = encoded({"result": "done", "after": "B"})
-    done = replace(
+    done = changed_row(
         pending, status="applied", outcome_type=outcome_type, outcome=outcome
     )
     flow.reply(Select, [done])
@@ -595,7 +595,7 @@ def test_pending_changed_by_another_flows_restart_replays_that_attempt() -> None
     gone(flow, pending)
     flow.reply(Update, False, expect=("pending",), expect_attempt=1)
     outcome_type, outcome = encoded({"result": "won", "after": "B"})
-    done = replace(
+    done = changed_row(
         pending, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
     )
     flow.reply(Select, [done])

@@ -71,7 +71,7 @@ def test_a_failed_call_under_a_legacy_key_runs_again_under_that_key() -> None:
     failed = row(legacy_id(), status="failed", call_key="write:old#0")
     flow.reply(Select, [failed])
     flow.reply(Update, True, effect_id=legacy_id(), expect=("failed",))
-    assert flow.expect(Perform).effect.id == legacy_id()
+    assert flow.expect(Perform).effect().id == legacy_id()
 
 
 def test_without_a_legacy_row_the_intent_takes_the_v2_key() -> None:
@@ -264,7 +264,7 @@ def test_a_copy_s_retry_of_a_failed_source_call_is_its_own_effect() -> None:
     )
     assert own.idempotency_key == f"lgrb-{own_id()}"
     flow.send((own, True))
-    assert flow.expect(Perform).effect.id == own_id()
+    assert flow.expect(Perform).effect().id == own_id()
     flow.send(Outcome(value="copy's"))
     flow.reply(Update, True, effect_id=own_id(), expect=("pending",))
     assert flow.returns() == "copy's"

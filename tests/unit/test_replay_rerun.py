@@ -5,13 +5,13 @@ arguments, `Send` siblings after an edit, and owners on another host."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from langgraph_rollback._errors import EffectInFlightError, EffectResultUnknownError
 from langgraph_rollback.core.identity import args_digest, effect_id_for
+from langgraph_rollback.core.ledger import changed_row
 from langgraph_rollback.core.ops import (
     AwaitCall,
     Begin,
@@ -314,7 +314,7 @@ def test_an_owner_elsewhere_whose_call_another_flow_restarted_replays_it() -> No
     flow.reply(AwaitCall, "elsewhere")
     flow.reply(Update, False, expect=("pending",))
     outcome_type, outcome = encoded({"result": "won", "after": "B"})
-    done = replace(
+    done = changed_row(
         pending, status="applied", attempt=2, outcome_type=outcome_type, outcome=outcome
     )
     flow.reply(Select, [done])
