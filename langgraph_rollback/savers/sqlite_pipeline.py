@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from langgraph_rollback.core.ledger import (
+    INSERT_COLUMNS,
     LedgerRow,
     changed_row,
     insert_values,
@@ -151,22 +152,31 @@ def _begin(
     row: LedgerRow, *, if_new_key: bool = False
 ) -> Steps[tuple[LedgerRow, bool] | None]:
     # The checks and the insert share one write transaction, so a rollback
-    # that takes the thread cannot miss this intent. One check when nothing
-    # stands in the way; else each on its own, to say which.
+    # that takes the thread cannot miss this intent. One statement when
+    # nothing stands in the way; else each check on its own, to say which.
     key = (row.thread_id, row.call_key, row.effect_id)
-    clear = yield Stmt(sql.INTENT_CLEAR, (row.thread_id, if_new_key, *key))
-    if not clear[0][0]:
+    values = (*insert_values(row), row.base_checkpoint_id, row.thread_id)
+    clear = (row.thread_id, if_new_key, *key, row.effect_id)
+    at = _EFFECT_ID_AT
+    inserted = yield Stmt(
+        sql.INSERT_INTENT_IF_CLEAR, (*values[:at], *clear, *values[at + 1 :])
+    )
+    if not inserted:
         held = yield Stmt(sql.LOCK_HOLDER, (row.thread_id,))
         refuse_if_locked(row.thread_id, held[0] if held else None)
         if if_new_key and (yield Stmt(sql.OTHER_WITH_KEY, key)):
             return None
-    insert = [*insert_values(row), row.base_checkpoint_id, row.thread_id]
-    inserted = yield Stmt(sql.INSERT_INTENT, insert)
-    if inserted:
-        seq, base = inserted[0]
-        return changed_row(row, seq=seq, base_checkpoint_id=base), True
-    found = yield Stmt(sql.SELECT_BY_ID, (row.effect_id,))
-    return row_from_tuple(tuple(found[0])), False
+        found = yield Stmt(sql.SELECT_BY_ID, (row.effect_id,))
+        if found:
+            return row_from_tuple(tuple(found[0])), False
+        # Nothing stood in the way after all (the lock row of a holder that
+        # is gone): the plain insert, which raises any constraint it breaks.
+        inserted = yield Stmt(sql.INSERT_INTENT, values)
+    seq, base = inserted[0]
+    return changed_row(row, seq=seq, base_checkpoint_id=base), True
+
+
+_EFFECT_ID_AT = INSERT_COLUMNS.index("effect_id")
 
 
 def _lock(op: LockThread) -> Steps[None]:

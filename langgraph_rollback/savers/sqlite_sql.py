@@ -19,7 +19,7 @@ __all__ = [
     "HAS_VERSION_TABLE",
     "INSERT_AUDIT",
     "INSERT_INTENT",
-    "INTENT_CLEAR",
+    "INSERT_INTENT_IF_CLEAR",
     "MIGRATIONS",
     "SELECT_AUDIT",
     "SELECT_BY_ID",
@@ -180,17 +180,16 @@ record of the call (`BeginIfNewKey`). Parameters: the thread id, call key
 and effect id."""
 
 _INTENT_COLUMNS = f"{', '.join(INSERT_COLUMNS)}, base_checkpoint_id"
-_INTENT_VALUES = f"""{", ".join("?" for _ in INSERT_COLUMNS)}, COALESCE(?, (
+_BASE = """COALESCE(?, (
     SELECT checkpoint_id FROM checkpoints
     WHERE thread_id = ? AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1
 ))"""
-"""An intent's values: `INSERT_COLUMNS`, then its base (the row's, else the
-thread's newest stored root checkpoint)."""
+"""An intent's base: the row's, else the thread's newest stored root checkpoint."""
 
 INSERT_INTENT = f"""
 INSERT INTO lgrb_effects ({_INTENT_COLUMNS})
-VALUES ({_INTENT_VALUES})
+VALUES ({", ".join("?" for _ in INSERT_COLUMNS)}, {_BASE})
 ON CONFLICT (effect_id) DO NOTHING
 RETURNING seq, base_checkpoint_id
 """
@@ -199,16 +198,25 @@ the run named one (a fork), else the thread's newest stored root checkpoint,
 read in the same statement. Parameters: `INSERT_COLUMNS` values, the row's
 `base_checkpoint_id` (or None), then the thread id."""
 
-INTENT_CLEAR = f"""
-SELECT NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
-AND (NOT ? OR NOT {earlier_with_key()})
+_IF_CLEAR = f"""CASE WHEN NOT EXISTS (SELECT 1 FROM lgrb_locks WHERE thread_id = ?)
+AND (NOT ? OR NOT {earlier_with_key()}) THEN ? END"""
+
+INSERT_INTENT_IF_CLEAR = f"""
+INSERT OR IGNORE INTO lgrb_effects ({_INTENT_COLUMNS})
+VALUES ({", ".join(_IF_CLEAR if c == "effect_id" else "?" for c in INSERT_COLUMNS)},
+{_BASE})
+RETURNING seq, base_checkpoint_id
 """
-"""Whether nothing stands in an intent's way, in one statement: no lock row
-names the thread and, when asked, no other effect of the thread with the
-call key may be an earlier record of the call. Parameters: the thread id,
-whether to check the key, then the thread id, call key and effect id.
-(Checked apart from `INSERT_INTENT`: an `INSERT ... SELECT ... WHERE NOT
-EXISTS` that reads the table it writes costs SQLite a temporary table.)"""
+"""`INSERT_INTENT` when nothing stands in the intent's way, in one
+statement: no lock row names the thread and, when asked, no other effect of
+the thread with the call key may be an earlier record of the call. Else
+(and when the effect id is recorded already, or a value breaks a
+constraint) the effect id is left NULL and nothing is inserted; the
+pipeline then asks each on its own (`savers.sqlite_pipeline`). Parameters:
+`INSERT_INTENT`'s, with the effect id's place taken by the thread id,
+whether to check the key, the thread id, call key and effect id, and the
+effect id. (A `CASE` in `VALUES`: an `INSERT ... SELECT ... WHERE` reads the
+table it writes through a temporary table.)"""
 
 SELECT_BY_ID = f"SELECT {SELECT_COLUMNS} FROM lgrb_effects WHERE effect_id = ?"
 

@@ -226,8 +226,10 @@ def test_the_intent_check_and_a_lost_run_s_lookup_use_an_index(
     thread, root, key = "thread-7", "root-7", "key-7"  # as FILL names them
     check_params = (thread, key, "e")
     if kind == "sqlite":
-        check, params = sqlite_sql.INTENT_CLEAR, (thread, True, *check_params)
-        mark, dialect = "?", "sqlite"
+        # The key check of `INSERT_INTENT_IF_CLEAR`.
+        check = f"SELECT {earlier_with_key()}"
+        assert earlier_with_key() in sqlite_sql.INSERT_INTENT_IF_CLEAR
+        params, mark, dialect = check_params, "?", "sqlite"
     else:  # the `kin` part of `INSERT_INTENT`
         check = f"SELECT %s::boolean AND {earlier_with_key('%s', dialect='postgres')}"
         assert check.split("AND ", 1)[1] in postgres_sql.INSERT_INTENT

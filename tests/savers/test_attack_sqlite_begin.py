@@ -1,4 +1,4 @@
-"""The SQLite intent (`INTENT_CLEAR`, then `INSERT_INTENT`), attacked:
+"""The SQLite intent (`INSERT_INTENT_IF_CLEAR`, else each check), attacked:
 each thing that may stand in its way (a dead holder's lock row, a live one,
 the same effect id, another effect with the call key), the base checkpoint
 named or read, and processes racing intents against a rollback lock on one
@@ -105,6 +105,29 @@ def test_a_dead_holder_s_lock_row_lets_the_intent_in(
     if op is BeginIfNewKey:
         assert saver.execute(BeginIfNewKey(kin)) is None
         assert len(effects(tmp_path / "ledger.sqlite", thread)) == 1
+
+
+@pytest.mark.parametrize("op", [Begin, BeginIfNewKey])
+@pytest.mark.parametrize("dead_lock", [False, True])
+def test_a_value_that_breaks_a_constraint_raises_and_writes_nothing(
+    saver: BaseRollbackSaver,
+    raw_sql: Sql,
+    tmp_path: Path,
+    op: type[Begin],
+    dead_lock: bool,
+) -> None:
+    """`INSERT OR IGNORE` skips a row that breaks any constraint: the skip is
+    never taken for "recorded already" (the intent would look replayed)."""
+    ready(saver)
+    thread = f"t-{uuid.uuid4()}"
+    if dead_lock:
+        lock_row(raw_sql, thread, *dead_pid())
+    broken = changed_row(intent(thread), tool=None)  # tool is NOT NULL
+    with pytest.raises(sqlite3.IntegrityError, match="tool"):
+        saver.execute(op(broken))
+    assert effects(tmp_path / "ledger.sqlite", thread) == []
+    _, inserted = saver.execute(op(intent(thread)))
+    assert inserted
 
 
 @pytest.mark.parametrize("op", [Begin, BeginIfNewKey])
