@@ -284,7 +284,9 @@ def test_tool_outcome_commits_with_the_task_writes(
     between = statements[outcome:commit]
     assert any("INTO writes" in s for s in between), between
     intent = next(
-        i for i, s in enumerate(statements) if "INSERT INTO lgrb_effects" in s
+        i
+        for i, s in enumerate(statements)
+        if s.lstrip().startswith("INSERT") and "INTO lgrb_effects" in s
     )
     assert "COMMIT" in statements[intent:outcome]  # the intent committed before
     assert world.count("forward", "make_file") == 1
