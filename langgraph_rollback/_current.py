@@ -6,6 +6,7 @@ Context variables only; nothing here reads LangGraph internals or does I/O.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -41,9 +42,16 @@ class _Deferred:
         self._built: Effect | None = None
 
     def get(self) -> Effect:
-        if self._built is None:
-            self._built = self._build()
-        return self._built
+        built = self._built
+        if built is None:
+            with _BUILDING:  # threads sharing the call's context get one model
+                if self._built is None:
+                    self._built = self._build()
+                built = self._built
+        return built
+
+
+_BUILDING = threading.Lock()
 
 
 # The effect whose forward call is running in this context (None elsewhere).

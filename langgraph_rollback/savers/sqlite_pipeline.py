@@ -166,14 +166,15 @@ def _begin(
         refuse_if_locked(row.thread_id, held[0] if held else None)
         if if_new_key and (yield Stmt(sql.OTHER_WITH_KEY, key)):
             return None
-        found = yield Stmt(sql.SELECT_BY_ID, (row.effect_id,))
-        if found:
-            return row_from_tuple(tuple(found[0])), False
-        # Nothing stood in the way after all (the lock row of a holder that
-        # is gone): the plain insert, which raises any constraint it breaks.
+        # Nothing stands in the way (or only the lock row of a holder that is
+        # gone): the plain insert, which raises a constraint a value breaks
+        # and inserts nothing when the effect id is recorded already.
         inserted = yield Stmt(sql.INSERT_INTENT, values)
-    seq, base = inserted[0]
-    return changed_row(row, seq=seq, base_checkpoint_id=base), True
+    if inserted:
+        seq, base = inserted[0]
+        return changed_row(row, seq=seq, base_checkpoint_id=base), True
+    found = yield Stmt(sql.SELECT_BY_ID, (row.effect_id,))
+    return row_from_tuple(tuple(found[0])), False
 
 
 _EFFECT_ID_AT = INSERT_COLUMNS.index("effect_id")

@@ -109,24 +109,32 @@ def test_a_dead_holder_s_lock_row_lets_the_intent_in(
 
 @pytest.mark.parametrize("op", [Begin, BeginIfNewKey])
 @pytest.mark.parametrize("dead_lock", [False, True])
+@pytest.mark.parametrize("recorded", [False, True])
 def test_a_value_that_breaks_a_constraint_raises_and_writes_nothing(
     saver: BaseRollbackSaver,
     raw_sql: Sql,
     tmp_path: Path,
     op: type[Begin],
     dead_lock: bool,
+    recorded: bool,
 ) -> None:
     """`INSERT OR IGNORE` skips a row that breaks any constraint: the skip is
-    never taken for "recorded already" (the intent would look replayed)."""
+    never taken for "recorded already" (the intent would look replayed),
+    even when its effect id is (as the plain insert, which checks NOT NULL
+    before the conflict)."""
     ready(saver)
     thread = f"t-{uuid.uuid4()}"
     if dead_lock:
         lock_row(raw_sql, thread, *dead_pid())
-    broken = changed_row(intent(thread), tool=None)  # tool is NOT NULL
+    good = intent(thread)
+    if recorded:
+        saver.execute(Begin(good))
+    broken = changed_row(good, tool=None)  # tool is NOT NULL
     with pytest.raises(sqlite3.IntegrityError, match="tool"):
         saver.execute(op(broken))
-    assert effects(tmp_path / "ledger.sqlite", thread) == []
-    _, inserted = saver.execute(op(intent(thread)))
+    stored = [(good.effect_id, good.call_key, None)] if recorded else []
+    assert effects(tmp_path / "ledger.sqlite", thread) == stored
+    _, inserted = saver.execute(op(intent(thread, "v2:write:other#0")))
     assert inserted
 
 

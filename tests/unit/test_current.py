@@ -3,6 +3,8 @@ for it (`current_effect()`), once, and is the same model each time."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable
 
 from langgraph_rollback._current import (
@@ -63,3 +65,34 @@ def test_a_nested_call_has_its_own_effect_and_the_outer_one_comes_back() -> None
         assert back is not None and back.id == "lazy-outer"
     assert [e.id for e in outer_built] == ["lazy-outer"]
     assert [e.id for e in inner_built] == ["lazy-inner"]
+
+
+def test_threads_sharing_the_call_s_context_get_one_model() -> None:
+    """Two threads of one call ask at once: one builds, the other waits for
+    it (were both to build, the second would enter `build` while the first
+    is still inside, and the first would see it)."""
+    second_inside = threading.Event()
+    calls: list[str] = []
+
+    def build() -> Effect:
+        calls.append(threading.current_thread().name)
+        if len(calls) > 1:
+            second_inside.set()
+        else:
+            second_inside.wait(0.5)  # long enough for the other to come in
+        return effect_from_row(row(effect_id="lazy-3"), LedgerCodec())
+
+    found: dict[str, Effect | None] = {}
+    with running_call("lazy-3", build):
+        context = contextvars.copy_context()
+
+        def ask(name: str) -> None:
+            found[name] = context.copy().run(current_effect)
+
+        threads = [threading.Thread(target=ask, args=(n,), name=n) for n in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+    assert len(calls) == 1 and not second_inside.is_set()
+    assert found["a"] is not None and found["a"] is found["b"]
