@@ -31,8 +31,8 @@ __all__ = [
 
 class _Deferred:
     """The effect of a forward call, built when first asked for: most calls
-    never ask (`current_effect()`), and building the model costs more than
-    the rest of recording the call in Python."""
+    never ask (`current_effect()`), and validating the model costs several
+    microseconds per call."""
 
     __slots__ = ("_build", "_built", "id")
 
