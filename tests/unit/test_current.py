@@ -72,14 +72,18 @@ def test_threads_sharing_the_call_s_context_get_one_model() -> None:
     it (were both to build, the second would enter `build` while the first
     is still inside, and the first would see it)."""
     second_inside = threading.Event()
+    asking: dict[str, threading.Event] = {n: threading.Event() for n in "ab"}
     calls: list[str] = []
 
     def build() -> Effect:
-        calls.append(threading.current_thread().name)
+        me = threading.current_thread().name
+        calls.append(me)
         if len(calls) > 1:
             second_inside.set()
         else:
-            second_inside.wait(0.5)  # long enough for the other to come in
+            # Once the other thread is asking too, give it time to come in.
+            assert asking["b" if me == "a" else "a"].wait(10)
+            second_inside.wait(0.5)
         return effect_from_row(row(effect_id="lazy-3"), LedgerCodec())
 
     found: dict[str, Effect | None] = {}
@@ -87,6 +91,7 @@ def test_threads_sharing_the_call_s_context_get_one_model() -> None:
         context = contextvars.copy_context()
 
         def ask(name: str) -> None:
+            asking[name].set()
             found[name] = context.copy().run(current_effect)
 
         threads = [threading.Thread(target=ask, args=(n,), name=n) for n in "ab"]
